@@ -1,0 +1,167 @@
+// The C API declared in include/spm_shim.h. Every entry point is wrapped in try/catch: a C++ exception crossing
+// into Swift would terminate the process. Status results are checked on every call.
+#include "spm_shim.h"
+
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+struct spm_processor {
+  sentencepiece::SentencePieceProcessor impl;
+};
+
+namespace {
+
+int fail(char *err, size_t errlen, const std::string &message) {
+  if (err != nullptr && errlen > 0) {
+    size_t n = message.size() < errlen - 1 ? message.size() : errlen - 1;
+    std::memcpy(err, message.data(), n);
+    err[n] = '\0';
+  }
+  return SPM_ERROR;
+}
+
+int check_id(const spm_processor *p, int32_t id, char *err, size_t errlen) {
+  int size = p->impl.GetPieceSize();
+  if (id < 0 || id >= size) {
+    return fail(err, errlen, "Out of range: id " + std::to_string(id) + " is not in [0, " + std::to_string(size) + ")");
+  }
+  return SPM_OK;
+}
+
+}  // namespace
+
+#define SPM_GUARD_BEGIN try {
+#define SPM_GUARD_END                                                              \
+  }                                                                                \
+  catch (const std::exception &e) { return fail(err, errlen, e.what()); }          \
+  catch (...) { return fail(err, errlen, "unknown C++ exception in SentencePiece"); }
+
+extern "C" int spm_train(const char *const *keys, const char *const *values, size_t count, char *err, size_t errlen) {
+  SPM_GUARD_BEGIN
+  std::unordered_map<std::string, std::string> kwargs;
+  for (size_t i = 0; i < count; ++i) {
+    if (keys[i] == nullptr || values[i] == nullptr) return fail(err, errlen, "null trainer flag");
+    kwargs[keys[i]] = values[i];
+  }
+  auto status = sentencepiece::SentencePieceTrainer::Train(kwargs);
+  if (!status.ok()) return fail(err, errlen, status.ToString());
+  return SPM_OK;
+  SPM_GUARD_END
+}
+
+extern "C" int spm_load(const char *path, spm_processor **out, char *err, size_t errlen) {
+  SPM_GUARD_BEGIN
+  if (path == nullptr || out == nullptr) return fail(err, errlen, "null argument");
+  *out = nullptr;
+  auto p = std::make_unique<spm_processor>();
+  auto status = p->impl.Load(path);
+  if (!status.ok()) return fail(err, errlen, status.ToString());
+  *out = p.release();
+  return SPM_OK;
+  SPM_GUARD_END
+}
+
+extern "C" int spm_load_from_bytes(const void *bytes, size_t length, spm_processor **out, char *err, size_t errlen) {
+  SPM_GUARD_BEGIN
+  if (bytes == nullptr || out == nullptr) return fail(err, errlen, "null argument");
+  *out = nullptr;
+  auto p = std::make_unique<spm_processor>();
+  auto status = p->impl.LoadFromSerializedProto(std::string_view(static_cast<const char *>(bytes), length));
+  if (!status.ok()) return fail(err, errlen, status.ToString());
+  *out = p.release();
+  return SPM_OK;
+  SPM_GUARD_END
+}
+
+extern "C" void spm_free(spm_processor *processor) {
+  try {
+    delete processor;
+  } catch (...) {
+  }
+}
+
+#define SPM_SIMPLE_ID(name, call)                                   \
+  extern "C" int32_t name(const spm_processor *processor) {         \
+    try {                                                           \
+      return processor == nullptr ? -1 : processor->impl.call();    \
+    } catch (...) {                                                 \
+      return -1;                                                    \
+    }                                                               \
+  }
+SPM_SIMPLE_ID(spm_vocab_size, GetPieceSize)
+SPM_SIMPLE_ID(spm_bos_id, bos_id)
+SPM_SIMPLE_ID(spm_eos_id, eos_id)
+SPM_SIMPLE_ID(spm_unk_id, unk_id)
+SPM_SIMPLE_ID(spm_pad_id, pad_id)
+
+extern "C" int spm_encode(const spm_processor *processor, const char *text, size_t length, int32_t *ids,
+                          size_t capacity, size_t *needed, char *err, size_t errlen) {
+  SPM_GUARD_BEGIN
+  if (processor == nullptr || needed == nullptr || (text == nullptr && length > 0)) return fail(err, errlen, "null argument");
+  std::vector<int> out;
+  auto status = processor->impl.Encode(std::string_view(text == nullptr ? "" : text, length), &out);
+  if (!status.ok()) return fail(err, errlen, status.ToString());
+  *needed = out.size();
+  if (out.size() > capacity) return SPM_TOO_SMALL;
+  for (size_t i = 0; i < out.size(); ++i) ids[i] = static_cast<int32_t>(out[i]);
+  return SPM_OK;
+  SPM_GUARD_END
+}
+
+extern "C" int spm_decode(const spm_processor *processor, const int32_t *ids, size_t count, char *text,
+                          size_t capacity, size_t *needed, char *err, size_t errlen) {
+  SPM_GUARD_BEGIN
+  if (processor == nullptr || needed == nullptr || (ids == nullptr && count > 0)) return fail(err, errlen, "null argument");
+  std::vector<int> in(count);
+  for (size_t i = 0; i < count; ++i) {
+    if (check_id(processor, ids[i], err, errlen) != SPM_OK) return SPM_ERROR;
+    in[i] = ids[i];
+  }
+  std::string out;
+  auto status = processor->impl.Decode(in, &out);
+  if (!status.ok()) return fail(err, errlen, status.ToString());
+  *needed = out.size();
+  if (out.size() > capacity) return SPM_TOO_SMALL;
+  if (!out.empty()) std::memcpy(text, out.data(), out.size());
+  return SPM_OK;
+  SPM_GUARD_END
+}
+
+extern "C" int spm_piece_to_id(const spm_processor *processor, const char *piece, size_t length, int32_t *id,
+                               char *err, size_t errlen) {
+  SPM_GUARD_BEGIN
+  if (processor == nullptr || id == nullptr || (piece == nullptr && length > 0)) return fail(err, errlen, "null argument");
+  *id = processor->impl.PieceToId(std::string_view(piece == nullptr ? "" : piece, length));
+  return SPM_OK;
+  SPM_GUARD_END
+}
+
+extern "C" int spm_id_to_piece(const spm_processor *processor, int32_t id, char *piece, size_t capacity,
+                               size_t *needed, char *err, size_t errlen) {
+  SPM_GUARD_BEGIN
+  if (processor == nullptr || needed == nullptr) return fail(err, errlen, "null argument");
+  if (check_id(processor, id, err, errlen) != SPM_OK) return SPM_ERROR;
+  const std::string &s = processor->impl.IdToPiece(id);
+  *needed = s.size();
+  if (s.size() > capacity) return SPM_TOO_SMALL;
+  if (!s.empty()) std::memcpy(piece, s.data(), s.size());
+  return SPM_OK;
+  SPM_GUARD_END
+}
+
+extern "C" int spm_piece_kind(const spm_processor *processor, int32_t id, int32_t *kind, char *err, size_t errlen) {
+  SPM_GUARD_BEGIN
+  if (processor == nullptr || kind == nullptr) return fail(err, errlen, "null argument");
+  if (check_id(processor, id, err, errlen) != SPM_OK) return SPM_ERROR;
+  const auto &p = processor->impl;
+  *kind = p.IsUnknown(id) ? 1 : p.IsControl(id) ? 2 : p.IsByte(id) ? 3 : p.IsUnused(id) ? 4 : 0;
+  return SPM_OK;
+  SPM_GUARD_END
+}

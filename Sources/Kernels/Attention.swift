@@ -1,0 +1,115 @@
+// Causal scaled-dot-product attention over (batch, head), built on GEMMs and a fused masked softmax.
+//
+// Layout: q, k, v are [batch, T, heads·headDim] row-major with row stride `ld` (head h occupies columns
+// h·headDim ..< (h+1)·headDim); y has row stride `ldy`. probs: [batch, heads, T, T], saved for backward
+// (entries above the diagonal are written as 0). `scale` multiplies q·k: 1/√d_k for GPT, √d_k for nGPT.
+
+public struct AttentionShape: Sendable {
+    public var batch: Int, context: Int, heads: Int, headDim: Int
+    public init(batch: Int, context: Int, heads: Int, headDim: Int) {
+        self.batch = batch; self.context = context; self.heads = heads; self.headDim = headDim
+    }
+    var pairs: Int { batch * heads }
+    var t2: Int { context * context }
+    /// Floats of scratch that `Attention.backward` needs (one T×T tile per worker).
+    public var backwardScratchCount: Int { context * context * min(pairs, Threads.maxWorkers) }
+    /// Floats in the saved probabilities.
+    public var probsCount: Int { pairs * context * context }
+}
+
+public enum Attention {
+    /// y = softmax(scale·q·kᵀ + causal mask)·v per (batch, head); probs receives the softmax.
+    public static func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
+                               y: UnsafeMutablePointer<Float>, ldy: Int, probs: UnsafeMutablePointer<Float>,
+                               shape: AttentionShape, scale: Float) {
+        let T = shape.context, H = shape.heads, dk = shape.headDim
+        Threads.parallelForSerialBLAS(shape.pairs) { _, pairs in
+            for pair in pairs {
+                let b = pair / H, h = pair % H
+                let rowBase = b * T
+                let qh = q + rowBase * ld + h * dk, kh = k + rowBase * ld + h * dk, vh = v + rowBase * ld + h * dk
+                let p = probs + pair * T * T
+                // S = scale · Q·Kᵀ   [T, T]
+                GEMM.gemm(transA: false, transB: true, m: T, n: T, k: dk, alpha: scale, qh, lda: ld, kh, ldb: ld,
+                          p, ldc: T)
+                for i in 0..<T { causalSoftmaxRow(p + i * T, valid: i + 1, count: T) }
+                // Y = P·V   [T, dk]
+                GEMM.gemm(transA: false, transB: false, m: T, n: dk, k: T, p, lda: T, vh, ldb: ld,
+                          y + rowBase * ldy + h * dk, ldc: ldy)
+            }
+        }
+    }
+
+    /// Given dy, accumulates nothing: writes dq, dk, dv (row stride `ldg`) for the forward above.
+    ///   dV = Pᵀ·dY,  dP = dY·Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ = scale·dS·K,  dK = scale·dSᵀ·Q.
+    /// scratch: at least `shape.backwardScratchCount` floats.
+    public static func backward(dy: UnsafePointer<Float>, ldy: Int,
+                                q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
+                                probs: UnsafePointer<Float>,
+                                dq: UnsafeMutablePointer<Float>, dk dkOut: UnsafeMutablePointer<Float>,
+                                dv: UnsafeMutablePointer<Float>, ldg: Int,
+                                scratch: UnsafeMutablePointer<Float>, shape: AttentionShape, scale: Float) {
+        let T = shape.context, H = shape.heads, dk = shape.headDim
+        Threads.parallelForSerialBLAS(shape.pairs) { worker, pairs in
+            let dS = scratch + worker * T * T
+            for pair in pairs {
+                let b = pair / H, h = pair % H
+                let rowBase = b * T
+                let offset = rowBase * ld + h * dk, goff = rowBase * ldg + h * dk
+                let p = probs + pair * T * T
+                let dyh = dy + rowBase * ldy + h * dk
+                // dV = Pᵀ·dY   [T, dk]
+                GEMM.gemm(transA: true, transB: false, m: T, n: dk, k: T, p, lda: T, dyh, ldb: ldy, dv + goff, ldc: ldg)
+                // dP = dY·Vᵀ   [T, T], then dS in place
+                GEMM.gemm(transA: false, transB: true, m: T, n: T, k: dk, dyh, lda: ldy, v + offset, ldb: ld, dS, ldc: T)
+                for i in 0..<T { softmaxBackwardRow(p + i * T, dS + i * T, valid: i + 1, count: T) }
+                // dQ = scale·dS·K,  dK = scale·dSᵀ·Q
+                GEMM.gemm(transA: false, transB: false, m: T, n: dk, k: T, alpha: scale, dS, lda: T, k + offset, ldb: ld,
+                          dq + goff, ldc: ldg)
+                GEMM.gemm(transA: true, transB: false, m: T, n: dk, k: T, alpha: scale, dS, lda: T, q + offset, ldb: ld,
+                          dkOut + goff, ldc: ldg)
+            }
+        }
+    }
+
+    /// In place: the first `valid` entries become their softmax, the rest become 0.
+    @inline(__always)
+    public static func causalSoftmaxRow(_ row: UnsafeMutablePointer<Float>, valid: Int, count: Int) {
+        var vm = F16(repeating: -Float.infinity)
+        var i = 0
+        while i + 16 <= valid { vm = vmax(vm, load16(row + i)); i += 16 }
+        var m = vm.max()
+        while i < valid { m = max(m, row[i]); i += 1 }
+        let vmx = F16(repeating: m)
+        var acc = F16()
+        i = 0
+        while i + 16 <= valid {
+            let e = exp16(load16(row + i) - vmx)
+            store16(e, row + i)
+            acc += e
+            i += 16
+        }
+        var s = acc.sum()
+        if i < valid {
+            // Tail: one masked SIMD exp instead of scalar libm calls.
+            var t = F16(repeating: -Float.infinity)
+            for j in i..<valid { t[j - i] = row[j] }
+            let e = exp16(t - vmx)
+            for j in i..<valid { row[j] = e[j - i]; s += e[j - i] }
+        }
+        let inv = 1 / s
+        scale(row, inv, row, valid)
+        if valid < count { (row + valid).update(repeating: 0, count: count - valid) }
+    }
+
+    /// In place over a row of dP: dS = P ⊙ (dP − ⟨dP, P⟩), zero past `valid`.
+    @inline(__always)
+    static func softmaxBackwardRow(_ p: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, valid: Int, count: Int) {
+        let c = dot(p, d, valid)
+        let vc = F16(repeating: c)
+        var i = 0
+        while i + 16 <= valid { store16(load16(p + i) * (load16(d + i) - vc), d + i); i += 16 }
+        while i < valid { d[i] = p[i] * (d[i] - c); i += 1 }
+        if valid < count { (d + valid).update(repeating: 0, count: count - valid) }
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+
+/// Fused softmax + cross-entropy over rows of logits, with the gradient of the mean loss.
+public enum CrossEntropy {
+    /// logits: [rows, vocab]; targets: [rows], each in 0..<vocab.
+    /// Returns Σ_rows loss_r (the caller divides for the mean); losses[r] receives each row's loss when given.
+    /// When dlogits is given (it may be `logits` itself) it receives (softmax − onehot) · gradScale,
+    /// i.e. the gradient of gradScale · Σ loss — pass gradScale = 1/rows for the mean.
+    public static func forwardBackward(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, vocab: Int,
+                                       losses: UnsafeMutablePointer<Float>? = nil,
+                                       dlogits: UnsafeMutablePointer<Float>? = nil, gradScale: Float = 1) -> Double {
+        var partial = [Double](repeating: 0, count: Threads.maxWorkers)
+        partial.withUnsafeMutableBufferPointer { partialSums in
+            let sums = partialSums.baseAddress.unsafelyUnwrapped
+            Threads.parallelFor(rows, bytesPerItem: 8 * vocab) { worker, range in
+                var total = 0.0
+                for r in range {
+                    let x = logits + r * vocab
+                    let target = Int(targets[r])
+                    precondition(target >= 0 && target < vocab, "target id out of range")
+                    // Pass 1: max.
+                    var vm = F16(repeating: -Float.infinity)
+                    var i = 0
+                    while i + 16 <= vocab { vm = vmax(vm, load16(x + i)); i += 16 }
+                    var m = vm.max()
+                    while i < vocab { m = max(m, x[i]); i += 1 }
+                    let vmx = F16(repeating: m)
+                    let xt = x[target]
+                    // Pass 2: Σ exp(x − max), keeping the exponentials in dlogits when there is one.
+                    var acc = F16()
+                    i = 0
+                    if let d = dlogits?.advanced(by: r * vocab) {
+                        while i + 16 <= vocab { let e = exp16(load16(x + i) - vmx); store16(e, d + i); acc += e; i += 16 }
+                        var s = acc.sum()
+                        while i < vocab { let e = expf(x[i] - m); d[i] = e; s += e; i += 1 }
+                        // Pass 3: normalise and subtract the one-hot.
+                        scale(d, gradScale / s, d, vocab)
+                        d[target] -= gradScale
+                        let loss = logf(s) + m - xt
+                        losses?[r] = loss
+                        total += Double(loss)
+                    } else {
+                        while i + 16 <= vocab { acc += exp16(load16(x + i) - vmx); i += 16 }
+                        var s = acc.sum()
+                        while i < vocab { s += expf(x[i] - m); i += 1 }
+                        let loss = logf(s) + m - xt
+                        losses?[r] = loss
+                        total += Double(loss)
+                    }
+                }
+                sums[worker] = total
+            }
+        }
+        return partial.reduce(0, +)
+    }
+}

@@ -1,0 +1,140 @@
+// Row normalisations over [rows, cols] row-major matrices: the nGPT L2 normalisation (and the post-step
+// renormalisation of whole weight matrices) and the baseline's RMSNorm with a gain. Each forward saves the
+// per-row inverse norm its backward needs.
+
+public enum RowNorm {
+    /// Norms below this are treated as this value, so a zero row stays finite (spec B1).
+    public static let l2Floor: Float = 1e-12
+
+    // MARK: L2 normalisation  y = x / ‖x‖
+
+    /// x, y: [rows, cols] (y may be x); invNorm: [rows] or nil.
+    public static func l2Forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                 invNorm: UnsafeMutablePointer<Float>?, rows: Int, cols: Int) {
+        Threads.parallelFor(rows, bytesPerItem: 8 * cols) { _, range in
+            for r in range {
+                let xr = x + r * cols
+                let inv = 1 / max(dot(xr, xr, cols).squareRoot(), l2Floor)
+                scale(xr, inv, y + r * cols, cols)
+                invNorm?[r] = inv
+            }
+        }
+    }
+
+    /// dx = (dy − y·⟨y, dy⟩) · invNorm   (or dx += … when `accumulate`).
+    /// dy, y, dx: [rows, cols] (dx may be dy); invNorm: [rows].
+    public static func l2Backward(_ dy: UnsafePointer<Float>, y: UnsafePointer<Float>, invNorm: UnsafePointer<Float>,
+                                  _ dx: UnsafeMutablePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false) {
+        Threads.parallelFor(rows, bytesPerItem: 12 * cols) { _, range in
+            for r in range {
+                let dyr = dy + r * cols, yr = y + r * cols, dxr = dx + r * cols
+                let inv = invNorm[r]
+                let proj = dot(yr, dyr, cols)
+                let vinv = F16(repeating: inv), vproj = F16(repeating: proj)
+                var i = 0
+                if accumulate {
+                    while i + 16 <= cols {
+                        store16(load16(dxr + i) + (load16(dyr + i) - load16(yr + i) * vproj) * vinv, dxr + i)
+                        i += 16
+                    }
+                    while i < cols { dxr[i] += (dyr[i] - yr[i] * proj) * inv; i += 1 }
+                } else {
+                    while i + 16 <= cols {
+                        store16((load16(dyr + i) - load16(yr + i) * vproj) * vinv, dxr + i)
+                        i += 16
+                    }
+                    while i < cols { dxr[i] = (dyr[i] - yr[i] * proj) * inv; i += 1 }
+                }
+            }
+        }
+    }
+
+    /// Projects every row of a weight matrix back onto the unit sphere, in place (nGPT's post-step
+    /// renormalisation). Returns the largest |‖row‖ − 1| seen before the projection.
+    @discardableResult
+    public static func renormalizeRows(_ w: UnsafeMutablePointer<Float>, rows: Int, cols: Int) -> Float {
+        var worst: Float = 0
+        for r in 0..<rows {
+            let wr = w + r * cols
+            let norm = dot(wr, wr, cols).squareRoot()
+            worst = max(worst, abs(norm - 1))
+            scale(wr, 1 / max(norm, l2Floor), wr, cols)
+        }
+        return worst
+    }
+
+    /// The largest |‖row‖ − 1| over the rows of a matrix.
+    public static func maxRowNormDeviation(_ w: UnsafePointer<Float>, rows: Int, cols: Int) -> Float {
+        var worst: Float = 0
+        for r in 0..<rows {
+            let wr = w + r * cols
+            worst = max(worst, abs(dot(wr, wr, cols).squareRoot() - 1))
+        }
+        return worst
+    }
+
+    // MARK: RMSNorm  y = g ⊙ x / √(mean(x²) + ε)
+
+    /// x, y: [rows, cols] (y may be x); gain: [cols]; rstd: [rows] receives 1/√(mean(x²)+ε).
+    public static func rmsForward(_ x: UnsafePointer<Float>, gain: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                  rstd: UnsafeMutablePointer<Float>, rows: Int, cols: Int, eps: Float = 1e-6) {
+        Threads.parallelFor(rows, bytesPerItem: 8 * cols) { _, range in
+            for r in range {
+                let xr = x + r * cols, yr = y + r * cols
+                let s = 1 / (dot(xr, xr, cols) / Float(cols) + eps).squareRoot()
+                rstd[r] = s
+                let vs = F16(repeating: s)
+                var i = 0
+                while i + 16 <= cols {
+                    store16(load16(xr + i) * vs * load16(gain + i), yr + i)
+                    i += 16
+                }
+                while i < cols { yr[i] = xr[i] * s * gain[i]; i += 1 }
+            }
+        }
+    }
+
+    /// dx = (g⊙dy − x̂·mean(g⊙dy⊙x̂)) · rstd with x̂ = x·rstd (dx += … when `accumulate`), and
+    /// dgain += Σ_rows dy ⊙ x̂. dy, x, dx: [rows, cols] (dx may not alias x); gain, dgain: [cols].
+    public static func rmsBackward(_ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, gain: UnsafePointer<Float>,
+                                   rstd: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                                   dgain: UnsafeMutablePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false) {
+        // Gain gradient first (dx may alias dy): split the columns, so no two workers write the same entry.
+        let columnBlocks = (cols + 15) / 16
+        Threads.parallelFor(columnBlocks, bytesPerItem: 8 * 16 * rows) { _, blocks in
+            let c0 = blocks.lowerBound * 16, c1 = min(cols, blocks.upperBound * 16)
+            for r in 0..<rows {
+                let s = rstd[r], dyr = dy + r * cols, xr = x + r * cols
+                for c in c0..<c1 { dgain[c] += dyr[c] * xr[c] * s }
+            }
+        }
+        Threads.parallelFor(rows, bytesPerItem: 12 * cols) { _, range in
+            for r in range {
+                let dyr = dy + r * cols, xr = x + r * cols, dxr = dx + r * cols
+                let s = rstd[r]
+                // mean(g⊙dy⊙x̂) = rstd · ⟨g⊙dy, x⟩ / cols
+                var acc = F16()
+                var i = 0
+                while i + 16 <= cols {
+                    acc += load16(gain + i) * load16(dyr + i) * load16(xr + i)
+                    i += 16
+                }
+                var t = acc.sum()
+                while i < cols { t += gain[i] * dyr[i] * xr[i]; i += 1 }
+                let m = t * s / Float(cols)
+                let vs = F16(repeating: s), vms = F16(repeating: m * s)
+                i = 0
+                while i + 16 <= cols {
+                    let v = (load16(gain + i) * load16(dyr + i) - load16(xr + i) * vms) * vs
+                    store16(accumulate ? load16(dxr + i) + v : v, dxr + i)
+                    i += 16
+                }
+                while i < cols {
+                    let v = (gain[i] * dyr[i] - xr[i] * s * m) * s
+                    dxr[i] = accumulate ? dxr[i] + v : v
+                    i += 1
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import CBLAS
+import Dispatch
+
+/// The program's one threading policy: a single budget of cores.
+///
+/// - During a GEMM, OpenBLAS owns all `count` cores (its thread count is kept equal to the budget).
+/// - Our own row kernels split rows over the same cores with `parallelFor`, but only when the work is big
+///   enough (about 1 MB touched, ≈50 µs) to repay the ~0.4 µs fork/join; otherwise they run on the caller.
+/// - Batches of small GEMMs (attention per head) run under `parallelForSerialBLAS`: the budget's workers each
+///   call single-threaded BLAS, so threads never exceed the budget (no BLAS threads inside Dispatch workers).
+public enum Threads {
+    /// Cores on this machine; the upper bound for the budget and for per-worker scratch sizing.
+    public static let maxWorkers: Int = max(1, Int(openblas_get_num_procs()))
+
+    nonisolated(unsafe) private static var budget: Int = maxWorkers
+    nonisolated(unsafe) private static var insideParallelRegion = false
+
+    /// Work (in bytes touched) below which a row kernel stays on the calling thread.
+    public static let minParallelBytes = 1 << 20
+
+    /// The current budget of cores.
+    public static var count: Int { budget }
+
+    /// Sets the budget (nil or 0 means every core) and hands it to OpenBLAS. Call once at start-up.
+    public static func configure(threads: Int? = nil) {
+        let wanted = threads.flatMap { $0 > 0 ? $0 : nil } ?? maxWorkers
+        budget = min(max(1, wanted), maxWorkers)
+        openblas_set_num_threads(Int32(budget))
+    }
+
+    /// OpenBLAS' kernel family, e.g. "Haswell" or "Cooperlake" (it follows OPENBLAS_CORETYPE when set).
+    public static var blasCoreName: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
+    /// One line for the start-up log of every executable.
+    public static var startupLine: String {
+        "OpenBLAS core \(blasCoreName), \(openblas_get_num_threads()) BLAS threads; thread budget \(budget) of \(maxWorkers) cores"
+    }
+
+    /// Runs `body` over contiguous chunks of `0..<count`, in parallel when `count * bytesPerItem` is at least
+    /// `minParallelBytes`. `body` gets (chunk index, range); chunk indices are below `Threads.count`.
+    /// Nested calls run serially.
+    @inline(__always)
+    public static func parallelFor(_ count: Int, bytesPerItem: Int, _ body: (Int, Range<Int>) -> Void) {
+        let workers = min(budget, count)
+        if workers <= 1 || insideParallelRegion || count * bytesPerItem < minParallelBytes {
+            body(0, 0..<count)
+            return
+        }
+        fork(count, workers: workers, body)
+    }
+
+    /// Runs `body` over chunks of `0..<count` on the budget's workers with OpenBLAS limited to one thread
+    /// each, for loops whose items are themselves small GEMMs.
+    public static func parallelForSerialBLAS(_ count: Int, _ body: (Int, Range<Int>) -> Void) {
+        let workers = min(budget, count)
+        if workers <= 1 || insideParallelRegion {
+            body(0, 0..<count)
+            return
+        }
+        openblas_set_num_threads(1)
+        fork(count, workers: workers, body)
+        openblas_set_num_threads(Int32(budget))
+    }
+
+    private static func fork(_ count: Int, workers: Int, _ body: (Int, Range<Int>) -> Void) {
+        insideParallelRegion = true
+        defer { insideParallelRegion = false }
+        withoutActuallyEscaping(body) { body in
+            nonisolated(unsafe) let work = body
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                let lo = count * w / workers
+                let hi = count * (w + 1) / workers
+                work(w, lo..<hi)
+            }
+        }
+    }
+}
