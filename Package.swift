@@ -1,5 +1,15 @@
 // swift-tools-version:6.0
 import PackageDescription
+import Foundation
+
+// The row kernels are explicit SIMD16 code. Swift's default x86-64 target is SSE2, which splits every 16-lane
+// operation into four and makes the exp polynomial ~3× slower (swift-notes §3). Like llm.c's -march=native, the
+// kernels are compiled for the CPU that builds them; set NGPT_PORTABLE=1 for a binary that runs on any x86-64.
+let portable = ProcessInfo.processInfo.environment["NGPT_PORTABLE"] == "1"
+var kernelFlags: [SwiftSetting] = []
+#if arch(x86_64)
+if !portable { kernelFlags.append(.unsafeFlags(["-target-cpu", "native"])) }
+#endif
 
 let package = Package(
     name: "ngpt",
@@ -19,7 +29,7 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train")]),
 
         // Libraries
-        .target(name: "Kernels", dependencies: ["CBLAS"]),
+        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
 
         // Executables
         .executableTarget(name: "ngpt-bench", dependencies: [

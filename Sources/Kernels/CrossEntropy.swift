@@ -12,7 +12,7 @@ public enum CrossEntropy {
         var partial = [Double](repeating: 0, count: Threads.maxWorkers)
         partial.withUnsafeMutableBufferPointer { partialSums in
             let sums = partialSums.baseAddress.unsafelyUnwrapped
-            Threads.parallelFor(rows, bytesPerItem: 8 * vocab) { worker, range in
+            Threads.parallelFor(rows, workPerItem: 8 * vocab * Threads.computeHeavy) { worker, range in
                 var total = 0.0
                 for r in range {
                     let x = logits + r * vocab

@@ -24,14 +24,28 @@ public enum Optimizer {
         let invSqrtBias2 = Float(1 / bias2.squareRoot())
         let decay = 1 - lr * weightDecay
         let eps = config.eps
-        Threads.parallelFor(count, bytesPerItem: 20) { _, range in
-            for i in range {
+        Threads.parallelFor(count, workPerItem: 28 * Threads.computeHeavy) { _, range in
+            let vb1 = F16(repeating: b1), vb2 = F16(repeating: b2), vdecay = F16(repeating: decay)
+            let vstep = F16(repeating: stepSize), vbias = F16(repeating: invSqrtBias2), veps = F16(repeating: eps)
+            let vscale = F16(repeating: gradScale)
+            var i = range.lowerBound
+            while i + 16 <= range.upperBound {
+                let g = load16(grad + i) * vscale
+                let mi = vb1 * load16(m + i) + (1 - vb1) * g
+                let vi = vb2 * load16(v + i) + (1 - vb2) * g * g
+                store16(mi, m + i)
+                store16(vi, v + i)
+                store16(load16(param + i) * vdecay - vstep * mi / (vi.squareRoot() * vbias + veps), param + i)
+                i += 16
+            }
+            while i < range.upperBound {
                 let g = grad[i] * gradScale
                 let mi = b1 * m[i] + (1 - b1) * g
                 let vi = b2 * v[i] + (1 - b2) * g * g
                 m[i] = mi
                 v[i] = vi
                 param[i] = param[i] * decay - stepSize * mi / (vi.squareRoot() * invSqrtBias2 + eps)
+                i += 1
             }
         }
     }

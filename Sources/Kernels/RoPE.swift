@@ -38,7 +38,7 @@ public enum RoPE {
         let half = table.headDim / 2, dk = table.headDim
         precondition(positionOffset + min(rows, context) <= table.context, "RoPE position past the table")
         let sign: Float = inverse ? -1 : 1
-        Threads.parallelFor(rows, bytesPerItem: 8 * heads * dk) { _, range in
+        Threads.parallelFor(rows, workPerItem: 8 * heads * dk * Threads.computeHeavy) { _, range in
             for r in range {
                 let t = positionOffset + r % context
                 let c = table.cosTable + t * half, s = table.sinTable + t * half

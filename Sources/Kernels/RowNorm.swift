@@ -11,7 +11,7 @@ public enum RowNorm {
     /// x, y: [rows, cols] (y may be x); invNorm: [rows] or nil.
     public static func l2Forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                  invNorm: UnsafeMutablePointer<Float>?, rows: Int, cols: Int) {
-        Threads.parallelFor(rows, bytesPerItem: 8 * cols) { _, range in
+        Threads.parallelFor(rows, workPerItem: 8 * cols) { _, range in
             for r in range {
                 let xr = x + r * cols
                 let inv = 1 / max(dot(xr, xr, cols).squareRoot(), l2Floor)
@@ -25,7 +25,7 @@ public enum RowNorm {
     /// dy, y, dx: [rows, cols] (dx may be dy); invNorm: [rows].
     public static func l2Backward(_ dy: UnsafePointer<Float>, y: UnsafePointer<Float>, invNorm: UnsafePointer<Float>,
                                   _ dx: UnsafeMutablePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false) {
-        Threads.parallelFor(rows, bytesPerItem: 12 * cols) { _, range in
+        Threads.parallelFor(rows, workPerItem: 12 * cols) { _, range in
             for r in range {
                 let dyr = dy + r * cols, yr = y + r * cols, dxr = dx + r * cols
                 let inv = invNorm[r]
@@ -78,7 +78,7 @@ public enum RowNorm {
     /// x, y: [rows, cols] (y may be x); gain: [cols]; rstd: [rows] receives 1/√(mean(x²)+ε).
     public static func rmsForward(_ x: UnsafePointer<Float>, gain: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                   rstd: UnsafeMutablePointer<Float>, rows: Int, cols: Int, eps: Float = 1e-6) {
-        Threads.parallelFor(rows, bytesPerItem: 8 * cols) { _, range in
+        Threads.parallelFor(rows, workPerItem: 8 * cols) { _, range in
             for r in range {
                 let xr = x + r * cols, yr = y + r * cols
                 let s = 1 / (dot(xr, xr, cols) / Float(cols) + eps).squareRoot()
@@ -95,45 +95,50 @@ public enum RowNorm {
     }
 
     /// dx = (g⊙dy − x̂·mean(g⊙dy⊙x̂)) · rstd with x̂ = x·rstd (dx += … when `accumulate`), and
-    /// dgain += Σ_rows dy ⊙ x̂. dy, x, dx: [rows, cols] (dx may not alias x); gain, dgain: [cols].
+    /// dgain += Σ_rows dy ⊙ x̂. dy, x, dx: [rows, cols] (dx may alias dy, not x); gain, dgain: [cols].
     public static func rmsBackward(_ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, gain: UnsafePointer<Float>,
                                    rstd: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                                    dgain: UnsafeMutablePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false) {
-        // Gain gradient first (dx may alias dy): split the columns, so no two workers write the same entry.
-        let columnBlocks = (cols + 15) / 16
-        Threads.parallelFor(columnBlocks, bytesPerItem: 8 * 16 * rows) { _, blocks in
-            let c0 = blocks.lowerBound * 16, c1 = min(cols, blocks.upperBound * 16)
-            for r in 0..<rows {
-                let s = rstd[r], dyr = dy + r * cols, xr = x + r * cols
-                for c in c0..<c1 { dgain[c] += dyr[c] * xr[c] * s }
+        // One pass over the rows; each worker sums its rows' gain gradient into its own slice of a small
+        // stack buffer, and the slices are added into dgain after the join.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: Threads.maxWorkers * cols) { partials in
+            let partial = partials.baseAddress.unsafelyUnwrapped
+            partial.initialize(repeating: 0, count: Threads.maxWorkers * cols)
+            Threads.parallelFor(rows, workPerItem: 12 * cols) { worker, range in
+                let pg = partial + worker * cols
+                for r in range {
+                    let dyr = dy + r * cols, xr = x + r * cols, dxr = dx + r * cols
+                    let s = rstd[r]
+                    let vs = F16(repeating: s)
+                    // mean(g⊙dy⊙x̂) = rstd · ⟨g⊙dy, x⟩ / cols; dgain += dy ⊙ x · rstd
+                    var acc = F16()
+                    var i = 0
+                    while i + 16 <= cols {
+                        let dyv = load16(dyr + i), xv = load16(xr + i)
+                        acc += load16(gain + i) * dyv * xv
+                        store16(load16(pg + i) + dyv * xv * vs, pg + i)
+                        i += 16
+                    }
+                    var t = acc.sum()
+                    while i < cols { t += gain[i] * dyr[i] * xr[i]; pg[i] += dyr[i] * xr[i] * s; i += 1 }
+                    let m = t * s / Float(cols)
+                    let vms = F16(repeating: m * s)
+                    i = 0
+                    while i + 16 <= cols {
+                        let v = (load16(gain + i) * load16(dyr + i) - load16(xr + i) * vms) * vs
+                        store16(accumulate ? load16(dxr + i) + v : v, dxr + i)
+                        i += 16
+                    }
+                    while i < cols {
+                        let v = (gain[i] * dyr[i] - xr[i] * s * m) * s
+                        dxr[i] = accumulate ? dxr[i] + v : v
+                        i += 1
+                    }
+                }
             }
-        }
-        Threads.parallelFor(rows, bytesPerItem: 12 * cols) { _, range in
-            for r in range {
-                let dyr = dy + r * cols, xr = x + r * cols, dxr = dx + r * cols
-                let s = rstd[r]
-                // mean(g⊙dy⊙x̂) = rstd · ⟨g⊙dy, x⟩ / cols
-                var acc = F16()
-                var i = 0
-                while i + 16 <= cols {
-                    acc += load16(gain + i) * load16(dyr + i) * load16(xr + i)
-                    i += 16
-                }
-                var t = acc.sum()
-                while i < cols { t += gain[i] * dyr[i] * xr[i]; i += 1 }
-                let m = t * s / Float(cols)
-                let vs = F16(repeating: s), vms = F16(repeating: m * s)
-                i = 0
-                while i + 16 <= cols {
-                    let v = (load16(gain + i) * load16(dyr + i) - load16(xr + i) * vms) * vs
-                    store16(accumulate ? load16(dxr + i) + v : v, dxr + i)
-                    i += 16
-                }
-                while i < cols {
-                    let v = (gain[i] * dyr[i] - xr[i] * s * m) * s
-                    dxr[i] = accumulate ? dxr[i] + v : v
-                    i += 1
-                }
+            for w in 0..<Threads.maxWorkers {
+                let pg = partial + w * cols
+                for c in 0..<cols { dgain[c] += pg[c] }
             }
         }
     }

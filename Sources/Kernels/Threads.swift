@@ -5,7 +5,11 @@ import Dispatch
 ///
 /// - During a GEMM, OpenBLAS owns all `count` cores (its thread count is kept equal to the budget).
 /// - Our own row kernels split rows over the same cores with `parallelFor`, but only when the work is big
-///   enough (about 1 MB touched, ≈50 µs) to repay the ~0.4 µs fork/join; otherwise they run on the caller.
+///   enough; otherwise they run on the caller. Measured here (ngpt-bench kernels): streaming kernels over
+///   cache-resident [4096, 256] activations are *slower* split over the two vCPUs (0.12 → 0.21 ms for the L2
+///   normalisation), while exp-heavy kernels (softmax, SwiGLU) and scalar-bound ones (RoPE) gain 1.7–2.4×.
+///   So work is counted in "byte-equivalents": bytes touched, times `computeHeavy` for kernels whose time
+///   goes into arithmetic rather than memory.
 /// - Batches of small GEMMs (attention per head) run under `parallelForSerialBLAS`: the budget's workers each
 ///   call single-threaded BLAS, so threads never exceed the budget (no BLAS threads inside Dispatch workers).
 public enum Threads {
@@ -15,8 +19,10 @@ public enum Threads {
     nonisolated(unsafe) private static var budget: Int = maxWorkers
     nonisolated(unsafe) private static var insideParallelRegion = false
 
-    /// Work (in bytes touched) below which a row kernel stays on the calling thread.
-    public static let minParallelBytes = 1 << 20
+    /// Work (byte-equivalents) below which a kernel stays on the calling thread.
+    public static let minParallelWork = 16 << 20
+    /// Work multiplier for kernels bound by arithmetic (exp, division, scalar rotation) rather than memory.
+    public static let computeHeavy = 8
 
     /// The current budget of cores.
     public static var count: Int { budget }
@@ -39,13 +45,13 @@ public enum Threads {
         "OpenBLAS core \(blasCoreName), \(openblas_get_num_threads()) BLAS threads; thread budget \(budget) of \(maxWorkers) cores"
     }
 
-    /// Runs `body` over contiguous chunks of `0..<count`, in parallel when `count * bytesPerItem` is at least
-    /// `minParallelBytes`. `body` gets (chunk index, range); chunk indices are below `Threads.count`.
+    /// Runs `body` over contiguous chunks of `0..<count`, in parallel when `count * workPerItem` is at least
+    /// `minParallelWork`. `body` gets (chunk index, range); chunk indices are below `Threads.count`.
     /// Nested calls run serially.
     @inline(__always)
-    public static func parallelFor(_ count: Int, bytesPerItem: Int, _ body: (Int, Range<Int>) -> Void) {
+    public static func parallelFor(_ count: Int, workPerItem: Int, _ body: (Int, Range<Int>) -> Void) {
         let workers = min(budget, count)
-        if workers <= 1 || insideParallelRegion || count * bytesPerItem < minParallelBytes {
+        if workers <= 1 || insideParallelRegion || count * workPerItem < minParallelWork {
             body(0, 0..<count)
             return
         }

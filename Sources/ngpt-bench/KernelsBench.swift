@@ -1,0 +1,196 @@
+import ArgumentParser
+import CBLAS
+import Kernels
+
+/// `ngpt-bench kernels`: each kernel at the shapes of one training step of config S, with the floors the
+/// project holds itself to.
+struct KernelsBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "Time every kernel at config S shapes (tokens 4096 = 16×256, d 256, 4 heads, SwiGLU 683, vocab 4096).")
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(help: "Tokens per step (batch × context).") var tokens: Int = 4096
+    @Option(help: "Context length (rows per sequence for attention and RoPE).") var context: Int = 256
+    @Option(help: "Model width d.") var dim: Int = 256
+    @Option(help: "Attention heads.") var heads: Int = 4
+    @Option(help: "SwiGLU hidden width.") var mlpHidden: Int = 683
+    @Option(help: "Vocabulary size.") var vocab: Int = 4096
+    @Option(help: "Run only the kernels whose name contains this text (e.g. gemm, norm, attention).")
+    var only: String?
+
+    func validate() throws {
+        for (name, v) in [("tokens", tokens), ("context", context), ("dim", dim), ("heads", heads),
+                          ("mlp-hidden", mlpHidden), ("vocab", vocab)] where v <= 0 {
+            throw ValidationError("--\(name) must be positive, got \(v)")
+        }
+        guard tokens % context == 0 else { throw ValidationError("--tokens must be a multiple of --context") }
+        guard dim % heads == 0, (dim / heads) % 2 == 0 else {
+            throw ValidationError("--heads must divide --dim into an even head size (RoPE rotates pairs)")
+        }
+    }
+
+    func run() throws {
+        Threads.configure(threads: common.threads)
+        print(Threads.startupLine)
+        let reps = common.repetitions
+        let n = tokens, d = dim, f = mlpHidden, v = vocab
+        var table = Table(header: ["kernel", "shape", "median ms", "rate", "floor", "met"])
+        func wanted(_ name: String) -> Bool { only.map { name.contains($0) } ?? true }
+        func add(_ name: String, _ shape: String, _ ms: Double, rate: String, floor: String = "", met: Bool? = nil) {
+            table.rows.append([name, shape, fmt(ms, 3), rate, floor, met.map { $0 ? "yes" : "NO" } ?? ""])
+        }
+        func gflops(_ flops: Double, _ ms: Double) -> String { fmt(flops / ms / 1e6, 1) + " GFLOP/s" }
+        func gbps(_ bytes: Double, _ ms: Double) -> String { fmt(bytes / ms / 1e6, 1) + " GB/s" }
+
+        // GEMM: the wrapper against a direct cblas_sgemm call on the same operands.
+        let gemmCases: [(String, Bool, Bool, Int, Int, Int)] = [
+            ("X·Wᵀ  q/k/v", false, true, n, d, d),
+            ("X·Wᵀ  SwiGLU up", false, true, n, f, d),
+            ("X·W   SwiGLU down", false, false, n, d, f),
+            ("X·Wᵀ  logits", false, true, n, v, d),
+            ("dY·W  logits dX", false, false, n, d, v),
+            ("dYᵀ·X logits dW", true, false, v, d, n),
+        ]
+        for (name, ta, tb, m, nn, k) in gemmCases where wanted("gemm") {
+            let a = Buffer(m * k, seed: 1), b = Buffer(k * nn, seed: 2), c = Buffer(m * nn, seed: 3)
+            let lda = ta ? m : k, ldb = tb ? k : nn
+            let flops = 2.0 * Double(m * nn * k)
+            // Interleaved, so that both sides see the same machine load.
+            let (wrapped, direct) = medianMilliseconds(repetitions: reps, {
+                GEMM.gemm(transA: ta, transB: tb, m: m, n: nn, k: k, a.pointer, lda: lda, b.pointer, ldb: ldb,
+                          c.pointer, ldc: nn)
+            }, {
+                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                            Int32(m), Int32(nn), Int32(k), 1, a.pointer, Int32(lda), b.pointer, Int32(ldb), 0,
+                            c.pointer, Int32(nn))
+            })
+            let ratio = direct / wrapped
+            add("gemm " + name, "\(m)×\(nn)×\(k)", wrapped, rate: gflops(flops, wrapped),
+                floor: "≥95% of direct (\(fmt(flops / direct / 1e6, 1)))", met: ratio >= 0.95)
+        }
+
+        var ms: Double = 0
+        let rowBytes = Double(n * d * 4)
+        if wanted("norm") {
+        // Row normalisations over [tokens, d].
+        let x = Buffer(n * d, seed: 4), y = Buffer(n * d, seed: 5), dy = Buffer(n * d, seed: 6), dx = Buffer(n * d, seed: 7)
+        let inv = Buffer(n), gain = Buffer(d, seed: 8), dgain = Buffer(d)
+        ms = medianMilliseconds(repetitions: reps) { RowNorm.l2Forward(x.pointer, y.pointer, invNorm: inv.pointer, rows: n, cols: d) }
+        add("l2 normalise fwd", "\(n)×\(d)", ms, rate: gbps(2 * rowBytes, ms), floor: "≥40 GB/s", met: 2 * rowBytes / ms / 1e6 >= 40)
+        ms = medianMilliseconds(repetitions: reps) {
+            RowNorm.l2Backward(dy.pointer, y: y.pointer, invNorm: inv.pointer, dx.pointer, rows: n, cols: d)
+        }
+        add("l2 normalise bwd", "\(n)×\(d)", ms, rate: gbps(3 * rowBytes, ms), floor: "≥40 GB/s", met: 3 * rowBytes / ms / 1e6 >= 40)
+        ms = medianMilliseconds(repetitions: reps) {
+            RowNorm.rmsForward(x.pointer, gain: gain.pointer, y.pointer, rstd: inv.pointer, rows: n, cols: d)
+        }
+        add("rmsnorm fwd", "\(n)×\(d)", ms, rate: gbps(2 * rowBytes, ms), floor: "≥40 GB/s", met: 2 * rowBytes / ms / 1e6 >= 40)
+        ms = medianMilliseconds(repetitions: reps) {
+            RowNorm.rmsBackward(dy.pointer, x: x.pointer, gain: gain.pointer, rstd: inv.pointer, dx.pointer,
+                                dgain: dgain.pointer, rows: n, cols: d)
+        }
+        add("rmsnorm bwd", "\(n)×\(d)", ms, rate: gbps(3 * rowBytes, ms), floor: "≥40 GB/s", met: 3 * rowBytes / ms / 1e6 >= 40)
+        let emb = Buffer(v * d, seed: 9)
+        ms = medianMilliseconds(repetitions: reps) { RowNorm.renormalizeRows(emb.pointer, rows: v, cols: d) }
+        add("renormalise rows", "\(v)×\(d)", ms, rate: gbps(2 * Double(v * d * 4), ms))
+
+        }
+        if wanted("attention") {
+        // Attention over (batch, head) with the nGPT temperature √d_k.
+        let shape = AttentionShape(batch: n / context, context: context, heads: heads, headDim: d / heads)
+        let q = Buffer(n * d, seed: 10), k = Buffer(n * d, seed: 11), vv = Buffer(n * d, seed: 12)
+        let att = Buffer(n * d), probs = Buffer(shape.probsCount), scratch = Buffer(shape.backwardScratchCount)
+        let dq = Buffer(n * d), dk = Buffer(n * d), dv = Buffer(n * d), dy = Buffer(n * d, seed: 6)
+        let scale = Float(d / heads).squareRoot()
+        let attFlops = 4.0 * Double(shape.batch * heads * context * context * (d / heads))  // QKᵀ and PV, full square
+        ms = medianMilliseconds(repetitions: reps) {
+            Attention.forward(q: q.pointer, k: k.pointer, v: vv.pointer, ld: d, y: att.pointer, ldy: d, probs: probs.pointer,
+                              shape: shape, scale: scale)
+        }
+        add("attention fwd", "B\(shape.batch) H\(heads) T\(context) dk\(d / heads)", ms, rate: gflops(attFlops, ms))
+        ms = medianMilliseconds(repetitions: reps) {
+            Attention.backward(dy: dy.pointer, ldy: d, q: q.pointer, k: k.pointer, v: vv.pointer, ld: d, probs: probs.pointer,
+                               dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, ldg: d, scratch: scratch.pointer,
+                               shape: shape, scale: scale)
+        }
+        add("attention bwd", "B\(shape.batch) H\(heads) T\(context) dk\(d / heads)", ms, rate: gflops(2 * attFlops, ms))
+
+        }
+        if wanted("rope") {
+        let q = Buffer(n * d, seed: 10)
+        // RoPE on q (in place; alternating forward and inverse keeps values bounded).
+        let table2 = RoPETable(context: context, headDim: d / heads)
+        ms = medianMilliseconds(repetitions: reps) {
+            RoPE.rotate(q.pointer, ld: d, rows: n, heads: heads, context: context, table: table2)
+        }
+        add("rope", "\(n)×\(d)", ms, rate: gbps(2 * rowBytes, ms))
+
+        }
+        if wanted("swiglu") {
+        // SwiGLU over [tokens, F].
+        let u = Buffer(n * f, seed: 13), g = Buffer(n * f, seed: 14), o = Buffer(n * f), dout = Buffer(n * f, seed: 15)
+        let du = Buffer(n * f), dg = Buffer(n * f)
+        let fBytes = Double(n * f * 4)
+        ms = medianMilliseconds(repetitions: reps) { SwiGLU.forward(u: u.pointer, gate: g.pointer, o.pointer, count: n * f) }
+        add("swiglu fwd", "\(n)×\(f)", ms, rate: gbps(3 * fBytes, ms))
+        ms = medianMilliseconds(repetitions: reps) {
+            SwiGLU.backward(dout.pointer, u: u.pointer, gate: g.pointer, du: du.pointer, dgate: dg.pointer, count: n * f)
+        }
+        add("swiglu bwd", "\(n)×\(f)", ms, rate: gbps(5 * fBytes, ms))
+
+        }
+        if wanted("xent") {
+        // Fused softmax + cross-entropy, loss and gradient, over [tokens, vocab].
+        let logits = Buffer(n * v, seed: 16), dlogits = Buffer(n * v)
+        let targets = (0..<n).map { Int32(($0 * 7919) % v) }
+        ms = targets.withUnsafeBufferPointer { t in
+            medianMilliseconds(repetitions: reps) {
+                _ = CrossEntropy.forwardBackward(logits: logits.pointer, targets: t.baseAddress.unsafelyUnwrapped, rows: n,
+                                                 vocab: v, dlogits: dlogits.pointer, gradScale: 1 / Float(n))
+            }
+        }
+        add("softmax+xent fwd+bwd", "\(n)×\(v)", ms, rate: gbps(2 * Double(n * v * 4), ms), floor: "≤15 ms", met: ms <= 15)
+
+        }
+        if wanted("embedding") {
+        let emb = Buffer(v * d, seed: 9)
+        // Embedding gather and scatter-add.
+        let ids = (0..<n).map { Int32(($0 * 31) % v) }
+        let gathered = Buffer(n * d), dEmb = Buffer(v * d)
+        ids.withUnsafeBufferPointer { idp in
+            let ip = idp.baseAddress.unsafelyUnwrapped
+            ms = medianMilliseconds(repetitions: reps) {
+                Embedding.forward(table: emb.pointer, ids: ip, count: n, dim: d, vocab: v, gathered.pointer)
+            }
+            add("embedding gather", "\(n)×\(d)", ms, rate: gbps(2 * rowBytes, ms))
+            ms = medianMilliseconds(repetitions: reps) {
+                Embedding.backward(gathered.pointer, ids: ip, count: n, dim: d, vocab: v, dtable: dEmb.pointer)
+            }
+            add("embedding scatter-add", "\(n)×\(d)", ms, rate: gbps(3 * rowBytes, ms))
+        }
+
+        }
+        if wanted("adamw") || wanted("grad norm") {
+        // AdamW over the parameter count of config S's nGPT (2·V·d + L·(4d² + 3·F·d)).
+        let params = 2 * v * d + 4 * (4 * d * d + 3 * f * d)
+        let p = Buffer(params, seed: 17), grad = Buffer(params, seed: 18), m1 = Buffer(params), m2 = Buffer(params)
+        m1.pointer.update(repeating: 0, count: params)  // fresh moments, as at step 1 (v must be ≥ 0)
+        m2.pointer.update(repeating: 0, count: params)
+        var step = 0
+        ms = medianMilliseconds(repetitions: reps) {
+            step += 1
+            Optimizer.adamW(param: p.pointer, grad: grad.pointer, m: m1.pointer, v: m2.pointer, count: params, lr: 1e-3,
+                            weightDecay: 0.1, step: step)
+        }
+        add("adamw", "\(params) params", ms, rate: gbps(7 * Double(params * 4), ms))
+        ms = medianMilliseconds(repetitions: reps) { _ = Optimizer.globalNorm([(UnsafePointer(grad.pointer), params)]) }
+        add("grad norm", "\(params) params", ms, rate: gbps(Double(params * 4), ms))
+
+        }
+        print(table.render())
+        let misses = table.rows.filter { $0[5] == "NO" }.map { $0[0] }
+        print(misses.isEmpty ? "all floors met" : "floors missed: " + misses.joined(separator: ", "))
+    }
+}

@@ -1,0 +1,211 @@
+import Foundation
+import Testing
+@testable import Kernels
+
+/// Double reference: per (batch, head), y = softmax(scale·q·kᵀ + causal mask)·v.
+func referenceAttention(q: [Float], k: [Float], v: [Float], shape s: AttentionShape, scale: Double) -> [Double] {
+    let T = s.context, H = s.heads, dk = s.headDim, d = H * dk
+    var y = [Double](repeating: 0, count: s.batch * T * d)
+    for b in 0..<s.batch {
+        for h in 0..<H {
+            for i in 0..<T {
+                var scores = [Double](repeating: 0, count: i + 1)
+                for j in 0...i {
+                    var dotp = 0.0
+                    for c in 0..<dk { dotp += Double(q[(b * T + i) * d + h * dk + c]) * Double(k[(b * T + j) * d + h * dk + c]) }
+                    scores[j] = scale * dotp
+                }
+                let m = scores.max()!
+                let e = scores.map { Foundation.exp($0 - m) }
+                let z = e.reduce(0, +)
+                for j in 0...i {
+                    for c in 0..<dk { y[(b * T + i) * d + h * dk + c] += e[j] / z * Double(v[(b * T + j) * d + h * dk + c]) }
+                }
+            }
+        }
+    }
+    return y
+}
+
+@Suite struct AttentionTests {
+    static let shapes = [
+        AttentionShape(batch: 2, context: 7, heads: 2, headDim: 4),
+        AttentionShape(batch: 1, context: 33, heads: 3, headDim: 8),
+        AttentionShape(batch: 3, context: 1, heads: 1, headDim: 2),
+        AttentionShape(batch: 2, context: 17, heads: 2, headDim: 16),
+    ]
+
+    func run(_ s: AttentionShape, q: [Float], k: [Float], v: [Float], scale: Float) -> (y: [Float], probs: [Float]) {
+        let d = s.heads * s.headDim
+        var y = [Float](repeating: 0, count: s.batch * s.context * d)
+        var probs = [Float](repeating: 0, count: s.probsCount)
+        Attention.forward(q: q, k: k, v: v, ld: d, y: &y, ldy: d, probs: &probs, shape: s, scale: scale)
+        return (y, probs)
+    }
+
+    @Test(arguments: shapes)
+    func forwardMatchesReference(shape s: AttentionShape) {
+        let n = s.batch * s.context * s.heads * s.headDim
+        var rng = SplitMix64(seed: UInt64(n))
+        let q = rng.normals(n), k = rng.normals(n), v = rng.normals(n)
+        for scale in [1 / Float(s.headDim).squareRoot(), Float(s.headDim).squareRoot()] {
+            let (y, probs) = run(s, q: q, k: k, v: v, scale: scale)
+            // softmax + a T-term weighted sum in Float: 1e-5 relative to the largest output.
+            #expect(relativeMaxError(y, referenceAttention(q: q, k: k, v: v, shape: s, scale: Double(scale))) < 1e-5)
+            // rows of P sum to 1 and the upper triangle is exactly 0
+            let T = s.context
+            for pair in 0..<(s.batch * s.heads) {
+                for i in 0..<T {
+                    let row = probs[(pair * T + i) * T..<(pair * T + i + 1) * T]
+                    #expect(abs(row.reduce(0, +) - 1) < 1e-5)
+                    #expect(row.dropFirst(i + 1).allSatisfy { $0 == 0 })
+                }
+            }
+        }
+    }
+
+    @Test(arguments: shapes)
+    func backwardMatchesFiniteDifferences(shape s: AttentionShape) {
+        let n = s.batch * s.context * s.heads * s.headDim, d = s.heads * s.headDim
+        var rng = SplitMix64(seed: 77 + UInt64(n))
+        let q = rng.normals(n), k = rng.normals(n), v = rng.normals(n), w = rng.normals(n)
+        let scale = Float(s.headDim).squareRoot()  // the nGPT temperature: the sharper softmax is the harder case
+        let (_, probs) = run(s, q: q, k: k, v: v, scale: scale)
+        var dq = [Float](repeating: 0, count: n), dk = dq, dv = dq
+        var scratch = [Float](repeating: 0, count: s.backwardScratchCount)
+        Attention.backward(dy: w, ldy: d, q: q, k: k, v: v, ld: d, probs: probs, dq: &dq, dk: &dk, dv: &dv, ldg: d,
+                           scratch: &scratch, shape: s, scale: scale)
+        let eq = finiteDifferenceError(at: q, h: 3e-3, analytic: dq) { weightedSum(run(s, q: $0, k: k, v: v, scale: scale).y, w) }
+        let ek = finiteDifferenceError(at: k, h: 3e-3, analytic: dk) { weightedSum(run(s, q: q, k: $0, v: v, scale: scale).y, w) }
+        let ev = finiteDifferenceError(at: v, h: 3e-3, analytic: dv) { weightedSum(run(s, q: q, k: k, v: $0, scale: scale).y, w) }
+        #expect(eq < fdTolerance, "dq \(eq)")
+        #expect(ek < fdTolerance, "dk \(ek)")
+        #expect(ev < fdTolerance, "dv \(ev)")
+    }
+
+    @Test func largeBatchUsesWorkersAndAgreesWithSerial() {
+        // 16 (batch, head) pairs are split over the workers; each must equal the single-pair computation.
+        let s = AttentionShape(batch: 8, context: 64, heads: 2, headDim: 32)
+        let n = s.batch * s.context * s.heads * s.headDim
+        var rng = SplitMix64(seed: 8)
+        let q = rng.normals(n), k = rng.normals(n), v = rng.normals(n)
+        let (y, _) = run(s, q: q, k: k, v: v, scale: 0.2)
+        #expect(relativeMaxError(y, referenceAttention(q: q, k: k, v: v, shape: s, scale: 0.2)) < 1e-5)
+    }
+}
+
+extension AttentionShape: CustomTestStringConvertible {
+    public var testDescription: String { "B\(batch) T\(context) H\(heads) dk\(headDim)" }
+}
+
+@Suite struct RoPETests {
+    func reference(_ x: [Float], rows: Int, heads: Int, dk: Int, context: Int, offset: Int) -> [Double] {
+        var y = x.map(Double.init)
+        for r in 0..<rows {
+            let t = Double(offset + r % context)
+            for h in 0..<heads {
+                for i in 0..<(dk / 2) {
+                    let theta = t * Foundation.pow(10000, -2 * Double(i) / Double(dk))
+                    let a = Double(x[r * heads * dk + h * dk + 2 * i]), b = Double(x[r * heads * dk + h * dk + 2 * i + 1])
+                    y[r * heads * dk + h * dk + 2 * i] = a * Foundation.cos(theta) - b * Foundation.sin(theta)
+                    y[r * heads * dk + h * dk + 2 * i + 1] = a * Foundation.sin(theta) + b * Foundation.cos(theta)
+                }
+            }
+        }
+        return y
+    }
+
+    @Test(arguments: [2, 8, 34])
+    func forwardIsTheTrueRotation(dk: Int) {
+        let heads = 3, context = 33, rows = 2 * context
+        let table = RoPETable(context: 64, headDim: dk)
+        var rng = SplitMix64(seed: UInt64(dk))
+        let x = rng.normals(rows * heads * dk)
+        for offset in [0, 5] {
+            var y = x
+            RoPE.rotate(&y, ld: heads * dk, rows: rows, heads: heads, context: context, positionOffset: offset, table: table)
+            // The table is rounded to Float once; one rotation adds a few ulp: 1e-6 relative.
+            #expect(relativeMaxError(y, reference(x, rows: rows, heads: heads, dk: dk, context: context, offset: offset)) < 1e-6)
+            // the inverse undoes it
+            RoPE.rotate(&y, ld: heads * dk, rows: rows, heads: heads, context: context, positionOffset: offset, table: table,
+                        inverse: true)
+            #expect(relativeMaxError(y, x) < 1e-6)
+        }
+    }
+
+    @Test func dotProductsDependOnlyOnRelativePosition() {
+        let dk = 16, table = RoPETable(context: 16, headDim: dk)
+        var rng = SplitMix64(seed: 1)
+        let q = rng.normals(dk), k = rng.normals(dk)
+        func rotated(_ x: [Float], at t: Int) -> [Float] {
+            var y = x
+            RoPE.rotate(&y, ld: dk, rows: 1, heads: 1, context: 1, positionOffset: t, table: table)
+            return y
+        }
+        func dotp(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
+        let d21 = dotp(rotated(q, at: 2), rotated(k, at: 1)), d54 = dotp(rotated(q, at: 5), rotated(k, at: 4))
+        #expect(abs(d21 - d54) < 1e-5)
+        // and norms are preserved
+        #expect(abs(dotp(rotated(q, at: 7), rotated(q, at: 7)) - dotp(q, q)) < 1e-4)
+    }
+
+    @Test func backwardIsTheInverseRotation() {
+        let dk = 8, heads = 2, context = 7, rows = 14
+        let table = RoPETable(context: context, headDim: dk)
+        var rng = SplitMix64(seed: 2)
+        let x = rng.normals(rows * heads * dk), w = rng.normals(rows * heads * dk)
+        var dx = w
+        RoPE.rotate(&dx, ld: heads * dk, rows: rows, heads: heads, context: context, table: table, inverse: true)
+        let err = finiteDifferenceError(at: x, analytic: dx) { x in
+            var y = x
+            RoPE.rotate(&y, ld: heads * dk, rows: rows, heads: heads, context: context, table: table)
+            return weightedSum(y, w)
+        }
+        #expect(err < fdTolerance)
+    }
+}
+
+@Suite struct OptimizerTests {
+    @Test func adamWMatchesTorchArithmetic() {
+        let n = 37
+        var rng = SplitMix64(seed: 11)
+        var p = rng.normals(n)
+        var m = [Float](repeating: 0, count: n), v = m
+        var pd = p.map(Double.init), md = [Double](repeating: 0, count: n), vd = md
+        let lr: Float = 3e-3, wd: Float = 0.1, b1 = 0.9, b2 = 0.95, eps = 1e-8
+        for step in 1...5 {
+            let g = rng.normals(n)
+            let clip: Float = 0.5
+            Optimizer.adamW(param: &p, grad: g, m: &m, v: &v, count: n, lr: lr, weightDecay: wd, step: step, gradScale: clip)
+            let bc1 = 1 - Foundation.pow(b1, Double(step)), bc2 = 1 - Foundation.pow(b2, Double(step))
+            for i in 0..<n {
+                let gi = Double(g[i] * clip)
+                pd[i] *= 1 - Double(lr) * Double(wd)
+                md[i] = b1 * md[i] + (1 - b1) * gi
+                vd[i] = b2 * vd[i] + (1 - b2) * gi * gi
+                pd[i] -= Double(lr) / bc1 * md[i] / (vd[i].squareRoot() / bc2.squareRoot() + eps)
+            }
+        }
+        // five Float updates of size ≤ lr on O(1) weights: 1e-6 relative is a few ulp.
+        #expect(relativeMaxError(p, pd) < 1e-6)
+        #expect(relativeMaxError(m, md) < 1e-5)
+    }
+
+    @Test func noWeightDecayLeavesZeroGradientWeightsAlone() {
+        var p: [Float] = [0.5, -1.5], m: [Float] = [0, 0], v: [Float] = [0, 0]
+        Optimizer.adamW(param: &p, grad: [0, 0], m: &m, v: &v, count: 2, lr: 0.1, weightDecay: 0, step: 1)
+        #expect(p == [0.5, -1.5])
+        Optimizer.adamW(param: &p, grad: [0, 0], m: &m, v: &v, count: 2, lr: 0.1, weightDecay: 0.5, step: 2)
+        #expect(abs(p[0] - 0.5 * 0.95) < 1e-7)
+    }
+
+    @Test func globalNormAndClipping() {
+        let a: [Float] = [3, 0, 0], b: [Float] = (0..<1000).map { _ in 0.1 }
+        let norm = a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in Optimizer.globalNorm([(ap.baseAddress!, 3), (bp.baseAddress!, 1000)]) }
+        }
+        #expect(abs(norm - (9.0 + 10.0).squareRoot()) < 1e-5)
+        #expect(Optimizer.clipFactor(norm: 0.5, maxNorm: 1) == 1)
+        #expect(abs(Double(Optimizer.clipFactor(norm: 4, maxNorm: 1)) - 1 / (4 + 1e-6)) < 1e-7)
+    }
+}

@@ -1,0 +1,104 @@
+import Testing
+@testable import Kernels
+
+@Suite struct RowNormTests {
+    // Forward results are a handful of Float operations from O(1) inputs: 1e-6 relative to the largest entry
+    // is ~16 ulp of headroom over the Double reference.
+    static let forwardTolerance = 1e-6
+
+    @Test(arguments: oddSizes)
+    func l2ForwardMatchesReference(cols: Int) {
+        let rows = 5
+        var rng = SplitMix64(seed: UInt64(cols))
+        let x = rng.normals(rows * cols, std: 3)
+        var y = [Float](repeating: 0, count: rows * cols), inv = [Float](repeating: 0, count: rows)
+        RowNorm.l2Forward(x, &y, invNorm: &inv, rows: rows, cols: cols)
+        var ref = [Double](repeating: 0, count: rows * cols)
+        for r in 0..<rows {
+            let norm = (0..<cols).reduce(0.0) { $0 + Double(x[r * cols + $1]) * Double(x[r * cols + $1]) }.squareRoot()
+            for c in 0..<cols { ref[r * cols + c] = Double(x[r * cols + c]) / norm }
+            #expect(abs(Double(inv[r]) * norm - 1) < 1e-6)
+        }
+        #expect(relativeMaxError(y, ref) < Self.forwardTolerance)
+    }
+
+    @Test(arguments: oddSizes)
+    func l2BackwardMatchesFiniteDifferences(cols: Int) {
+        let rows = 3
+        var rng = SplitMix64(seed: 100 + UInt64(cols))
+        let x = rng.normals(rows * cols), w = rng.normals(rows * cols)
+        func forward(_ x: [Float]) -> ([Float], [Float]) {
+            var y = [Float](repeating: 0, count: rows * cols), inv = [Float](repeating: 0, count: rows)
+            RowNorm.l2Forward(x, &y, invNorm: &inv, rows: rows, cols: cols)
+            return (y, inv)
+        }
+        let (y, inv) = forward(x)
+        var dx = [Float](repeating: 0, count: rows * cols)
+        RowNorm.l2Backward(w, y: y, invNorm: inv, &dx, rows: rows, cols: cols)
+        let err = finiteDifferenceError(at: x, analytic: dx) { weightedSum(forward($0).0, w) }
+        #expect(err < fdTolerance, "relative error \(err)")
+        // accumulate mode adds onto what is there
+        var acc = [Float](repeating: 1, count: rows * cols)
+        RowNorm.l2Backward(w, y: y, invNorm: inv, &acc, rows: rows, cols: cols, accumulate: true)
+        #expect(relativeMaxError(acc, dx.map { Double($0) + 1 }) < 1e-6)
+    }
+
+    @Test func renormalizeGivesUnitRows() {
+        let rows = 37, cols = 33
+        var rng = SplitMix64(seed: 3)
+        var w = rng.normals(rows * cols, std: 0.02)
+        let before = RowNorm.maxRowNormDeviation(w, rows: rows, cols: cols)
+        #expect(before > 0.5)
+        RowNorm.renormalizeRows(&w, rows: rows, cols: cols)
+        #expect(RowNorm.maxRowNormDeviation(w, rows: rows, cols: cols) < 1e-6)
+        // a zero row stays finite (the 1e-12 floor)
+        var z = [Float](repeating: 0, count: 8)
+        RowNorm.renormalizeRows(&z, rows: 1, cols: 8)
+        #expect(z.allSatisfy { $0 == 0 })
+    }
+
+    @Test func largeInputsTakeTheParallelPathAndAgree() {
+        // 4096 × 256 crosses the 1 MB threshold, so rows are split over the workers.
+        let rows = 4096, cols = 256
+        var rng = SplitMix64(seed: 4)
+        let x = rng.normals(rows * cols)
+        var y = [Float](repeating: 0, count: rows * cols)
+        RowNorm.l2Forward(x, &y, invNorm: nil, rows: rows, cols: cols)
+        #expect(RowNorm.maxRowNormDeviation(y, rows: rows, cols: cols) < 1e-6)
+    }
+
+    @Test(arguments: oddSizes)
+    func rmsForwardMatchesReference(cols: Int) {
+        let rows = 4
+        var rng = SplitMix64(seed: 200 + UInt64(cols))
+        let x = rng.normals(rows * cols, std: 2), g = rng.normals(cols)
+        var y = [Float](repeating: 0, count: rows * cols), rstd = [Float](repeating: 0, count: rows)
+        RowNorm.rmsForward(x, gain: g, &y, rstd: &rstd, rows: rows, cols: cols)
+        var ref = [Double](repeating: 0, count: rows * cols)
+        for r in 0..<rows {
+            let ms = (0..<cols).reduce(0.0) { $0 + Double(x[r * cols + $1]) * Double(x[r * cols + $1]) } / Double(cols)
+            let s = 1 / (ms + 1e-6).squareRoot()
+            for c in 0..<cols { ref[r * cols + c] = Double(g[c]) * Double(x[r * cols + c]) * s }
+        }
+        #expect(relativeMaxError(y, ref) < Self.forwardTolerance)
+    }
+
+    @Test(arguments: oddSizes)
+    func rmsBackwardMatchesFiniteDifferences(cols: Int) {
+        let rows = 3
+        var rng = SplitMix64(seed: 300 + UInt64(cols))
+        let x = rng.normals(rows * cols), g = rng.normals(cols), w = rng.normals(rows * cols)
+        func forward(_ x: [Float], _ g: [Float]) -> ([Float], [Float]) {
+            var y = [Float](repeating: 0, count: rows * cols), rstd = [Float](repeating: 0, count: rows)
+            RowNorm.rmsForward(x, gain: g, &y, rstd: &rstd, rows: rows, cols: cols)
+            return (y, rstd)
+        }
+        let (_, rstd) = forward(x, g)
+        var dx = [Float](repeating: 0, count: rows * cols), dg = [Float](repeating: 0, count: cols)
+        RowNorm.rmsBackward(w, x: x, gain: g, rstd: rstd, &dx, dgain: &dg, rows: rows, cols: cols)
+        let errX = finiteDifferenceError(at: x, analytic: dx) { weightedSum(forward($0, g).0, w) }
+        let errG = finiteDifferenceError(at: g, analytic: dg) { weightedSum(forward(x, $0).0, w) }
+        #expect(errX < fdTolerance, "dx relative error \(errX)")
+        #expect(errG < fdTolerance, "dgain relative error \(errG)")
+    }
+}
