@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Kernels
 
 /// Median wall time in milliseconds of `repetitions` runs of `body`, after two warm-up runs.
 func medianMilliseconds(repetitions: Int, _ body: () -> Void) -> Double {
@@ -43,7 +44,7 @@ final class Buffer {
 
     init(_ count: Int, seed: UInt64 = 1) {
         self.count = count
-        pointer = .allocate(capacity: max(count, 1))
+        pointer = allocateFloats(count, zeroed: false)
         var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
         for i in 0..<count {
             s ^= s << 13; s ^= s >> 7; s ^= s << 17
@@ -51,7 +52,7 @@ final class Buffer {
         }
     }
 
-    deinit { pointer.deallocate() }
+    deinit { deallocateFloats(pointer) }
 }
 
 /// A fixed-width text table.
