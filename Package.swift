@@ -15,6 +15,8 @@ let package = Package(
     name: "ngpt",
     products: [
         .library(name: "Kernels", targets: ["Kernels"]),
+        .library(name: "Tokenizer", targets: ["Tokenizer"]),
+        .executable(name: "ngpt-train", targets: ["ngpt-train"]),
         .executable(name: "ngpt-bench", targets: ["ngpt-bench"]),
     ],
     dependencies: [
@@ -30,6 +32,7 @@ let package = Package(
 
         // Libraries
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
+        .target(name: "Tokenizer", dependencies: ["CSentencePiece"]),
 
         // Executables
         .executableTarget(name: "ngpt-bench", dependencies: [
@@ -37,9 +40,15 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        .executableTarget(name: "ngpt-train", dependencies: [
+            "Kernels", "Tokenizer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
         // Tests
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "CSentencePieceTests", dependencies: ["CSentencePiece"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
     ],
     cxxLanguageStandard: .cxx17
 )

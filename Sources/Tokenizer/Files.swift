@@ -1,0 +1,64 @@
+import Foundation
+
+/// Crash-safe file writing: write a sibling temporary file, fsync it, rename it over the target, fsync the
+/// directory. A reader (or a crash) sees the old file or the new one, never a partial one.
+public enum AtomicFile {
+    public static func write(_ bytes: UnsafeRawBufferPointer, to path: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw DataError("cannot write \(path): \(String(cString: strerror(errno))) (check the directory exists and is writable)") }
+        var ok = false
+        defer {
+            if !ok { unlink(tmp) }
+        }
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress.unsafelyUnwrapped + offset, bytes.count - offset)
+            if n <= 0 {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                throw DataError("writing \(path) failed: \(reason) (is the disk full?)")
+            }
+            offset += n
+        }
+        guard fsync(fd) == 0, close(fd) == 0 else { throw DataError("writing \(path) failed: \(String(cString: strerror(errno)))") }
+        guard rename(tmp, path) == 0 else { throw DataError("cannot rename into \(path): \(String(cString: strerror(errno)))") }
+        ok = true
+        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    public static func write(_ bytes: [UInt8], to path: String) throws {
+        try bytes.withUnsafeBytes { try write($0, to: path) }
+    }
+
+    public static func write(_ text: String, to path: String) throws { try write(Array(text.utf8), to: path) }
+}
+
+/// A read-only memory map of a file, unmapped on deinit.
+public final class MappedFile: @unchecked Sendable {
+    public let bytes: UnsafeRawBufferPointer
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw DataError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw DataError("cannot stat \(path)") }
+        let size = Int(st.st_size)
+        if size == 0 {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let base = p, base != MAP_FAILED else { throw DataError("cannot map \(path): \(String(cString: strerror(errno)))") }
+        bytes = UnsafeRawBufferPointer(start: base, count: size)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+    }
+}

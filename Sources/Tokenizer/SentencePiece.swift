@@ -1,0 +1,170 @@
+import CSentencePiece
+import Foundation
+
+/// A failure anywhere on the data path: one line naming the problem and what to do about it.
+public struct DataError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// How to train a SentencePiece model. The defaults make decode(encode(text)) == text for any UTF-8 text:
+/// identity normalisation, whitespace kept as it is, byte fallback so nothing is ever <unk>, no dummy
+/// prefix (so encoding line by line equals encoding the whole text).
+public struct TokenizerTrainingOptions: Sendable, Equatable, Codable {
+    public enum ModelType: String, Sendable, Codable, CaseIterable { case bpe, unigram }
+    public var vocabSize: Int
+    public var modelType: ModelType
+    public var byteFallback: Bool
+    public var splitDigits: Bool
+    public var threads: Int
+
+    public init(vocabSize: Int = 4096, modelType: ModelType = .bpe, byteFallback: Bool = true, splitDigits: Bool = true,
+                threads: Int = 2) {
+        self.vocabSize = vocabSize; self.modelType = modelType; self.byteFallback = byteFallback
+        self.splitDigits = splitDigits; self.threads = threads
+    }
+
+    var flags: [(String, String)] {
+        [("vocab_size", "\(vocabSize)"), ("model_type", modelType.rawValue), ("byte_fallback", "\(byteFallback)"),
+         ("split_digits", "\(splitDigits)"), ("normalization_rule_name", "identity"),
+         ("remove_extra_whitespaces", "false"), ("add_dummy_prefix", "false"), ("allow_whitespace_only_pieces", "true"),
+         ("character_coverage", "1.0"), ("max_sentence_length", "16384"), ("num_threads", "\(max(1, threads))"),
+         ("minloglevel", "2")]
+    }
+}
+
+/// A loaded SentencePiece model: encode, decode, special ids, piece ↔ id. Every library failure is a
+/// `DataError` carrying SentencePiece's own message.
+public final class SentencePieceModel: @unchecked Sendable {
+    private let handle: OpaquePointer
+    public let vocabSize: Int
+    public let bosId: Int32, eosId: Int32, unkId: Int32
+    /// The serialized model, as loaded (hashed into token caches and copied into run directories).
+    public let modelBytes: [UInt8]
+
+    /// Loads a `.model` file, including ones trained by other tools.
+    public convenience init(path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw DataError("tokenizer model not found: \(path) (train one with `ngpt-train prepare`, or pass the path of an existing SentencePiece .model)")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw DataError("cannot read tokenizer model \(path)")
+        }
+        do {
+            try self.init(bytes: [UInt8](data))
+        } catch let error as DataError {
+            throw DataError("\(path) is not a valid SentencePiece model (\(error.message)); delete it to retrain, or pass a valid .model")
+        }
+    }
+
+    /// Loads a serialized model (the bytes of a `.model` file).
+    public init(bytes: [UInt8]) throws {
+        var h: OpaquePointer?
+        var err = [CChar](repeating: 0, count: 1024)
+        let rc = bytes.withUnsafeBytes { spm_load_from_bytes($0.baseAddress, bytes.count, &h, &err, err.count) }
+        guard rc == SPM_OK, let handle = h else { throw DataError(Self.text(err)) }
+        self.handle = handle
+        modelBytes = bytes
+        vocabSize = Int(spm_vocab_size(handle))
+        bosId = spm_bos_id(handle)
+        eosId = spm_eos_id(handle)
+        unkId = spm_unk_id(handle)
+    }
+
+    deinit { spm_free(handle) }
+
+    /// Trains a model on a UTF-8 text file (one sentence per line) and writes `<modelPrefix>.model`
+    /// (and SentencePiece's `.vocab` listing beside it).
+    public static func train(inputFile: String, modelPrefix: String, options: TokenizerTrainingOptions) throws {
+        let flags = [("input", inputFile), ("model_prefix", modelPrefix)] + options.flags
+        var err = [CChar](repeating: 0, count: 2048)
+        let keys = flags.map { strdup($0.0) }, values = flags.map { strdup($0.1) }
+        defer { keys.forEach { free($0) }; values.forEach { free($0) } }
+        let rc = keys.map { UnsafePointer($0) }.withUnsafeBufferPointer { k in
+            values.map { UnsafePointer($0) }.withUnsafeBufferPointer { v in
+                spm_train(k.baseAddress, v.baseAddress, flags.count, &err, err.count)
+            }
+        }
+        guard rc == SPM_OK else {
+            let message = text(err)
+            if message.contains("Vocabulary size too high") || message.contains("vocab_size") {
+                throw DataError("the corpus is too small for a vocabulary of \(options.vocabSize) (SentencePiece: \(message)); choose a smaller --vocab-size")
+            }
+            if message.contains("smaller than required_chars") {
+                throw DataError("a vocabulary of \(options.vocabSize) cannot hold the corpus' characters plus 256 byte pieces (SentencePiece: \(message)); choose a larger --vocab-size")
+            }
+            throw DataError("tokenizer training failed: \(message)")
+        }
+    }
+
+    /// Token ids of UTF-8 text.
+    public func encode(_ text: String) throws -> [Int32] {
+        var t = text
+        return try t.withUTF8 { try encode(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    public func encode(bytes: UnsafeRawBufferPointer) throws -> [Int32] {
+        var err = [CChar](repeating: 0, count: 512)
+        var needed = 0
+        var ids = [Int32](repeating: 0, count: bytes.count + 16)
+        let base = bytes.baseAddress?.assumingMemoryBound(to: CChar.self)
+        var rc = spm_encode(handle, base, bytes.count, &ids, ids.count, &needed, &err, err.count)
+        if rc == SPM_TOO_SMALL {
+            ids = [Int32](repeating: 0, count: needed)
+            rc = spm_encode(handle, base, bytes.count, &ids, ids.count, &needed, &err, err.count)
+        }
+        guard rc == SPM_OK else { throw DataError("encoding failed: \(Self.text(err))") }
+        ids.removeLast(ids.count - needed)
+        return ids
+    }
+
+    /// UTF-8 bytes of ids (a prefix of a sequence may end inside a multi-byte character).
+    public func decodeBytes<C: Collection>(_ ids: C) throws -> [UInt8] where C.Element == Int32 {
+        let arr = Array(ids)
+        var err = [CChar](repeating: 0, count: 512)
+        var needed = 0
+        var out = [CChar](repeating: 0, count: 8 * arr.count + 16)
+        var rc = spm_decode(handle, arr, arr.count, &out, out.count, &needed, &err, err.count)
+        if rc == SPM_TOO_SMALL {
+            out = [CChar](repeating: 0, count: needed)
+            rc = spm_decode(handle, arr, arr.count, &out, out.count, &needed, &err, err.count)
+        }
+        guard rc == SPM_OK else { throw DataError("decoding failed: \(Self.text(err))") }
+        return out.prefix(needed).map { UInt8(bitPattern: $0) }
+    }
+
+    /// Text of ids (invalid UTF-8 at a cut becomes U+FFFD).
+    public func decode<C: Collection>(_ ids: C) throws -> String where C.Element == Int32 {
+        String(decoding: try decodeBytes(ids), as: UTF8.self)
+    }
+
+    /// The id of a piece (the unk id when the model has no such piece).
+    public func id(ofPiece piece: String) -> Int32 {
+        var id: Int32 = -1
+        var err = [CChar](repeating: 0, count: 256)
+        var p = piece
+        let rc = p.withUTF8 { b in
+            b.withMemoryRebound(to: CChar.self) { spm_piece_to_id(handle, $0.baseAddress, $0.count, &id, &err, err.count) }
+        }
+        return rc == SPM_OK ? id : unkId
+    }
+
+    /// The piece of an id; ids outside 0..<vocabSize are an error, not a crash.
+    public func piece(ofId id: Int32) throws -> String {
+        var err = [CChar](repeating: 0, count: 256)
+        var needed = 0
+        var out = [CChar](repeating: 0, count: 256)
+        var rc = spm_id_to_piece(handle, id, &out, out.count, &needed, &err, err.count)
+        if rc == SPM_TOO_SMALL {
+            out = [CChar](repeating: 0, count: needed)
+            rc = spm_id_to_piece(handle, id, &out, out.count, &needed, &err, err.count)
+        }
+        guard rc == SPM_OK else { throw DataError(Self.text(err)) }
+        return String(decoding: out.prefix(needed).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func text(_ err: [CChar]) -> String {
+        String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
