@@ -1,0 +1,232 @@
+import Foundation
+import Testing
+@testable import Tokenizer
+
+@Suite struct CorpusTests {
+    @Test func loadsFilesAndDirectoriesAndRefusesBadInput() throws {
+        let dir = try temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir + "/c/sub", withIntermediateDirectories: true)
+        try AtomicFile.write("first\r\nsecond\r\n", to: dir + "/c/a.txt")
+        try AtomicFile.write([0xEF, 0xBB, 0xBF] + Array("bom text\n".utf8), to: dir + "/c/sub/b.txt")
+        try AtomicFile.write("ignored", to: dir + "/c/notes.md")
+        let docs = try Corpus.load(path: dir + "/c")
+        #expect(docs.map(\.name) == ["a.txt", "sub/b.txt"])
+        #expect(docs[0].text == "first\nsecond\n" && docs[1].text == "bom text\n")
+
+        func message(_ path: String) -> String {
+            do { _ = try Corpus.load(path: path); return "" } catch let e as DataError { return e.message } catch { return "\(error)" }
+        }
+        #expect(message(dir + "/missing").contains("corpus not found"))
+        try AtomicFile.write("", to: dir + "/empty.txt")
+        #expect(message(dir + "/empty.txt").contains("is empty"))
+        try AtomicFile.write("  \n\n ", to: dir + "/blank.txt")
+        #expect(message(dir + "/blank.txt").contains("is empty"))
+        try AtomicFile.write([0x7F, 0x45, 0x4C, 0x46, 0x02, 0x01, 0x00, 0x00], to: dir + "/binary.txt")
+        #expect(message(dir + "/binary.txt").contains("looks binary"))
+        try AtomicFile.write(Array("caf".utf8) + [0xE9] + Array(" latin-1\n".utf8), to: dir + "/latin1.txt")
+        #expect(message(dir + "/latin1.txt").contains("not valid UTF-8 (bad byte at offset 3)"))
+        try FileManager.default.createDirectory(atPath: dir + "/none", withIntermediateDirectories: true)
+        #expect(message(dir + "/none").contains("no .txt files"))
+    }
+
+    @Test func stripsGutenbergBoilerplate() {
+        let text = """
+            The Project Gutenberg EBook of Hamlet
+            licence blah
+            *** START OF THIS PROJECT GUTENBERG EBOOK HAMLET ***
+            ACT I.
+            To be, or not to be.
+            *** END OF THIS PROJECT GUTENBERG EBOOK HAMLET ***
+            more licence
+            """
+        #expect(Corpus.stripGutenbergBoilerplate(text) == "ACT I.\nTo be, or not to be.\n")
+        #expect(Corpus.stripGutenbergBoilerplate("plain text\n") == "plain text\n")
+    }
+
+    @Test func splitIsByDocumentDeterministicAndDisjoint() throws {
+        let docs = (0..<40).map { Document(name: "play\($0).txt", text: syntheticText(lines: 20 + $0, seed: UInt64($0))) }
+        let split = try Corpus.split(docs)
+        let train = Set(split.train.map(\.name)), val = Set(split.validation.map(\.name))
+        #expect(train.isDisjoint(with: val))
+        #expect(train.union(val) == Set(docs.map(\.name)))
+        let valChars = split.validation.reduce(0) { $0 + $1.text.utf8.count }
+        let total = docs.reduce(0) { $0 + $1.text.utf8.count }
+        #expect(Double(valChars) >= 0.05 * Double(total) && Double(valChars) < 0.15 * Double(total))
+        // independent of input order
+        let again = try Corpus.split(docs.reversed())
+        #expect(Set(again.validation.map(\.name)) == val)
+        // single document: a contiguous tail at a line boundary
+        let one = Document(name: "one.txt", text: syntheticText(lines: 400, seed: 5))
+        let s1 = try Corpus.split([one])
+        #expect(s1.train[0].text + s1.validation[0].text == one.text)
+        #expect(s1.train[0].text.hasSuffix("\n"))
+        let fraction = Double(s1.validation[0].text.count) / Double(one.text.count)
+        #expect(fraction > 0.03 && fraction < 0.07)
+    }
+}
+
+@Suite struct TokenFileTests {
+    @Test(arguments: [4096, 70_000])
+    func writesHeaderAndReadsThroughMmap(vocab: Int) throws {
+        let dir = try temporaryDirectory()
+        var rng = SplitMix64(seed: 3)
+        let ids = (0..<1001).map { _ in Int32(rng.below(vocab)) }
+        let hash = SHA256.hash(Array("source".utf8))
+        try TokenFile.write(ids, vocabSize: vocab, sourceHash: hash, to: dir + "/t.bin")
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/t.bin")))
+        let width = vocab <= 65536 ? 2 : 4
+        #expect(bytes.count == 64 + 1001 * width)
+        #expect(Array(bytes[0..<8]) == Array("NGPTTOKS".utf8))
+        #expect(bytes[8] == 1 && bytes[12] == UInt8(width))
+        let mapped = try MappedTokens(path: dir + "/t.bin")
+        #expect(mapped.count == 1001 && mapped.vocabSize == vocab && mapped.header.sourceHash == hash)
+        #expect((0..<1001).map { mapped[$0] } == ids)
+    }
+
+    @Test func corruptFilesAreRefused() throws {
+        let dir = try temporaryDirectory()
+        try TokenFile.write([1, 2, 3, 4], vocabSize: 10, sourceHash: [UInt8](repeating: 7, count: 32), to: dir + "/ok.bin")
+        let good = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/ok.bin")))
+        func refuse(_ bytes: [UInt8], _ expected: String) throws {
+            try AtomicFile.write(bytes, to: dir + "/bad.bin")
+            let error = #expect(throws: DataError.self) { try MappedTokens(path: dir + "/bad.bin") }
+            #expect(error?.message.contains(expected) == true, "\(error?.message ?? "")")
+        }
+        try refuse(Array(good.prefix(40)), "truncated")
+        try refuse(Array(good.dropLast(1)), "truncated or corrupt")
+        var badMagic = good; badMagic[0] = 0x41
+        try refuse(badMagic, "bad magic")
+        var badVersion = good; badVersion[8] = 9
+        try refuse(badVersion, "format version 9")
+        var badId = good; badId[64] = 200  // id 200 ≥ vocab 10
+        try refuse(badId, "≥ its vocab size")
+        // no temp files are left behind by the atomic writer
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).allSatisfy { !$0.contains(".tmp-") })
+    }
+}
+
+@Suite struct SamplerTests {
+    func tokens(_ n: Int, dir: String) throws -> MappedTokens {
+        try TokenFile.write((0..<n).map { Int32($0 % 1000) }, vocabSize: 1000, sourceHash: [UInt8](repeating: 0, count: 32),
+                            to: dir + "/s.bin")
+        return try MappedTokens(path: dir + "/s.bin")
+    }
+
+    @Test func windowsArePureFunctionsOfSeedAndStep() throws {
+        let t = try tokens(10_000, dir: try temporaryDirectory())
+        let a = try BatchSampler(tokens: t, batch: 4, context: 16, seed: 42)
+        let resumed = try BatchSampler(tokens: t, batch: 4, context: 16, seed: 42)  // a fresh sampler, as after a resume
+        var ia = [Int32](repeating: 0, count: 64), ta = ia, ib = ia, tb = ia
+        a.fill(step: 7, inputs: &ia, targets: &ta)
+        resumed.fill(step: 7, inputs: &ib, targets: &tb)
+        #expect(ia == ib && ta == tb)
+        for r in 0..<4 {  // targets are inputs shifted by one
+            #expect(Array(ta[(r * 16)..<(r * 16 + 15)]) == Array(ia[(r * 16 + 1)..<(r * 16 + 16)]))
+        }
+        resumed.fill(step: 8, inputs: &ib, targets: &tb)
+        #expect(ia != ib)
+        let other = try BatchSampler(tokens: t, batch: 4, context: 16, seed: 43)
+        other.fill(step: 7, inputs: &ib, targets: &tb)
+        #expect(ia != ib)
+        // starts cover the range and stay in bounds
+        let starts = (0..<2000).map { a.windowStart(step: $0, row: 0) }
+        #expect(starts.allSatisfy { $0 >= 0 && $0 + 16 < 10_000 })
+        #expect(starts.min()! < 500 && starts.max()! > 9_400)
+    }
+
+    @Test func validationWindowsAreFixedAndOrdered() throws {
+        let t = try tokens(100, dir: try temporaryDirectory())
+        let w = try ValidationWindows(tokens: t, context: 16)
+        #expect(w.count == 6)  // (100 − 1) / 16
+        var i = [Int32](repeating: 0, count: 16), tg = i
+        w.fill(window: 2, inputs: &i, targets: &tg)
+        #expect(i == (32..<48).map(Int32.init) && tg == (33..<49).map(Int32.init))
+        #expect(try ValidationWindows(tokens: t, context: 16, maxWindows: 3).count == 3)
+        #expect(throws: DataError.self) { try ValidationWindows(tokens: t, context: 100) }
+        #expect(throws: DataError.self) { try BatchSampler(tokens: t, batch: 1, context: 100, seed: 0) }
+    }
+}
+
+@Suite struct PreparationTests {
+    func corpus(in dir: String, documents: Int = 24, lines: Int = 150) throws -> String {
+        try FileManager.default.createDirectory(atPath: dir + "/corpus", withIntermediateDirectories: true)
+        for d in 0..<documents {
+            try AtomicFile.write(syntheticText(lines: lines, seed: UInt64(d)), to: dir + "/corpus/doc\(d).txt")
+        }
+        return dir + "/corpus"
+    }
+
+    @Test func prepareBuildsReusesAndRebuildsCaches() throws {
+        let dir = try temporaryDirectory()
+        let path = try corpus(in: dir)
+        let options = DataOptions(corpus: path, dataRoot: dir + "/data", tokenizer: TokenizerTrainingOptions(vocabSize: 400, threads: 1))
+        let first = try DataPreparation.prepare(options, context: 32)
+        #expect(first.stats.tokenizerTrained && first.stats.tokensRebuilt)
+        #expect(first.stats.trainDocuments + first.stats.validationDocuments == 24)
+        #expect(first.train.count > 1000 && first.validation.count > 33)
+        #expect(first.stats.bytesPerToken > 1)
+        // Each document starts with BOS and decodes back to its text.
+        let ids = (0..<first.validation.count).map { first.validation[$0] }
+        #expect(ids[0] == first.tokenizer.bosId)
+        let decoded = try first.tokenizer.decode(ids.filter { $0 != first.tokenizer.bosId })
+        #expect(decoded.contains("the") && decoded.hasSuffix("\n"))
+        // Unchanged: reused.
+        let second = try DataPreparation.prepare(options, context: 32)
+        #expect(!second.stats.tokenizerTrained && !second.stats.tokensRebuilt)
+        // A changed training document: tokenizer retrained, caches rebuilt.
+        try AtomicFile.write(syntheticText(lines: 150, seed: 999), to: path + "/doc3.txt")
+        let third = try DataPreparation.prepare(options, context: 32)
+        #expect(third.stats.tokensRebuilt)
+        // An existing tokenizer model is used as given.
+        let external = try DataPreparation.prepare(DataOptions(corpus: path, dataRoot: dir + "/data",
+                                                               tokenizerModel: first.tokenizerPath), context: 32)
+        #expect(external.tokenizer.vocabSize == 400 && !external.stats.tokenizerTrained)
+    }
+
+    @Test func preparationRefusesBadInput() throws {
+        let dir = try temporaryDirectory()
+        func message(_ options: DataOptions, context: Int = 32) -> String {
+            do { _ = try DataPreparation.prepare(options, context: context); return "" }
+            catch let e as DataError { return e.message } catch { return "\(error)" }
+        }
+        let small = TokenizerTrainingOptions(vocabSize: 400, threads: 1)
+        #expect(message(DataOptions(corpus: dir + "/nope", dataRoot: dir + "/d", tokenizer: small)).contains("corpus not found"))
+        let path = try corpus(in: dir, documents: 3, lines: 150)
+        // a context longer than the validation split
+        #expect(message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: small), context: 100_000)
+            .contains("fewer than one window"))
+        // a vocab larger than the corpus supports
+        #expect(message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: TokenizerTrainingOptions(vocabSize: 60_000, threads: 1)))
+            .contains("--vocab-size"))
+        // a corrupt tokenizer model given by the user
+        try AtomicFile.write("junk", to: dir + "/junk.model")
+        #expect(message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizerModel: dir + "/junk.model"))
+            .contains("not a valid SentencePiece model"))
+        // a truncated token cache, and a cache whose vocab disagrees with the tokenizer
+        let ok = DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: small)
+        let prepared = try DataPreparation.prepare(ok, context: 32)
+        let trainBin = prepared.cacheDirectory + "/train.bin"
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: trainBin)))
+        try AtomicFile.write(Array(bytes.dropLast(3)), to: trainBin)
+        #expect(message(ok).contains("truncated or corrupt"))
+        var mismatched = bytes
+        mismatched[16] = 0xFF; mismatched[17] = 0xFF  // vocab 65535, same source hash
+        try AtomicFile.write(mismatched, to: trainBin)
+        #expect(message(ok).contains("but the tokenizer has 400"))
+    }
+
+    @Test func prepareCommandPrintsItsTableAndFailsCleanly() throws {
+        let dir = try temporaryDirectory()
+        let path = try corpus(in: dir)
+        let exe = productsDirectory() + "/ngpt-train"
+        let (status, out, _) = try runProcess([exe, "prepare", "--corpus", path, "--data-dir", dir + "/d", "--vocab-size", "400",
+                                               "--context", "32"])
+        #expect(status == 0)
+        for key in ["documents (train / val)", "tokens (train / val)", "bytes per token", "vocab size", "time"] {
+            #expect(out.contains(key))
+        }
+        let (bad, _, err) = try runProcess([exe, "prepare", "--corpus", dir + "/missing", "--data-dir", dir + "/d"])
+        #expect(bad != 0)
+        #expect(err.split(separator: "\n").last?.hasPrefix("error: corpus not found") == true)
+    }
+}
