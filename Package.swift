@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "Tokenizer", targets: ["Tokenizer"]),
+        .library(name: "NGPT", targets: ["NGPT"]),
         .executable(name: "ngpt-train", targets: ["ngpt-train"]),
         .executable(name: "ngpt-bench", targets: ["ngpt-bench"]),
     ],
@@ -32,7 +33,8 @@ let package = Package(
 
         // Libraries
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
-        .target(name: "Tokenizer", dependencies: ["CSentencePiece"]),
+        .target(name: "Tokenizer", dependencies: ["CSentencePiece", "Kernels"]),
+        .target(name: "NGPT", dependencies: ["Kernels"]),
 
         // Executables
         .executableTarget(name: "ngpt-bench", dependencies: [
@@ -49,6 +51,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "CSentencePieceTests", dependencies: ["CSentencePiece"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
+        .testTarget(name: "NGPTTests", dependencies: ["NGPT"], resources: [.copy("Fixtures")]),
     ],
     cxxLanguageStandard: .cxx17
 )

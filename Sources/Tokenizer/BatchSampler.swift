@@ -1,19 +1,4 @@
-/// SplitMix64: a tiny, portable, seedable generator. The same seed gives the same stream on every platform.
-public struct SplitMix64: RandomNumberGenerator, Sendable, Equatable, Codable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    @inline(__always) public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// A uniform integer in 0..<bound (Lemire's multiply-shift; the bias is below 2⁻³² for our bounds).
-    @inline(__always) public mutating func below(_ bound: Int) -> Int {
-        Int(next().multipliedFullWidth(by: UInt64(bound)).high)
-    }
-}
+import Kernels
 
 /// Training batches: `batch` windows of `context + 1` tokens, inputs the first `context`, targets the last.
 /// The window starts are a pure function of (seed, step, row), so a resumed run draws exactly the batches

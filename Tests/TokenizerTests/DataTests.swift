@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Tokenizer
+import Kernels
 
 @Suite struct CorpusTests {
     @Test func loadsFilesAndDirectoriesAndRefusesBadInput() throws {

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Tokenizer
+import Kernels
 
 /// A fresh temporary directory per test.
 func temporaryDirectory(_ tag: String = "ngpt") throws -> String {

@@ -1,0 +1,111 @@
+// Elementwise and column-wise operations over [rows, cols] matrices with per-column vectors: the nGPT scale
+// vectors (s_qk, s_u, s_ν, s_z, α) multiply columns, and their gradients are column sums.
+
+public enum Columns {
+    /// y[r, j] = factor · s[j] · x[r, j]   (y may be x).
+    public static func scale(_ x: UnsafePointer<Float>, by s: UnsafePointer<Float>, factor: Float = 1,
+                             _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        Threads.parallelFor(rows, workPerItem: 8 * cols) { _, range in
+            for r in range {
+                let xr = x + r * cols, yr = y + r * cols
+                var j = 0
+                while j + 16 <= cols { store16(load16(xr + j) * load16(s + j) * factor, yr + j); j += 16 }
+                while j < cols { yr[j] = xr[j] * s[j] * factor; j += 1 }
+            }
+        }
+    }
+
+    /// g[j] += factor · Σ_r a[r, j] · b[r, j]: the gradient of a column scale vector.
+    /// Columns are split over the workers, so no two write the same entry.
+    public static func dotAccumulate(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, factor: Float = 1,
+                                     into g: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        let blocks = (cols + 15) / 16
+        Threads.parallelFor(blocks, workPerItem: 8 * 16 * rows) { _, range in
+            for block in range {
+                let j0 = block * 16
+                if j0 + 16 <= cols {
+                    var acc0 = F16(), acc1 = F16()
+                    var r = 0
+                    while r + 2 <= rows {
+                        acc0 += load16(a + r * cols + j0) * load16(b + r * cols + j0)
+                        acc1 += load16(a + (r + 1) * cols + j0) * load16(b + (r + 1) * cols + j0)
+                        r += 2
+                    }
+                    if r < rows { acc0 += load16(a + r * cols + j0) * load16(b + r * cols + j0) }
+                    store16(load16(g + j0) + (acc0 + acc1) * factor, g + j0)
+                } else {
+                    for j in j0..<cols {
+                        var s: Float = 0
+                        for r in 0..<rows { s += a[r * cols + j] * b[r * cols + j] }
+                        g[j] += s * factor
+                    }
+                }
+            }
+        }
+    }
+
+    /// out = a + α ⊙ (b − a), α per column (the nGPT LERP step towards the block output).
+    public static func lerp(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, alpha: UnsafePointer<Float>,
+                            _ out: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        Threads.parallelFor(rows, workPerItem: 12 * cols) { _, range in
+            for r in range {
+                let ar = a + r * cols, br = b + r * cols, o = out + r * cols
+                var j = 0
+                while j + 16 <= cols {
+                    let av = load16(ar + j)
+                    store16(av + load16(alpha + j) * (load16(br + j) - av), o + j)
+                    j += 16
+                }
+                while j < cols { o[j] = ar[j] + alpha[j] * (br[j] - ar[j]); j += 1 }
+            }
+        }
+    }
+
+    /// Backward of `lerp`: ga (+)= (1 − α) ⊙ g, gb = α ⊙ g, and gα += Σ_r (b − a) ⊙ g.
+    public static func lerpBackward(_ g: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                    alpha: UnsafePointer<Float>, ga: UnsafeMutablePointer<Float>,
+                                    gb: UnsafeMutablePointer<Float>, galpha: UnsafeMutablePointer<Float>,
+                                    rows: Int, cols: Int) {
+        // gα first: it reads g, a and b before ga/gb (which may alias g) are written.
+        let blocks = (cols + 15) / 16
+        Threads.parallelFor(blocks, workPerItem: 12 * 16 * rows) { _, range in
+            for block in range {
+                let j0 = block * 16
+                if j0 + 16 <= cols {
+                    var acc = F16()
+                    for r in 0..<rows {
+                        let o = r * cols + j0
+                        acc += (load16(b + o) - load16(a + o)) * load16(g + o)
+                    }
+                    store16(load16(galpha + j0) + acc, galpha + j0)
+                } else {
+                    for j in j0..<cols {
+                        var s: Float = 0
+                        for r in 0..<rows { s += (b[r * cols + j] - a[r * cols + j]) * g[r * cols + j] }
+                        galpha[j] += s
+                    }
+                }
+            }
+        }
+        Threads.parallelFor(rows, workPerItem: 16 * cols) { _, range in
+            for r in range {
+                let gr = g + r * cols, gar = ga + r * cols, gbr = gb + r * cols
+                var j = 0
+                while j + 16 <= cols {
+                    let gv = load16(gr + j), av = load16(alpha + j)
+                    store16((1 - av) * gv, gar + j)
+                    store16(av * gv, gbr + j)
+                    j += 16
+                }
+                while j < cols { let gv = gr[j]; gar[j] = (1 - alpha[j]) * gv; gbr[j] = alpha[j] * gv; j += 1 }
+            }
+        }
+    }
+
+    /// y = a + b elementwise over n values (y may be a or b).
+    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 16 <= n { store16(load16(a + i) + load16(b + i), y + i); i += 16 }
+        while i < n { y[i] = a[i] + b[i]; i += 1 }
+    }
+}
