@@ -36,16 +36,17 @@ public enum CrossEntropy {
                         // Pass 3: normalise and subtract the one-hot.
                         scale(d, gradScale / s, d, vocab)
                         d[target] -= gradScale
-                        let loss = logf(s) + m - xt
-                        losses?[r] = loss
-                        total += Double(loss)
+                        // The row loss in Double: the caller's mean should not be quantised to Float's ulp.
+                        let loss = log(Double(s)) + Double(m) - Double(xt)
+                        losses?[r] = Float(loss)
+                        total += loss
                     } else {
                         while i + 16 <= vocab { acc += exp16(load16(x + i) - vmx); i += 16 }
                         var s = acc.sum()
                         while i < vocab { s += expf(x[i] - m); i += 1 }
-                        let loss = logf(s) + m - xt
-                        losses?[r] = loss
-                        total += Double(loss)
+                        let loss = log(Double(s)) + Double(m) - Double(xt)
+                        losses?[r] = Float(loss)
+                        total += loss
                     }
                 }
                 sums[worker] = total

@@ -86,7 +86,7 @@ public final class GPTModel: LanguageModel {
         }
     }
 
-    public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Float {
+    public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Double {
         if acts?.batch != batch { acts = Activations(config: config, batch: batch) }
         guard let a = acts else { return .nan }
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
@@ -120,7 +120,7 @@ public final class GPTModel: LanguageModel {
         // z = RMSNorm_f(h_L)·E_outᵀ   [N, V]
         RowNorm.rmsForward(a.h[c.layers], gain: params["norm.weight"], a.hf, rstd: a.rstdF, rows: n, cols: d, eps: Self.rmsEps)
         GEMM.xwT(a.hf, params["output.weight"], a.z, m: n, k: d, n: V)
-        return Float(CrossEntropy.forwardBackward(logits: a.z, targets: targets, rows: n, vocab: V) / Double(n))
+        return CrossEntropy.forwardBackward(logits: a.z, targets: targets, rows: n, vocab: V) / Double(n)
     }
 
     public func backward(lossScale: Float) {

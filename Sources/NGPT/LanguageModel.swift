@@ -11,8 +11,8 @@ public protocol LanguageModel: AnyObject {
     func initialize(seed: UInt64)
 
     /// Forward pass over `batch` sequences of `config.context` tokens; saves what backward needs.
-    /// Returns the mean cross-entropy over the batch × context targets.
-    func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Float
+    /// Returns the mean cross-entropy over the batch × context targets (reduced in Double).
+    func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Double
 
     /// Backward of `lossScale` × the mean loss of the last forward; *adds* into `grads` (so micro-batches
     /// accumulate; zero `grads` before the first).

@@ -137,7 +137,7 @@ public final class NGPTModel: LanguageModel {
         effective.sz = vec("s_z", config.vocabSize) { $0 * cu }
     }
 
-    public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Float {
+    public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Double {
         if acts?.batch != batch { acts = Activations(config: config, batch: batch) }
         guard let a = acts else { return .nan }
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
@@ -199,7 +199,7 @@ public final class NGPTModel: LanguageModel {
         // z = s_z ⊙ (h_L·E_outᵀ)   [N, V]; no final norm
         GEMM.xwT(a.h[c.layers], params["output.weight"], a.zr, m: n, k: d, n: V)
         effective.sz.withUnsafeBufferPointer { Columns.scale(a.zr, by: $0.baseAddress.unsafelyUnwrapped, a.z, rows: n, cols: V) }
-        return Float(CrossEntropy.forwardBackward(logits: a.z, targets: targets, rows: n, vocab: V) / Double(n))
+        return CrossEntropy.forwardBackward(logits: a.z, targets: targets, rows: n, vocab: V) / Double(n)
     }
 
     public func backward(lossScale: Float) {

@@ -1,0 +1,43 @@
+import Kernels
+
+/// AdamW over a model's flat parameters with global-norm clipping (the spec §3 recipes): the two moments share
+/// the parameter layout; weight decay applies only to tensors whose spec says so (and only when > 0).
+public final class AdamW {
+    public struct Settings: Sendable, Equatable, Codable {
+        public var beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8
+        public var weightDecay: Float
+        /// Global gradient-norm clip; 0 disables.
+        public var clipNorm: Double = 1.0
+        public init(weightDecay: Float, clipNorm: Double = 1.0, beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8) {
+            self.weightDecay = weightDecay; self.clipNorm = clipNorm; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps
+        }
+    }
+
+    public let settings: Settings
+    public let m: FlatTensors, v: FlatTensors
+    /// Optimiser steps taken so far (Adam's bias correction uses step + 1 for the next one).
+    public var step: Int = 0
+
+    public init(layout: ParameterLayout, settings: Settings) {
+        self.settings = settings
+        m = FlatTensors(layout: layout)
+        v = FlatTensors(layout: layout)
+    }
+
+    /// Clips the model's gradients to the global norm, takes one AdamW step at `lr`, then lets the model project
+    /// its weights (nGPT renormalisation). Returns the gradient norm before clipping.
+    @discardableResult
+    public func update(_ model: LanguageModel, lr: Float) -> Double {
+        let norm = Optimizer.globalNorm([(UnsafePointer(model.grads.pointer), model.grads.count)])
+        let clip = settings.clipNorm > 0 ? Optimizer.clipFactor(norm: norm, maxNorm: settings.clipNorm) : 1
+        step += 1
+        let config = Optimizer.AdamConfig(beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps)
+        for t in model.layout.tensors {
+            Optimizer.adamW(param: model.params.pointer + t.offset, grad: model.grads.pointer + t.offset,
+                            m: m.pointer + t.offset, v: v.pointer + t.offset, count: t.count, lr: lr,
+                            weightDecay: t.decay ? settings.weightDecay : 0, step: step, config: config, gradScale: clip)
+        }
+        model.projectWeights()
+        return norm
+    }
+}

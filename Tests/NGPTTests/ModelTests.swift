@@ -1,0 +1,210 @@
+import Foundation
+import Kernels
+import Testing
+@testable import NGPT
+
+/// The fixture written by Tests/Reference/reference.py (independent PyTorch float64 implementation).
+struct Fixture {
+    let file: SafeTensors
+    let config: ModelConfig
+    let batch: Int
+    let inputs: [Int32], targets: [Int32]
+
+    init(_ kind: ModelKind) throws {
+        guard let url = Bundle.module.url(forResource: "Fixtures/\(kind.rawValue)", withExtension: "safetensors") else {
+            throw SafeTensorsError("fixture \(kind.rawValue).safetensors missing from the test bundle")
+        }
+        file = try SafeTensors(path: url.path)
+        let meta = try JSONSerialization.jsonObject(with: Data((file.metadata["config"] ?? "{}").utf8)) as? [String: Int] ?? [:]
+        config = ModelConfig(kind: kind, vocabSize: meta["vocab"] ?? 0, dim: meta["dim"] ?? 0, layers: meta["layers"] ?? 0,
+                             heads: meta["heads"] ?? 0, mlpHidden: meta["mlp_hidden"] ?? 0, context: meta["context"] ?? 0)
+        batch = meta["batch"] ?? 0
+        inputs = try file.integers("inputs").map { Int32($0) }
+        targets = try file.integers("targets").map { Int32($0) }
+    }
+
+    /// A model holding the fixture's weights.
+    func model() throws -> LanguageModel {
+        let m = try makeModel(config)
+        for t in m.layout.tensors {
+            let values = try file.floats(t.name)
+            #expect(values.count == t.count, "\(t.name)")
+            (m.params.pointer + t.offset).update(from: values, count: t.count)
+        }
+        return m
+    }
+}
+
+/// max |a − b| / max |b| over a tensor (norm-wise relative error; see the kernel tests for why not elementwise).
+func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
+    var worst = 0.0, scale = 1e-30
+    for i in b.indices { worst = max(worst, abs(Double(a[i]) - b[i])); scale = max(scale, abs(b[i])) }
+    return worst / scale
+}
+
+@Suite(.serialized) struct ReferenceFixtureTests {
+    /// Float32 forward and backward through two blocks against a float64 reference: rounding is ~1e-7 per
+    /// operation and a few hundred operations deep, so 1e-4 of each tensor's largest magnitude is the bound
+    /// (the worst seen is reported by the test name's issue if it fails).
+    static let tolerance = 1e-4
+
+    @Test(arguments: [ModelKind.ngpt, .gpt])
+    func logitsLossAndEveryGradientMatchPyTorch(kind: ModelKind) throws {
+        let fx = try Fixture(kind)
+        let model = try fx.model()
+        let loss = model.forward(inputs: fx.inputs, targets: fx.targets, batch: fx.batch)
+        let refLoss = try fx.file.doubles("loss")[0]
+        #expect(abs(loss - refLoss) / refLoss < Self.tolerance)
+        let logitErr = normwiseError(model.logits, try fx.file.doubles("logits"))
+        #expect(logitErr < Self.tolerance, "logits \(logitErr)")
+        model.grads.zero()
+        model.backward(lossScale: 1)
+        var worst = (name: "", error: 0.0)
+        for t in model.layout.tensors {
+            let err = normwiseError(model.grads.pointer + t.offset, try fx.file.doubles("grad." + t.name))
+            if err > worst.error { worst = (t.name, err) }
+            #expect(err < Self.tolerance, "gradient of \(t.name): \(err)")
+        }
+        print("\(kind.rawValue) vs PyTorch: loss \(loss) (ref \(refLoss)), logits \(logitErr), worst gradient \(worst.name) \(worst.error)")
+    }
+
+    @Test(arguments: [ModelKind.ngpt, .gpt])
+    func fiveOptimiserStepsMatchPyTorch(kind: ModelKind) throws {
+        let fx = try Fixture(kind)
+        let model = try fx.model()
+        let opt = AdamW(layout: model.layout, settings: .init(weightDecay: kind == .gpt ? 0.1 : 0))
+        let reference = try fx.file.doubles("losses5")
+        var losses: [Double] = []
+        for _ in 0..<5 {
+            model.grads.zero()
+            losses.append((model.forward(inputs: fx.inputs, targets: fx.targets, batch: fx.batch)))
+            model.backward(lossScale: 1)
+            opt.update(model, lr: 1e-2)
+        }
+        for (ours, ref) in zip(losses, reference) { #expect(abs(ours - ref) / ref < Self.tolerance, "\(losses) vs \(reference)") }
+        var worst = 0.0
+        for t in model.layout.tensors {
+            worst = max(worst, normwiseError(model.params.pointer + t.offset, try fx.file.doubles("final." + t.name)))
+        }
+        // Adam divides by √v: entries with tiny gradients amplify rounding, so the weights after five steps get a
+        // looser, still tight, bound: 1e-3 of the tensor's largest entry (an lr-sized step is 1e-2).
+        #expect(worst < 1e-3, "final weights \(worst)")
+        print("\(kind.rawValue) 5 steps: losses \(losses.map { String(format: "%.6f", $0) }), final weights \(worst)")
+    }
+}
+
+@Suite struct GradientCheckTests {
+    /// Every parameter tensor's gradient against central finite differences of the Float forward, as directional
+    /// derivatives: for a random ±1 direction u over the whole tensor, (L(θ+hu) − L(θ−hu)) / 2h must equal ⟨g, u⟩;
+    /// the error is judged relative to ‖g‖₂ (the size of ⟨g, u⟩ for random signs). Three directions per tensor.
+    ///
+    /// Tolerance. The forward runs in Float: its loss (reduced in Double) carries ~1e-7 relative rounding from
+    /// the Float sums inside, i.e. ~2.5e-7 absolute at L ≈ 2.5, which a difference quotient with h = 3e-3
+    /// turns into ~4e-5 — about 1e-3 of a typical ‖g‖₂ here. Truncation grows as (h·‖u‖)²: ≈1e-3 for the
+    /// largest tensors. Measured on this machine, the worst tensor sits at 2.8e-3 (h = 1e-2 is truncation-bound
+    /// at 3e-2, h = 1e-3 noise-bound at 1e-2), so the bound is 1e-2; a wrong term in any backward formula
+    /// gives an O(1) error. The tight check is the float64 PyTorch fixture above (≤1e-6 on every gradient).
+    @Test(arguments: [ModelKind.ngpt, .gpt])
+    func everyTensorMatchesFiniteDifferences(kind: ModelKind) throws {
+        let config = ModelConfig(kind: kind, vocabSize: 11, dim: 8, layers: 2, heads: 2, mlpHidden: 12, context: 6)
+        let model = try makeModel(config)
+        model.initialize(seed: 5)
+        var rng = SplitMix64(seed: 9)
+        // Move scale vectors and gains away from their init (and make one α negative).
+        for t in model.layout.tensors where t.shape.count == 1 {
+            let p = model.params.pointer + t.offset
+            for i in 0..<t.count { p[i] *= Float(1 + 0.3 * rng.normal()) }
+            if t.name.contains("alpha") { p[0] = -p[0] }
+        }
+        if kind == .gpt {  // a larger std so the GPT arm is not near-linear
+            for t in model.layout.tensors where t.shape.count == 2 {
+                let p = model.params.pointer + t.offset
+                for i in 0..<t.count { p[i] *= 4 }
+            }
+        }
+        let batch = 2, n = batch * config.context
+        let inputs = (0..<n).map { _ in Int32(rng.below(11)) }, targets = (0..<n).map { _ in Int32(rng.below(11)) }
+        model.grads.zero()
+        _ = model.forward(inputs: inputs, targets: targets, batch: batch)
+        model.backward(lossScale: 1)
+        let analytic = model.grads.array
+        var report: [String] = []
+        for t in model.layout.tensors {
+            let g = analytic[t.offset..<(t.offset + t.count)].map(Double.init)
+            let gNorm = g.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            var worst = 0.0
+            for _ in 0..<3 {
+                let u: [Float] = (0..<t.count).map { _ in rng.below(2) == 0 ? -1 : 1 }
+                let p = model.params.pointer + t.offset
+                let saved = Array(UnsafeBufferPointer(start: p, count: t.count))
+                let h: Float = 3e-3
+                for i in 0..<t.count { p[i] = saved[i] + h * u[i] }
+                let lp = model.forward(inputs: inputs, targets: targets, batch: batch)
+                for i in 0..<t.count { p[i] = saved[i] - h * u[i] }
+                let lm = model.forward(inputs: inputs, targets: targets, batch: batch)
+                p.update(from: saved, count: t.count)
+                let fd = (lp - lm) / (2 * Double(h))
+                let exact = zip(g, u).reduce(0) { $0 + $1.0 * Double($1.1) }
+                worst = max(worst, abs(fd - exact) / max(gNorm, 1e-6))
+            }
+            report.append("\(t.name) \(String(format: "%.1e", worst))")
+            #expect(worst < 1e-2, "\(t.name): relative error \(worst)")
+        }
+        print("\(kind.rawValue) gradient check (worst relative error per tensor): " + report.joined(separator: ", "))
+    }
+}
+
+@Suite struct ModelPropertyTests {
+    @Test(arguments: [ModelKind.ngpt, .gpt])
+    func initialLossIsLogVocab(kind: ModelKind) throws {
+        let config = ModelConfig(kind: kind, vocabSize: 512, dim: 64, layers: 2, heads: 2, mlpHidden: 96, context: 32)
+        let model = try makeModel(config)
+        model.initialize(seed: 1)
+        var rng = SplitMix64(seed: 2)
+        let n = 2 * 32
+        let inputs = (0..<n).map { _ in Int32(rng.below(512)) }, targets = (0..<n).map { _ in Int32(rng.below(512)) }
+        let loss = model.forward(inputs: inputs, targets: targets, batch: 2)
+        #expect(abs(loss - log(512.0)) < 0.05, "loss \(loss) vs ln V \(log(512.0))")
+    }
+
+    @Test func renormalisationMakesEveryRowUnitAndLeavesScalesAlone() throws {
+        let model = try makeModel(ModelConfig(kind: .ngpt, vocabSize: 100, dim: 48, layers: 2, heads: 4, mlpHidden: 70, context: 8))
+        for t in model.layout.tensors {
+            let p = model.params.pointer + t.offset
+            for i in 0..<t.count { p[i] = p[i] * 3 + 0.01 }
+        }
+        let scales = model.layout.tensors.filter { $0.shape.count == 1 }.map { t in
+            Array(UnsafeBufferPointer(start: model.params.pointer + t.offset, count: t.count))
+        }
+        #expect(model.projectWeights() > 0.5)
+        for t in model.layout.tensors where t.renormalize {
+            #expect(RowNorm.maxRowNormDeviation(model.params.pointer + t.offset, rows: t.shape[0], cols: t.shape[1]) < 1e-5, "\(t.name)")
+        }
+        let after = model.layout.tensors.filter { $0.shape.count == 1 }.map { t in
+            Array(UnsafeBufferPointer(start: model.params.pointer + t.offset, count: t.count))
+        }
+        #expect(after == scales)
+        #expect(Set(model.layout.tensors.filter(\.renormalize).map(\.name)).count == 2 + 2 * 7)
+    }
+
+    @Test func layoutFlagsFollowTheRecipes() throws {
+        let gpt = ParameterLayout(config: ModelConfig(kind: .gpt, layers: 2))
+        for t in gpt.tensors { #expect(t.decay == (t.shape.count == 2), "\(t.name)") }
+        #expect(gpt.tensors.allSatisfy { !$0.renormalize })
+        let ngpt = ParameterLayout(config: ModelConfig(kind: .ngpt, layers: 2))
+        for t in ngpt.tensors { #expect(!t.decay && t.renormalize == (t.shape.count == 2), "\(t.name)") }
+    }
+
+    @Test func configValidationAndConfigSNumbers() throws {
+        #expect(throws: ModelConfigError.self) { try ModelConfig(dim: 256, heads: 3).validate() }
+        #expect(throws: ModelConfigError.self) { try ModelConfig(layers: 0).validate() }
+        #expect(throws: ModelConfigError.self) { try ModelConfig(dim: 6, heads: 2).validate() }  // odd head size
+        let ngpt = ModelConfig.s, gpt = ModelConfig(kind: .gpt)
+        // nGPT: 2·V·d + L·(4d² + 3Fd) matrices + L·(3d + 2F) scale vectors + V (s_z)
+        #expect(ngpt.parameterCount == 2 * 4096 * 256 + 4 * (4 * 256 * 256 + 3 * 683 * 256) + 4 * (3 * 256 + 2 * 683) + 4096)
+        // GPT: the same matrices + 2L+1 gains of d
+        #expect(gpt.parameterCount == 2 * 4096 * 256 + 4 * (4 * 256 * 256 + 3 * 683 * 256) + 9 * 256)
+        #expect(ngpt.trainingFlopsPerToken == 6 * Double(4 * (4 * 256 * 256 + 3 * 683 * 256) + 4096 * 256) + 12 * 4 * 256 * 256)
+        print("config S: nGPT \(ngpt.parameterCount) params, GPT \(gpt.parameterCount) params, \(ngpt.trainingFlopsPerToken / 1e6) MFLOP/token")
+    }
+}
