@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # Python packages the interop tests use (small wheels): SentencePiece ids and safetensors files must agree with
 # the reference implementations.
-PY_TEST_PACKAGES=(sentencepiece safetensors)
+PY_TEST_PACKAGES=(sentencepiece safetensors numpy)
 for p in "${PY_TEST_PACKAGES[@]}"; do
   python3 -c "import $p" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "$p"
 done
