@@ -38,7 +38,7 @@ let package = Package(
 
         // Executables
         .executableTarget(name: "ngpt-bench", dependencies: [
-            "Kernels", "CBLAS",
+            "Kernels", "CBLAS", "NGPT",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -16,32 +16,49 @@ public enum Columns {
     }
 
     /// g[j] += factor · Σ_r a[r, j] · b[r, j]: the gradient of a column scale vector.
-    /// Columns are split over the workers, so no two write the same entry.
+    /// Rows stream contiguously; each worker sums its rows into its own partial vector (on the stack when
+    /// small), and the partials are added into g after the join.
     public static func dotAccumulate(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, factor: Float = 1,
                                      into g: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-        let blocks = (cols + 15) / 16
-        Threads.parallelFor(blocks, workPerItem: 8 * 16 * rows) { _, range in
-            for block in range {
-                let j0 = block * 16
-                if j0 + 16 <= cols {
-                    var acc0 = F16(), acc1 = F16()
-                    var r = 0
-                    while r + 2 <= rows {
-                        acc0 += load16(a + r * cols + j0) * load16(b + r * cols + j0)
-                        acc1 += load16(a + (r + 1) * cols + j0) * load16(b + (r + 1) * cols + j0)
-                        r += 2
-                    }
-                    if r < rows { acc0 += load16(a + r * cols + j0) * load16(b + r * cols + j0) }
-                    store16(load16(g + j0) + (acc0 + acc1) * factor, g + j0)
-                } else {
-                    for j in j0..<cols {
-                        var s: Float = 0
-                        for r in 0..<rows { s += a[r * cols + j] * b[r * cols + j] }
-                        g[j] += s * factor
-                    }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: Threads.maxWorkers * cols) { partials in
+            let partial = partials.baseAddress.unsafelyUnwrapped
+            partial.initialize(repeating: 0, count: Threads.maxWorkers * cols)
+            Threads.parallelFor(rows, workPerItem: 8 * cols) { worker, range in
+                let acc = partial + worker * cols
+                for r in range {
+                    let ar = a + r * cols, br = b + r * cols
+                    var j = 0
+                    while j + 16 <= cols { store16(load16(acc + j) + load16(ar + j) * load16(br + j), acc + j); j += 16 }
+                    while j < cols { acc[j] += ar[j] * br[j]; j += 1 }
                 }
             }
+            for w in 0..<Threads.maxWorkers {
+                let acc = partial + w * cols
+                for j in 0..<cols { g[j] += acc[j] * factor }
+            }
         }
+    }
+
+    /// y[r, :] = s[r] · x[r, :] — a vector scaling the *rows* of a [rows, cols] matrix (e.g. folding a
+    /// per-output scale into a weight matrix: diag(s)·W).
+    /// With `accumulate`, y[r, :] += s[r] · x[r, :] instead (x and y must not alias then).
+    public static func scaleRows(_ x: UnsafePointer<Float>, by s: UnsafePointer<Float>, factor: Float = 1,
+                                 _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false) {
+        for r in 0..<rows {
+            let k = s[r] * factor
+            if !accumulate { Kernels.scale(x + r * cols, k, y + r * cols, cols); continue }
+            let xr = x + r * cols, yr = y + r * cols
+            let vk = F16(repeating: k)
+            var j = 0
+            while j + 16 <= cols { store16(load16(yr + j) + load16(xr + j) * vk, yr + j); j += 16 }
+            while j < cols { yr[j] += xr[j] * k; j += 1 }
+        }
+    }
+
+    /// g[r] += factor · ⟨a[r, :], b[r, :]⟩ — the gradient of a row scale (see `scaleRows`).
+    public static func rowDotAccumulate(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, factor: Float = 1,
+                                        into g: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        for r in 0..<rows { g[r] += factor * dot(a + r * cols, b + r * cols, cols) }
     }
 
     /// out = a + α ⊙ (b − a), α per column (the nGPT LERP step towards the block output).

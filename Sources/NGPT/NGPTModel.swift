@@ -21,12 +21,26 @@ public final class NGPTModel: LanguageModel {
 
     private var acts: Activations?
 
+    /// Scale vectors that act on a matrix product's outputs are folded into copies of the weights at each
+    /// forward (diag(s)·W is [rows, d]; scaling the [tokens, rows] product instead costs a pass over it):
+    /// E_out·diag(s_z), W_up·diag(s_u), W_gate·diag(√d·s_ν). Their gradients come back through `scaledGrad`.
+    private let weightArena = Arena()
+    private let outputScaled: UnsafeMutablePointer<Float>
+    private let upScaled: [UnsafeMutablePointer<Float>], gateScaled: [UnsafeMutablePointer<Float>]
+    private let scaledGradOut: UnsafeMutablePointer<Float>, scaledGradMLP: UnsafeMutablePointer<Float>
+
     public init(config: ModelConfig) {
         self.config = config
         layout = ParameterLayout(config: config)
         params = FlatTensors(layout: layout)
         grads = FlatTensors(layout: layout)
         rope = RoPETable(context: config.context, headDim: config.headDim)
+        let vd = config.vocabSize * config.dim, fd = config.mlpHidden * config.dim
+        outputScaled = weightArena.floats(vd)
+        upScaled = (0..<config.layers).map { [weightArena] _ in weightArena.floats(fd) }
+        gateScaled = (0..<config.layers).map { [weightArena] _ in weightArena.floats(fd) }
+        scaledGradOut = weightArena.floats(vd)
+        scaledGradMLP = weightArena.floats(fd)
         initialize(seed: 0)
     }
 
@@ -68,7 +82,7 @@ public final class NGPTModel: LanguageModel {
         let batch: Int, n: Int
         var h: [UnsafeMutablePointer<Float>] = []       // [L+1] block outputs h_l, [N, d] (h_0 = embeddings)
         var layers: [Layer] = []
-        let zr: UnsafeMutablePointer<Float>, z: UnsafeMutablePointer<Float>   // [N, V] raw and scaled logits
+        let z: UnsafeMutablePointer<Float>   // [N, V] logits
         let inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>
         // backward scratch
         let gh: UnsafeMutablePointer<Float>, ghNext: UnsafeMutablePointer<Float>, gA: UnsafeMutablePointer<Float>,
@@ -81,7 +95,7 @@ public final class NGPTModel: LanguageModel {
             // attention sub-block
             var a1, invA1, q, k, v, qhat, khat, invQ, invK, qs, ks, probs, y, hA, invHA, hMid, invRho1: UnsafeMutablePointer<Float>
             // MLP sub-block
-            var a2, invA2, ur, vr, u, nu, x, hM, invHM, invRho2: UnsafeMutablePointer<Float>
+            var a2, invA2, u, nu, x, hM, invHM, invRho2: UnsafeMutablePointer<Float>
         }
 
         init(config c: ModelConfig, batch: Int) {
@@ -97,10 +111,8 @@ public final class NGPTModel: LanguageModel {
                     qhat: A.floats(n * d), khat: A.floats(n * d), invQ: A.floats(nh), invK: A.floats(nh),
                     qs: A.floats(n * d), ks: A.floats(n * d), probs: A.floats(shape.probsCount), y: A.floats(n * d),
                     hA: A.floats(n * d), invHA: A.floats(n), hMid: A.floats(n * d), invRho1: A.floats(n),
-                    a2: A.floats(n * d), invA2: A.floats(n), ur: A.floats(n * f), vr: A.floats(n * f), u: A.floats(n * f),
-                    nu: A.floats(n * f), x: A.floats(n * f), hM: A.floats(n * d), invHM: A.floats(n), invRho2: A.floats(n)))
+                    a2: A.floats(n * d), invA2: A.floats(n), u: A.floats(n * f), nu: A.floats(n * f), x: A.floats(n * f), hM: A.floats(n * d), invHM: A.floats(n), invRho2: A.floats(n)))
             }
-            zr = arena.floats(n * c.vocabSize)
             z = arena.floats(n * c.vocabSize)
             inputs = .allocate(capacity: n)
             targets = .allocate(capacity: n)
@@ -135,6 +147,16 @@ public final class NGPTModel: LanguageModel {
         effective.su = (0..<L).map { l in vec("layers.\(l).mlp.s_u", f) { $0 } }
         effective.sv = (0..<L).map { l in vec("layers.\(l).mlp.s_v", f) { $0 } }
         effective.sz = vec("s_z", config.vocabSize) { $0 * cu }
+        let fold = { (w: String, s: [Float], factor: Float, out: UnsafeMutablePointer<Float>, rows: Int) in
+            s.withUnsafeBufferPointer {
+                Columns.scaleRows(self.params[w], by: $0.baseAddress.unsafelyUnwrapped, factor: factor, out, rows: rows, cols: d)
+            }
+        }
+        fold("output.weight", effective.sz, 1, outputScaled, config.vocabSize)
+        for l in 0..<L {
+            fold("layers.\(l).mlp.w_up", effective.su[l], 1, upScaled[l], f)
+            fold("layers.\(l).mlp.w_gate", effective.sv[l], Float(d).squareRoot(), gateScaled[l], f)
+        }
     }
 
     public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Double {
@@ -145,7 +167,6 @@ public final class NGPTModel: LanguageModel {
         a.targets.update(from: targets, count: n)
         computeEffectiveScales()
         let shape = AttentionShape(batch: batch, context: c.context, heads: H, headDim: dk)
-        let sqrtD = Float(d).squareRoot()
 
         // h_0 = E_in[token]  [N, d] (unit rows already; no √d, no positions)
         Embedding.forward(table: params["tok_embeddings.weight"], ids: inputs, count: n, dim: d, vocab: V, a.h[0])
@@ -180,13 +201,9 @@ public final class NGPTModel: LanguageModel {
 
             // --- MLP sub-block ---
             RowNorm.l2Forward(s.hMid, s.a2, invNorm: s.invA2, rows: n, cols: d)
-            // u = s_u ⊙ (h·W_upᵀ), ν = √d · s_ν ⊙ (h·W_gateᵀ)   [N, F]
-            GEMM.xwT(s.hMid, params[p + "mlp.w_up"], s.ur, m: n, k: d, n: f)
-            GEMM.xwT(s.hMid, params[p + "mlp.w_gate"], s.vr, m: n, k: d, n: f)
-            effective.su[l].withUnsafeBufferPointer { Columns.scale(s.ur, by: $0.baseAddress.unsafelyUnwrapped, s.u, rows: n, cols: f) }
-            effective.sv[l].withUnsafeBufferPointer {
-                Columns.scale(s.vr, by: $0.baseAddress.unsafelyUnwrapped, factor: sqrtD, s.nu, rows: n, cols: f)
-            }
+            // u = s_u ⊙ (h·W_upᵀ) = h·(diag(s_u)W_up)ᵀ, ν = √d·s_ν ⊙ (h·W_gateᵀ)   [N, F]
+            GEMM.xwT(s.hMid, upScaled[l], s.u, m: n, k: d, n: f)
+            GEMM.xwT(s.hMid, gateScaled[l], s.nu, m: n, k: d, n: f)
             SwiGLU.forward(u: s.u, gate: s.nu, s.x, count: n * f)
             // h_M = Norm(x·W_down)   [N, d]
             GEMM.xw(s.x, params[p + "mlp.w_down"], s.hM, m: n, k: f, n: d)
@@ -196,9 +213,8 @@ public final class NGPTModel: LanguageModel {
             }
             RowNorm.l2Forward(a.h[l + 1], a.h[l + 1], invNorm: s.invRho2, rows: n, cols: d)
         }
-        // z = s_z ⊙ (h_L·E_outᵀ)   [N, V]; no final norm
-        GEMM.xwT(a.h[c.layers], params["output.weight"], a.zr, m: n, k: d, n: V)
-        effective.sz.withUnsafeBufferPointer { Columns.scale(a.zr, by: $0.baseAddress.unsafelyUnwrapped, a.z, rows: n, cols: V) }
+        // z = s_z ⊙ (h_L·E_outᵀ) = h_L·(diag(s_z)E_out)ᵀ   [N, V]; no final norm
+        GEMM.xwT(a.h[c.layers], outputScaled, a.z, m: n, k: d, n: V)
         return CrossEntropy.forwardBackward(logits: a.z, targets: targets, rows: n, vocab: V) / Double(n)
     }
 
@@ -212,12 +228,11 @@ public final class NGPTModel: LanguageModel {
         // dz = (softmax − onehot) · lossScale / N
         _ = CrossEntropy.forwardBackward(logits: a.z, targets: a.targets, rows: n, vocab: V, dlogits: a.gz,
                                          gradScale: lossScale / Float(n))
-        // s_z: g_raw += √d · Σ_t dz ⊙ z_r;  dz_r = s_z ⊙ dz
-        Columns.dotAccumulate(a.gz, a.zr, factor: cu, into: g["s_z"], rows: n, cols: V)
-        effective.sz.withUnsafeBufferPointer { Columns.scale(a.gz, by: $0.baseAddress.unsafelyUnwrapped, a.gz, rows: n, cols: V) }
-        // E_out [V, d] += dz_rᵀ·h_L;  dh_L = dz_r·E_out
-        GEMM.xTy(a.gz, a.h[c.layers], g["output.weight"], m: n, k: V, n: d, beta: 1)
-        GEMM.xw(a.gz, params["output.weight"], a.gh, m: n, k: V, n: d)
+        // G = dzᵀ·h_L is the gradient of E_s = diag(s_z)·E_out   [V, d]:
+        //   dE_out[v] += s_z[v]·G[v],  ds_z,raw[v] += √d·⟨G[v], E_out[v]⟩,  dh_L = dz·E_s
+        GEMM.xTy(a.gz, a.h[c.layers], scaledGradOut, m: n, k: V, n: d)
+        unfoldScaleGradient(scaledGradOut, weight: "output.weight", scale: effective.sz, factor: 1, scaleGrad: "s_z", rawFactor: cu, rows: V)
+        GEMM.xw(a.gz, outputScaled, a.gh, m: n, k: V, n: d)
 
         var gh = a.gh, ghNext = a.ghNext
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
@@ -234,17 +249,16 @@ public final class NGPTModel: LanguageModel {
             GEMM.xwT(a.gB, params[p + "mlp.w_down"], a.gx, m: n, k: d, n: f)             // dx = dh_mlp·W_downᵀ
             GEMM.xTy(s.x, a.gB, g[p + "mlp.w_down"], m: n, k: f, n: d, beta: 1)
             SwiGLU.backward(a.gx, u: s.u, gate: s.nu, du: a.gu, dgate: a.gnu, count: n * f)
-            Columns.dotAccumulate(a.gu, s.ur, factor: 1, into: g[p + "mlp.s_u"], rows: n, cols: f)
-            Columns.dotAccumulate(a.gnu, s.vr, factor: sqrtD, into: g[p + "mlp.s_v"], rows: n, cols: f)
-            effective.su[l].withUnsafeBufferPointer { Columns.scale(a.gu, by: $0.baseAddress.unsafelyUnwrapped, a.gu, rows: n, cols: f) }
-            effective.sv[l].withUnsafeBufferPointer {
-                Columns.scale(a.gnu, by: $0.baseAddress.unsafelyUnwrapped, factor: sqrtD, a.gnu, rows: n, cols: f)
-            }
-            GEMM.xTy(a.gu, s.hMid, g[p + "mlp.w_up"], m: n, k: f, n: d, beta: 1)
-            GEMM.xTy(a.gnu, s.hMid, g[p + "mlp.w_gate"], m: n, k: f, n: d, beta: 1)
-            // ∂L/∂h_mid = du_r·W_up + dν_r·W_gate + Norm'(A)ᵀ dA   (into ghNext)
-            GEMM.xw(a.gu, params[p + "mlp.w_up"], ghNext, m: n, k: f, n: d)
-            GEMM.xw(a.gnu, params[p + "mlp.w_gate"], ghNext, m: n, k: f, n: d, beta: 1)
+            // through the folded weights diag(s_u)W_up and diag(√d·s_ν)W_gate (see the head above)
+            GEMM.xTy(a.gu, s.hMid, scaledGradMLP, m: n, k: f, n: d)
+            unfoldScaleGradient(scaledGradMLP, weight: p + "mlp.w_up", scale: effective.su[l], factor: 1, scaleGrad: p + "mlp.s_u",
+                                rawFactor: 1, rows: f)
+            GEMM.xTy(a.gnu, s.hMid, scaledGradMLP, m: n, k: f, n: d)
+            unfoldScaleGradient(scaledGradMLP, weight: p + "mlp.w_gate", scale: effective.sv[l], factor: sqrtD,
+                                scaleGrad: p + "mlp.s_v", rawFactor: sqrtD, rows: f)
+            // ∂L/∂h_mid = du·(diag(s_u)W_up) + dν·(diag(√d·s_ν)W_gate) + Norm'(A)ᵀ dA   (into ghNext)
+            GEMM.xw(a.gu, upScaled[l], ghNext, m: n, k: f, n: d)
+            GEMM.xw(a.gnu, gateScaled[l], ghNext, m: n, k: f, n: d, beta: 1)
             RowNorm.l2Backward(a.gA, y: s.a2, invNorm: s.invA2, ghNext, rows: n, cols: d, accumulate: true)
             swap(&gh, &ghNext)
 
@@ -283,6 +297,18 @@ public final class NGPTModel: LanguageModel {
             swap(&gh, &ghNext)
         }
         Embedding.backward(gh, ids: a.inputs, count: n, dim: d, vocab: V, dtable: g["tok_embeddings.weight"])
+    }
+
+    /// Given G, the gradient of diag(factor·s)·W: dW[r] += factor·s[r]·G[r] and ds_raw[r] += rawFactor·⟨G[r], W[r]⟩
+    /// (s = raw·c for s_z, so rawFactor carries c as well as any constant factor).
+    private func unfoldScaleGradient(_ gScaled: UnsafePointer<Float>, weight: String, scale: [Float], factor: Float,
+                                     scaleGrad: String, rawFactor: Float, rows: Int) {
+        let d = config.dim
+        scale.withUnsafeBufferPointer {
+            Columns.scaleRows(gScaled, by: $0.baseAddress.unsafelyUnwrapped, factor: factor, grads[weight], rows: rows, cols: d,
+                              accumulate: true)
+        }
+        Columns.rowDotAccumulate(gScaled, params[weight], factor: rawFactor, into: grads[scaleGrad], rows: rows, cols: d)
     }
 
     /// α_eff = |c·raw|: g_raw += c · sign(c·raw) · g_eff (sign(0) = 0, as torch's abs).

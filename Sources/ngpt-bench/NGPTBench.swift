@@ -1,5 +1,8 @@
 import ArgumentParser
 import Kernels
+import NGPT
+
+extension ModelKind: ExpressibleByArgument {}
 
 @main
 struct NGPTBench: ParsableCommand {
@@ -10,7 +13,7 @@ struct NGPTBench: ParsableCommand {
             Every number is the median of repeated runs after a warm-up. The machine is shared and noisy: compare \
             numbers from one run, not across runs.
             """,
-        subcommands: [KernelsBench.self])
+        subcommands: [KernelsBench.self, TrainBench.self])
 }
 
 /// Options every benchmark takes.

@@ -17,6 +17,9 @@ func medianMilliseconds(repetitions: Int, _ body: () -> Void) -> Double {
     return times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
 }
 
+/// Milliseconds on a monotonic clock.
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e6 }
+
 /// Medians of two bodies timed alternately (a, b, a, b, …), so both see the same machine load.
 func medianMilliseconds(repetitions: Int, _ a: () -> Void, _ b: () -> Void) -> (Double, Double) {
     a(); b()
