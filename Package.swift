@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "Tokenizer", targets: ["Tokenizer"]),
         .library(name: "NGPT", targets: ["NGPT"]),
+        .library(name: "Training", targets: ["Training"]),
         .executable(name: "ngpt-train", targets: ["ngpt-train"]),
         .executable(name: "ngpt-bench", targets: ["ngpt-bench"]),
     ],
@@ -35,6 +36,7 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
         .target(name: "Tokenizer", dependencies: ["CSentencePiece", "Kernels"]),
         .target(name: "NGPT", dependencies: ["Kernels"]),
+        .target(name: "Training", dependencies: ["Kernels", "Tokenizer", "NGPT"]),
 
         // Executables
         .executableTarget(name: "ngpt-bench", dependencies: [
@@ -43,7 +45,7 @@ let package = Package(
         ]),
 
         .executableTarget(name: "ngpt-train", dependencies: [
-            "Kernels", "Tokenizer",
+            "Kernels", "Tokenizer", "NGPT", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -52,6 +54,7 @@ let package = Package(
         .testTarget(name: "CSentencePieceTests", dependencies: ["CSentencePiece"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
         .testTarget(name: "NGPTTests", dependencies: ["NGPT"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "NGPT", "Tokenizer", "Kernels"]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -24,11 +24,21 @@ public final class AdamW {
         v = FlatTensors(layout: layout)
     }
 
+    public struct StepStats: Sendable {
+        /// Global gradient norm before clipping.
+        public var gradNorm: Double
+        /// Largest |‖row‖ − 1| of a renormalised tensor after the update, before the projection (nGPT; 0 for GPT).
+        public var rowNormDrift: Float
+        /// False when the gradient was not finite: nothing was changed.
+        public var applied: Bool
+    }
+
     /// Clips the model's gradients to the global norm, takes one AdamW step at `lr`, then lets the model project
-    /// its weights (nGPT renormalisation). Returns the gradient norm before clipping.
+    /// its weights (nGPT renormalisation). A non-finite gradient norm changes nothing (`applied` is false).
     @discardableResult
-    public func update(_ model: LanguageModel, lr: Float) -> Double {
+    public func update(_ model: LanguageModel, lr: Float) -> StepStats {
         let norm = Optimizer.globalNorm([(UnsafePointer(model.grads.pointer), model.grads.count)])
+        guard norm.isFinite else { return StepStats(gradNorm: norm, rowNormDrift: 0, applied: false) }
         let clip = settings.clipNorm > 0 ? Optimizer.clipFactor(norm: norm, maxNorm: settings.clipNorm) : 1
         step += 1
         let config = Optimizer.AdamConfig(beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps)
@@ -37,7 +47,7 @@ public final class AdamW {
                             m: m.pointer + t.offset, v: v.pointer + t.offset, count: t.count, lr: lr,
                             weightDecay: t.decay ? settings.weightDecay : 0, step: step, config: config, gradScale: clip)
         }
-        model.projectWeights()
-        return norm
+        let drift = model.projectWeights()
+        return StepStats(gradNorm: norm, rowNormDrift: drift, applied: true)
     }
 }

@@ -11,6 +11,9 @@ public final class GPTModel: LanguageModel {
     let rope: RoPETable
     public static let rmsEps: Float = 1e-6
 
+    /// Activations per batch size (training and evaluation share one; sampling uses batch 1), and the set the
+    /// last forward wrote (what `backward` and `logits` read).
+    private var activationSets: [Int: Activations] = [:]
     private var acts: Activations?
 
     public init(config: ModelConfig) {
@@ -87,8 +90,9 @@ public final class GPTModel: LanguageModel {
     }
 
     public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Double {
-        if acts?.batch != batch { acts = Activations(config: config, batch: batch) }
-        guard let a = acts else { return .nan }
+        let a = activationSets[batch] ?? Activations(config: config, batch: batch)
+        activationSets[batch] = a
+        acts = a
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         a.inputs.update(from: inputs, count: n)
         a.targets.update(from: targets, count: n)

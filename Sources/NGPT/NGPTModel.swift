@@ -19,6 +19,9 @@ public final class NGPTModel: LanguageModel {
     public let grads: FlatTensors
     let rope: RoPETable
 
+    /// Activations per batch size (training and evaluation share one; sampling uses batch 1), and the set the
+    /// last forward wrote (what `backward` and `logits` read).
+    private var activationSets: [Int: Activations] = [:]
     private var acts: Activations?
 
     /// Scale vectors that act on a matrix product's outputs are folded into copies of the weights at each
@@ -131,6 +134,27 @@ public final class NGPTModel: LanguageModel {
         }
     }
 
+    /// Means (and for s_z the max) of the effective scale vectors, per layer: what the trainer logs.
+    public struct ScaleSummary: Sendable, Codable {
+        public var alphaAttn: [Double], alphaMLP: [Double], sqk: [Double], su: [Double], sv: [Double]
+        public var szMean: Double, szMax: Double
+    }
+
+    public func scaleSummary() -> ScaleSummary {
+        computeEffectiveScales()
+        func mean(_ v: [Float]) -> Double { v.reduce(0.0) { $0 + Double($1) } / Double(max(1, v.count)) }
+        return ScaleSummary(alphaAttn: effective.alphaA.map(mean), alphaMLP: effective.alphaM.map(mean), sqk: effective.sqk.map(mean),
+                            su: effective.su.map(mean), sv: effective.sv.map(mean), szMean: mean(effective.sz),
+                            szMax: Double(effective.sz.max() ?? 0))
+    }
+
+    /// The largest |‖row‖ − 1| over every renormalised tensor (≈1e-7 right after `projectWeights`).
+    public func maxRowNormDeviation() -> Float {
+        layout.tensors.filter(\.renormalize).map {
+            RowNorm.maxRowNormDeviation(params.pointer + $0.offset, rows: $0.shape[0], cols: $0.shape[1])
+        }.max() ?? 0
+    }
+
     /// Effective scale vectors, recomputed from the raw parameters at each forward.
     private var effective: (alphaA: [[Float]], alphaM: [[Float]], sqk: [[Float]], su: [[Float]], sv: [[Float]], sz: [Float]) = ([], [], [], [], [], [])
 
@@ -160,8 +184,9 @@ public final class NGPTModel: LanguageModel {
     }
 
     public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Double {
-        if acts?.batch != batch { acts = Activations(config: config, batch: batch) }
-        guard let a = acts else { return .nan }
+        let a = activationSets[batch] ?? Activations(config: config, batch: batch)
+        activationSets[batch] = a
+        acts = a
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         a.inputs.update(from: inputs, count: n)
         a.targets.update(from: targets, count: n)

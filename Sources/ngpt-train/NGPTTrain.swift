@@ -1,14 +1,20 @@
 import ArgumentParser
 import Foundation
 import Kernels
+import NGPT
 import Tokenizer
+import Training
 
 @main
 struct NGPTTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ngpt-train",
         abstract: "Train nGPT and baseline GPT language models on a CPU.",
-        subcommands: [Prepare.self])
+        discussion: """
+            With no arguments: fetch and prepare the default corpus (Shakespeare), then train an nGPT of config S             (d 256, 4 layers, 4 heads, SwiGLU 683, context 256, vocab 4096) for 600 steps (about 10 minutes on 2             cores) into checkpoints/ngpt-<time>/. Sample from it with ngpt-sample --checkpoint DIR.
+            """,
+        subcommands: [Train.self, Prepare.self],
+        defaultSubcommand: Train.self)
 }
 
 /// Data options shared by `prepare` and training.

@@ -1,0 +1,102 @@
+import Foundation
+
+/// Where a run's lines go: a live, rewritten line on a terminal; plain periodic lines otherwise.
+public final class ProgressPrinter: @unchecked Sendable {
+    public let isTerminal: Bool
+    private var liveLineShown = false
+
+    public init(isTerminal: Bool = isatty(STDOUT_FILENO) != 0) { self.isTerminal = isTerminal }
+
+    /// A line that stays (config table, evaluation results, messages).
+    public func line(_ text: String) {
+        if liveLineShown { write("\r\u{1B}[2K"); liveLineShown = false }
+        write(text + "\n")
+    }
+
+    /// The progress line: rewritten in place on a terminal; printed only when `periodic` otherwise.
+    public func progress(_ text: String, periodic: Bool) {
+        if isTerminal {
+            write("\r\u{1B}[2K" + text)
+            liveLineShown = true
+        } else if periodic {
+            write(text + "\n")
+        }
+    }
+
+    public func finish() { if liveLineShown { write("\n"); liveLineShown = false } }
+
+    private func write(_ s: String) {
+        FileHandle.standardOutput.write(Data(s.utf8))
+    }
+}
+
+/// `metrics.jsonl`: one JSON object per logged step and per evaluation, appended and flushed as it goes.
+public final class MetricsLog {
+    private let handle: FileHandle
+
+    public init(path: String) throws {
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw ConfigError("cannot write \(path)") }
+        h.seekToEndOfFile()
+        handle = h
+    }
+
+    public func append(_ record: [String: Any]) {
+        guard let data = try? JSONSerialization.data(withJSONObject: record.mapValues(Self.finite), options: [.sortedKeys]) else { return }
+        handle.write(data + Data("\n".utf8))
+    }
+
+    /// JSON has no NaN or infinity: write them as null.
+    static func finite(_ v: Any) -> Any {
+        if let d = v as? Double, !d.isFinite { return NSNull() }
+        if let a = v as? [Double] { return a.map { $0.isFinite ? $0 as Any : NSNull() } }
+        return v
+    }
+
+    deinit { try? handle.close() }
+}
+
+/// "3m05s", "1h02m".
+public func formatDuration(_ seconds: Double) -> String {
+    guard seconds.isFinite, seconds >= 0 else { return "?" }
+    let s = Int(seconds.rounded())
+    if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
+    if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
+    return "\(s)s"
+}
+
+/// Requests to stop (SIGINT, SIGTERM): the trainer finishes its step, checkpoints and exits 0. A second signal
+/// exits at once (the last checkpoint stays intact: checkpoints are written by rename).
+public final class StopRequest: @unchecked Sendable {
+    private let lock = NSLock()
+    private var signalName: String?
+    private var sources: [DispatchSourceSignal] = []
+
+    public init() {}
+
+    public func install() {
+        for (sig, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                self.lock.lock()
+                let second = self.signalName != nil
+                self.signalName = name
+                self.lock.unlock()
+                if second {
+                    FileHandle.standardError.write(Data("\n\(name) again: stopping now; the last checkpoint is intact\n".utf8))
+                    exit(130)
+                }
+                FileHandle.standardError.write(Data("\n\(name): finishing this step and writing a checkpoint (again to stop at once)\n".utf8))
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    public var requested: String? {
+        lock.lock(); defer { lock.unlock() }
+        return signalName
+    }
+}

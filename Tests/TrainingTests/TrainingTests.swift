@@ -1,0 +1,272 @@
+import Foundation
+import Kernels
+import NGPT
+import Testing
+import Tokenizer
+@testable import Training
+
+/// A small synthetic corpus (several documents) and a data directory shared by the tests of one process,
+/// so the tokenizer is trained once.
+enum Fixture {
+    static let root: String = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ngpt-train-\(getpid())").path
+        try? FileManager.default.createDirectory(atPath: dir + "/corpus", withIntermediateDirectories: true)
+        let words = ["the", "king", "queen", "love", "death", "night", "sword", "crown", "speak", "thee", "thou", "art",
+                     "noble", "lord", "lady", "fair", "heaven", "earth", "blood", "honour"]
+        var rng = SplitMix64(seed: 1)
+        for d in 0..<12 {
+            var lines: [String] = []
+            for i in 0..<300 {
+                // a learnable pattern: word pairs repeat
+                let a = words[rng.below(words.count)]
+                lines.append("\(a) \(a == "the" ? "king" : "fair") \(words[(i * 7 + d) % words.count]).")
+            }
+            try? AtomicFile.write(lines.joined(separator: "\n") + "\n", to: dir + "/corpus/doc\(d).txt")
+        }
+        return dir
+    }()
+
+    static func settings(_ model: String, steps: Int, out: String, extra: [String: Any] = [:]) -> [String: Any] {
+        var s: [String: Any] = ["model": model, "layers": 2, "dim": 32, "heads": 2, "mlp-hidden": 48, "context": 32,
+                                "vocab-size": 300, "batch-size": 4, "steps": steps, "eval-every": 4, "eval-windows": 4,
+                                "sample-tokens": 0, "corpus": root + "/corpus", "data-dir": root + "/data", "out": out,
+                                "lr": 5e-3, "threads": 1]
+        for (k, v) in extra { s[k] = v }
+        return s
+    }
+
+    static func run(_ settings: [String: Any], resume: String? = nil, force: Bool = false, stopAfter: Int? = nil) throws -> RunSummary {
+        let trainer = try Trainer(fileSettings: nil, flagSettings: settings, resume: resume, force: force,
+                                  printer: ProgressPrinter(isTerminal: false))
+        trainer.stopAfter = stopAfter
+        return try trainer.run()
+    }
+
+    static func newDir(_ tag: String) -> String { root + "/runs/\(tag)-\(UUID().uuidString.prefix(8))" }
+
+    static func metrics(_ dir: String) -> [[String: Any]] {
+        ((try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+}
+
+@Suite(.serialized) struct ResumeTests {
+    /// N steps in one go vs N/2, stop, resume, N/2: identical weights, optimiser moments and losses, bit for bit.
+    @Test(arguments: ["ngpt", "gpt"])
+    func resumeIsBitwiseIdentical(model: String) throws {
+        let whole = Fixture.newDir("whole"), split = Fixture.newDir("split")
+        _ = try Fixture.run(Fixture.settings(model, steps: 8, out: whole, extra: ["log-every": 1]))
+        let first = try Fixture.run(Fixture.settings(model, steps: 8, out: split, extra: ["log-every": 1]), stopAfter: 3)
+        #expect(first.interrupted == "--stop-after" && first.steps == 3)
+        let second = try Fixture.run(["threads": 1], resume: split)
+        #expect(second.steps == 8 && second.interrupted == nil)
+        let a = try SafeTensors(path: whole + "/latest.safetensors"), b = try SafeTensors(path: split + "/latest.safetensors")
+        #expect(a.names == b.names)
+        for name in a.names {
+            let x = try a.floats(name), y = try b.floats(name)
+            #expect(x.map(\.bitPattern) == y.map(\.bitPattern), "\(name) differs after resume")
+        }
+        #expect(a.metadata["ngpt.adam_step"] == "8" && b.metadata["ngpt.adam_step"] == "8")
+        // Per-step losses match bit for bit too (JSON doubles round-trip exactly).
+        func losses(_ dir: String) -> [Int: Double] {
+            var out: [Int: Double] = [:]
+            for r in Fixture.metrics(dir) where r["type"] as? String == "train" {
+                if let s = r["step"] as? Int, let l = r["train_loss"] as? Double { out[s] = l }
+            }
+            return out
+        }
+        let lw = losses(whole), ls = losses(split)
+        #expect(ls.count == 8 && lw.count == 8)
+        for (step, loss) in ls { #expect(lw[step] == loss, "step \(step)") }
+        #expect(a.metadata["ngpt.val_loss"] == b.metadata["ngpt.val_loss"])
+    }
+
+    @Test func resumeRefusesArchitectureChangesButAcceptsScheduleChanges() throws {
+        let dir = Fixture.newDir("arch")
+        _ = try Fixture.run(Fixture.settings("ngpt", steps: 4, out: dir), stopAfter: 2)
+        let error = #expect(throws: TrainingError.self) {
+            _ = try Trainer(fileSettings: nil, flagSettings: ["dim": 64], resume: dir, force: false, printer: ProgressPrinter(isTerminal: false))
+        }
+        #expect(error?.message.contains("architecture keys cannot change on resume") == true)
+        // schedule keys may change
+        let summary = try Fixture.run(["steps": 5, "lr": 1e-3], resume: dir)
+        #expect(summary.steps == 5)
+        #expect(throws: TrainingError.self) {
+            _ = try Trainer(fileSettings: nil, flagSettings: [:], resume: Fixture.root + "/nowhere", force: false,
+                            printer: ProgressPrinter(isTerminal: false))
+        }
+    }
+}
+
+@Suite(.serialized) struct RecipeTests {
+    @Test func lossDecreasesOnASmallCorpus() throws {
+        let dir = Fixture.newDir("learn")
+        let summary = try Fixture.run(Fixture.settings("ngpt", steps: 60, out: dir, extra: ["eval-every": 20, "lr": 1e-2]))
+        let evals = Fixture.metrics(dir).filter { $0["type"] as? String == "eval" }.compactMap { $0["val_loss"] as? Double }
+        #expect(evals.count == 3)
+        #expect(summary.finalValLoss < log(300.0) - 1.0, "val loss \(summary.finalValLoss) vs ln V \(log(300.0))")
+        #expect(evals.last! < evals.first!)
+        let gpt = try Fixture.run(Fixture.settings("gpt", steps: 60, out: Fixture.newDir("learn-gpt"), extra: ["eval-every": 20, "lr": 1e-2]))
+        #expect(gpt.finalValLoss < log(300.0) - 1.0)
+    }
+
+    @Test func ngptKeepsUnitRowsAndHasNoDecay() throws {
+        let dir = Fixture.newDir("norms")
+        _ = try Fixture.run(Fixture.settings("ngpt", steps: 6, out: dir, extra: ["log-every": 1]))
+        let train = Fixture.metrics(dir).filter { $0["type"] as? String == "train" }
+        #expect(train.count == 6)
+        for r in train {
+            #expect((r["max_row_norm_dev"] as? Double ?? 1) < 1e-5)
+            #expect((r["alpha_attn"] as? [Double])?.count == 2)
+            #expect(r["s_z_mean"] is Double)
+        }
+        var c = TrainConfig()
+        c.model = .ngpt
+        #expect(c.decay == 0 && c.warmupSteps == 0)
+        c.model = .gpt
+        #expect(c.decay == 0.1 && c.warmupSteps == c.steps / 20)
+    }
+
+    @Test func scheduleShapes() {
+        let s = LRSchedule(peak: 1e-3, minLR: 1e-4, warmup: 10, steps: 110)
+        #expect(abs(s.lr(at: 0) - 1e-4) < 1e-12)        // linear from 0: (0+1)/10 of the peak
+        #expect(abs(s.lr(at: 4) - 5e-4) < 1e-12)
+        #expect(abs(s.lr(at: 9) - 1e-3) < 1e-12)
+        #expect(abs(s.lr(at: 10) - 1e-3) < 1e-12)       // cosine starts at the peak
+        #expect(abs(s.lr(at: 109) - 1e-4) < 1e-12)      // and ends at the floor
+        #expect(s.lr(at: 60) < 6e-4 && s.lr(at: 60) > 5e-4)
+        for t in 10..<109 { #expect(s.lr(at: t + 1) <= s.lr(at: t)) }
+        let noWarmup = LRSchedule(peak: 2e-3, minLR: 0, warmup: 0, steps: 5)
+        #expect(noWarmup.lr(at: 0) == 2e-3)
+    }
+}
+
+@Suite struct ConfigTests {
+    @Test func flagsOverrideTheFileWhichOverridesDefaults() throws {
+        var c = TrainConfig()
+        try c.apply(["steps": 1000, "lr": 0.002, "mlp-hidden": 512], source: "--config")
+        try c.apply(["steps": 50], source: "flags")
+        #expect(c.steps == 50 && c.peakLR == 0.002 && c.mlpHidden == 512 && c.dim == 256)
+    }
+
+    @Test func unknownKeysAndWrongTypesAreRejected() throws {
+        var c = TrainConfig()
+        let unknown = #expect(throws: ConfigError.self) { try c.apply(["stpes": 10], source: "--config") }
+        #expect(unknown?.message.contains("did you mean \"steps\"") == true)
+        #expect(throws: ConfigError.self) { try c.apply(["steps": "ten"], source: "--config") }
+        #expect(throws: ConfigError.self) { try c.apply(["lr": true], source: "--config") }
+        #expect(throws: ConfigError.self) { try c.apply(["model": "rnn"], source: "--config") }
+        #expect(throws: ConfigError.self) { try c.apply(["steps": 1.5], source: "--config") }
+    }
+
+    @Test func validationNamesTheFlag() {
+        func message(_ change: (inout TrainConfig) -> Void) -> String {
+            var c = TrainConfig(); change(&c)
+            do { try c.validate(); return "" } catch { return "\(error)" }
+        }
+        #expect(message { $0.heads = 3 }.contains("heads"))
+        #expect(message { $0.lr = -1 }.contains("--lr"))
+        #expect(message { $0.steps = 0 }.contains("--steps"))
+        #expect(message { $0.minLr = 1 }.contains("--min-lr"))
+        #expect(message { $0.sampleTokens = 10_000 }.contains("--sample-tokens"))
+        #expect(message { _ in }.isEmpty)
+    }
+
+    @Test func configJSONRoundTrips() throws {
+        var c = TrainConfig()
+        c.lr = 0.01; c.corpus = "/x y/z.txt"; c.model = .gpt
+        #expect(try TrainConfig.fromJSON(c.json()) == c)
+        let keys = try JSONSerialization.jsonObject(with: Data(c.json().utf8)) as? [String: Any]
+        #expect(keys?["mlp-hidden"] as? Int == 683)
+    }
+}
+
+@Suite(.serialized) struct RobustnessTests {
+    @Test func existingOrUnwritableRunDirectoriesAreRefusedBeforeTraining() throws {
+        let dir = Fixture.newDir("exists")
+        _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir))
+        let error = #expect(throws: TrainingError.self) { _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir)) }
+        #expect(error?.message.contains("--resume") == true && error?.message.contains("--force") == true)
+        _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir), force: true)
+        // a path under a regular file cannot be created
+        try AtomicFile.write("x", to: Fixture.root + "/afile")
+        #expect(throws: TrainingError.self) { _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: Fixture.root + "/afile/run")) }
+    }
+
+    @Test func nonFiniteLossStopsAndKeepsTheLastCheckpoint() throws {
+        let dir = Fixture.newDir("nan")
+        _ = try Fixture.run(Fixture.settings("gpt", steps: 6, out: dir), stopAfter: 2)
+        // Poison the weights behind the trainer's back, in a copy loaded as the run's checkpoint.
+        let path = dir + "/latest.safetensors"
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        let file = try SafeTensors(path: path)
+        var tensors: [SafeTensors.Tensor] = []
+        for name in file.names {
+            var v = try file.floats(name)
+            if name == "output.weight" { v[0] = .nan }
+            tensors.append(.init(name: name, shape: file.entries[name]!.shape, floats: v))
+        }
+        let poisoned = SafeTensors.serialize(tensors, metadata: file.metadata)
+        try AtomicFile.write(poisoned, to: path)
+        let error = #expect(throws: TrainingError.self) { _ = try Fixture.run(["threads": 1], resume: dir) }
+        #expect(error?.message.contains("the loss became nan") == true)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(poisoned))  // untouched by the failed run
+        try good.write(to: URL(fileURLWithPath: path))
+        #expect(try Fixture.run(["threads": 1], resume: dir).steps == 6)
+    }
+
+    @Test func corruptCheckpointIsAClearError() throws {
+        let dir = Fixture.newDir("corrupt")
+        _ = try Fixture.run(Fixture.settings("ngpt", steps: 4, out: dir), stopAfter: 2)
+        let path = dir + "/latest.safetensors"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: path))
+        let error = #expect(throws: TrainingError.self) { _ = try Fixture.run([:], resume: dir) }
+        #expect(error?.message.contains("corrupt") == true)
+    }
+
+    /// A real process: SIGINT finishes the step, writes a checkpoint, exits 0 and says how to resume.
+    @Test func sigintCheckpointsAndExitsCleanly() throws {
+        let exe = productsDirectory() + "/ngpt-train"
+        let dir = Fixture.newDir("sigint")
+        // Make sure the data is prepared, so the process reaches training quickly.
+        _ = try Fixture.run(Fixture.settings("ngpt", steps: 1, out: Fixture.newDir("warm")))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = ["--model", "ngpt", "--layers", "2", "--dim", "32", "--heads", "2", "--mlp-hidden", "48", "--context", "32",
+                       "--vocab-size", "300", "--batch-size", "4", "--steps", "100000", "--eval-every", "100000",
+                       "--sample-tokens", "0", "--corpus", Fixture.root + "/corpus", "--data-dir", Fixture.root + "/data",
+                       "--out", dir, "--log-every", "1", "--threads", "1"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        // Wait for training to be under way (a train record in metrics.jsonl), then interrupt.
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && !Fixture.metrics(dir).contains(where: { ($0["step"] as? Int ?? 0) >= 2 }) { usleep(50_000) }
+        kill(p.processIdentifier, SIGINT)
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(text.suffix(500))")
+        #expect(text.contains("resume with: ngpt-train --resume \(dir)"))
+        let ckpt = try SafeTensors(path: dir + "/latest.safetensors")
+        let step = Int(ckpt.metadata["ngpt.step"] ?? "") ?? 0
+        #expect(step >= 2)
+        // and the run continues from there
+        let resumed = try Fixture.run(["steps": step + 2, "threads": 1], resume: dir)
+        #expect(resumed.steps == step + 2)
+    }
+}
+
+/// The directory holding the built executables (next to the test bundle).
+func productsDirectory() -> String {
+    for candidate in [Bundle.main.bundlePath, CommandLine.arguments.first ?? ""] {
+        var url = URL(fileURLWithPath: candidate)
+        for _ in 0..<3 {
+            url = url.deletingLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("ngpt-train").path) { return url.path }
+        }
+    }
+    return FileManager.default.currentDirectoryPath + "/.build/release"
+}
