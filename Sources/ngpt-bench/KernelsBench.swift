@@ -109,7 +109,7 @@ struct KernelsBench: ParsableCommand {
             Attention.forward(q: q.pointer, k: k.pointer, v: vv.pointer, ld: d, y: att.pointer, ldy: d, probs: probs.pointer,
                               shape: shape, scale: scale)
         }
-        add("attention fwd", "B\(shape.batch) H\(heads) T\(context) dk\(d / heads)", ms, rate: gflops(attFlops, ms))
+        add("attention fwd", "B\(shape.batch) H\(heads) T\(context) dk\(d / heads)", ms, rate: gflops(attFlops, ms), floor: "full-square FLOPs")
         ms = medianMilliseconds(repetitions: reps) {
             Attention.backward(dy: dy.pointer, ldy: d, q: q.pointer, k: k.pointer, v: vv.pointer, ld: d, probs: probs.pointer,
                                dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, ldg: d, scratch: scratch.pointer,
