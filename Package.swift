@@ -18,6 +18,8 @@ let package = Package(
         .library(name: "Tokenizer", targets: ["Tokenizer"]),
         .library(name: "NGPT", targets: ["NGPT"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "Sampling", targets: ["Sampling"]),
+        .executable(name: "ngpt-sample", targets: ["ngpt-sample"]),
         .executable(name: "ngpt-train", targets: ["ngpt-train"]),
         .executable(name: "ngpt-bench", targets: ["ngpt-bench"]),
     ],
@@ -37,15 +39,21 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["CSentencePiece", "Kernels"]),
         .target(name: "NGPT", dependencies: ["Kernels"]),
         .target(name: "Training", dependencies: ["Kernels", "Tokenizer", "NGPT"]),
+        .target(name: "Sampling", dependencies: ["Kernels", "Tokenizer", "NGPT", "Training"]),
 
         // Executables
         .executableTarget(name: "ngpt-bench", dependencies: [
-            "Kernels", "CBLAS", "NGPT",
+            "Kernels", "CBLAS", "NGPT", "Sampling",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .executableTarget(name: "ngpt-train", dependencies: [
             "Kernels", "Tokenizer", "NGPT", "Training",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .executableTarget(name: "ngpt-sample", dependencies: [
+            "Kernels", "Tokenizer", "NGPT", "Sampling",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -55,6 +63,8 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
         .testTarget(name: "NGPTTests", dependencies: ["NGPT"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NGPT", "Tokenizer", "Kernels"]),
+        .testTarget(name: "SamplingTests", dependencies: ["Sampling", "Training", "NGPT", "Tokenizer", "Kernels"],
+                    resources: [.copy("Fixtures")]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -98,6 +98,32 @@ public enum Attention {
         }
     }
 
+    /// One query against a cache (single-token decoding): for every head h,
+    ///   y_h = softmax(scale · q_h·K[0..<n, h]ᵀ) · V[0..<n, h].
+    /// q, y: [heads·headDim]; kCache, vCache: [n, heads·headDim] rows (row stride `ld`); scores: [heads, n] scratch.
+    /// The cache is read row by row, contiguously, serving every head at once.
+    public static func decode(q: UnsafePointer<Float>, kCache: UnsafePointer<Float>, vCache: UnsafePointer<Float>, ld: Int,
+                              count n: Int, heads: Int, headDim dk: Int, scale: Float,
+                              scores: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        for j in 0..<n {
+            let kr = kCache + j * ld
+            for h in 0..<heads { scores[h * n + j] = scale * dot(q + h * dk, kr + h * dk, dk) }
+        }
+        for h in 0..<heads { causalSoftmaxRow(scores + h * n, valid: n, count: n) }
+        let d = heads * dk
+        y.update(repeating: 0, count: d)
+        for j in 0..<n {
+            let vr = vCache + j * ld
+            for h in 0..<heads {
+                let p = F16(repeating: scores[h * n + j]), yh = y + h * dk, vh = vr + h * dk
+                var c = 0
+                while c + 16 <= dk { store16(load16(yh + c) + p * load16(vh + c), yh + c); c += 16 }
+                let ps = scores[h * n + j]
+                while c < dk { yh[c] += ps * vh[c]; c += 1 }
+            }
+        }
+    }
+
     /// In place: the first `valid` entries become their softmax, the rest become 0.
     @inline(__always)
     public static func causalSoftmaxRow(_ row: UnsafeMutablePointer<Float>, valid: Int, count: Int) {

@@ -71,6 +71,14 @@ public enum Threads {
         openblas_set_num_threads(Int32(budget))
     }
 
+    /// Runs `body` with OpenBLAS on one thread: for work made of many small products (single-token decoding),
+    /// where waking BLAS threads costs more than it saves.
+    public static func withSerialBLAS<R>(_ body: () throws -> R) rethrows -> R {
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(Int32(budget)) }
+        return try body()
+    }
+
     private static func fork(_ count: Int, workers: Int, _ body: (Int, Range<Int>) -> Void) {
         insideParallelRegion = true
         defer { insideParallelRegion = false }

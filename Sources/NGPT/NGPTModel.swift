@@ -28,8 +28,8 @@ public final class NGPTModel: LanguageModel {
     /// forward (diag(s)·W is [rows, d]; scaling the [tokens, rows] product instead costs a pass over it):
     /// E_out·diag(s_z), W_up·diag(s_u), W_gate·diag(√d·s_ν). Their gradients come back through `scaledGrad`.
     private let weightArena = Arena()
-    private let outputScaled: UnsafeMutablePointer<Float>
-    private let upScaled: [UnsafeMutablePointer<Float>], gateScaled: [UnsafeMutablePointer<Float>]
+    let outputScaled: UnsafeMutablePointer<Float>
+    let upScaled: [UnsafeMutablePointer<Float>], gateScaled: [UnsafeMutablePointer<Float>]
     private let scaledGradOut: UnsafeMutablePointer<Float>, scaledGradMLP: UnsafeMutablePointer<Float>
 
     public init(config: ModelConfig) {
@@ -156,9 +156,9 @@ public final class NGPTModel: LanguageModel {
     }
 
     /// Effective scale vectors, recomputed from the raw parameters at each forward.
-    private var effective: (alphaA: [[Float]], alphaM: [[Float]], sqk: [[Float]], su: [[Float]], sv: [[Float]], sz: [Float]) = ([], [], [], [], [], [])
+    var effective: (alphaA: [[Float]], alphaM: [[Float]], sqk: [[Float]], su: [[Float]], sv: [[Float]], sz: [Float]) = ([], [], [], [], [], [])
 
-    private func computeEffectiveScales() {
+    func computeEffectiveScales() {
         let d = config.dim, L = config.layers, f = config.mlpHidden
         let ca = ScaleVector.alphaFactor(d), cu = ScaleVector.unitFactor(d)
         func vec(_ name: String, _ count: Int, _ map: (Float) -> Float) -> [Float] {

@@ -72,6 +72,27 @@ struct KernelsBench: ParsableCommand {
         }
 
         var ms: Double = 0
+        // Matrix–vector products of single-token decoding (weights streamed once per call).
+        for (name, rows, cols, transpose) in [("gemv W·x  logits", v, d, false), ("gemv W·x  SwiGLU up", f, d, false),
+                                              ("gemv Wᵀ·x SwiGLU down", f, d, true)] where wanted("gemv") {
+            let w = Buffer(rows * cols, seed: 30), x = Buffer(transpose ? rows : cols, seed: 31), y = Buffer(transpose ? cols : rows)
+            let t = medianMilliseconds(repetitions: reps * 10) {
+                GEMM.gemv(transpose: transpose, rows: rows, cols: cols, w.pointer, lda: cols, x.pointer, y.pointer)
+            }
+            add(name, "\(rows)×\(cols)", t, rate: gbps(Double(rows * cols * 4), t))
+        }
+        if wanted("gemv") {
+            // How fast weights stream once they no longer stay in cache between uses: the single-token decoder reads
+            // every weight once per token (16.4 MB at config S).
+            for total in [4, 8, 16, 32] {
+                let big = Buffer(total * 512 * 512, seed: 40)
+                let x = Buffer(512, seed: 2), y = Buffer(512)
+                let t = medianMilliseconds(repetitions: reps) {
+                    for m in 0..<total { GEMM.gemv(transpose: false, rows: 512, cols: 512, big.pointer + m * 512 * 512, lda: 512, x.pointer, y.pointer) }
+                }
+                add("gemv sweep over \(total) MB", "\(total)×512×512", t, rate: gbps(Double(total << 20), t))
+            }
+        }
         let rowBytes = Double(n * d * 4)
         if wanted("norm") {
         // Row normalisations over [tokens, d].

@@ -13,7 +13,7 @@ struct NGPTBench: ParsableCommand {
             Every number is the median of repeated runs after a warm-up. The machine is shared and noisy: compare \
             numbers from one run, not across runs.
             """,
-        subcommands: [KernelsBench.self, TrainBench.self])
+        subcommands: [KernelsBench.self, TrainBench.self, SampleBench.self])
 }
 
 /// Options every benchmark takes.

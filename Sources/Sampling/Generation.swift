@@ -1,0 +1,236 @@
+import Dispatch
+import Foundation
+import Kernels
+import NGPT
+import Tokenizer
+import Training
+
+/// A model and its tokenizer, loaded from a run directory or a checkpoint file.
+public struct LoadedModel {
+    public let model: LanguageModel
+    public let tokenizer: SentencePieceModel
+    public let checkpointPath: String
+    public let tokenizerPath: String
+    public let step: Int
+    /// Set when the tokenizer's hash differs from the one recorded in the checkpoint (same vocab size).
+    public let tokenizerWarning: String?
+
+    /// `path` is a run directory (its best checkpoint by validation loss, else its latest) or a .safetensors file.
+    /// The tokenizer is `tokenizerPath`, or the `tokenizer.model` beside the checkpoint.
+    public static func load(checkpoint path: String, tokenizer tokenizerPath: String? = nil) throws -> LoadedModel {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw SamplerError(message: "checkpoint not found: \(path) (pass a run directory from ngpt-train or a .safetensors file)")
+        }
+        var file = path
+        if isDir.boolValue {
+            let best = path + "/best.safetensors", latest = path + "/latest.safetensors"
+            guard let found = [best, latest].first(where: { fm.fileExists(atPath: $0) }) else {
+                throw SamplerError(message: "\(path) holds no best.safetensors or latest.safetensors; train first with ngpt-train --out \(path)")
+            }
+            file = found
+        }
+        let tensors: SafeTensors
+        do { tensors = try SafeTensors(path: file) } catch let e as SafeTensorsError {
+            throw SamplerError(message: "cannot read the checkpoint: \(e.message) (corrupt or truncated; try the run's other checkpoint)")
+        }
+        let meta: Checkpoint
+        do { meta = try Checkpoint.read(tensors, path: file) } catch {
+            throw SamplerError(message: "\(error)")
+        }
+        let model = try makeModel(meta.config.modelConfig)
+        do { try Checkpoint.load(tensors, into: model, optimizer: nil, path: file) } catch {
+            throw SamplerError(message: "\(error)")
+        }
+        let tokPath = tokenizerPath ?? ((file as NSString).deletingLastPathComponent + "/tokenizer.model")
+        let tokenizer: SentencePieceModel
+        do { tokenizer = try SentencePieceModel(path: tokPath) } catch let e as DataError {
+            throw SamplerError(message: e.message + (tokenizerPath == nil ? " (or pass --tokenizer PATH)" : ""))
+        }
+        guard tokenizer.vocabSize == meta.config.vocabSize else {
+            throw SamplerError(message: "the tokenizer \(tokPath) has \(tokenizer.vocabSize) pieces but the model was trained with \(meta.config.vocabSize); pass the run's own tokenizer.model")
+        }
+        let hash = SHA256.hex(SHA256.hash(tokenizer.modelBytes))
+        let warning = meta.tokenizerSHA256.isEmpty || meta.tokenizerSHA256 == hash ? nil
+            : "warning: \(tokPath) is not the tokenizer this model was trained with (same vocab size, different model)"
+        return LoadedModel(model: model, tokenizer: tokenizer, checkpointPath: file, tokenizerPath: tokPath, step: meta.step,
+                           tokenizerWarning: warning)
+    }
+}
+
+/// Turns a growing sequence of ids into text as it is generated: only complete UTF-8 characters are released, so a
+/// character split over byte-fallback pieces comes out whole, and SentencePiece's word-boundary marker becomes a
+/// space exactly where the full decode would put it. (SentencePiece decodes a trailing incomplete byte sequence to
+/// U+FFFD, so trailing replacement characters are held back until the next token completes or replaces them.)
+public struct StreamingDetokenizer {
+    let tokenizer: SentencePieceModel
+    private(set) var ids: [Int32] = []
+    private var emittedBytes = 0
+
+    public init(tokenizer: SentencePieceModel) { self.tokenizer = tokenizer }
+
+    /// Adds a token and returns the newly completed text (possibly empty).
+    public mutating func append(_ id: Int32) throws -> String {
+        ids.append(id)
+        let bytes = try tokenizer.decodeBytes(ids)
+        var end = Self.completeUTF8Prefix(bytes)
+        while end >= emittedBytes + 3 && bytes[end - 3] == 0xEF && bytes[end - 2] == 0xBF && bytes[end - 1] == 0xBD { end -= 3 }
+        guard end > emittedBytes else { return "" }
+        defer { emittedBytes = end }
+        return String(decoding: bytes[emittedBytes..<end], as: UTF8.self)
+    }
+
+    /// Whatever is left (an incomplete character decodes to U+FFFD).
+    public mutating func flush() throws -> String {
+        let bytes = try tokenizer.decodeBytes(ids)
+        defer { emittedBytes = bytes.count }
+        return emittedBytes < bytes.count ? String(decoding: bytes[emittedBytes...], as: UTF8.self) : ""
+    }
+
+    /// Length of the longest prefix that does not end inside a multi-byte character.
+    static func completeUTF8Prefix(_ b: [UInt8]) -> Int {
+        var i = b.count
+        var back = 0
+        while i > 0 && back < 4 {
+            let c = b[i - 1]
+            if c & 0xC0 == 0x80 { i -= 1; back += 1; continue }   // continuation byte
+            let need = c < 0x80 ? 1 : c & 0xE0 == 0xC0 ? 2 : c & 0xF0 == 0xE0 ? 3 : c & 0xF8 == 0xF0 ? 4 : 1
+            return back + 1 >= need ? b.count : i - 1
+        }
+        return b.count
+    }
+}
+
+/// What a generation produced.
+public struct GenerationResult: Sendable {
+    public var text: String
+    public var tokens: [Int32]
+    public var seconds: Double
+    public var stoppedAt: String?
+    public var tokensPerSecond: Double { Double(tokens.count) / max(seconds, 1e-9) }
+}
+
+/// Autoregressive generation with the KV cache, a sampler, stop strings and streaming output.
+public final class Generator {
+    public let model: LanguageModel
+    public let tokenizer: SentencePieceModel
+    let decoder: TokenDecoder
+
+    public init(model: LanguageModel, tokenizer: SentencePieceModel) {
+        self.model = model
+        self.tokenizer = tokenizer
+        decoder = makeDecoder(for: model)
+    }
+
+    /// The ids a prompt becomes: BOS, then the encoded text (as each training document starts). A prompt longer
+    /// than the context keeps its last `context − 1` tokens (`truncated` tells how many were dropped).
+    public func promptIds(_ text: String) throws -> (ids: [Int32], truncated: Int) {
+        var ids: [Int32] = tokenizer.bosId >= 0 ? [tokenizer.bosId] : []
+        ids += try tokenizer.encode(text)
+        let keep = model.config.context - 1
+        if ids.count > keep { return (Array(ids.suffix(keep)), ids.count - keep) }
+        return (ids, 0)
+    }
+
+    /// Generates up to `maxTokens` tokens after `prompt`. `onText` receives text as it completes (never a partial
+    /// stop string). When the context fills up, the oldest half of the window is dropped and the cache is rebuilt
+    /// from the kept half, so every token is predicted from between T/2 and T tokens of context, exactly as the
+    /// model computes them on that window.
+    public func generate(prompt: [Int32], maxTokens: Int, sampler: inout Sampler, stop: [String] = [],
+                         onText: (String) -> Void = { _ in }) throws -> GenerationResult {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let T = model.config.context, V = model.config.vocabSize
+        var window = prompt.isEmpty ? [max(0, tokenizer.bosId)] : prompt
+        decoder.reset()
+        var logits = decoder.step(window[0])
+        for t in window.dropFirst() { logits = decoder.step(t) }
+        var stream = StreamingDetokenizer(tokenizer: tokenizer)
+        var generated: [Int32] = []
+        var text = "", released = 0
+        let holdBack = (stop.map(\.count).max() ?? 1) - 1
+        var stoppedAt: String?
+
+        func release(upTo end: Int) {
+            guard end > released else { return }
+            let start = text.index(text.startIndex, offsetBy: released), stopIndex = text.index(text.startIndex, offsetBy: end)
+            onText(String(text[start..<stopIndex]))
+            released = end
+        }
+
+        while generated.count < maxTokens {
+            let next = sampler.next(logits, count: V, history: window[...])
+            generated.append(next)
+            window.append(next)
+            text += try stream.append(next)
+            if let s = stop.first(where: { !$0.isEmpty && text.contains($0) }), let r = text.range(of: s) {
+                text = String(text[..<r.lowerBound])
+                stoppedAt = s
+                break
+            }
+            release(upTo: max(released, text.count - holdBack))
+            if generated.count == maxTokens { break }
+            if decoder.position == T {
+                window = Array(window.suffix(T / 2))
+                decoder.reset()
+                for t in window.dropLast() { _ = decoder.step(t) }
+            }
+            logits = decoder.step(next)
+        }
+        if stoppedAt == nil { text += try stream.flush() }
+        release(upTo: text.count)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        return GenerationResult(text: text, tokens: generated, seconds: seconds, stoppedAt: stoppedAt)
+    }
+}
+
+/// Loss of a text under a model.
+public struct PerplexityReport: Sendable {
+    public var meanLoss: Double
+    public var perplexity: Double { exp(meanLoss) }
+    public var bitsPerByte: Double
+    public var tokens: Int
+    public var bytes: Int
+    public var windows: Int
+}
+
+public enum Perplexity {
+    /// The text becomes [BOS] + its ids (like a training document) and is scored in consecutive, non-overlapping
+    /// windows of `context` predictions — the same windows and arithmetic as the trainer's evaluation. Bits per byte
+    /// divide the total loss in bits by the UTF-8 bytes of the predicted tokens.
+    public static func evaluate(text: String, model: LanguageModel, tokenizer: SentencePieceModel, batch: Int = 8) throws -> PerplexityReport {
+        var ids: [Int32] = tokenizer.bosId >= 0 ? [tokenizer.bosId] : []
+        ids += try tokenizer.encode(text)
+        let T = model.config.context
+        let windows = (ids.count - 1) / T
+        guard windows >= 1 else {
+            throw SamplerError(message: "the text has \(ids.count) tokens, fewer than one window of \(T + 1); give a longer text")
+        }
+        let total = try meanLoss(model: model, windows: windows, context: T, batch: batch) { w, inputs, targets in
+            for j in 0..<T { inputs[j] = ids[w * T + j]; targets[j] = ids[w * T + j + 1] }
+        }
+        var pieceBytes = [Int](repeating: -1, count: tokenizer.vocabSize)
+        var bytes = 0
+        for id in ids[1...(windows * T)] {
+            if pieceBytes[Int(id)] < 0 { pieceBytes[Int(id)] = try tokenizer.decodeBytes([id]).count }
+            bytes += pieceBytes[Int(id)]
+        }
+        return PerplexityReport(meanLoss: total, bitsPerByte: total * Double(windows * T) / log(2) / Double(max(1, bytes)),
+                                tokens: windows * T, bytes: bytes, windows: windows)
+    }
+
+    /// Mean loss over `windows` windows filled by `fill`, in batches (the trainer's evaluation arithmetic).
+    public static func meanLoss(model: LanguageModel, windows: Int, context T: Int, batch: Int,
+                                fill: (Int, UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) throws -> Void) rethrows -> Double {
+        let inputs = UnsafeMutablePointer<Int32>.allocate(capacity: batch * T), targets = UnsafeMutablePointer<Int32>.allocate(capacity: batch * T)
+        defer { inputs.deallocate(); targets.deallocate() }
+        var total = 0.0, w = 0
+        while w < windows {
+            let b = min(batch, windows - w)
+            for i in 0..<b { try fill(w + i, inputs + i * T, targets + i * T) }
+            total += model.forward(inputs: inputs, targets: targets, batch: b) * Double(b)
+            w += b
+        }
+        return total / Double(windows)
+    }
+}

@@ -1,0 +1,263 @@
+import Foundation
+import Kernels
+import NGPT
+import Testing
+import Tokenizer
+import Training
+@testable import Sampling
+
+func fixture(_ name: String) throws -> String {
+    guard let url = Bundle.module.url(forResource: "Fixtures/" + name, withExtension: nil) else {
+        throw SamplerError(message: "missing fixture \(name)")
+    }
+    return url.path
+}
+
+@Suite struct KVCacheTests {
+    /// Logits from the single-token path equal the training forward's at every position (both models).
+    @Test(arguments: [ModelKind.ngpt, .gpt])
+    func cacheLogitsEqualFullRecompute(kind: ModelKind) throws {
+        let config = ModelConfig(kind: kind, vocabSize: 97, dim: 48, layers: 2, heads: 3, mlpHidden: 70, context: 20)
+        let model = try makeModel(config)
+        model.initialize(seed: 3)
+        var rng = SplitMix64(seed: 4)
+        // Perturb the scale vectors / gains so that every term matters.
+        for t in model.layout.tensors where t.shape.count == 1 {
+            let p = model.params.pointer + t.offset
+            for i in 0..<t.count { p[i] *= Float(1 + 0.3 * rng.normal()) }
+        }
+        let tokens = (0..<config.context).map { _ in Int32(rng.below(97)) }
+        _ = model.forward(inputs: tokens, targets: tokens, batch: 1)
+        let full = Array(UnsafeBufferPointer(start: model.logits, count: config.context * 97))
+        let decoder = makeDecoder(for: model)
+        var worst: Float = 0, scale: Float = 0
+        for (i, t) in tokens.enumerated() {
+            let row = decoder.step(t)
+            for v in 0..<97 {
+                worst = max(worst, abs(row[v] - full[i * 97 + v]))
+                scale = max(scale, abs(full[i * 97 + v]))
+            }
+        }
+        #expect(decoder.position == config.context)
+        // Float arithmetic in a different order (matrix–vector vs GEMM): 1e-5 of the logits' scale.
+        #expect(worst <= 1e-5 * max(1, scale), "max |Δlogit| \(worst), scale \(scale)")
+    }
+}
+
+@Suite struct SamplerTests {
+    let logits: [Float] = [log(0.5), log(0.3), log(0.15), log(0.05)]
+
+    @Test func topKKeepsExactlyKWithTiesByLowerId() {
+        let s = Sampler(transforms: [TopK(2)], seed: 1)
+        let p = s.probabilities([1, 3, 3, 2])
+        #expect(p[0] == 0 && p[3] == 0 && abs(p[1] - 0.5) < 1e-6 && abs(p[2] - 0.5) < 1e-6)
+        let one = Sampler(transforms: [TopK(1)], seed: 1).probabilities([1, 3, 3, 2])
+        #expect(one == [0, 1, 0, 0])
+    }
+
+    @Test func topPKeepsTheSmallestNucleus() {
+        let p = Sampler(transforms: [TopP(0.8)], seed: 1).probabilities(logits)
+        #expect(abs(p[0] - 0.625) < 1e-5 && abs(p[1] - 0.375) < 1e-5 && p[2] == 0 && p[3] == 0)
+        let all = Sampler(transforms: [TopP(1)], seed: 1).probabilities(logits)
+        #expect(abs(all[3] - 0.05) < 1e-6)
+        let first = Sampler(transforms: [TopP(0.1)], seed: 1).probabilities(logits)
+        #expect(first == [1, 0, 0, 0])
+    }
+
+    @Test func minPDropsTheUnlikely() {
+        let p = Sampler(transforms: [MinP(0.2)], seed: 1).probabilities(logits)   // keep p ≥ 0.1
+        #expect(p[3] == 0 && abs(p[0] - 0.5 / 0.95) < 1e-5 && abs(p[2] - 0.15 / 0.95) < 1e-5)
+    }
+
+    @Test func temperatureAndRepetitionPenalty() {
+        let p = Sampler(transforms: [Temperature(0.5)], seed: 1).probabilities(logits)   // ∝ p²
+        let z = 0.25 + 0.09 + 0.0225 + 0.0025
+        #expect(abs(Double(p[0]) - 0.25 / z) < 1e-5 && abs(Double(p[3]) - 0.0025 / z) < 1e-5)
+        var l: [Float] = [2, -1, 3]
+        RepetitionPenalty(2).apply(to: &l, history: [0, 1, 1])
+        #expect(l == [1, -2, 3])
+    }
+
+    @Test func greedyTakesTheLowestIdAmongTies() {
+        var s = Sampler(SamplerSettings(temperature: 0))
+        let l: [Float] = [0, 5, 5, 1]
+        #expect(s.next(l, count: 4, history: []) == 1)
+    }
+
+    @Test func drawsFollowTheDistributionAndTheSeed() {
+        var a = Sampler(SamplerSettings(temperature: 1, seed: 42)), b = Sampler(SamplerSettings(temperature: 1, seed: 42))
+        var c = Sampler(SamplerSettings(temperature: 1, seed: 43))
+        var counts = [0, 0, 0, 0]
+        var sameAsB = true, sameAsC = true
+        for _ in 0..<20_000 {
+            let x = a.next(logits, count: 4, history: [])
+            counts[Int(x)] += 1
+            sameAsB = sameAsB && x == b.next(logits, count: 4, history: [])
+            sameAsC = sameAsC && x == c.next(logits, count: 4, history: [])
+        }
+        #expect(sameAsB && !sameAsC)
+        for (i, p) in [0.5, 0.3, 0.15, 0.05].enumerated() { #expect(abs(Double(counts[i]) / 20_000 - p) < 0.015) }
+        // the general path (several transforms) draws from the same distribution
+        var g = Sampler(transforms: [Temperature(1), TopK(4)], seed: 7)
+        var gc = [0, 0, 0, 0]
+        for _ in 0..<20_000 { gc[Int(g.next(logits, count: 4, history: []))] += 1 }
+        for (i, p) in [0.5, 0.3, 0.15, 0.05].enumerated() { #expect(abs(Double(gc[i]) / 20_000 - p) < 0.015) }
+    }
+
+    @Test func invalidSettingsAreRejectedNotClamped() {
+        for bad in [SamplerSettings(temperature: -1), SamplerSettings(topK: -1), SamplerSettings(topP: 0), SamplerSettings(topP: 1.5),
+                    SamplerSettings(minP: 1), SamplerSettings(repetitionPenalty: 0)] {
+            #expect(throws: SamplerError.self) { try bad.validate() }
+        }
+        #expect(throws: Never.self) { try SamplerSettings().validate() }
+    }
+}
+
+@Suite struct GenerationTests {
+    func loaded() throws -> LoadedModel { try LoadedModel.load(checkpoint: try fixture("tiny-ngpt.safetensors")) }
+
+    @Test func greedyGenerationIsByteExact() throws {
+        let m = try loaded()
+        let g = Generator(model: m.model, tokenizer: m.tokenizer)
+        var sampler = Sampler(SamplerSettings(temperature: 0))
+        var streamed = ""
+        let result = try g.generate(prompt: try g.promptIds("the king").ids, maxTokens: 40, sampler: &sampler) { streamed += $0 }
+        let expected = try String(contentsOfFile: try fixture("expected-greedy.txt"), encoding: .utf8)
+        #expect(result.text == expected)
+        #expect(streamed == expected)
+        #expect(result.tokens.count == 40)
+    }
+
+    @Test func seedsGiveReproducibleAndDifferentText() throws {
+        let m = try loaded()
+        let g = Generator(model: m.model, tokenizer: m.tokenizer)
+        func text(_ seed: UInt64) throws -> String {
+            var s = Sampler(SamplerSettings(temperature: 1.2, seed: seed))
+            return try g.generate(prompt: [], maxTokens: 60, sampler: &s).text
+        }
+        #expect(try text(1) == text(1))
+        #expect(try text(1) != text(2))
+    }
+
+    @Test func slidingWindowAndStopStrings() throws {
+        let m = try loaded()
+        let g = Generator(model: m.model, tokenizer: m.tokenizer)
+        var s = Sampler(SamplerSettings(temperature: 0))
+        // 3× the context of 32: the window slides twice
+        let long = try g.generate(prompt: [], maxTokens: 100, sampler: &s)
+        #expect(long.tokens.count == 100)
+        var s2 = Sampler(SamplerSettings(temperature: 0))
+        var streamed = ""
+        let stopped = try g.generate(prompt: try g.promptIds("the king").ids, maxTokens: 40, sampler: &s2, stop: ["café"]) { streamed += $0 }
+        #expect(stopped.stoppedAt == "café")
+        #expect(!stopped.text.contains("café") && streamed == stopped.text)
+        #expect(stopped.text == " the, ☃ ")
+        // a prompt longer than the context keeps its tail
+        let (ids, dropped) = try g.promptIds(String(repeating: "the king fair. ", count: 40))
+        #expect(ids.count == 31 && dropped > 0)
+    }
+
+    @Test func streamingReleasesOnlyWholeCharacters() throws {
+        let m = try loaded()
+        let text = "☃ 新しい café 🙂"
+        let ids = try m.tokenizer.encode(text)
+        #expect(ids.count > 8)  // multi-byte characters outside the vocab come as byte pieces
+        var stream = StreamingDetokenizer(tokenizer: m.tokenizer)
+        var chunks: [String] = []
+        for id in ids { chunks.append(try stream.append(id)) }
+        chunks.append(try stream.flush())
+        #expect(chunks.joined() == text)
+        #expect(!chunks.joined().contains("\u{FFFD}"))
+        #expect(chunks.contains(""))  // some pieces completed no character yet
+        #expect(StreamingDetokenizer.completeUTF8Prefix([0x61, 0xE2, 0x98]) == 1)
+        #expect(StreamingDetokenizer.completeUTF8Prefix([0x61, 0xE2, 0x98, 0x83]) == 4)
+    }
+}
+
+@Suite struct PerplexityAndErrorTests {
+    /// Perplexity of the validation text equals the trainer's evaluation of the same windows.
+    @Test func perplexityMatchesTheTrainersEvaluation() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ppl-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var lines: [String] = []
+        var rng = SplitMix64(seed: 3)
+        let words = ["the", "king", "fair", "night", "sword", "lady", "honour", "thee"]
+        for _ in 0..<1500 { lines.append((0..<6).map { _ in words[rng.below(words.count)] }.joined(separator: " ") + ".") }
+        let corpus = lines.joined(separator: "\n") + "\n"
+        try AtomicFile.write(corpus, to: dir + "/one.txt")
+        let settings: [String: Any] = ["layers": 1, "dim": 32, "heads": 2, "mlp-hidden": 32, "context": 32, "vocab-size": 300,
+                                       "batch-size": 4, "steps": 10, "eval-every": 10, "eval-windows": 100000, "sample-tokens": 0,
+                                       "corpus": dir + "/one.txt", "data-dir": dir + "/data", "out": dir + "/run", "threads": 1]
+        let trainer = try Trainer(fileSettings: nil, flagSettings: settings, resume: nil, force: false,
+                                  printer: ProgressPrinter(isTerminal: false))
+        let summary = try trainer.run()
+        let validation = try Corpus.split([Document(name: "one.txt", text: corpus)]).validation[0].text
+        let m = try LoadedModel.load(checkpoint: dir + "/run/latest.safetensors")
+        let report = try Perplexity.evaluate(text: validation, model: m.model, tokenizer: m.tokenizer, batch: 4)
+        #expect(abs(report.meanLoss - summary.finalValLoss) < 1e-6 * summary.finalValLoss, "\(report.meanLoss) vs \(summary.finalValLoss)")
+        #expect(abs(report.perplexity - exp(report.meanLoss)) < 1e-9)
+        #expect(report.bitsPerByte > 0 && report.bytes > report.tokens)
+    }
+
+    @Test func badInputsAreClearErrors() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        func message(_ body: () throws -> Void) -> String {
+            do { try body(); return "" } catch { return "\(error)" }
+        }
+        #expect(message { _ = try LoadedModel.load(checkpoint: dir + "/missing") }.contains("checkpoint not found"))
+        #expect(message { _ = try LoadedModel.load(checkpoint: dir) }.contains("no best.safetensors"))
+        let good = try Data(contentsOf: URL(fileURLWithPath: try fixture("tiny-ngpt.safetensors")))
+        try good.prefix(1000).write(to: URL(fileURLWithPath: dir + "/cut.safetensors"))
+        #expect(message { _ = try LoadedModel.load(checkpoint: dir + "/cut.safetensors", tokenizer: try fixture("tokenizer.model")) }
+            .contains("corrupt or truncated"))
+        // a tokenizer with another vocab size
+        try AtomicFile.write(syntheticLines(), to: dir + "/t.txt")
+        try SentencePieceModel.train(inputFile: dir + "/t.txt", modelPrefix: dir + "/other",
+                                     options: TokenizerTrainingOptions(vocabSize: 320, threads: 1))
+        #expect(message { _ = try LoadedModel.load(checkpoint: try fixture("tiny-ngpt.safetensors"), tokenizer: dir + "/other.model") }
+            .contains("has 320 pieces but the model was trained with 300"))
+    }
+
+    func syntheticLines() -> String {
+        (0..<500).map { "line \($0) with some words, café ☃" }.joined(separator: "\n")
+    }
+
+    @Test func cliRejectsInvalidFlagsAndMissingCheckpoints() throws {
+        let exe = productsDirectory() + "/ngpt-sample"
+        let ckpt = try fixture("tiny-ngpt.safetensors")
+        for args in [["--top-p", "1.5"], ["--temperature", "-0.1"], ["--top-k", "-1"], ["--max-tokens", "0"]] {
+            let (status, _, err) = try run([exe, "--checkpoint", ckpt] + args)
+            #expect(status != 0 && err.contains("Error"), "\(args): \(err)")
+        }
+        let (status, _, err) = try run([exe, "--checkpoint", "/nonexistent/run"])
+        #expect(status == 1 && err.contains("error: checkpoint not found"))
+        let (ok, out, _) = try run([exe, "--checkpoint", ckpt, "--prompt", "the king", "--temperature", "0", "--max-tokens", "40"])
+        let expected = "the king" + (try String(contentsOfFile: try fixture("expected-greedy.txt"), encoding: .utf8)) + "\n"
+        #expect(ok == 0 && out == expected)
+    }
+
+    func run(_ arguments: [String]) throws -> (Int32, String, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: arguments[0])
+        p.arguments = Array(arguments.dropFirst())
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+}
+
+func productsDirectory() -> String {
+    for candidate in [Bundle.main.bundlePath, CommandLine.arguments.first ?? ""] {
+        var url = URL(fileURLWithPath: candidate)
+        for _ in 0..<3 {
+            url = url.deletingLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("ngpt-sample").path) { return url.path }
+        }
+    }
+    return FileManager.default.currentDirectoryPath + "/.build/release"
+}
