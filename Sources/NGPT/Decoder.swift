@@ -8,16 +8,63 @@ public protocol TokenDecoder: AnyObject {
     var config: ModelConfig { get }
     /// Tokens in the cache (the position the next token takes).
     var position: Int { get }
-    /// Forgets the cache (and re-reads the model's scale vectors).
+    /// Forgets the cache.
     func reset()
+    /// Re-reads the model's weights (call after changing them; the decoder prepares its own copies).
+    func refreshWeights()
     /// Appends `token` at `position` and returns the logits for the next token, [vocab].
     func step(_ token: Int32) -> UnsafeMutablePointer<Float>
 }
 
-public func makeDecoder(for model: LanguageModel) -> TokenDecoder {
-    if let m = model as? NGPTModel { return NGPTDecoder(m) }
-    if let m = model as? GPTModel { return GPTDecoder(m) }
+/// Weight precision of the single-token path.
+public enum DecodePrecision: String, Sendable, CaseIterable {
+    /// The model's Float weights: logits equal the training forward's (to rounding).
+    case fp32
+    /// bfloat16 copies of every matrix: half the bytes streamed per token (decoding is bound by that), at
+    /// ~3 significant digits per weight; activations, attention and the KV cache stay Float.
+    case bf16
+}
+
+public func makeDecoder(for model: LanguageModel, precision: DecodePrecision = .fp32) -> TokenDecoder {
+    if let m = model as? NGPTModel { return NGPTDecoder(m, precision: precision) }
+    if let m = model as? GPTModel { return GPTDecoder(m, precision: precision) }
     preconditionFailure("no decoder for \(type(of: model))")
+}
+
+/// A weight matrix as the decoder reads it: the Float original, or a bfloat16 copy.
+struct DecodeMatrix {
+    let f32: UnsafePointer<Float>
+    let b16: UnsafeMutablePointer<UInt16>?
+    let rows: Int, cols: Int
+    let scratch: UnsafeMutablePointer<Float>
+
+    /// y = W·x (or Wᵀ·x), + beta·y.
+    @inline(__always) func apply(transpose: Bool = false, _ x: UnsafePointer<Float>, beta: Float = 0, _ y: UnsafeMutablePointer<Float>) {
+        if let b = b16 { GEMM.gemv(transpose: transpose, rows: rows, cols: cols, b, lda: cols, x, beta: beta, y, scratch: scratch) }
+        else { GEMM.gemv(transpose: transpose, rows: rows, cols: cols, f32, lda: cols, x, beta: beta, y) }
+    }
+}
+
+/// Owns the bfloat16 copies.
+final class DecodeWeights {
+    let precision: DecodePrecision
+    private var buffers: [UnsafeMutablePointer<UInt16>] = []
+    private let scratch: UnsafeMutablePointer<Float>
+    init(_ precision: DecodePrecision, maxDimension: Int) {
+        self.precision = precision
+        scratch = .allocate(capacity: 2 * maxDimension + 64)
+    }
+
+    func matrix(_ p: UnsafePointer<Float>, rows: Int, cols: Int) -> DecodeMatrix {
+        guard precision == .bf16 else { return DecodeMatrix(f32: p, b16: nil, rows: rows, cols: cols, scratch: scratch) }
+        let b = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * cols)
+        BFloat16.convert(p, b, count: rows * cols)
+        buffers.append(b)
+        return DecodeMatrix(f32: p, b16: b, rows: rows, cols: cols, scratch: scratch)
+    }
+
+    func clear() { buffers.forEach { $0.deallocate() }; buffers = [] }
+    deinit { clear(); scratch.deallocate() }
 }
 
 /// Buffers shared by both decoders: the cache and one token's activations.
@@ -56,32 +103,48 @@ class DecoderState {
 final class NGPTDecoder: TokenDecoder {
     let model: NGPTModel
     let s: DecoderState
+    let weights: DecodeWeights
+    var layers: [(wq: DecodeMatrix, wk: DecodeMatrix, wv: DecodeMatrix, wo: DecodeMatrix, up: DecodeMatrix, gate: DecodeMatrix, down: DecodeMatrix)] = []
+    var output: DecodeMatrix?
     var config: ModelConfig { model.config }
     var position: Int { s.position }
 
-    init(_ model: NGPTModel) {
+    init(_ model: NGPTModel, precision: DecodePrecision) {
         self.model = model
         s = DecoderState(model.config)
-        reset()
+        weights = DecodeWeights(precision, maxDimension: max(model.config.vocabSize, model.config.mlpHidden, model.config.dim))
+        refreshWeights()
     }
 
-    func reset() {
-        s.position = 0
-        model.computeEffectiveScales()
+    func reset() { s.position = 0 }
+
+    func refreshWeights() {
+        reset()
+        model.computeEffectiveScales()   // also refolds s_z, s_u, s_ν into the scaled weight copies
+        weights.clear()
+        let c = config, d = c.dim, f = c.mlpHidden, p = model.params, w = weights
+        layers = (0..<c.layers).map { l in
+            let pre = "layers.\(l)."
+            return (w.matrix(p[pre + "attn.wq"], rows: d, cols: d), w.matrix(p[pre + "attn.wk"], rows: d, cols: d),
+                    w.matrix(p[pre + "attn.wv"], rows: d, cols: d), w.matrix(p[pre + "attn.wo"], rows: d, cols: d),
+                    w.matrix(model.upScaled[l], rows: f, cols: d), w.matrix(model.gateScaled[l], rows: f, cols: d),
+                    w.matrix(p[pre + "mlp.w_down"], rows: f, cols: d))
+        }
+        output = w.matrix(model.outputScaled, rows: c.vocabSize, cols: d)
     }
 
     func step(_ token: Int32) -> UnsafeMutablePointer<Float> {
         let c = config, d = c.dim, f = c.mlpHidden, H = c.heads, dk = c.headDim, t = s.position
         precondition(t < c.context, "the KV cache is full; reset or slide the window")
-        let p = model.params, e = model.effective
-        Embedding.forward(table: p["tok_embeddings.weight"], ids: [token], count: 1, dim: d, vocab: c.vocabSize, s.x)
+        let e = model.effective
+        Embedding.forward(table: model.params["tok_embeddings.weight"], ids: [token], count: 1, dim: d, vocab: c.vocabSize, s.x)
         for l in 0..<c.layers {
-            let pre = "layers.\(l)."
+            let w = layers[l]
             // attention: A = Norm(h); q, k, v = W·h; RoPE; per-head Norm × s_qk; cache k̃, v
             RowNorm.l2Forward(s.x, s.a, invNorm: nil, rows: 1, cols: d)
-            GEMM.gemv(transpose: false, rows: d, cols: d, p[pre + "attn.wq"], lda: d, s.x, s.q)
-            GEMM.gemv(transpose: false, rows: d, cols: d, p[pre + "attn.wk"], lda: d, s.x, s.k)
-            GEMM.gemv(transpose: false, rows: d, cols: d, p[pre + "attn.wv"], lda: d, s.x, s.vCache[l] + t * d)
+            w.wq.apply(s.x, s.q)
+            w.wk.apply(s.x, s.k)
+            w.wv.apply(s.x, s.vCache[l] + t * d)
             RoPE.rotate(s.q, ld: d, rows: 1, heads: H, context: 1, positionOffset: t, table: model.rope)
             RoPE.rotate(s.k, ld: d, rows: 1, heads: H, context: 1, positionOffset: t, table: model.rope)
             RowNorm.l2Forward(s.q, s.q, invNorm: nil, rows: H, cols: dk)
@@ -92,22 +155,22 @@ final class NGPTDecoder: TokenDecoder {
             }
             s.attend(layer: l, scale: Float(dk).squareRoot())
             // h_A = Norm(y·W_o); h ← Norm(A + α_A ⊙ (h_A − A))
-            GEMM.gemv(transpose: true, rows: d, cols: d, p[pre + "attn.wo"], lda: d, s.y, s.o)
+            w.wo.apply(transpose: true, s.y, s.o)
             RowNorm.l2Forward(s.o, s.o, invNorm: nil, rows: 1, cols: d)
             e.alphaA[l].withUnsafeBufferPointer { Columns.lerp(s.a, s.o, alpha: $0.baseAddress.unsafelyUnwrapped, s.x, rows: 1, cols: d) }
             RowNorm.l2Forward(s.x, s.x, invNorm: nil, rows: 1, cols: d)
             // MLP with the folded scales: u = (diag(s_u)W_up)·h, ν = (diag(√d·s_ν)W_gate)·h
             RowNorm.l2Forward(s.x, s.a, invNorm: nil, rows: 1, cols: d)
-            GEMM.gemv(transpose: false, rows: f, cols: d, model.upScaled[l], lda: d, s.x, s.u)
-            GEMM.gemv(transpose: false, rows: f, cols: d, model.gateScaled[l], lda: d, s.x, s.g)
+            w.up.apply(s.x, s.u)
+            w.gate.apply(s.x, s.g)
             SwiGLU.forward(u: s.u, gate: s.g, s.u, count: f)
-            GEMM.gemv(transpose: true, rows: f, cols: d, p[pre + "mlp.w_down"], lda: d, s.u, s.o)
+            w.down.apply(transpose: true, s.u, s.o)
             RowNorm.l2Forward(s.o, s.o, invNorm: nil, rows: 1, cols: d)
             e.alphaM[l].withUnsafeBufferPointer { Columns.lerp(s.a, s.o, alpha: $0.baseAddress.unsafelyUnwrapped, s.x, rows: 1, cols: d) }
             RowNorm.l2Forward(s.x, s.x, invNorm: nil, rows: 1, cols: d)
         }
         // z = (diag(s_z)E_out)·h
-        GEMM.gemv(transpose: false, rows: c.vocabSize, cols: d, model.outputScaled, lda: d, s.x, s.logits)
+        output?.apply(s.x, s.logits)
         s.position += 1
         return s.logits
     }
@@ -116,15 +179,34 @@ final class NGPTDecoder: TokenDecoder {
 final class GPTDecoder: TokenDecoder {
     let model: GPTModel
     let s: DecoderState
+    let weights: DecodeWeights
+    var layers: [(wq: DecodeMatrix, wk: DecodeMatrix, wv: DecodeMatrix, wo: DecodeMatrix, up: DecodeMatrix, gate: DecodeMatrix, down: DecodeMatrix)] = []
+    var output: DecodeMatrix?
     var config: ModelConfig { model.config }
     var position: Int { s.position }
 
-    init(_ model: GPTModel) {
+    init(_ model: GPTModel, precision: DecodePrecision) {
         self.model = model
         s = DecoderState(model.config)
+        weights = DecodeWeights(precision, maxDimension: max(model.config.vocabSize, model.config.mlpHidden, model.config.dim))
+        refreshWeights()
     }
 
     func reset() { s.position = 0 }
+
+    func refreshWeights() {
+        reset()
+        weights.clear()
+        let c = config, d = c.dim, f = c.mlpHidden, p = model.params, w = weights
+        layers = (0..<c.layers).map { l in
+            let pre = "layers.\(l)."
+            return (w.matrix(p[pre + "attn.wq"], rows: d, cols: d), w.matrix(p[pre + "attn.wk"], rows: d, cols: d),
+                    w.matrix(p[pre + "attn.wv"], rows: d, cols: d), w.matrix(p[pre + "attn.wo"], rows: d, cols: d),
+                    w.matrix(p[pre + "mlp.w_up"], rows: f, cols: d), w.matrix(p[pre + "mlp.w_gate"], rows: f, cols: d),
+                    w.matrix(p[pre + "mlp.w_down"], rows: f, cols: d))
+        }
+        output = w.matrix(p["output.weight"], rows: c.vocabSize, cols: d)
+    }
 
     func step(_ token: Int32) -> UnsafeMutablePointer<Float> {
         let c = config, d = c.dim, f = c.mlpHidden, H = c.heads, dk = c.headDim, t = s.position
@@ -133,24 +215,24 @@ final class GPTDecoder: TokenDecoder {
         var rstd: Float = 0
         Embedding.forward(table: p["tok_embeddings.weight"], ids: [token], count: 1, dim: d, vocab: c.vocabSize, s.x)
         for l in 0..<c.layers {
-            let pre = "layers.\(l)."
+            let pre = "layers.\(l).", w = layers[l]
             RowNorm.rmsForward(s.x, gain: p[pre + "attn_norm.weight"], s.a, rstd: &rstd, rows: 1, cols: d, eps: GPTModel.rmsEps)
-            GEMM.gemv(transpose: false, rows: d, cols: d, p[pre + "attn.wq"], lda: d, s.a, s.q)
-            GEMM.gemv(transpose: false, rows: d, cols: d, p[pre + "attn.wk"], lda: d, s.a, s.kCache[l] + t * d)
-            GEMM.gemv(transpose: false, rows: d, cols: d, p[pre + "attn.wv"], lda: d, s.a, s.vCache[l] + t * d)
+            w.wq.apply(s.a, s.q)
+            w.wk.apply(s.a, s.kCache[l] + t * d)
+            w.wv.apply(s.a, s.vCache[l] + t * d)
             RoPE.rotate(s.q, ld: d, rows: 1, heads: H, context: 1, positionOffset: t, table: model.rope)
             RoPE.rotate(s.kCache[l] + t * d, ld: d, rows: 1, heads: H, context: 1, positionOffset: t, table: model.rope)
             s.attend(layer: l, scale: 1 / Float(dk).squareRoot())
             // h += y·W_o
-            GEMM.gemv(transpose: true, rows: d, cols: d, p[pre + "attn.wo"], lda: d, s.y, beta: 1, s.x)
+            w.wo.apply(transpose: true, s.y, beta: 1, s.x)
             RowNorm.rmsForward(s.x, gain: p[pre + "mlp_norm.weight"], s.a, rstd: &rstd, rows: 1, cols: d, eps: GPTModel.rmsEps)
-            GEMM.gemv(transpose: false, rows: f, cols: d, p[pre + "mlp.w_up"], lda: d, s.a, s.u)
-            GEMM.gemv(transpose: false, rows: f, cols: d, p[pre + "mlp.w_gate"], lda: d, s.a, s.g)
+            w.up.apply(s.a, s.u)
+            w.gate.apply(s.a, s.g)
             SwiGLU.forward(u: s.u, gate: s.g, s.u, count: f)
-            GEMM.gemv(transpose: true, rows: f, cols: d, p[pre + "mlp.w_down"], lda: d, s.u, beta: 1, s.x)
+            w.down.apply(transpose: true, s.u, beta: 1, s.x)
         }
         RowNorm.rmsForward(s.x, gain: p["norm.weight"], s.a, rstd: &rstd, rows: 1, cols: d, eps: GPTModel.rmsEps)
-        GEMM.gemv(transpose: false, rows: c.vocabSize, cols: d, p["output.weight"], lda: d, s.a, s.logits)
+        output?.apply(s.a, s.logits)
         s.position += 1
         return s.logits
     }

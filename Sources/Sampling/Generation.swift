@@ -117,10 +117,10 @@ public final class Generator {
     public let tokenizer: SentencePieceModel
     let decoder: TokenDecoder
 
-    public init(model: LanguageModel, tokenizer: SentencePieceModel) {
+    public init(model: LanguageModel, tokenizer: SentencePieceModel, precision: DecodePrecision = .fp32) {
         self.model = model
         self.tokenizer = tokenizer
-        decoder = makeDecoder(for: model)
+        decoder = makeDecoder(for: model, precision: precision)
     }
 
     /// The ids a prompt becomes: BOS, then the encoded text (as each training document starts). A prompt longer

@@ -80,6 +80,13 @@ struct KernelsBench: ParsableCommand {
                 GEMM.gemv(transpose: transpose, rows: rows, cols: cols, w.pointer, lda: cols, x.pointer, y.pointer)
             }
             add(name, "\(rows)×\(cols)", t, rate: gbps(Double(rows * cols * 4), t))
+            let wb = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * cols), scratch = Buffer(2 * max(rows, cols))
+            defer { wb.deallocate() }
+            BFloat16.convert(w.pointer, wb, count: rows * cols)
+            let tb = medianMilliseconds(repetitions: reps * 10) {
+                GEMM.gemv(transpose: transpose, rows: rows, cols: cols, wb, lda: cols, x.pointer, y.pointer, scratch: scratch.pointer)
+            }
+            add(name + " (bf16)", "\(rows)×\(cols)", tb, rate: gbps(Double(rows * cols * 2), tb))
         }
         if wanted("gemv") {
             // How fast weights stream once they no longer stay in cache between uses: the single-token decoder reads

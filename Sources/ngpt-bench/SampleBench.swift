@@ -18,21 +18,22 @@ struct SampleBench: ParsableCommand {
     @Option(help: "SwiGLU hidden width.") var mlpHidden: Int = 683
     @Option(help: "Context length.") var context: Int = 256
     @Flag(help: "Run both models.") var both: Bool = false
+    @Option(help: "Weight precisions to run: fp32, bf16 or both (comma-separated).") var precisions: String = "fp32,bf16"
 
     func run() throws {
         Threads.configure(threads: common.threads)
         print(Threads.startupLine)
         let quarters = 4
-        var header = ["model", "overall tokens/s"]
+        var header = ["model", "weights", "overall tokens/s"]
         for q in 0..<quarters { header.append("positions \(q * context / quarters)–\(((q + 1) * context / quarters) - 1)") }
         var table = Table(header: header)
-        for kind in both ? [ModelKind.ngpt, .gpt] : [model] {
+        for kind in both ? [ModelKind.ngpt, .gpt] : [model] { for precision in precisions.split(separator: ",").compactMap({ DecodePrecision(rawValue: String($0)) }) {
             let config = ModelConfig(kind: kind, vocabSize: vocabSize, dim: dim, layers: layers, heads: heads,
                                      mlpHidden: mlpHidden, context: context)
             do { try config.validate() } catch { throw ValidationError("\(error)") }
             let m = try makeModel(config)
             m.initialize(seed: 1)
-            let decoder = makeDecoder(for: m)
+            let decoder = makeDecoder(for: m, precision: precision)
             var sampler = Sampler(SamplerSettings(temperature: 0.8, seed: 1))
             // Per quarter of the context: median over repetitions of the time to fill it, token by token.
             var perQuarter = [[Double]](repeating: [], count: quarters)
@@ -56,9 +57,9 @@ struct SampleBench: ParsableCommand {
                 overall.append(Double(context) / (now() - start) * 1000)
             } }
             // the first pass warms caches: drop it
-            table.rows.append([kind.rawValue, fmt(median(Array(overall.dropFirst())), 0)]
+            table.rows.append([kind.rawValue, precision.rawValue, fmt(median(Array(overall.dropFirst())), 0)]
                               + perQuarter.map { fmt(median(Array($0.dropFirst())), 0) })
-        }
+        } }
         print(table.render())
         print("tokens/s include sampling (temperature 0.8) and grow the KV cache from 0 to the full context")
     }

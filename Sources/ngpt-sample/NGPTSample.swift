@@ -1,7 +1,10 @@
 import ArgumentParser
 import Foundation
 import Kernels
+import NGPT
 import Sampling
+
+extension DecodePrecision: ExpressibleByArgument {}
 
 @main
 struct NGPTSample: ParsableCommand {
@@ -35,6 +38,8 @@ struct NGPTSample: ParsableCommand {
     @Option(help: "Independent samples (seeds seed, seed+1, …).") var numSamples: Int = 1
     @Option(help: "Score this UTF-8 text file instead of generating: mean loss, perplexity, bits per byte.") var perplexity: String?
     @Option(help: "Thread budget; 0 = all cores.") var threads: Int = 0
+    @Option(help: "Decoding weights: bf16 (half the memory traffic, ~2–3× faster; logits within ~1 % of fp32) or fp32 (exact: equal to the training forward).")
+    var precision: DecodePrecision = .bf16
 
     func validate() throws {
         let settings = SamplerSettings(temperature: temperature, topK: topK, topP: topP, minP: minP,
@@ -65,7 +70,7 @@ struct NGPTSample: ParsableCommand {
             else if let f = promptFile { promptText = try readText(f) }
             else if isatty(STDIN_FILENO) == 0 { promptText = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
             else { promptText = "" }
-            let generator = Generator(model: loaded.model, tokenizer: loaded.tokenizer)
+            let generator = Generator(model: loaded.model, tokenizer: loaded.tokenizer, precision: precision)
             let (ids, dropped) = try generator.promptIds(promptText)
             if dropped > 0 {
                 printErr("notice: the prompt is \(ids.count + dropped) tokens, longer than the context; keeping its last \(ids.count)")

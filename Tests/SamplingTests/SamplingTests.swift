@@ -44,6 +44,57 @@ func fixture(_ name: String) throws -> String {
     }
 }
 
+@Suite struct BFloat16DecodeTests {
+    @Test func roundingIsToNearestEven() {
+        #expect(BFloat16.round(1) == 0x3F80)
+        #expect(BFloat16.float(BFloat16.round(1 + 1.0 / 256)) == 1)            // halfway: rounds to even (down)
+        #expect(BFloat16.float(BFloat16.round(1 + 3.0 / 256)) == 1 + 4.0 / 256) // halfway: rounds to even (up)
+        #expect(BFloat16.float(BFloat16.round(-2.5)) == -2.5)
+        #expect(BFloat16.float(BFloat16.round(.nan)).isNaN)
+        #expect(BFloat16.float(BFloat16.round(.infinity)) == .infinity)
+    }
+
+    @Test func bf16GemvMatchesRoundedWeights() {
+        var rng = SplitMix64(seed: 8)
+        for (rows, cols) in [(7, 33), (64, 256), (5, 70)] {
+            let a = (0..<(rows * cols)).map { _ in Float(rng.normal()) }
+            let b = a.map(BFloat16.round)
+            for transpose in [false, true] {
+                let x = (0..<(transpose ? rows : cols)).map { _ in Float(rng.normal()) }
+                let n = transpose ? cols : rows
+                var y = [Float](repeating: 1, count: n), scratch = [Float](repeating: 0, count: 2 * max(rows, cols) + 32)
+                GEMM.gemv(transpose: transpose, rows: rows, cols: cols, b, lda: cols, x, beta: 0.5, &y, scratch: &scratch)
+                for i in 0..<n {
+                    var ref = 0.5
+                    for j in 0..<(transpose ? rows : cols) {
+                        let w = Double(BFloat16.float(transpose ? b[j * cols + i] : b[i * cols + j]))
+                        ref += w * Double(x[j])
+                    }
+                    #expect(abs(Double(y[i]) - ref) < 1e-4 * max(1, abs(ref)), "\(rows)×\(cols) t=\(transpose) [\(i)]")
+                }
+            }
+        }
+    }
+
+    /// bf16 weights keep ~3 significant digits: logits stay within 2 % of the fp32 path's scale.
+    @Test(arguments: [ModelKind.ngpt, .gpt])
+    func bf16LogitsAreCloseToFP32(kind: ModelKind) throws {
+        let config = ModelConfig(kind: kind, vocabSize: 97, dim: 64, layers: 2, heads: 2, mlpHidden: 90, context: 16)
+        let model = try makeModel(config)
+        model.initialize(seed: 5)
+        let exact = makeDecoder(for: model, precision: .fp32), fast = makeDecoder(for: model, precision: .bf16)
+        var rng = SplitMix64(seed: 6)
+        var worst: Float = 0, scale: Float = 0
+        for _ in 0..<16 {
+            let t = Int32(rng.below(97))
+            let a = Array(UnsafeBufferPointer(start: exact.step(t), count: 97)), b = Array(UnsafeBufferPointer(start: fast.step(t), count: 97))
+            for v in 0..<97 { worst = max(worst, abs(a[v] - b[v])); scale = max(scale, abs(a[v])) }
+        }
+        #expect(worst < 0.02 * max(scale, 1e-3), "max |Δ| \(worst) of scale \(scale)")
+        #expect(worst > 0)  // it really is a different path
+    }
+}
+
 @Suite struct SamplerTests {
     let logits: [Float] = [log(0.5), log(0.3), log(0.15), log(0.05)]
 
@@ -232,7 +283,8 @@ func fixture(_ name: String) throws -> String {
         }
         let (status, _, err) = try run([exe, "--checkpoint", "/nonexistent/run"])
         #expect(status == 1 && err.contains("error: checkpoint not found"))
-        let (ok, out, _) = try run([exe, "--checkpoint", ckpt, "--prompt", "the king", "--temperature", "0", "--max-tokens", "40"])
+        let (ok, out, _) = try run([exe, "--checkpoint", ckpt, "--prompt", "the king", "--temperature", "0", "--max-tokens", "40",
+                                    "--precision", "fp32"])
         let expected = "the king" + (try String(contentsOfFile: try fixture("expected-greedy.txt"), encoding: .utf8)) + "\n"
         #expect(ok == 0 && out == expected)
     }

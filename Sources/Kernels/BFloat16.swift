@@ -1,0 +1,104 @@
+/// bfloat16 storage for weights that are only read (single-token decoding): the top 16 bits of a Float, rounded to
+/// nearest even. Halves the bytes streamed per token; values keep Float's range and ~3 significant digits.
+public enum BFloat16 {
+    @inline(__always) public static func round(_ x: Float) -> UInt16 {
+        let bits = x.bitPattern
+        if x.isNaN { return UInt16(truncatingIfNeeded: bits >> 16) | 0x40 }
+        let rounding = 0x7FFF + ((bits >> 16) & 1)
+        return UInt16(truncatingIfNeeded: (bits &+ rounding) >> 16)
+    }
+
+    @inline(__always) public static func float(_ b: UInt16) -> Float { Float(bitPattern: UInt32(b) << 16) }
+
+    /// dst[i] = bf16(src[i]).
+    public static func convert(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, count: Int) {
+        for i in 0..<count { dst[i] = round(src[i]) }
+    }
+
+    /// 16 bf16 pairs as two Float vectors: the even-indexed elements and the odd-indexed ones. (Widening 16-bit
+    /// lanes with SIMD16<UInt32>(truncatingIfNeeded:) compiles to a per-lane loop; a shift and a mask on 32-bit
+    /// lanes stay vector instructions.)
+    @inline(__always) static func loadPairs(_ p: UnsafePointer<UInt16>) -> (even: F16, odd: F16) {
+        let w = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt32>.self)   // little-endian: low half = even element
+        return (unsafeBitCast(w &<< 16, to: F16.self), unsafeBitCast(w & 0xFFFF_0000, to: F16.self))
+    }
+}
+
+extension GEMM {
+    /// `gemv` with A stored in bfloat16 (x and y stay Float): the decoder's reduced-precision path. `scratch` holds
+    /// at least 2·max(rows, cols) + 32 floats (x or y split into even and odd elements).
+    public static func gemv(transpose: Bool, rows: Int, cols: Int, _ a: UnsafePointer<UInt16>, lda: Int,
+                            _ x: UnsafePointer<Float>, beta: Float = 0, _ y: UnsafeMutablePointer<Float>,
+                            scratch: UnsafeMutablePointer<Float>) {
+        if rows == 0 || cols == 0 { return }
+        let pairs = cols / 2, vectorPairs = pairs / 16 * 16
+        if !transpose {
+            let xe = scratch, xo = scratch + pairs
+            for i in 0..<pairs { xe[i] = x[2 * i]; xo[i] = x[2 * i + 1] }
+            // Four rows per pass share each load of x; products accumulate with fused multiply-adds.
+            var r = 0
+            while r + 4 <= rows {
+                let a0 = a + r * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda
+                var s0 = F16(), s1 = F16(), s2 = F16(), s3 = F16()
+                var i = 0
+                while i < vectorPairs {
+                    let ev = load16(xe + i), ov = load16(xo + i)
+                    let p0 = BFloat16.loadPairs(a0 + 2 * i), p1 = BFloat16.loadPairs(a1 + 2 * i)
+                    let p2 = BFloat16.loadPairs(a2 + 2 * i), p3 = BFloat16.loadPairs(a3 + 2 * i)
+                    s0 = s0.addingProduct(p0.even, ev).addingProduct(p0.odd, ov)
+                    s1 = s1.addingProduct(p1.even, ev).addingProduct(p1.odd, ov)
+                    s2 = s2.addingProduct(p2.even, ev).addingProduct(p2.odd, ov)
+                    s3 = s3.addingProduct(p3.even, ev).addingProduct(p3.odd, ov)
+                    i += 16
+                }
+                var t0 = s0.sum(), t1 = s1.sum(), t2 = s2.sum(), t3 = s3.sum()
+                for c in (2 * vectorPairs)..<cols {
+                    t0 += BFloat16.float(a0[c]) * x[c]; t1 += BFloat16.float(a1[c]) * x[c]
+                    t2 += BFloat16.float(a2[c]) * x[c]; t3 += BFloat16.float(a3[c]) * x[c]
+                }
+                if beta == 0 { y[r] = t0; y[r + 1] = t1; y[r + 2] = t2; y[r + 3] = t3 } else {
+                    y[r] = t0 + beta * y[r]; y[r + 1] = t1 + beta * y[r + 1]; y[r + 2] = t2 + beta * y[r + 2]; y[r + 3] = t3 + beta * y[r + 3]
+                }
+                r += 4
+            }
+            while r < rows {
+                let ar = a + r * lda
+                var acc = F16()
+                var i = 0
+                while i < vectorPairs {
+                    let p = BFloat16.loadPairs(ar + 2 * i)
+                    acc = acc.addingProduct(p.even, load16(xe + i)).addingProduct(p.odd, load16(xo + i))
+                    i += 16
+                }
+                var t = acc.sum()
+                for c in (2 * vectorPairs)..<cols { t += BFloat16.float(ar[c]) * x[c] }
+                y[r] = beta == 0 ? t : t + beta * y[r]
+                r += 1
+            }
+            return
+        }
+        // y[c] += Σ_r x[r]·A[r, c], accumulated in even/odd halves (and the < 32 leftover columns) in the scratch,
+        // interleaved at the end.
+        let ye = scratch, yo = scratch + pairs, tail = scratch + 2 * pairs
+        let leftover = cols - 2 * vectorPairs
+        ye.update(repeating: 0, count: pairs)
+        yo.update(repeating: 0, count: pairs)
+        tail.update(repeating: 0, count: leftover)
+        for r in 0..<rows {
+            let ar = a + r * lda, v = F16(repeating: x[r])
+            var i = 0
+            while i < vectorPairs {
+                let (e, o) = BFloat16.loadPairs(ar + 2 * i)
+                store16(load16(ye + i).addingProduct(v, e), ye + i)
+                store16(load16(yo + i).addingProduct(v, o), yo + i)
+                i += 16
+            }
+            for c in (2 * vectorPairs)..<cols { tail[c - 2 * vectorPairs] += x[r] * BFloat16.float(ar[c]) }
+        }
+        for i in 0..<vectorPairs {
+            y[2 * i] = beta == 0 ? ye[i] : ye[i] + beta * y[2 * i]
+            y[2 * i + 1] = beta == 0 ? yo[i] : yo[i] + beta * y[2 * i + 1]
+        }
+        for c in (2 * vectorPairs)..<cols { y[c] = beta == 0 ? tail[c - 2 * vectorPairs] : tail[c - 2 * vectorPairs] + beta * y[c] }
+    }
+}
