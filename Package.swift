@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Sampling", targets: ["Sampling"]),
         .executable(name: "ngpt-sample", targets: ["ngpt-sample"]),
+        .executable(name: "ngpt-compare", targets: ["ngpt-compare"]),
         .executable(name: "ngpt-train", targets: ["ngpt-train"]),
         .executable(name: "ngpt-bench", targets: ["ngpt-bench"]),
     ],
@@ -52,6 +53,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        .executableTarget(name: "ngpt-compare", dependencies: [
+            "Kernels", "Training",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "ngpt-sample", dependencies: [
             "Kernels", "Tokenizer", "NGPT", "Sampling",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -4,22 +4,24 @@ import Foundation
 public final class ProgressPrinter: @unchecked Sendable {
     public let isTerminal: Bool
     private var liveLineShown = false
+    /// Prepended to every line (the comparison labels each run's lines).
+    public var prefix = ""
 
     public init(isTerminal: Bool = isatty(STDOUT_FILENO) != 0) { self.isTerminal = isTerminal }
 
     /// A line that stays (config table, evaluation results, messages).
     public func line(_ text: String) {
         if liveLineShown { write("\r\u{1B}[2K"); liveLineShown = false }
-        write(text + "\n")
+        write(prefix + text + "\n")
     }
 
     /// The progress line: rewritten in place on a terminal; printed only when `periodic` otherwise.
     public func progress(_ text: String, periodic: Bool) {
         if isTerminal {
-            write("\r\u{1B}[2K" + text)
+            write("\r\u{1B}[2K" + prefix + text)
             liveLineShown = true
         } else if periodic {
-            write(text + "\n")
+            write(prefix + text + "\n")
         }
     }
 

@@ -31,6 +31,8 @@ public final class Trainer {
     let stop: StopRequest?
     /// Train at most this many steps in this invocation, then checkpoint and return (`--stop-after`).
     public var stopAfter: Int?
+    /// Skip the configuration table and data-preparation messages (the comparison prints its own view).
+    public var quiet = false
 
     /// Resolves the configuration (defaults < config file < flags; on resume the checkpoint's config replaces the
     /// defaults and architecture keys may not change) and claims the run directory. Nothing is trained yet, so
@@ -123,14 +125,14 @@ public final class Trainer {
     public func run() throws -> RunSummary {
         let out = printer
         Threads.configure(threads: config.threads)
-        out.line(Threads.startupLine)
+        if !quiet { out.line(Threads.startupLine) }
 
         // Data (the tokenizer of a resumed run is the copy in its run directory).
         var dataOptions = config.dataOptions
         let runTokenizer = runDirectory + "/tokenizer.model"
         if resumeFrom != nil { dataOptions.tokenizerModel = runTokenizer }
         let data: PreparedData
-        do { data = try DataPreparation.prepare(dataOptions, context: config.context) { out.line($0) } } catch let e as DataError {
+        do { data = try DataPreparation.prepare(dataOptions, context: config.context) { if !self.quiet { out.line($0) } } } catch let e as DataError {
             throw TrainingError(e.message)
         }
         if data.tokenizer.vocabSize != config.vocabSize {
@@ -152,9 +154,11 @@ public final class Trainer {
         let rows = config.tableRows + [("train / val tokens", "\(data.train.count) / \(data.validation.count)"),
                                        ("run directory", runDirectory)]
         let width = rows.map(\.0.count).max() ?? 0
-        out.line("")
-        for (k, v) in rows { out.line("  " + k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
-        out.line("")
+        if !quiet {
+            out.line("")
+            for (k, v) in rows { out.line("  " + k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
+            out.line("")
+        }
 
         // Model and optimiser.
         let model = try makeModel(config.modelConfig)
