@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+@testable import Training
+
+@Suite struct CurveAnalysisTests {
+    let gpt = Curve(steps: [100, 200, 300, 400], losses: [5.0, 4.5, 4.2, 4.0], seconds: [10, 20, 30, 40])
+
+    @Test func stepsToTargetInterpolateBetweenEvaluations() {
+        let ngpt = Curve(steps: [100, 200, 300, 400], losses: [4.8, 4.1, 3.9, 3.8], seconds: [12, 24, 36, 48])
+        // 4.0 is reached between 200 (4.1) and 300 (3.9): halfway → 250
+        #expect(abs((ngpt.firstStep(reaching: 4.0) ?? 0) - 250) < 1e-9)
+        #expect(ngpt.firstStep(reaching: 5.0) == 100)     // already below at the first evaluation
+        #expect(ngpt.firstStep(reaching: 3.0) == nil)
+        let r = SeedResult.analyse(seed: 1, gpt: gpt, ngpt: ngpt, budget: 400)
+        #expect(abs((r.ngptStepsToTarget ?? 0) - 250) < 1e-9 && abs((r.speedup ?? 0) - 1.6) < 1e-12 && r.reverseRatio == nil)
+        // wall-clock: 1.6 × (0.1 s/step GPT ÷ 0.12 s/step nGPT)
+        #expect(abs((r.wallClockSpeedup ?? 0) - 1.6 * 0.1 / 0.12) < 1e-12)
+    }
+
+    @Test func reverseCaseWhenNGPTNeverGetsThere() {
+        let ngpt = Curve(steps: [100, 200, 300, 400], losses: [5.2, 4.8, 4.5, 4.35], seconds: [10, 20, 30, 40])
+        let r = SeedResult.analyse(seed: 2, gpt: gpt, ngpt: ngpt, budget: 400)
+        #expect(r.speedup == nil)
+        // GPT reached nGPT's final 4.35 between 200 (4.5) and 300 (4.2): at 250 → 250/400
+        #expect(abs((r.reverseRatio ?? 0) - 0.625) < 1e-12)
+    }
+
+    @Test func verdicts() {
+        #expect(Verdict.text(gptFinals: [4.0, 4.1], ngptFinals: [3.8, 3.9]).hasPrefix("nGPT is better"))
+        #expect(Verdict.text(gptFinals: [3.8, 3.9], ngptFinals: [4.0, 4.1]).hasPrefix("GPT is better"))
+        #expect(Verdict.text(gptFinals: [4.0, 4.2], ngptFinals: [4.1, 4.3]).hasPrefix("no clear difference"))
+        #expect(Verdict.text(gptFinals: [4.0], ngptFinals: [3.0]).contains("only one seed"))
+    }
+
+    @Test func ladderInterpolatesInLogBudget() {
+        // finals 4.4 at 100, 4.0 at 400: target 4.2 → halfway in log → budget 200 → speedup 400/200
+        let s = ladderSpeedup(budgets: [100, 400], finals: [4.4, 4.0], target: 4.2, fullBudget: 400)
+        #expect(abs((s ?? 0) - 2) < 1e-9)
+        #expect(ladderSpeedup(budgets: [100, 400], finals: [4.4, 4.3], target: 4.2, fullBudget: 400) == nil)
+    }
+
+    @Test func spread() {
+        let s = Spread([1, 2, 3])
+        #expect(s?.mean == 2 && s?.min == 1 && s?.max == 3 && s?.std == 1 && s?.count == 3)
+        #expect(Spread([]) == nil)
+    }
+}
+
+@Suite(.serialized) struct CompareEndToEndTests {
+    /// A tiny comparison in CI: report, summary.json and plots are produced; repeating the command reuses the runs.
+    @Test func tinyComparisonWritesItsOutputsAndResumes() throws {
+        let dir = Fixture.newDir("compare")
+        let training: [String: Any] = ["layers": 1, "dim": 32, "heads": 2, "mlp-hidden": 48, "context": 32, "vocab-size": 300,
+                                       "batch-size": 4, "steps": 12, "eval-every": 4, "eval-windows": 4, "sample-tokens": 0,
+                                       "corpus": Fixture.root + "/corpus", "data-dir": Fixture.root + "/data", "threads": 1]
+        let options = CompareOptions(directory: dir, seeds: [1, 2], gptLRs: [3e-3, 6e-3], ngptLRs: [6e-3], ladder: [0.5],
+                                     training: training, command: "ngpt-compare (test)")
+        let summary = try CompareRunner(options: options, printer: ProgressPrinter(isTerminal: false)).run()
+        #expect(summary.perSeed.count == 2 && summary.lrSweep.count == 3 && summary.runs.count == 4 && summary.ladder.count == 2)
+        #expect(summary.budgetSteps == 12 && summary.tokensSeen == 12 * 4 * 32)
+        for file in ["report.md", "summary.json", "loss-vs-step.svg", "loss-vs-time.svg"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/" + file), "\(file)")
+        }
+        // summary.json schema: the keys a reader relies on
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/summary.json"))) as? [String: Any]
+        for key in ["budgetSteps", "tokensPerStep", "seeds", "gptLR", "ngptLR", "perSeed", "verdict", "runs", "lrSweep", "ladder",
+                    "secondsTotal", "machine", "date", "command"] {
+            #expect(json?[key] != nil, "summary.json lacks \(key)")
+        }
+        let perSeed = json?["perSeed"] as? [[String: Any]]
+        #expect(perSeed?.first?["gptFinal"] is Double && perSeed?.first?["seed"] as? Int == 1)
+        let report = try String(contentsOfFile: dir + "/report.md", encoding: .utf8)
+        #expect(report.contains("**Verdict:**") && report.contains("| seed | GPT final | nGPT final"))
+        // Repeating the command reuses every finished run (nothing is retrained: metrics files are untouched).
+        let metrics = dir + "/runs/gpt-lr0.003-seed1/metrics.jsonl"
+        let before = try Data(contentsOf: URL(fileURLWithPath: metrics))
+        let again = try CompareRunner(options: options, printer: ProgressPrinter(isTerminal: false)).run()
+        #expect(try Data(contentsOf: URL(fileURLWithPath: metrics)) == before)
+        #expect(again.perSeed == summary.perSeed)
+    }
+
+    @Test func perArmKeysAreRefused() {
+        let options = CompareOptions(directory: Fixture.newDir("bad"), seeds: [1], gptLRs: [1e-3], ngptLRs: [1e-3], ladder: [],
+                                     training: ["lr": 0.1], command: "")
+        #expect(throws: ConfigError.self) { _ = try CompareRunner(options: options) }
+    }
+}
