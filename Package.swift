@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "Sampling", targets: ["Sampling"]),
         .executable(name: "ngpt-sample", targets: ["ngpt-sample"]),
         .executable(name: "ngpt-compare", targets: ["ngpt-compare"]),
+        .executable(name: "ngpt-inspect", targets: ["ngpt-inspect"]),
         .executable(name: "ngpt-train", targets: ["ngpt-train"]),
         .executable(name: "ngpt-bench", targets: ["ngpt-bench"]),
     ],
@@ -41,6 +42,7 @@ let package = Package(
         .target(name: "NGPT", dependencies: ["Kernels"]),
         .target(name: "Training", dependencies: ["Kernels", "Tokenizer", "NGPT"]),
         .target(name: "Sampling", dependencies: ["Kernels", "Tokenizer", "NGPT", "Training"]),
+        .target(name: "Inspect", dependencies: ["CBLAS", "Kernels", "Tokenizer", "NGPT", "Training", "Sampling"]),
 
         // Executables
         .executableTarget(name: "ngpt-bench", dependencies: [
@@ -57,6 +59,10 @@ let package = Package(
             "Kernels", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .executableTarget(name: "ngpt-inspect", dependencies: [
+            "Kernels", "Training", "Sampling", "Inspect",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "ngpt-sample", dependencies: [
             "Kernels", "Tokenizer", "NGPT", "Sampling",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -68,6 +74,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
         .testTarget(name: "NGPTTests", dependencies: ["NGPT"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NGPT", "Tokenizer", "Kernels"]),
+        .testTarget(name: "InspectTests", dependencies: ["Inspect", "Sampling", "NGPT", "Kernels"]),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling", "Training", "NGPT", "Tokenizer", "Kernels"],
                     resources: [.copy("Fixtures")]),
     ],

@@ -39,6 +39,13 @@ public final class GPTModel: LanguageModel {
 
     public func projectWeights() -> Float { 0 }
 
+    /// The hidden state after every block of the last forward, [batch × context, d] each (nGPT: unit rows;
+    /// GPT: the residual stream).
+    public var blockOutputs: [UnsafePointer<Float>] {
+        guard let a = acts else { return [] }
+        return a.h.dropFirst().map { UnsafePointer($0) }
+    }
+
     public var logits: UnsafeMutablePointer<Float> {
         guard let a = acts else { preconditionFailure("logits before any forward pass") }
         return a.z

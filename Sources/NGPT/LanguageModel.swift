@@ -24,6 +24,9 @@ public protocol LanguageModel: AnyObject {
 
     /// Logits of the last forward: [batch × context, vocab].
     var logits: UnsafeMutablePointer<Float> { get }
+
+    /// The hidden state after each block of the last forward ([batch × context, d] each).
+    var blockOutputs: [UnsafePointer<Float>] { get }
 }
 
 public func makeModel(_ config: ModelConfig) throws -> LanguageModel {

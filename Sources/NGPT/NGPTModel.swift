@@ -74,6 +74,13 @@ public final class NGPTModel: LanguageModel {
         return worst
     }
 
+    /// The hidden state after every block of the last forward, [batch × context, d] each (nGPT: unit rows;
+    /// GPT: the residual stream).
+    public var blockOutputs: [UnsafePointer<Float>] {
+        guard let a = acts else { return [] }
+        return a.h.dropFirst().map { UnsafePointer($0) }
+    }
+
     public var logits: UnsafeMutablePointer<Float> {
         guard let a = acts else { preconditionFailure("logits before any forward pass") }
         return a.z
@@ -138,6 +145,17 @@ public final class NGPTModel: LanguageModel {
     public struct ScaleSummary: Sendable, Codable {
         public var alphaAttn: [Double], alphaMLP: [Double], sqk: [Double], su: [Double], sv: [Double]
         public var szMean: Double, szMax: Double
+    }
+
+    /// The effective (used) values of every scale vector: α_A, α_M, s_qk, s_u, s_ν per layer, and s_z.
+    public struct EffectiveScales: Sendable {
+        public var alphaAttn: [[Float]], alphaMLP: [[Float]], sqk: [[Float]], su: [[Float]], sv: [[Float]], sz: [Float]
+    }
+
+    public func effectiveScales() -> EffectiveScales {
+        computeEffectiveScales()
+        return EffectiveScales(alphaAttn: effective.alphaA, alphaMLP: effective.alphaM, sqk: effective.sqk, su: effective.su,
+                               sv: effective.sv, sz: effective.sz)
     }
 
     public func scaleSummary() -> ScaleSummary {

@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import Inspect
+import Kernels
+import Sampling
+import Tokenizer
+
+@main
+struct NGPTInspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ngpt-inspect",
+        abstract: "Hypersphere diagnostics of one checkpoint, or two side by side (e.g. the nGPT and GPT arms of a comparison).",
+        discussion: """
+            Reports embedding geometry (row norms, pairwise cosines, Wang & Isola uniformity, exact over all rows), nGPT's \
+            learned scales per layer, condition numbers of every attention (per head) and MLP matrix (LAPACK dgesdd from \
+            the OpenBLAS package), and hidden-state geometry on real text (--text; default: the default corpus's \
+            validation plays when present).
+            """)
+
+    @Argument(help: "One or two run directories or .safetensors checkpoints.") var checkpoints: [String]
+    @Option(help: "Comma-separated words whose nearest neighbours in E_in to list, e.g. \"king,love,death\".") var neighbours: String?
+    @Option(help: "UTF-8 text for the hidden-state geometry. (default: the Shakespeare validation split when prepared)") var text: String?
+    @Option(help: "Tokens of --text to run through the model (whole context windows).") var maxTokens: Int = 4096
+    @Flag(help: "Print the report as JSON instead of a table.") var json = false
+    @Option(help: "Write SVG (and PNG) figures into this directory.") var plot: String?
+    @Option(help: "Thread budget; 0 = all cores.") var threads: Int = 0
+
+    func validate() throws {
+        guard (1...2).contains(checkpoints.count) else { throw ValidationError("give one or two checkpoints, got \(checkpoints.count)") }
+        guard maxTokens > 0 else { throw ValidationError("--max-tokens must be positive") }
+    }
+
+    func run() throws {
+        Threads.configure(threads: threads)
+        do {
+            let words = neighbours.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } } ?? []
+            let textBody = try text.map { try Corpus.readText($0) } ?? defaultText()
+            var reports: [InspectionReport] = []
+            for path in checkpoints {
+                let loaded = try LoadedModel.load(checkpoint: path)
+                reports.append(try Inspector.inspect(loaded, neighbours: words, text: textBody, maxTokens: maxTokens))
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+                print(String(decoding: try encoder.encode(reports.count == 1 ? AnyEncodable(reports[0]) : AnyEncodable(reports)), as: UTF8.self))
+            } else {
+                print(InspectionOutput.text(reports), terminator: "")
+            }
+            if let dir = plot {
+                let files = try InspectionOutput.plots(reports, directory: dir)
+                FileHandle.standardError.write(Data("figures: \(files.joined(separator: ", "))\n".utf8))
+            }
+        } catch let e as SamplerError {
+            fail(e.message)
+        } catch let e as DataError {
+            fail(e.message)
+        }
+    }
+
+    /// The validation plays of the default corpus, when they have been prepared.
+    func defaultText() -> String? {
+        let dir = "corpora/shakespeare/data/texts"
+        guard let files = try? FileManager.default.contentsOfDirectory(atPath: dir).filter({ $0.hasSuffix(".txt") }) else { return nil }
+        let docs = files.sorted().compactMap { f in (try? Corpus.readText(dir + "/" + f)).map { Document(name: f, text: $0) } }
+        return (try? Corpus.split(docs))?.validation.map(\.text).joined(separator: "\n")
+    }
+
+    func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        Foundation.exit(1)
+    }
+}
+
+struct AnyEncodable: Encodable {
+    let value: Encodable
+    init(_ value: Encodable) { self.value = value }
+    func encode(to encoder: Encoder) throws { try value.encode(to: encoder) }
+}
