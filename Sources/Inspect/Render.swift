@@ -42,7 +42,9 @@ public enum InspectionOutput {
         let keyWidth = rows.map(\.0.count).max() ?? 0
         let colWidth = max(24, rows.flatMap(\.1).map(\.count).filter { $0 < 60 }.max() ?? 24)
         for (k, vs) in rows {
-            out += k.padding(toLength: keyWidth, withPad: " ", startingAt: 0) + "  " + vs.map { $0.padding(toLength: colWidth, withPad: " ", startingAt: 0) }.joined(separator: "  ") + "\n"
+            // pad, never truncate (a long path just pushes its neighbour right)
+            let cells = vs.map { $0.count >= colWidth ? $0 : $0 + String(repeating: " ", count: colWidth - $0.count) }
+            out += k.padding(toLength: keyWidth, withPad: " ", startingAt: 0) + "  " + cells.joined(separator: "  ") + "\n"
         }
         for r in reports where !r.neighbours.isEmpty {
             out += "\nnearest neighbours in E_in (\(r.model)):\n"
