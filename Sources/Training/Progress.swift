@@ -37,7 +37,7 @@ public final class MetricsLog {
     private let handle: FileHandle
 
     public init(path: String) throws {
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         guard let h = FileHandle(forWritingAtPath: path) else { throw ConfigError("cannot write \(path)") }
         h.seekToEndOfFile()
         handle = h
