@@ -170,21 +170,43 @@ public struct Sampler: Sendable {
         return draw(p)
     }
 
-    /// The common case (temperature only), without intermediate arrays: two passes over the logits.
+    /// The common case (temperature only), without intermediate arrays: a max pass, a SIMD pass summing
+    /// e^((z − max)/T), and a scan (recomputing 16 exponentials at a time) to the drawn cumulative weight.
     private mutating func sampleWithTemperature(_ logits: UnsafePointer<Float>, count: Int, temperature: Float) -> Int32 {
         var m = -Float.infinity
         for i in 0..<count { m = max(m, logits[i]) }
         let inv = 1 / temperature
+        let vm = SIMD16<Float>(repeating: m), vinv = SIMD16<Float>(repeating: inv)
+        @inline(__always) func weights(_ i: Int) -> SIMD16<Float> {
+            exp16((UnsafeRawPointer(logits + i).loadUnaligned(as: SIMD16<Float>.self) - vm) * vinv)
+        }
+        let full = count / 16 * 16
         var total = 0.0
-        for i in 0..<count { total += Double(expf((logits[i] - m) * inv)) }
+        var i = 0
+        while i < full { total += Double(weights(i).sum()); i += 16 }
+        for j in full..<count { total += Double(expf((logits[j] - m) * inv)) }
         let target = rng.uniform() * total
         var cumulative = 0.0
-        var last = 0
-        for i in 0..<count {
-            let p = Double(expf((logits[i] - m) * inv))
-            if p > 0 { last = i }
+        i = 0
+        while i < full {
+            let w = weights(i)
+            let blockSum = Double(w.sum())
+            if cumulative + blockSum > target {
+                for l in 0..<16 {
+                    cumulative += Double(w[l])
+                    if target < cumulative { return Int32(i + l) }
+                }
+                return Int32(i + 15)
+            }
+            cumulative += blockSum
+            i += 16
+        }
+        var last = max(0, full - 1)
+        for j in full..<count {
+            let p = Double(expf((logits[j] - m) * inv))
+            if p > 0 { last = j }
             cumulative += p
-            if target < cumulative { return Int32(i) }
+            if target < cumulative { return Int32(j) }
         }
         return Int32(last)
     }
