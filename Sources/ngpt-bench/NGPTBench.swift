@@ -29,3 +29,23 @@ struct CommonOptions: ParsableArguments {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be ≥ 1, got \(repetitions)") }
     }
 }
+
+/// The model sizes of `train` and `sample` (config S by default).
+struct ModelSizeOptions: ParsableArguments {
+    @Option(help: "Model: ngpt or gpt.") var model: ModelKind = .ngpt
+    @Option(help: "Vocabulary size.") var vocabSize: Int = 4096
+    @Option(help: "Model width d.") var dim: Int = 256
+    @Option(help: "Transformer blocks.") var layers: Int = 4
+    @Option(help: "Attention heads.") var heads: Int = 4
+    @Option(help: "SwiGLU hidden width.") var mlpHidden: Int = 683
+    @Option(help: "Context length.") var context: Int = 256
+    @Flag(help: "Run both models with the same sizes (one table).") var both: Bool = false
+
+    var kinds: [ModelKind] { both ? [.ngpt, .gpt] : [model] }
+
+    func config(_ kind: ModelKind) throws -> ModelConfig {
+        let c = ModelConfig(kind: kind, vocabSize: vocabSize, dim: dim, layers: layers, heads: heads, mlpHidden: mlpHidden, context: context)
+        do { try c.validate() } catch { throw ValidationError("\(error)") }
+        return c
+    }
+}

@@ -10,27 +10,18 @@ struct SampleBench: ParsableCommand {
         abstract: "Single-stream tokens/s with the KV cache (default: config S), and how it changes from a short to a full context.")
 
     @OptionGroup var common: CommonOptions
-    @Option(help: "Model: ngpt or gpt.") var model: ModelKind = .ngpt
-    @Option(help: "Vocabulary size.") var vocabSize: Int = 4096
-    @Option(help: "Model width d.") var dim: Int = 256
-    @Option(help: "Transformer blocks.") var layers: Int = 4
-    @Option(help: "Attention heads.") var heads: Int = 4
-    @Option(help: "SwiGLU hidden width.") var mlpHidden: Int = 683
-    @Option(help: "Context length.") var context: Int = 256
-    @Flag(help: "Run both models.") var both: Bool = false
+    @OptionGroup var sizes: ModelSizeOptions
     @Option(help: "Weight precisions to run: fp32, bf16 or both (comma-separated).") var precisions: String = "fp32,bf16"
 
     func run() throws {
         Threads.configure(threads: common.threads)
         print(Threads.startupLine)
-        let quarters = 4
+        let quarters = 4, context = sizes.context
         var header = ["model", "weights", "overall tokens/s"]
         for q in 0..<quarters { header.append("positions \(q * context / quarters)–\(((q + 1) * context / quarters) - 1)") }
         var table = Table(header: header)
-        for kind in both ? [ModelKind.ngpt, .gpt] : [model] { for precision in precisions.split(separator: ",").compactMap({ DecodePrecision(rawValue: String($0)) }) {
-            let config = ModelConfig(kind: kind, vocabSize: vocabSize, dim: dim, layers: layers, heads: heads,
-                                     mlpHidden: mlpHidden, context: context)
-            do { try config.validate() } catch { throw ValidationError("\(error)") }
+        for kind in sizes.kinds { for precision in precisions.split(separator: ",").compactMap({ DecodePrecision(rawValue: String($0)) }) {
+            let config = try sizes.config(kind)
             let m = try makeModel(config)
             m.initialize(seed: 1)
             let decoder = makeDecoder(for: m, precision: precision)
@@ -46,7 +37,7 @@ struct SampleBench: ParsableCommand {
                 var quarterStart = start
                 for t in 0..<context {
                     let logits = decoder.step(token)
-                    token = sampler.next(logits, count: vocabSize, history: history[...])
+                    token = sampler.next(logits, count: config.vocabSize, history: history[...])
                     history.append(token)
                     if (t + 1) % (context / quarters) == 0 && (t + 1) / (context / quarters) <= quarters {
                         let q = (t + 1) / (context / quarters) - 1

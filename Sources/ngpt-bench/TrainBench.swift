@@ -10,29 +10,20 @@ struct TrainBench: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Option(help: "Model: ngpt or gpt.") var model: ModelKind = .ngpt
-    @Option(help: "Vocabulary size.") var vocabSize: Int = 4096
-    @Option(help: "Model width d.") var dim: Int = 256
-    @Option(help: "Transformer blocks.") var layers: Int = 4
-    @Option(help: "Attention heads.") var heads: Int = 4
-    @Option(help: "SwiGLU hidden width.") var mlpHidden: Int = 683
-    @Option(help: "Context length.") var context: Int = 256
+    @OptionGroup var sizes: ModelSizeOptions
     @Option(help: "Sequences per step.") var batchSize: Int = 16
-    @Flag(help: "Run both models with the same sizes (one table).") var both: Bool = false
 
     func run() throws {
         Threads.configure(threads: common.threads)
         print(Threads.startupLine)
         var table = Table(header: ["model", "params", "median ms/step", "tokens/s", "GFLOP/s", "forward ms", "backward ms", "update ms"])
-        for kind in both ? [ModelKind.ngpt, .gpt] : [model] {
-            let config = ModelConfig(kind: kind, vocabSize: vocabSize, dim: dim, layers: layers, heads: heads,
-                                     mlpHidden: mlpHidden, context: context)
-            do { try config.validate() } catch { throw ValidationError("\(error)") }
+        for kind in sizes.kinds {
+            let config = try sizes.config(kind)
             let m = try makeModel(config)
             let opt = AdamW(layout: m.layout, settings: .init(weightDecay: kind == .gpt ? 0.1 : 0))
-            let n = batchSize * context
+            let n = batchSize * config.context
             var rng = SplitMix64(seed: 1)
-            let inputs = (0..<n).map { _ in Int32(rng.below(vocabSize)) }, targets = (0..<n).map { _ in Int32(rng.below(vocabSize)) }
+            let inputs = (0..<n).map { _ in Int32(rng.below(config.vocabSize)) }, targets = (0..<n).map { _ in Int32(rng.below(config.vocabSize)) }
             var fwd: [Double] = [], bwd: [Double] = [], upd: [Double] = []
             let total = medianMilliseconds(repetitions: common.repetitions) {
                 var t = now()
@@ -50,6 +41,6 @@ struct TrainBench: ParsableCommand {
                                fmt(median(fwd), 1), fmt(median(bwd), 1), fmt(median(upd), 1)])
         }
         print(table.render())
-        print("GFLOP/s counts 6N + 12·L·d·T per token (nanoGPT/PaLM); tokens per step: \(batchSize * context)")
+        print("GFLOP/s counts 6N + 12·L·d·T per token (nanoGPT/PaLM); tokens per step: \(batchSize * sizes.context)")
     }
 }
