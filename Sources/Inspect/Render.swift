@@ -69,6 +69,7 @@ public enum InspectionOutput {
         let ngpt = reports.filter { !$0.scales.isEmpty }
         if !ngpt.isEmpty {
             var chart = LineChart(title: "Learned scales per layer (nGPT, effective means)", xLabel: "layer", yLabel: "value")
+            chart.integerX = true
             for (i, r) in ngpt.enumerated() {
                 let x = r.scales.map { Double($0.layer) }
                 let tag = ngpt.count > 1 ? " (\(i + 1))" : ""

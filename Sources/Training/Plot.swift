@@ -14,6 +14,8 @@ public struct LineChart {
     public var series: [Series] = []
     public var reference: (y: Double, label: String)?
     public var width = 760.0, height = 460.0
+    /// x is a count (layers, steps): ticks at whole numbers only.
+    public var integerX = false
 
     public init(title: String, xLabel: String, yLabel: String) { self.title = title; self.xLabel = xLabel; self.yLabel = yLabel }
 
@@ -31,7 +33,7 @@ public struct LineChart {
             <text x="\(left + pw / 2)" y="22" text-anchor="middle" font-size="15" font-weight="bold">\(escape(title))</text>
 
             """
-        for t in ticks(x0, x1) {
+        for t in ticks(x0, x1, integer: integerX) {
             out += "<line x1=\"\(f(px(t)))\" y1=\"\(f(top))\" x2=\"\(f(px(t)))\" y2=\"\(f(top + ph))\" stroke=\"#e4e4e4\"/>\n"
             out += "<text x=\"\(f(px(t)))\" y=\"\(f(top + ph + 18))\" text-anchor=\"middle\">\(label(t))</text>\n"
         }
@@ -76,9 +78,11 @@ public struct LineChart {
         let pad = fromZero ? 0 : (b - a) * 0.05
         return (a - pad, b + pad)
     }
-    private func ticks(_ lo: Double, _ hi: Double) -> [Double] {
+    private func ticks(_ lo: Double, _ hi: Double, integer: Bool = false) -> [Double] {
         let span = hi - lo, raw = span / 6
-        let mag = pow(10, floor(log10(raw))), step = [1.0, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? raw
+        let mag = pow(10, floor(log10(raw)))
+        var step = [1.0, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? raw
+        if integer { step = max(1, step.rounded(.up)) }
         var t = (lo / step).rounded(.up) * step, out: [Double] = []
         while t <= hi + 1e-9 { out.append(t); t += step }
         return out
