@@ -69,13 +69,14 @@ let package = Package(
         ]),
 
         // Tests
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "CSentencePieceTests", dependencies: ["CSentencePiece"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["TestSupport", "Tokenizer"]),
         .testTarget(name: "NGPTTests", dependencies: ["NGPT"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "NGPT", "Tokenizer", "Kernels"]),
+        .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training", "NGPT", "Tokenizer", "Kernels"]),
         .testTarget(name: "InspectTests", dependencies: ["Inspect", "Sampling", "NGPT", "Kernels"]),
-        .testTarget(name: "SamplingTests", dependencies: ["Sampling", "Training", "NGPT", "Tokenizer", "Kernels"],
+        .testTarget(name: "SamplingTests", dependencies: ["TestSupport", "Sampling", "Training", "NGPT", "Tokenizer", "Kernels"],
                     resources: [.copy("Fixtures")]),
     ],
     cxxLanguageStandard: .cxx17

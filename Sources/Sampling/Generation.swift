@@ -206,7 +206,7 @@ public enum Perplexity {
         guard windows >= 1 else {
             throw SamplerError(message: "the text has \(ids.count) tokens, fewer than one window of \(T + 1); give a longer text")
         }
-        let total = try meanLoss(model: model, windows: windows, context: T, batch: batch) { w, inputs, targets in
+        let total = Evaluation.meanLoss(model: model, windows: windows, context: T, batch: batch) { w, inputs, targets in
             for j in 0..<T { inputs[j] = ids[w * T + j]; targets[j] = ids[w * T + j + 1] }
         }
         var pieceBytes = [Int](repeating: -1, count: tokenizer.vocabSize)
@@ -217,20 +217,5 @@ public enum Perplexity {
         }
         return PerplexityReport(meanLoss: total, bitsPerByte: total * Double(windows * T) / log(2) / Double(max(1, bytes)),
                                 tokens: windows * T, bytes: bytes, windows: windows)
-    }
-
-    /// Mean loss over `windows` windows filled by `fill`, in batches (the trainer's evaluation arithmetic).
-    public static func meanLoss(model: LanguageModel, windows: Int, context T: Int, batch: Int,
-                                fill: (Int, UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) throws -> Void) rethrows -> Double {
-        let inputs = UnsafeMutablePointer<Int32>.allocate(capacity: batch * T), targets = UnsafeMutablePointer<Int32>.allocate(capacity: batch * T)
-        defer { inputs.deallocate(); targets.deallocate() }
-        var total = 0.0, w = 0
-        while w < windows {
-            let b = min(batch, windows - w)
-            for i in 0..<b { try fill(w + i, inputs + i * T, targets + i * T) }
-            total += model.forward(inputs: inputs, targets: targets, batch: b) * Double(b)
-            w += b
-        }
-        return total / Double(windows)
     }
 }

@@ -187,15 +187,9 @@ public final class Trainer {
         }
 
         func evaluate() -> Double {
-            var total = 0.0, count = 0, w = 0
-            while w < windows.count {
-                let b = min(config.batchSize, windows.count - w)
-                for i in 0..<b { windows.fill(window: w + i, inputs: inputs + i * config.context, targets: targets + i * config.context) }
-                total += model.forward(inputs: inputs, targets: targets, batch: b) * Double(b)
-                count += b
-                w += b
+            Evaluation.meanLoss(model: model, windows: windows.count, context: config.context, batch: config.batchSize) { w, i, t in
+                windows.fill(window: w, inputs: i, targets: t)
             }
-            return total / Double(max(1, count))
         }
 
         var recentStepSeconds: [Double] = []
@@ -280,21 +274,40 @@ public final class Trainer {
     }
 }
 
-/// Greedy continuation from BOS with the full forward pass (one padded window per token; the sampler's KV cache
-/// is faster). Used for the short sample printed at each evaluation.
+/// The mean loss over evaluation windows: the one evaluation loop, shared by the trainer's validation and
+/// `ngpt-sample --perplexity` (so both give the same number for the same windows).
+public enum Evaluation {
+    /// Windows 0..<windows, each filled by `fill(window, inputs, targets)` ([context] each), run in batches of
+    /// `batch`; the mean of the per-window mean losses.
+    public static func meanLoss(model: LanguageModel, windows: Int, context T: Int, batch: Int,
+                                fill: (Int, UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) throws -> Void) rethrows -> Double {
+        let inputs = UnsafeMutablePointer<Int32>.allocate(capacity: batch * T), targets = UnsafeMutablePointer<Int32>.allocate(capacity: batch * T)
+        defer { inputs.deallocate(); targets.deallocate() }
+        var total = 0.0, w = 0
+        while w < windows {
+            let b = min(batch, windows - w)
+            for i in 0..<b { try fill(w + i, inputs + i * T, targets + i * T) }
+            total += model.forward(inputs: inputs, targets: targets, batch: b) * Double(b)
+            w += b
+        }
+        return total / Double(max(1, windows))
+    }
+}
+
+/// Greedy continuation from BOS (or `prompt`) with the model's single-token KV-cache decoder: the short sample
+/// printed at each evaluation.
 public func greedySample(model: LanguageModel, tokenizer: SentencePieceModel, tokens count: Int, prompt: [Int32] = []) throws -> String {
     let T = model.config.context, V = model.config.vocabSize
-    var sequence = (prompt.isEmpty ? [max(0, tokenizer.bosId)] : prompt).suffix(T - 1).map { $0 }
-    let start = sequence.count
-    var window = [Int32](repeating: 0, count: T)
-    let targets = [Int32](repeating: 0, count: T)
-    while sequence.count < min(T, start + count) {
-        for (i, t) in sequence.enumerated() { window[i] = t }
-        _ = model.forward(inputs: window, targets: targets, batch: 1)
-        let row = model.logits + (sequence.count - 1) * V
+    let start = Array((prompt.isEmpty ? [max(0, tokenizer.bosId)] : prompt).suffix(T - 1))
+    let decoder = makeDecoder(for: model)
+    var logits = decoder.step(start[0])
+    for t in start.dropFirst() { logits = decoder.step(t) }
+    var generated: [Int32] = []
+    while generated.count < min(count, T - start.count) {
         var best = 0
-        for v in 1..<V where row[v] > row[best] { best = v }
-        sequence.append(Int32(best))
+        for v in 1..<V where logits[v] > logits[best] { best = v }
+        generated.append(Int32(best))
+        if decoder.position < T { logits = decoder.step(Int32(best)) }
     }
-    return try tokenizer.decode(sequence[start...].filter { $0 != tokenizer.bosId })
+    return try tokenizer.decode(generated.filter { $0 != tokenizer.bosId })
 }

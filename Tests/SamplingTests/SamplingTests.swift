@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Kernels
 import NGPT
 import Testing
@@ -278,38 +279,15 @@ func fixture(_ name: String) throws -> String {
         let exe = productsDirectory() + "/ngpt-sample"
         let ckpt = try fixture("tiny-ngpt.safetensors")
         for args in [["--top-p", "1.5"], ["--temperature", "-0.1"], ["--top-k", "-1"], ["--max-tokens", "0"]] {
-            let (status, _, err) = try run([exe, "--checkpoint", ckpt] + args)
+            let (status, _, err) = try runProcess([exe, "--checkpoint", ckpt] + args)
             #expect(status != 0 && err.contains("Error"), "\(args): \(err)")
         }
-        let (status, _, err) = try run([exe, "--checkpoint", "/nonexistent/run"])
+        let (status, _, err) = try runProcess([exe, "--checkpoint", "/nonexistent/run"])
         #expect(status == 1 && err.contains("error: checkpoint not found"))
-        let (ok, out, _) = try run([exe, "--checkpoint", ckpt, "--prompt", "the king", "--temperature", "0", "--max-tokens", "40",
+        let (ok, out, _) = try runProcess([exe, "--checkpoint", ckpt, "--prompt", "the king", "--temperature", "0", "--max-tokens", "40",
                                     "--precision", "fp32"])
         let expected = "the king" + (try String(contentsOfFile: try fixture("expected-greedy.txt"), encoding: .utf8)) + "\n"
         #expect(ok == 0 && out == expected)
     }
-
-    func run(_ arguments: [String]) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: arguments[0])
-        p.arguments = Array(arguments.dropFirst())
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
 }
 
-func productsDirectory() -> String {
-    for candidate in [Bundle.main.bundlePath, CommandLine.arguments.first ?? ""] {
-        var url = URL(fileURLWithPath: candidate)
-        for _ in 0..<3 {
-            url = url.deletingLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("ngpt-sample").path) { return url.path }
-        }
-    }
-    return FileManager.default.currentDirectoryPath + "/.build/release"
-}

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 @testable import Tokenizer
 import Kernels
 
@@ -35,30 +36,4 @@ func trainSmallModel(in dir: String, vocab: Int = 400, type: TokenizerTrainingOp
     return dir + "/m.model"
 }
 
-/// Runs a command, returning (exit status, stdout, stderr).
-@discardableResult
-func runProcess(_ arguments: [String], cwd: String? = nil) throws -> (Int32, String, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = arguments
-    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-}
 
-/// The directory holding the built executables (next to the test bundle).
-func productsDirectory() -> String {
-    for candidate in [Bundle.main.bundlePath, CommandLine.arguments.first ?? ""] {
-        var url = URL(fileURLWithPath: candidate)
-        for _ in 0..<3 {
-            url = url.deletingLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("ngpt-train").path) { return url.path }
-        }
-    }
-    return FileManager.default.currentDirectoryPath + "/.build/release"
-}

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Kernels
 import NGPT
 import Testing
@@ -259,14 +260,3 @@ enum Fixture {
     }
 }
 
-/// The directory holding the built executables (next to the test bundle).
-func productsDirectory() -> String {
-    for candidate in [Bundle.main.bundlePath, CommandLine.arguments.first ?? ""] {
-        var url = URL(fileURLWithPath: candidate)
-        for _ in 0..<3 {
-            url = url.deletingLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("ngpt-train").path) { return url.path }
-        }
-    }
-    return FileManager.default.currentDirectoryPath + "/.build/release"
-}
