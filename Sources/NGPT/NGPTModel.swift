@@ -265,7 +265,7 @@ public final class NGPTModel: LanguageModel {
         guard let a = acts else { preconditionFailure("backward before forward") }
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         let shape = AttentionShape(batch: a.batch, context: c.context, heads: H, headDim: dk)
-        let sqrtD = Float(d).squareRoot(), cu = ScaleVector.unitFactor(d), ca = ScaleVector.alphaFactor(d)
+        let sqrtD = Float(d).squareRoot(), cu = ScaleVector.unitFactor(d)
         let g = grads
 
         // dz = (softmax − onehot) · lossScale / N
@@ -281,14 +281,8 @@ public final class NGPTModel: LanguageModel {
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let s = a.layers[l], p = "layers.\(l)."
             // --- MLP sub-block (gh = ∂L/∂h_{l+1}) ---
-            RowNorm.l2Backward(gh, y: a.h[l + 1], invNorm: s.invRho2, a.grho, rows: n, cols: d)
-            a.gAlpha.update(repeating: 0, count: d)
-            effective.alphaM[l].withUnsafeBufferPointer { al in
-                Columns.lerpBackward(a.grho, a: s.a2, b: s.hM, alpha: al.baseAddress.unsafelyUnwrapped, ga: a.gA, gb: a.gB,
-                                     galpha: a.gAlpha, rows: n, cols: d)
-            }
-            accumulateAlphaGradient(g[p + "alpha_mlp"], raw: params[p + "alpha_mlp"], effectiveGrad: a.gAlpha, factor: ca)
-            RowNorm.l2Backward(a.gB, y: s.hM, invNorm: s.invHM, a.gB, rows: n, cols: d)   // d h_mlp
+            residualBackward(gh, out: a.h[l + 1], invRho: s.invRho2, a: s.a2, b: s.hM, invB: s.invHM, alpha: effective.alphaM[l],
+                             alphaName: p + "alpha_mlp", acts: a)                      // a.gB = d h_mlp
             GEMM.xwT(a.gB, params[p + "mlp.w_down"], a.gx, m: n, k: d, n: f)             // dx = dh_mlp·W_downᵀ
             GEMM.xTy(s.x, a.gB, g[p + "mlp.w_down"], m: n, k: f, n: d, beta: 1)
             SwiGLU.backward(a.gx, u: s.u, gate: s.nu, du: a.gu, dgate: a.gnu, count: n * f)
@@ -306,14 +300,8 @@ public final class NGPTModel: LanguageModel {
             swap(&gh, &ghNext)
 
             // --- attention sub-block (gh = ∂L/∂h_mid) ---
-            RowNorm.l2Backward(gh, y: s.hMid, invNorm: s.invRho1, a.grho, rows: n, cols: d)
-            a.gAlpha.update(repeating: 0, count: d)
-            effective.alphaA[l].withUnsafeBufferPointer { al in
-                Columns.lerpBackward(a.grho, a: s.a1, b: s.hA, alpha: al.baseAddress.unsafelyUnwrapped, ga: a.gA, gb: a.gB,
-                                     galpha: a.gAlpha, rows: n, cols: d)
-            }
-            accumulateAlphaGradient(g[p + "alpha_attn"], raw: params[p + "alpha_attn"], effectiveGrad: a.gAlpha, factor: ca)
-            RowNorm.l2Backward(a.gB, y: s.hA, invNorm: s.invHA, a.gB, rows: n, cols: d)   // d h_att
+            residualBackward(gh, out: s.hMid, invRho: s.invRho1, a: s.a1, b: s.hA, invB: s.invHA, alpha: effective.alphaA[l],
+                             alphaName: p + "alpha_attn", acts: a)                     // a.gB = d h_att
             GEMM.xwT(a.gB, params[p + "attn.wo"], a.gd1, m: n, k: d, n: d)                // dy = dh_att·W_oᵀ
             GEMM.xTy(s.y, a.gB, g[p + "attn.wo"], m: n, k: d, n: d, beta: 1)
             Attention.backward(dy: a.gd1, ldy: d, q: s.qs, k: s.ks, v: s.v, ld: d, probs: s.probs, dq: a.gq, dk: a.gk,
@@ -340,6 +328,23 @@ public final class NGPTModel: LanguageModel {
             swap(&gh, &ghNext)
         }
         Embedding.backward(gh, ids: a.inputs, count: n, dim: d, vocab: V, dtable: g["tok_embeddings.weight"])
+    }
+
+    /// Backward of one residual update h' = Norm(A + α ⊙ (Norm(o) − A)) (spec B3), given g = ∂L/∂h':
+    /// leaves ∂L/∂A in acts.gA and ∂L/∂o (the block's raw output) in acts.gB, and adds α's gradient.
+    private func residualBackward(_ g: UnsafePointer<Float>, out: UnsafePointer<Float>, invRho: UnsafePointer<Float>,
+                                  a: UnsafePointer<Float>, b: UnsafePointer<Float>, invB: UnsafePointer<Float>, alpha: [Float],
+                                  alphaName: String, acts: Activations) {
+        let n = acts.n, d = config.dim
+        RowNorm.l2Backward(g, y: out, invNorm: invRho, acts.grho, rows: n, cols: d)
+        acts.gAlpha.update(repeating: 0, count: d)
+        alpha.withUnsafeBufferPointer { al in
+            Columns.lerpBackward(acts.grho, a: a, b: b, alpha: al.baseAddress.unsafelyUnwrapped, ga: acts.gA, gb: acts.gB,
+                                 galpha: acts.gAlpha, rows: n, cols: d)
+        }
+        accumulateAlphaGradient(grads[alphaName], raw: params[alphaName], effectiveGrad: acts.gAlpha,
+                                factor: ScaleVector.alphaFactor(d))
+        RowNorm.l2Backward(acts.gB, y: b, invNorm: invB, acts.gB, rows: n, cols: d)
     }
 
     /// Given G, the gradient of diag(factor·s)·W: dW[r] += factor·s[r]·G[r] and ds_raw[r] += rawFactor·⟨G[r], W[r]⟩
