@@ -98,8 +98,8 @@ struct NGPTCompare: ParsableCommand {
     func parsePassthrough(_ args: [String]) throws -> [String: Any] {
         var out: [String: Any] = [:]
         var i = 0
-        let strings: Set<String> = ["corpus", "data-dir", "tokenizer"]
-        let doubles: Set<String> = ["min-lr", "grad-clip"]
+        let strings: Set<String> = ["corpus", "data-dir", "tokenizer", "model", "out"]
+        let doubles: Set<String> = ["lr", "min-lr", "weight-decay", "grad-clip"]
         while i < args.count {
             let a = args[i]
             guard a.hasPrefix("--") else { throw ConfigError("unexpected argument \(a)") }
