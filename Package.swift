@@ -18,7 +18,9 @@ let package = Package(
         .library(name: "Tokenizer", targets: ["Tokenizer"]),
         .library(name: "NGPT", targets: ["NGPT"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "Runs", targets: ["Runs"]),
         .library(name: "Sampling", targets: ["Sampling"]),
+        .library(name: "Inspect", targets: ["Inspect"]),
         .executable(name: "ngpt-sample", targets: ["ngpt-sample"]),
         .executable(name: "ngpt-compare", targets: ["ngpt-compare"]),
         .executable(name: "ngpt-inspect", targets: ["ngpt-inspect"]),
@@ -36,35 +38,37 @@ let package = Package(
         .target(name: "CSentencePiece",
                 linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train")]),
 
-        // Libraries
+        // Libraries, bottom up
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
         .target(name: "Tokenizer", dependencies: ["CSentencePiece", "Kernels"]),
         .target(name: "NGPT", dependencies: ["Kernels"]),
-        .target(name: "Training", dependencies: ["Kernels", "Tokenizer", "NGPT"]),
-        .target(name: "Sampling", dependencies: ["Kernels", "Tokenizer", "NGPT", "Training"]),
-        .target(name: "Inspect", dependencies: ["CBLAS", "Kernels", "Tokenizer", "NGPT", "Training", "Sampling"]),
+        // What every tool reads of a run: checkpoints, loading, the evaluation loop, decoding, charts.
+        .target(name: "Runs", dependencies: ["Kernels", "Tokenizer", "NGPT"]),
+        .target(name: "Training", dependencies: ["Kernels", "Tokenizer", "NGPT", "Runs"]),
+        .target(name: "Sampling", dependencies: ["Kernels", "Tokenizer", "NGPT", "Runs"]),
+        .target(name: "Inspect", dependencies: ["CBLAS", "Kernels", "Tokenizer", "NGPT", "Runs"]),
+        // The executables' shared entry point (one way to report a user error).
+        .target(name: "ToolSupport", dependencies: ["Kernels", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Executables
         .executableTarget(name: "ngpt-bench", dependencies: [
-            "Kernels", "CBLAS", "NGPT", "Sampling",
+            "Kernels", "CBLAS", "NGPT", "Sampling", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-
         .executableTarget(name: "ngpt-train", dependencies: [
-            "Kernels", "Tokenizer", "NGPT", "Training",
+            "Kernels", "Tokenizer", "Training", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-
         .executableTarget(name: "ngpt-compare", dependencies: [
-            "Kernels", "Training",
+            "Kernels", "Training", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ngpt-inspect", dependencies: [
-            "Kernels", "Training", "Sampling", "Inspect",
+            "Kernels", "Tokenizer", "Runs", "Inspect", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ngpt-sample", dependencies: [
-            "Kernels", "Tokenizer", "NGPT", "Sampling",
+            "Kernels", "NGPT", "Runs", "Sampling", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -75,8 +79,8 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["TestSupport", "Tokenizer"]),
         .testTarget(name: "NGPTTests", dependencies: ["NGPT"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training", "NGPT", "Tokenizer", "Kernels"]),
-        .testTarget(name: "InspectTests", dependencies: ["Inspect", "Sampling", "NGPT", "Kernels"]),
-        .testTarget(name: "SamplingTests", dependencies: ["TestSupport", "Sampling", "Training", "NGPT", "Tokenizer", "Kernels"],
+        .testTarget(name: "InspectTests", dependencies: ["Inspect", "Runs", "NGPT", "Kernels"]),
+        .testTarget(name: "SamplingTests", dependencies: ["TestSupport", "Sampling", "Runs", "Training", "NGPT", "Tokenizer", "Kernels"],
                     resources: [.copy("Fixtures")]),
     ],
     cxxLanguageStandard: .cxx17

@@ -1,9 +1,8 @@
 import Foundation
 import Kernels
 import NGPT
-import Sampling
+import Runs
 import Tokenizer
-import Training
 
 /// Everything `ngpt-inspect` reports about one checkpoint (also its --json).
 public struct InspectionReport: Codable, Sendable {
@@ -51,21 +50,20 @@ public enum Inspector {
     public static let paperReference = "paper (0.5–1B, 100k steps): α_A ≈ 0.22–0.25, α_M ≈ 0.32–0.37, s_qk ≈ 1.4–1.5, s_u ≈ 1.1–1.2, s_ν ≈ 1.1–1.25, mean s_z ≈ 60"
 
     public static func inspect(_ loaded: LoadedModel, neighbours words: [String], text: String?, maxTokens: Int = 4096) throws -> InspectionReport {
-        let model = loaded.model, c = model.config, p = model.params, d = c.dim, f = c.mlpHidden, V = c.vocabSize
+        let model = loaded.model, c = model.config, m = model.matrices, d = c.dim, f = c.mlpHidden, V = c.vocabSize
         // Embeddings.
         var embeddings: [InspectionReport.Embedding] = []
         var unitIn: [Float] = []
-        for name in ["tok_embeddings.weight", "output.weight"] {
-            let unit = Geometry.normalized(p[name], rows: V, cols: d)
-            if name == "tok_embeddings.weight" { unitIn = unit }
-            embeddings.append(.init(name: name, rowNorms: Stats(Geometry.rowNorms(p[name], rows: V, cols: d)),
+        for (i, (name, table)) in [("tok_embeddings.weight", m.embeddingIn), ("output.weight", m.embeddingOut)].enumerated() {
+            let unit = Geometry.normalized(table, rows: V, cols: d)
+            if i == 0 { unitIn = unit }
+            embeddings.append(.init(name: name, rowNorms: Stats(Geometry.rowNorms(table, rows: V, cols: d)),
                                     cosines: Geometry.pairwise(unitRows: unit, rows: V, cols: d)))
         }
         // Learned scales (nGPT).
         var scales: [InspectionReport.LayerScales] = []
         var sz: [Double] = []
-        if let ngpt = model as? NGPTModel {
-            let e = ngpt.effectiveScales()
+        if let e = model.learnedScales() {
             let stats = { (v: [Float]) in Stats(v.map(Double.init)) }
             for l in 0..<c.layers {
                 scales.append(.init(layer: l, alphaAttn: stats(e.alphaAttn[l]), alphaMLP: stats(e.alphaMLP[l]), sqk: stats(e.sqk[l]),
@@ -75,20 +73,20 @@ public enum Inspector {
         }
         // Conditioning.
         var conditioning: [InspectionReport.Conditioning] = []
-        for l in 0..<c.layers {
-            let pre = "layers.\(l)."
-            func perHead(_ w: String) -> [Double] {
-                (0..<c.heads).map { h in Geometry.conditionNumber(Geometry.singularValues(p[pre + w] + h * c.headDim * d, rows: c.headDim, cols: d)) }
+        for (l, b) in m.blocks.enumerated() {
+            func perHead(_ w: UnsafePointer<Float>) -> [Double] {
+                (0..<c.heads).map { h in Geometry.conditionNumber(Geometry.singularValues(w + h * c.headDim * d, rows: c.headDim, cols: d)) }
             }
             var spectra: [String: [Double]] = [:]
-            func whole(_ w: String, rows: Int) -> Double {
-                let s = Geometry.singularValues(p[pre + w], rows: rows, cols: d)
-                spectra[w] = s
+            func whole(_ name: String, _ w: UnsafePointer<Float>, rows: Int) -> Double {
+                let s = Geometry.singularValues(w, rows: rows, cols: d)
+                spectra[name] = s
                 return Geometry.conditionNumber(s)
             }
-            let wo = whole("attn.wo", rows: d), up = whole("mlp.w_up", rows: f), gate = whole("mlp.w_gate", rows: f), down = whole("mlp.w_down", rows: f)
-            for w in ["attn.wq", "attn.wk", "attn.wv"] { spectra[w] = Geometry.singularValues(p[pre + w], rows: d, cols: d) }
-            conditioning.append(.init(layer: l, query: perHead("attn.wq"), key: perHead("attn.wk"), value: perHead("attn.wv"),
+            let wo = whole("attn.wo", b.wo, rows: d), up = whole("mlp.w_up", b.up, rows: f)
+            let gate = whole("mlp.w_gate", b.gate, rows: f), down = whole("mlp.w_down", b.down, rows: f)
+            for (name, w) in [("attn.wq", b.wq), ("attn.wk", b.wk), ("attn.wv", b.wv)] { spectra[name] = Geometry.singularValues(w, rows: d, cols: d) }
+            conditioning.append(.init(layer: l, query: perHead(b.wq), key: perHead(b.wk), value: perHead(b.wv),
                                       output: wo, up: up, gate: gate, down: down, spectra: spectra))
         }
         // Nearest neighbours in E_in.
@@ -96,7 +94,7 @@ public enum Inspector {
         for word in words {
             let candidates = ["▁" + word, word]
             guard let (piece, id) = candidates.lazy.map({ ($0, loaded.tokenizer.id(ofPiece: $0)) }).first(where: { $0.1 != loaded.tokenizer.unkId }) else {
-                throw SamplerError(message: "\"\(word)\" is not a single token of this tokenizer (tried pieces \"▁\(word)\" and \"\(word)\"); choose words the vocabulary holds")
+                throw UserError("\"\(word)\" is not a single token of this tokenizer (tried pieces \"▁\(word)\" and \"\(word)\"); choose words the vocabulary holds")
             }
             let near = Geometry.nearest(unitRows: unitIn, rows: V, cols: d, to: Int(id), k: 5)
             neighbours.append(.init(token: word, piece: piece, neighbours: try near.map { try loaded.tokenizer.piece(ofId: Int32($0.row)) },
@@ -108,7 +106,7 @@ public enum Inspector {
             var ids: [Int32] = loaded.tokenizer.bosId >= 0 ? [loaded.tokenizer.bosId] : []
             ids += try loaded.tokenizer.encode(text)
             let T = c.context, windows = min(max(1, maxTokens / T), (ids.count - 1) / T)
-            guard windows >= 1 else { throw SamplerError(message: "the text is shorter than one context window (\(T + 1) tokens)") }
+            guard windows >= 1 else { throw UserError("the text is shorter than one context window (\(T + 1) tokens)") }
             let inputs = Array(ids[0..<(windows * T)]), targets = Array(ids[1...(windows * T)])
             _ = model.forward(inputs: inputs, targets: targets, batch: windows)
             let n = windows * T

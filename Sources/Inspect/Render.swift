@@ -1,5 +1,5 @@
 import Foundation
-import Training
+import Runs
 
 public enum InspectionOutput {
     /// The terminal report; with two reports, side by side.

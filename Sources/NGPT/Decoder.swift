@@ -25,12 +25,6 @@ public enum DecodePrecision: String, Sendable, CaseIterable {
     case bf16
 }
 
-public func makeDecoder(for model: LanguageModel, precision: DecodePrecision = .fp32) -> TokenDecoder {
-    if let m = model as? NGPTModel { return NGPTDecoder(m, precision: precision) }
-    if let m = model as? GPTModel { return GPTDecoder(m, precision: precision) }
-    preconditionFailure("no decoder for \(type(of: model))")
-}
-
 /// A weight matrix as the decoder reads it: the Float original, or a bfloat16 copy.
 struct DecodeMatrix {
     let f32: UnsafePointer<Float>
@@ -72,11 +66,10 @@ class DecoderState {
     let config: ModelConfig
     let arena = Arena()
     let kCache: [UnsafeMutablePointer<Float>], vCache: [UnsafeMutablePointer<Float>]   // per layer [T, d]
-    let x, a, q, k, v, y, o, t1: UnsafeMutablePointer<Float>   // [d]
+    let x, a, q, k, v, y, o: UnsafeMutablePointer<Float>       // [d]
     let u, g: UnsafeMutablePointer<Float>                      // [F]
     let scores: UnsafeMutablePointer<Float>                    // [H, T]
     let logits: UnsafeMutablePointer<Float>                    // [V]
-    let inv: UnsafeMutablePointer<Float>                       // per-head inverse norms [H]
     var position = 0
 
     init(_ c: ModelConfig) {
@@ -85,11 +78,10 @@ class DecoderState {
         kCache = (0..<c.layers).map { [arena] _ in arena.floats(c.context * d) }
         vCache = (0..<c.layers).map { [arena] _ in arena.floats(c.context * d) }
         x = arena.floats(d); a = arena.floats(d); q = arena.floats(d); k = arena.floats(d); v = arena.floats(d)
-        y = arena.floats(d); o = arena.floats(d); t1 = arena.floats(d)
+        y = arena.floats(d); o = arena.floats(d)
         u = arena.floats(c.mlpHidden); g = arena.floats(c.mlpHidden)
         scores = arena.floats(c.heads * c.context)
         logits = arena.floats(c.vocabSize)
-        inv = arena.floats(c.heads)
     }
 
     /// y = softmax(scale · q̃·K̃ᵀ)·V over the cached positions 0...position, per head.
@@ -122,13 +114,12 @@ final class NGPTDecoder: TokenDecoder {
         reset()
         model.computeEffectiveScales()   // also refolds s_z, s_u, s_ν into the scaled weight copies
         weights.clear()
-        let c = config, d = c.dim, f = c.mlpHidden, p = model.params, w = weights
-        layers = (0..<c.layers).map { l in
-            let pre = "layers.\(l)."
-            return (w.matrix(p[pre + "attn.wq"], rows: d, cols: d), w.matrix(p[pre + "attn.wk"], rows: d, cols: d),
-                    w.matrix(p[pre + "attn.wv"], rows: d, cols: d), w.matrix(p[pre + "attn.wo"], rows: d, cols: d),
-                    w.matrix(model.upScaled[l], rows: f, cols: d), w.matrix(model.gateScaled[l], rows: f, cols: d),
-                    w.matrix(p[pre + "mlp.w_down"], rows: f, cols: d))
+        let c = config, d = c.dim, f = c.mlpHidden, w = weights
+        layers = model.w.blocks.indices.map { l in
+            let b = model.w.blocks[l]
+            return (w.matrix(b.wq, rows: d, cols: d), w.matrix(b.wk, rows: d, cols: d), w.matrix(b.wv, rows: d, cols: d),
+                    w.matrix(b.wo, rows: d, cols: d), w.matrix(model.upScaled[l], rows: f, cols: d),
+                    w.matrix(model.gateScaled[l], rows: f, cols: d), w.matrix(b.wDown, rows: f, cols: d))
         }
         output = w.matrix(model.outputScaled, rows: c.vocabSize, cols: d)
     }
@@ -137,7 +128,7 @@ final class NGPTDecoder: TokenDecoder {
         let c = config, d = c.dim, f = c.mlpHidden, H = c.heads, dk = c.headDim, t = s.position
         precondition(t < c.context, "the KV cache is full; reset or slide the window")
         let e = model.effective
-        Embedding.forward(table: model.params["tok_embeddings.weight"], ids: [token], count: 1, dim: d, vocab: c.vocabSize, s.x)
+        Embedding.forward(table: model.w.tokEmbeddings, ids: [token], count: 1, dim: d, vocab: c.vocabSize, s.x)
         for l in 0..<c.layers {
             let w = layers[l]
             // attention: A = Norm(h); q, k, v = W·h; RoPE; per-head Norm × s_qk; cache k̃, v
@@ -197,26 +188,24 @@ final class GPTDecoder: TokenDecoder {
     func refreshWeights() {
         reset()
         weights.clear()
-        let c = config, d = c.dim, f = c.mlpHidden, p = model.params, w = weights
-        layers = (0..<c.layers).map { l in
-            let pre = "layers.\(l)."
-            return (w.matrix(p[pre + "attn.wq"], rows: d, cols: d), w.matrix(p[pre + "attn.wk"], rows: d, cols: d),
-                    w.matrix(p[pre + "attn.wv"], rows: d, cols: d), w.matrix(p[pre + "attn.wo"], rows: d, cols: d),
-                    w.matrix(p[pre + "mlp.w_up"], rows: f, cols: d), w.matrix(p[pre + "mlp.w_gate"], rows: f, cols: d),
-                    w.matrix(p[pre + "mlp.w_down"], rows: f, cols: d))
+        let c = config, d = c.dim, f = c.mlpHidden, w = weights
+        layers = model.w.blocks.map { b in
+            (w.matrix(b.wq, rows: d, cols: d), w.matrix(b.wk, rows: d, cols: d), w.matrix(b.wv, rows: d, cols: d),
+             w.matrix(b.wo, rows: d, cols: d), w.matrix(b.wUp, rows: f, cols: d), w.matrix(b.wGate, rows: f, cols: d),
+             w.matrix(b.wDown, rows: f, cols: d))
         }
-        output = w.matrix(p["output.weight"], rows: c.vocabSize, cols: d)
+        output = w.matrix(model.w.output, rows: c.vocabSize, cols: d)
     }
 
     func step(_ token: Int32) -> UnsafeMutablePointer<Float> {
         let c = config, d = c.dim, f = c.mlpHidden, H = c.heads, dk = c.headDim, t = s.position
         precondition(t < c.context, "the KV cache is full; reset or slide the window")
-        let p = model.params
+        let p = model.w
         var rstd: Float = 0
-        Embedding.forward(table: p["tok_embeddings.weight"], ids: [token], count: 1, dim: d, vocab: c.vocabSize, s.x)
+        Embedding.forward(table: p.tokEmbeddings, ids: [token], count: 1, dim: d, vocab: c.vocabSize, s.x)
         for l in 0..<c.layers {
-            let pre = "layers.\(l).", w = layers[l]
-            RowNorm.rmsForward(s.x, gain: p[pre + "attn_norm.weight"], s.a, rstd: &rstd, rows: 1, cols: d, eps: GPTModel.rmsEps)
+            let w = layers[l], gains = p.blocks[l]
+            RowNorm.rmsForward(s.x, gain: gains.attnNorm, s.a, rstd: &rstd, rows: 1, cols: d, eps: GPTModel.rmsEps)
             w.wq.apply(s.a, s.q)
             w.wk.apply(s.a, s.kCache[l] + t * d)
             w.wv.apply(s.a, s.vCache[l] + t * d)
@@ -225,13 +214,13 @@ final class GPTDecoder: TokenDecoder {
             s.attend(layer: l, scale: 1 / Float(dk).squareRoot())
             // h += y·W_o
             w.wo.apply(transpose: true, s.y, beta: 1, s.x)
-            RowNorm.rmsForward(s.x, gain: p[pre + "mlp_norm.weight"], s.a, rstd: &rstd, rows: 1, cols: d, eps: GPTModel.rmsEps)
+            RowNorm.rmsForward(s.x, gain: gains.mlpNorm, s.a, rstd: &rstd, rows: 1, cols: d, eps: GPTModel.rmsEps)
             w.up.apply(s.a, s.u)
             w.gate.apply(s.a, s.g)
             SwiGLU.forward(u: s.u, gate: s.g, s.u, count: f)
             w.down.apply(transpose: true, s.u, beta: 1, s.x)
         }
-        RowNorm.rmsForward(s.x, gain: p["norm.weight"], s.a, rstd: &rstd, rows: 1, cols: d, eps: GPTModel.rmsEps)
+        RowNorm.rmsForward(s.x, gain: p.norm, s.a, rstd: &rstd, rows: 1, cols: d, eps: GPTModel.rmsEps)
         output?.apply(s.a, s.logits)
         s.position += 1
         return s.logits

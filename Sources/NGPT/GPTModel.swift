@@ -1,15 +1,70 @@
 import Foundation
 import Kernels
 
+/// The GPT's parameters by name: offsets into the flat layout (P = Int), or pointers into the parameter or
+/// gradient buffer (P = UnsafeMutablePointer<Float>), computed once.
+struct GPTTensors<P> {
+    struct Block {
+        var attnNorm: P                     // [d]
+        var wq, wk, wv, wo: P               // [d, d]
+        var mlpNorm: P                      // [d]
+        var wUp, wGate, wDown: P            // [F, d]
+
+        func map<Q>(_ f: (P) -> Q) -> GPTTensors<Q>.Block {
+            .init(attnNorm: f(attnNorm), wq: f(wq), wk: f(wk), wv: f(wv), wo: f(wo), mlpNorm: f(mlpNorm), wUp: f(wUp),
+                  wGate: f(wGate), wDown: f(wDown))
+        }
+    }
+    var tokEmbeddings: P                    // [V, d]
+    var blocks: [Block]
+    var norm: P                             // [d]
+    var output: P                           // [V, d]
+
+    func map<Q>(_ f: (P) -> Q) -> GPTTensors<Q> {
+        .init(tokEmbeddings: f(tokEmbeddings), blocks: blocks.map { $0.map(f) }, norm: f(norm), output: f(output))
+    }
+}
+
 /// The baseline GPT (spec §2.3): pre-norm RMSNorm with gains, RoPE, causal attention with 1/√d_k, SwiGLU,
 /// residual additions, a final RMSNorm and an untied head.
 public final class GPTModel: LanguageModel {
+    public static let displayName = "GPT"
+    /// AdamW with weight decay 0.1 on matrices and embeddings and a linear warmup over 5 % of the run (spec §3).
+    public static let recipe = Recipe(learningRate: 3e-3, weightDecay: 0.1, warmupPercent: 5)
+    public static let rmsEps: Float = 1e-6
+
+    /// N(0, 0.02²) for matrices and embeddings, 0.02/√(2L) for W_o and W_down, gains 1.
+    static func tensors(_ c: ModelConfig) -> (layout: ParameterLayout, offsets: GPTTensors<Int>) {
+        var b = LayoutBuilder()
+        let d = c.dim, f = c.mlpHidden, v = c.vocabSize
+        let std = 0.02, outStd = 0.02 / Double(2 * c.layers).squareRoot()
+        func matrix(_ name: String, _ rows: Int, _ std: Double) -> Int { b.add(name, [rows, d], .normal(std: std), decay: true) }
+        func gain(_ name: String) -> Int { b.add(name, [d], .constant(1)) }
+        let tokEmbeddings = matrix("tok_embeddings.weight", v, std)
+        var blocks: [GPTTensors<Int>.Block] = []
+        for l in 0..<c.layers {
+            let p = "layers.\(l)."
+            let attnNorm = gain(p + "attn_norm.weight")
+            let wq = matrix(p + "attn.wq", d, std), wk = matrix(p + "attn.wk", d, std), wv = matrix(p + "attn.wv", d, std)
+            let wo = matrix(p + "attn.wo", d, outStd)
+            let mlpNorm = gain(p + "mlp_norm.weight")
+            let wUp = matrix(p + "mlp.w_up", f, std), wGate = matrix(p + "mlp.w_gate", f, std), wDown = matrix(p + "mlp.w_down", f, outStd)
+            blocks.append(.init(attnNorm: attnNorm, wq: wq, wk: wk, wv: wv, wo: wo, mlpNorm: mlpNorm, wUp: wUp, wGate: wGate, wDown: wDown))
+        }
+        let norm = gain("norm.weight")
+        let output = matrix("output.weight", v, std)
+        return (b.layout, GPTTensors(tokEmbeddings: tokEmbeddings, blocks: blocks, norm: norm, output: output))
+    }
+
+    public static func parameterLayout(_ config: ModelConfig) -> ParameterLayout { tensors(config).layout }
+
     public let config: ModelConfig
     public let layout: ParameterLayout
     public let params: FlatTensors
     public let grads: FlatTensors
+    /// Typed views of `params` and `grads`.
+    let w: GPTTensors<UnsafeMutablePointer<Float>>, g: GPTTensors<UnsafeMutablePointer<Float>>
     let rope: RoPETable
-    public static let rmsEps: Float = 1e-6
 
     /// Activations per batch size (training and evaluation share one; sampling uses batch 1), and the set the
     /// last forward wrote (what `backward` and `logits` read).
@@ -18,23 +73,25 @@ public final class GPTModel: LanguageModel {
 
     public init(config: ModelConfig) {
         self.config = config
-        layout = ParameterLayout(config: config)
+        let (layout, offsets) = Self.tensors(config)
+        self.layout = layout
         params = FlatTensors(layout: layout)
         grads = FlatTensors(layout: layout)
+        w = offsets.map { [params] in params.pointer + $0 }
+        g = offsets.map { [grads] in grads.pointer + $0 }
         rope = RoPETable(context: config.context, headDim: config.headDim)
-        initialize(seed: 0)
     }
 
-    /// N(0, 0.02²) for matrices and embeddings, 0.02/√(2L) for W_o and W_down, gains 1.
-    public func initialize(seed: UInt64) {
-        var rng = SplitMix64(seed: seed)
-        let outStd = 0.02 / Double(2 * config.layers).squareRoot()
-        for t in layout.tensors {
-            let p = params.pointer + t.offset
-            if t.shape.count == 1 { p.update(repeating: 1, count: t.count) }
-            else if t.name.hasSuffix("wo") || t.name.hasSuffix("w_down") { fillNormal(p, count: t.count, std: outStd, rng: &rng) }
-            else { fillNormal(p, count: t.count, std: 0.02, rng: &rng) }
-        }
+    public func makeDecoder(precision: DecodePrecision) -> TokenDecoder { GPTDecoder(self, precision: precision) }
+
+    public func trainingMetrics() -> [String: Metric] { [:] }
+
+    public func learnedScales() -> LearnedScales? { nil }
+
+    public var matrices: TransformerMatrices {
+        TransformerMatrices(embeddingIn: w.tokEmbeddings, embeddingOut: w.output, blocks: w.blocks.map {
+            .init(wq: $0.wq, wk: $0.wk, wv: $0.wv, wo: $0.wo, up: $0.wUp, gate: $0.wGate, down: $0.wDown)
+        })
     }
 
     public func projectWeights() -> Float { 0 }
@@ -105,32 +162,32 @@ public final class GPTModel: LanguageModel {
         a.targets.update(from: targets, count: n)
         let shape = AttentionShape(batch: batch, context: c.context, heads: H, headDim: dk)
 
-        Embedding.forward(table: params["tok_embeddings.weight"], ids: inputs, count: n, dim: d, vocab: V, a.h[0])
+        Embedding.forward(table: w.tokEmbeddings, ids: inputs, count: n, dim: d, vocab: V, a.h[0])
         for l in 0..<c.layers {
-            let s = a.layers[l], h = a.h[l], p = "layers.\(l)."
+            let s = a.layers[l], h = a.h[l], wl = w.blocks[l]
             // a = RMSNorm₁(h); q, k, v = a·Wᵀ; RoPE(q, k)   [N, d]
-            RowNorm.rmsForward(h, gain: params[p + "attn_norm.weight"], s.a1, rstd: s.rstd1, rows: n, cols: d, eps: Self.rmsEps)
-            GEMM.xwT(s.a1, params[p + "attn.wq"], s.q, m: n, k: d, n: d)
-            GEMM.xwT(s.a1, params[p + "attn.wk"], s.k, m: n, k: d, n: d)
-            GEMM.xwT(s.a1, params[p + "attn.wv"], s.v, m: n, k: d, n: d)
+            RowNorm.rmsForward(h, gain: wl.attnNorm, s.a1, rstd: s.rstd1, rows: n, cols: d, eps: Self.rmsEps)
+            GEMM.xwT(s.a1, wl.wq, s.q, m: n, k: d, n: d)
+            GEMM.xwT(s.a1, wl.wk, s.k, m: n, k: d, n: d)
+            GEMM.xwT(s.a1, wl.wv, s.v, m: n, k: d, n: d)
             RoPE.rotate(s.q, ld: d, rows: n, heads: H, context: c.context, table: rope)
             RoPE.rotate(s.k, ld: d, rows: n, heads: H, context: c.context, table: rope)
             Attention.forward(q: s.q, k: s.k, v: s.v, ld: d, y: s.y, ldy: d, probs: s.probs, shape: shape,
                               scale: 1 / Float(dk).squareRoot())
             // h_mid = h + y·W_o
-            GEMM.xw(s.y, params[p + "attn.wo"], s.hMid, m: n, k: d, n: d)
+            GEMM.xw(s.y, wl.wo, s.hMid, m: n, k: d, n: d)
             Columns.add(s.hMid, h, s.hMid, count: n * d)
             // m = RMSNorm₂(h_mid); h_out = h_mid + ((m·W_upᵀ) ⊙ SiLU(m·W_gateᵀ))·W_down
-            RowNorm.rmsForward(s.hMid, gain: params[p + "mlp_norm.weight"], s.a2, rstd: s.rstd2, rows: n, cols: d, eps: Self.rmsEps)
-            GEMM.xwT(s.a2, params[p + "mlp.w_up"], s.ur, m: n, k: d, n: f)
-            GEMM.xwT(s.a2, params[p + "mlp.w_gate"], s.vr, m: n, k: d, n: f)
+            RowNorm.rmsForward(s.hMid, gain: wl.mlpNorm, s.a2, rstd: s.rstd2, rows: n, cols: d, eps: Self.rmsEps)
+            GEMM.xwT(s.a2, wl.wUp, s.ur, m: n, k: d, n: f)
+            GEMM.xwT(s.a2, wl.wGate, s.vr, m: n, k: d, n: f)
             SwiGLU.forward(u: s.ur, gate: s.vr, s.x, count: n * f)
-            GEMM.xw(s.x, params[p + "mlp.w_down"], a.h[l + 1], m: n, k: f, n: d)
+            GEMM.xw(s.x, wl.wDown, a.h[l + 1], m: n, k: f, n: d)
             Columns.add(a.h[l + 1], s.hMid, a.h[l + 1], count: n * d)
         }
         // z = RMSNorm_f(h_L)·E_outᵀ   [N, V]
-        RowNorm.rmsForward(a.h[c.layers], gain: params["norm.weight"], a.hf, rstd: a.rstdF, rows: n, cols: d, eps: Self.rmsEps)
-        GEMM.xwT(a.hf, params["output.weight"], a.z, m: n, k: d, n: V)
+        RowNorm.rmsForward(a.h[c.layers], gain: w.norm, a.hf, rstd: a.rstdF, rows: n, cols: d, eps: Self.rmsEps)
+        GEMM.xwT(a.hf, w.output, a.z, m: n, k: d, n: V)
         return CrossEntropy.forwardBackward(logits: a.z, targets: targets, rows: n, vocab: V) / Double(n)
     }
 
@@ -138,47 +195,46 @@ public final class GPTModel: LanguageModel {
         guard let a = acts else { preconditionFailure("backward before forward") }
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         let shape = AttentionShape(batch: a.batch, context: c.context, heads: H, headDim: dk)
-        let g = grads
 
         _ = CrossEntropy.forwardBackward(logits: a.z, targets: a.targets, rows: n, vocab: V, dlogits: a.gz,
                                          gradScale: lossScale / Float(n))
-        GEMM.xTy(a.gz, a.hf, g["output.weight"], m: n, k: V, n: d, beta: 1)
-        GEMM.xw(a.gz, params["output.weight"], a.ga, m: n, k: V, n: d)
-        RowNorm.rmsBackward(a.ga, x: a.h[c.layers], gain: params["norm.weight"], rstd: a.rstdF, a.gh,
-                            dgain: g["norm.weight"], rows: n, cols: d)
+        GEMM.xTy(a.gz, a.hf, g.output, m: n, k: V, n: d, beta: 1)
+        GEMM.xw(a.gz, w.output, a.ga, m: n, k: V, n: d)
+        RowNorm.rmsBackward(a.ga, x: a.h[c.layers], gain: w.norm, rstd: a.rstdF, a.gh,
+                            dgain: g.norm, rows: n, cols: d)
         var gh = a.gh, ghNext = a.ghNext
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
-            let s = a.layers[l], p = "layers.\(l)."
+            let s = a.layers[l], wl = w.blocks[l], gl = g.blocks[l]
             // MLP: gh = ∂L/∂h_out = ∂L/∂(x·W_down) and the residual part of ∂L/∂h_mid
-            GEMM.xwT(gh, params[p + "mlp.w_down"], a.gx, m: n, k: d, n: f)
-            GEMM.xTy(s.x, gh, g[p + "mlp.w_down"], m: n, k: f, n: d, beta: 1)
+            GEMM.xwT(gh, wl.wDown, a.gx, m: n, k: d, n: f)
+            GEMM.xTy(s.x, gh, gl.wDown, m: n, k: f, n: d, beta: 1)
             SwiGLU.backward(a.gx, u: s.ur, gate: s.vr, du: a.gu, dgate: a.gnu, count: n * f)
-            GEMM.xTy(a.gu, s.a2, g[p + "mlp.w_up"], m: n, k: f, n: d, beta: 1)
-            GEMM.xTy(a.gnu, s.a2, g[p + "mlp.w_gate"], m: n, k: f, n: d, beta: 1)
-            GEMM.xw(a.gu, params[p + "mlp.w_up"], a.ga, m: n, k: f, n: d)
-            GEMM.xw(a.gnu, params[p + "mlp.w_gate"], a.ga, m: n, k: f, n: d, beta: 1)
+            GEMM.xTy(a.gu, s.a2, gl.wUp, m: n, k: f, n: d, beta: 1)
+            GEMM.xTy(a.gnu, s.a2, gl.wGate, m: n, k: f, n: d, beta: 1)
+            GEMM.xw(a.gu, wl.wUp, a.ga, m: n, k: f, n: d)
+            GEMM.xw(a.gnu, wl.wGate, a.ga, m: n, k: f, n: d, beta: 1)
             ghNext.update(from: gh, count: n * d)
-            RowNorm.rmsBackward(a.ga, x: s.hMid, gain: params[p + "mlp_norm.weight"], rstd: s.rstd2, ghNext,
-                                dgain: g[p + "mlp_norm.weight"], rows: n, cols: d, accumulate: true)
+            RowNorm.rmsBackward(a.ga, x: s.hMid, gain: wl.mlpNorm, rstd: s.rstd2, ghNext,
+                                dgain: gl.mlpNorm, rows: n, cols: d, accumulate: true)
             swap(&gh, &ghNext)
             // attention: gh = ∂L/∂h_mid
-            GEMM.xwT(gh, params[p + "attn.wo"], a.gy, m: n, k: d, n: d)
-            GEMM.xTy(s.y, gh, g[p + "attn.wo"], m: n, k: d, n: d, beta: 1)
+            GEMM.xwT(gh, wl.wo, a.gy, m: n, k: d, n: d)
+            GEMM.xTy(s.y, gh, gl.wo, m: n, k: d, n: d, beta: 1)
             Attention.backward(dy: a.gy, ldy: d, q: s.q, k: s.k, v: s.v, ld: d, probs: s.probs, dq: a.gq, dk: a.gk,
                                dv: a.gv, ldg: d, scratch: a.attnScratch, shape: shape, scale: 1 / Float(dk).squareRoot())
             RoPE.rotate(a.gq, ld: d, rows: n, heads: H, context: c.context, table: rope, inverse: true)
             RoPE.rotate(a.gk, ld: d, rows: n, heads: H, context: c.context, table: rope, inverse: true)
-            GEMM.xTy(a.gq, s.a1, g[p + "attn.wq"], m: n, k: d, n: d, beta: 1)
-            GEMM.xTy(a.gk, s.a1, g[p + "attn.wk"], m: n, k: d, n: d, beta: 1)
-            GEMM.xTy(a.gv, s.a1, g[p + "attn.wv"], m: n, k: d, n: d, beta: 1)
-            GEMM.xw(a.gq, params[p + "attn.wq"], a.ga, m: n, k: d, n: d)
-            GEMM.xw(a.gk, params[p + "attn.wk"], a.ga, m: n, k: d, n: d, beta: 1)
-            GEMM.xw(a.gv, params[p + "attn.wv"], a.ga, m: n, k: d, n: d, beta: 1)
+            GEMM.xTy(a.gq, s.a1, gl.wq, m: n, k: d, n: d, beta: 1)
+            GEMM.xTy(a.gk, s.a1, gl.wk, m: n, k: d, n: d, beta: 1)
+            GEMM.xTy(a.gv, s.a1, gl.wv, m: n, k: d, n: d, beta: 1)
+            GEMM.xw(a.gq, wl.wq, a.ga, m: n, k: d, n: d)
+            GEMM.xw(a.gk, wl.wk, a.ga, m: n, k: d, n: d, beta: 1)
+            GEMM.xw(a.gv, wl.wv, a.ga, m: n, k: d, n: d, beta: 1)
             ghNext.update(from: gh, count: n * d)
-            RowNorm.rmsBackward(a.ga, x: a.h[l], gain: params[p + "attn_norm.weight"], rstd: s.rstd1, ghNext,
-                                dgain: g[p + "attn_norm.weight"], rows: n, cols: d, accumulate: true)
+            RowNorm.rmsBackward(a.ga, x: a.h[l], gain: wl.attnNorm, rstd: s.rstd1, ghNext,
+                                dgain: gl.attnNorm, rows: n, cols: d, accumulate: true)
             swap(&gh, &ghNext)
         }
-        Embedding.backward(gh, ids: a.inputs, count: n, dim: d, vocab: V, dtable: g["tok_embeddings.weight"])
+        Embedding.backward(gh, ids: a.inputs, count: n, dim: d, vocab: V, dtable: g.tokEmbeddings)
     }
 }

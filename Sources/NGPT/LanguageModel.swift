@@ -1,14 +1,59 @@
 import Kernels
 
-/// What the trainer and the sampler need from a model. nGPT and GPT are separate types over the same kernels.
+/// Which architecture: the one registration of every model type. Adding a model is its own files (a type that
+/// conforms to `LanguageModel`, with its decoder) plus a case here and its line in `modelType`; the compiler
+/// points at anything else that is missing.
+public enum ModelKind: String, Codable, Sendable, CaseIterable {
+    /// The normalized Transformer (spec §1–2.1).
+    case ngpt
+    /// The baseline: pre-norm RMSNorm, RoPE, SwiGLU, untied head (spec §2.3).
+    case gpt
+
+    public var modelType: any LanguageModel.Type {
+        switch self {
+        case .ngpt: NGPTModel.self
+        case .gpt: GPTModel.self
+        }
+    }
+
+    /// The recipe a run of this architecture uses unless told otherwise.
+    public var recipe: Recipe { modelType.recipe }
+    /// How reports name it ("nGPT", "GPT").
+    public var displayName: String { modelType.displayName }
+}
+
+/// A model's training recipe defaults (spec §3); a run may override each.
+public struct Recipe: Sendable, Equatable {
+    /// Peak learning rate of the cosine schedule.
+    public var learningRate: Double
+    /// AdamW weight decay on the tensors whose spec says `decay`.
+    public var weightDecay: Double
+    /// Linear warmup over this percentage of the steps (at least one step when not 0).
+    public var warmupPercent: Int
+
+    public func warmupSteps(totalSteps: Int) -> Int { warmupPercent == 0 ? 0 : max(1, totalSteps * warmupPercent / 100) }
+}
+
+/// A per-step training metric beyond the loss (written to metrics.jsonl under the model's own key).
+public enum Metric: Sendable, Equatable {
+    case value(Double)
+    /// One value per layer.
+    case perLayer([Double])
+}
+
+/// What every model type provides: the trainer, the sampler and the diagnostics use nothing else. nGPT and GPT
+/// are separate types over the same kernels (no flag tested inside every operation).
 public protocol LanguageModel: AnyObject {
+    static var displayName: String { get }
+    static var recipe: Recipe { get }
+    /// Every parameter tensor with its shape and initialisation (the checkpoint format).
+    static func parameterLayout(_ config: ModelConfig) -> ParameterLayout
+
+    init(config: ModelConfig)
     var config: ModelConfig { get }
     var layout: ParameterLayout { get }
     var params: FlatTensors { get }
     var grads: FlatTensors { get }
-
-    /// Draws fresh weights from the model's initialisation (nGPT: then renormalises).
-    func initialize(seed: UInt64)
 
     /// Forward pass over `batch` sequences of `config.context` tokens; saves what backward needs.
     /// Returns the mean cross-entropy over the batch × context targets (reduced in Double).
@@ -27,14 +72,58 @@ public protocol LanguageModel: AnyObject {
 
     /// The hidden state after each block of the last forward ([batch × context, d] each).
     var blockOutputs: [UnsafePointer<Float>] { get }
+
+    /// The single-token KV-cache forward of this architecture.
+    func makeDecoder(precision: DecodePrecision) -> TokenDecoder
+
+    /// Metrics the trainer logs beside the loss (nGPT: its scale vectors and row norms; GPT: none).
+    func trainingMetrics() -> [String: Metric]
+
+    /// The matrices by role, for diagnostics.
+    var matrices: TransformerMatrices { get }
+
+    /// The effective learned scale vectors (nGPT), nil for a model without them.
+    func learnedScales() -> LearnedScales?
+}
+
+extension LanguageModel {
+    /// Draws fresh weights from the layout's initialisation (one generator, in layout order), then projects them
+    /// (nGPT: onto the sphere).
+    public func initialize(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        for t in layout.tensors {
+            let p = params.pointer + t.offset
+            switch t.initialization {
+            case .constant(let value): p.update(repeating: value, count: t.count)
+            case .normal(let std): for i in 0..<t.count { p[i] = Float(rng.normal(std: std)) }
+            }
+        }
+        projectWeights()
+    }
+
+    public func makeDecoder() -> TokenDecoder { makeDecoder(precision: .fp32) }
 }
 
 public func makeModel(_ config: ModelConfig) throws -> LanguageModel {
     try config.validate()
-    switch config.kind {
-    case .ngpt: return NGPTModel(config: config)
-    case .gpt: return GPTModel(config: config)
+    let model = config.kind.modelType.init(config: config)
+    model.initialize(seed: 0)
+    return model
+}
+
+/// The matrices every Transformer here has, by role ([rows, d] each, rows as in `ParameterLayout`).
+public struct TransformerMatrices {
+    public struct Block {
+        public var wq, wk, wv, wo: UnsafePointer<Float>   // [d, d]
+        public var up, gate, down: UnsafePointer<Float>   // [F, d]
     }
+    public var embeddingIn: UnsafePointer<Float>, embeddingOut: UnsafePointer<Float>   // [V, d]
+    public var blocks: [Block]
+}
+
+/// Effective (used) values of nGPT's scale vectors: α_A, α_M, s_qk [d], s_u, s_ν [F] per layer, and s_z [V].
+public struct LearnedScales: Sendable {
+    public var alphaAttn: [[Float]], alphaMLP: [[Float]], sqk: [[Float]], su: [[Float]], sv: [[Float]], sz: [Float]
 }
 
 /// Buffers allocated together and freed together (activations, gradients of activations).
@@ -48,9 +137,4 @@ final class Arena {
     }
 
     deinit { buffers.forEach(deallocateFloats) }
-}
-
-/// Fills a tensor with N(0, std²) draws.
-func fillNormal(_ p: UnsafeMutablePointer<Float>, count: Int, std: Double, rng: inout SplitMix64) {
-    for i in 0..<count { p[i] = Float(rng.normal(std: std)) }
 }

@@ -1,16 +1,4 @@
-/// Which architecture.
-public enum ModelKind: String, Codable, Sendable, CaseIterable {
-    /// The normalized Transformer (spec §1–2.1).
-    case ngpt
-    /// The baseline: pre-norm RMSNorm, RoPE, SwiGLU, untied head (spec §2.3).
-    case gpt
-}
-
-public struct ModelConfigError: Error, CustomStringConvertible, Equatable {
-    public let message: String
-    public var description: String { message }
-}
-
+import Kernels
 /// The architecture: everything that fixes the parameter shapes and the forward pass.
 public struct ModelConfig: Codable, Equatable, Sendable {
     public var kind: ModelKind
@@ -36,15 +24,15 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public func validate() throws {
         for (name, value) in [("vocab size", vocabSize), ("dim", dim), ("layers", layers), ("heads", heads),
                               ("MLP hidden", mlpHidden), ("context", context)] where value <= 0 {
-            throw ModelConfigError(message: "\(name) must be positive, got \(value)")
+            throw UserError("\(name) must be positive, got \(value)")
         }
         guard dim % heads == 0 else {
-            throw ModelConfigError(message: "heads (\(heads)) must divide dim (\(dim)); e.g. --heads \(Self.divisorNear(dim, heads))")
+            throw UserError("heads (\(heads)) must divide dim (\(dim)); e.g. --heads \(Self.divisorNear(dim, heads))")
         }
         guard headDim % 2 == 0 else {
-            throw ModelConfigError(message: "the head size dim/heads = \(headDim) must be even (RoPE rotates pairs)")
+            throw UserError("the head size dim/heads = \(headDim) must be even (RoPE rotates pairs)")
         }
-        guard vocabSize <= Int(Int32.max) else { throw ModelConfigError(message: "vocab size \(vocabSize) is too large") }
+        guard vocabSize <= Int(Int32.max) else { throw UserError("vocab size \(vocabSize) is too large") }
     }
 
     static func divisorNear(_ n: Int, _ k: Int) -> Int {

@@ -10,14 +10,75 @@ enum ScaleVector {
     static func rawInit(_ d: Int) -> Float { 1 / Float(d).squareRoot() }
 }
 
+/// nGPT's parameters by name, llm.c's ParameterTensors: offsets into the flat layout (P = Int), or pointers into
+/// the parameter or gradient buffer (P = UnsafeMutablePointer<Float>), computed once.
+struct NGPTTensors<P> {
+    struct Block {
+        var wq, wk, wv, wo: P               // [d, d]
+        var sQK, alphaAttn: P               // [d]
+        var wUp, wGate, wDown: P            // [F, d]
+        var sU, sV: P                       // [F]
+        var alphaMLP: P                     // [d]
+
+        func map<Q>(_ f: (P) -> Q) -> NGPTTensors<Q>.Block {
+            .init(wq: f(wq), wk: f(wk), wv: f(wv), wo: f(wo), sQK: f(sQK), alphaAttn: f(alphaAttn), wUp: f(wUp),
+                  wGate: f(wGate), wDown: f(wDown), sU: f(sU), sV: f(sV), alphaMLP: f(alphaMLP))
+        }
+    }
+    var tokEmbeddings: P                    // [V, d]
+    var blocks: [Block]
+    var sZ: P                               // [V]
+    var output: P                           // [V, d]
+
+    func map<Q>(_ f: (P) -> Q) -> NGPTTensors<Q> {
+        .init(tokEmbeddings: f(tokEmbeddings), blocks: blocks.map { $0.map(f) }, sZ: f(sZ), output: f(output))
+    }
+}
+
 /// The normalized Transformer (spec §2.1): every hidden state, embedding and matrix row on the unit sphere,
 /// each block a learned LERP step towards its normalised output followed by a retraction.
 public final class NGPTModel: LanguageModel {
+    public static let displayName = "nGPT"
+    /// Adam without weight decay or warmup (spec §3); every matrix row renormalised after each step.
+    public static let recipe = Recipe(learningRate: 4e-3, weightDecay: 0, warmupPercent: 0)
+
+    /// Every matrix and embedding is renormalised (its initial scale is irrelevant once rows are projected onto
+    /// the sphere): N(0, 1/d), output projections /√(2L). Scale vectors start at their raw init (spec §1.2).
+    static func tensors(_ c: ModelConfig) -> (layout: ParameterLayout, offsets: NGPTTensors<Int>) {
+        var b = LayoutBuilder()
+        let d = c.dim, f = c.mlpHidden, v = c.vocabSize
+        let std = 1 / Double(d).squareRoot(), outStd = std / Double(2 * c.layers).squareRoot()
+        let unitScale = Initialization.constant(ScaleVector.rawInit(d))
+        func matrix(_ name: String, _ rows: Int, _ std: Double) -> Int { b.add(name, [rows, d], .normal(std: std), renormalize: true) }
+        let tokEmbeddings = matrix("tok_embeddings.weight", v, std)
+        var blocks: [NGPTTensors<Int>.Block] = []
+        for l in 0..<c.layers {
+            let p = "layers.\(l)."
+            let wq = matrix(p + "attn.wq", d, std), wk = matrix(p + "attn.wk", d, std), wv = matrix(p + "attn.wv", d, std)
+            let wo = matrix(p + "attn.wo", d, outStd)
+            let sQK = b.add(p + "attn.s_qk", [d], unitScale), alphaAttn = b.add(p + "alpha_attn", [d], unitScale)
+            let wUp = matrix(p + "mlp.w_up", f, std), wGate = matrix(p + "mlp.w_gate", f, std), wDown = matrix(p + "mlp.w_down", f, outStd)
+            let sU = b.add(p + "mlp.s_u", [f], .constant(1)), sV = b.add(p + "mlp.s_v", [f], .constant(1))
+            let alphaMLP = b.add(p + "alpha_mlp", [d], unitScale)
+            blocks.append(.init(wq: wq, wk: wk, wv: wv, wo: wo, sQK: sQK, alphaAttn: alphaAttn, wUp: wUp, wGate: wGate,
+                                wDown: wDown, sU: sU, sV: sV, alphaMLP: alphaMLP))
+        }
+        let sZ = b.add("s_z", [v], unitScale)
+        let output = matrix("output.weight", v, std)
+        return (b.layout, NGPTTensors(tokEmbeddings: tokEmbeddings, blocks: blocks, sZ: sZ, output: output))
+    }
+
+    public static func parameterLayout(_ config: ModelConfig) -> ParameterLayout { tensors(config).layout }
+
     public let config: ModelConfig
     public let layout: ParameterLayout
     public let params: FlatTensors
     public let grads: FlatTensors
+    /// Typed views of `params` and `grads`.
+    let w: NGPTTensors<UnsafeMutablePointer<Float>>, g: NGPTTensors<UnsafeMutablePointer<Float>>
     let rope: RoPETable
+    /// |‖row‖ − 1| before the last projection (logged as row_norm_drift).
+    private var lastProjectionDrift: Float = 0
 
     /// Activations per batch size (training and evaluation share one; sampling uses batch 1), and the set the
     /// last forward wrote (what `backward` and `logits` read).
@@ -34,9 +95,12 @@ public final class NGPTModel: LanguageModel {
 
     public init(config: ModelConfig) {
         self.config = config
-        layout = ParameterLayout(config: config)
+        let (layout, offsets) = Self.tensors(config)
+        self.layout = layout
         params = FlatTensors(layout: layout)
         grads = FlatTensors(layout: layout)
+        w = offsets.map { [params] in params.pointer + $0 }
+        g = offsets.map { [grads] in grads.pointer + $0 }
         rope = RoPETable(context: config.context, headDim: config.headDim)
         let vd = config.vocabSize * config.dim, fd = config.mlpHidden * config.dim
         outputScaled = weightArena.floats(vd)
@@ -44,25 +108,6 @@ public final class NGPTModel: LanguageModel {
         gateScaled = (0..<config.layers).map { [weightArena] _ in weightArena.floats(fd) }
         scaledGradOut = weightArena.floats(vd)
         scaledGradMLP = weightArena.floats(fd)
-        initialize(seed: 0)
-    }
-
-    /// Matrices N(0, 1/d) (output projections /√(2L)); scale vectors at their raw init; then renormalised
-    /// (the initial distribution is irrelevant once rows are projected onto the sphere).
-    public func initialize(seed: UInt64) {
-        var rng = SplitMix64(seed: seed)
-        let d = config.dim, std = 1 / Double(d).squareRoot(), outStd = std / Double(2 * config.layers).squareRoot()
-        for t in layout.tensors {
-            let p = params.pointer + t.offset
-            switch t.name {
-            case let n where n.hasSuffix("s_u") || n.hasSuffix("s_v"): p.update(repeating: 1, count: t.count)
-            case let n where n.hasSuffix("s_qk") || n.hasPrefix("alpha") || n.contains(".alpha") || n == "s_z":
-                p.update(repeating: ScaleVector.rawInit(d), count: t.count)
-            case let n where n.hasSuffix("wo") || n.hasSuffix("w_down"): fillNormal(p, count: t.count, std: outStd, rng: &rng)
-            default: fillNormal(p, count: t.count, std: std, rng: &rng)
-            }
-        }
-        projectWeights()
     }
 
     @discardableResult
@@ -71,6 +116,7 @@ public final class NGPTModel: LanguageModel {
         for t in layout.tensors where t.renormalize {
             worst = max(worst, RowNorm.renormalizeRows(params.pointer + t.offset, rows: t.shape[0], cols: t.shape[1]))
         }
+        lastProjectionDrift = worst
         return worst
     }
 
@@ -141,30 +187,31 @@ public final class NGPTModel: LanguageModel {
         }
     }
 
-    /// Means (and for s_z the max) of the effective scale vectors, per layer: what the trainer logs.
-    public struct ScaleSummary: Sendable, Codable {
-        public var alphaAttn: [Double], alphaMLP: [Double], sqk: [Double], su: [Double], sv: [Double]
-        public var szMean: Double, szMax: Double
-    }
-
-    /// The effective (used) values of every scale vector: α_A, α_M, s_qk, s_u, s_ν per layer, and s_z.
-    public struct EffectiveScales: Sendable {
-        public var alphaAttn: [[Float]], alphaMLP: [[Float]], sqk: [[Float]], su: [[Float]], sv: [[Float]], sz: [Float]
-    }
-
-    public func effectiveScales() -> EffectiveScales {
+    public func learnedScales() -> LearnedScales? {
         computeEffectiveScales()
-        return EffectiveScales(alphaAttn: effective.alphaA, alphaMLP: effective.alphaM, sqk: effective.sqk, su: effective.su,
-                               sv: effective.sv, sz: effective.sz)
+        return LearnedScales(alphaAttn: effective.alphaA, alphaMLP: effective.alphaM, sqk: effective.sqk, su: effective.su,
+                             sv: effective.sv, sz: effective.sz)
     }
 
-    public func scaleSummary() -> ScaleSummary {
+    /// Per layer the means of the effective α_A, α_M, s_qk, s_u, s_ν; the mean and max of s_z; the largest
+    /// deviation of a row norm from 1 now and before the last projection.
+    public func trainingMetrics() -> [String: Metric] {
         computeEffectiveScales()
         func mean(_ v: [Float]) -> Double { v.reduce(0.0) { $0 + Double($1) } / Double(max(1, v.count)) }
-        return ScaleSummary(alphaAttn: effective.alphaA.map(mean), alphaMLP: effective.alphaM.map(mean), sqk: effective.sqk.map(mean),
-                            su: effective.su.map(mean), sv: effective.sv.map(mean), szMean: mean(effective.sz),
-                            szMax: Double(effective.sz.max() ?? 0))
+        return ["alpha_attn": .perLayer(effective.alphaA.map(mean)), "alpha_mlp": .perLayer(effective.alphaM.map(mean)),
+                "s_qk": .perLayer(effective.sqk.map(mean)), "s_u": .perLayer(effective.su.map(mean)),
+                "s_v": .perLayer(effective.sv.map(mean)), "s_z_mean": .value(mean(effective.sz)),
+                "s_z_max": .value(Double(effective.sz.max() ?? 0)), "max_row_norm_dev": .value(Double(maxRowNormDeviation())),
+                "row_norm_drift": .value(Double(lastProjectionDrift))]
     }
+
+    public var matrices: TransformerMatrices {
+        TransformerMatrices(embeddingIn: w.tokEmbeddings, embeddingOut: w.output, blocks: w.blocks.map {
+            .init(wq: $0.wq, wk: $0.wk, wv: $0.wv, wo: $0.wo, up: $0.wUp, gate: $0.wGate, down: $0.wDown)
+        })
+    }
+
+    public func makeDecoder(precision: DecodePrecision) -> TokenDecoder { NGPTDecoder(self, precision: precision) }
 
     /// The largest |‖row‖ − 1| over every renormalised tensor (≈1e-7 right after `projectWeights`).
     public func maxRowNormDeviation() -> Float {
@@ -179,25 +226,22 @@ public final class NGPTModel: LanguageModel {
     func computeEffectiveScales() {
         let d = config.dim, L = config.layers, f = config.mlpHidden
         let ca = ScaleVector.alphaFactor(d), cu = ScaleVector.unitFactor(d)
-        func vec(_ name: String, _ count: Int, _ map: (Float) -> Float) -> [Float] {
-            let p = params[name]
-            return (0..<count).map { map(p[$0]) }
-        }
-        effective.alphaA = (0..<L).map { l in vec("layers.\(l).alpha_attn", d) { abs($0 * ca) } }
-        effective.alphaM = (0..<L).map { l in vec("layers.\(l).alpha_mlp", d) { abs($0 * ca) } }
-        effective.sqk = (0..<L).map { l in vec("layers.\(l).attn.s_qk", d) { $0 * cu } }
-        effective.su = (0..<L).map { l in vec("layers.\(l).mlp.s_u", f) { $0 } }
-        effective.sv = (0..<L).map { l in vec("layers.\(l).mlp.s_v", f) { $0 } }
-        effective.sz = vec("s_z", config.vocabSize) { $0 * cu }
-        let fold = { (w: String, s: [Float], factor: Float, out: UnsafeMutablePointer<Float>, rows: Int) in
+        func vec(_ p: UnsafePointer<Float>, _ count: Int, _ map: (Float) -> Float) -> [Float] { (0..<count).map { map(p[$0]) } }
+        effective.alphaA = w.blocks.map { vec($0.alphaAttn, d) { abs($0 * ca) } }
+        effective.alphaM = w.blocks.map { vec($0.alphaMLP, d) { abs($0 * ca) } }
+        effective.sqk = w.blocks.map { vec($0.sQK, d) { $0 * cu } }
+        effective.su = w.blocks.map { vec($0.sU, f) { $0 } }
+        effective.sv = w.blocks.map { vec($0.sV, f) { $0 } }
+        effective.sz = vec(w.sZ, config.vocabSize) { $0 * cu }
+        func fold(_ weight: UnsafePointer<Float>, _ s: [Float], factor: Float, into out: UnsafeMutablePointer<Float>, rows: Int) {
             s.withUnsafeBufferPointer {
-                Columns.scaleRows(self.params[w], by: $0.baseAddress.unsafelyUnwrapped, factor: factor, out, rows: rows, cols: d)
+                Columns.scaleRows(weight, by: $0.baseAddress.unsafelyUnwrapped, factor: factor, out, rows: rows, cols: d)
             }
         }
-        fold("output.weight", effective.sz, 1, outputScaled, config.vocabSize)
+        fold(w.output, effective.sz, factor: 1, into: outputScaled, rows: config.vocabSize)
         for l in 0..<L {
-            fold("layers.\(l).mlp.w_up", effective.su[l], 1, upScaled[l], f)
-            fold("layers.\(l).mlp.w_gate", effective.sv[l], Float(d).squareRoot(), gateScaled[l], f)
+            fold(w.blocks[l].wUp, effective.su[l], factor: 1, into: upScaled[l], rows: f)
+            fold(w.blocks[l].wGate, effective.sv[l], factor: Float(d).squareRoot(), into: gateScaled[l], rows: f)
         }
     }
 
@@ -212,16 +256,16 @@ public final class NGPTModel: LanguageModel {
         let shape = AttentionShape(batch: batch, context: c.context, heads: H, headDim: dk)
 
         // h_0 = E_in[token]  [N, d] (unit rows already; no √d, no positions)
-        Embedding.forward(table: params["tok_embeddings.weight"], ids: inputs, count: n, dim: d, vocab: V, a.h[0])
+        Embedding.forward(table: w.tokEmbeddings, ids: inputs, count: n, dim: d, vocab: V, a.h[0])
         for l in 0..<c.layers {
-            let s = a.layers[l], h = a.h[l], p = "layers.\(l)."
+            let s = a.layers[l], h = a.h[l], wl = w.blocks[l]
             // --- attention sub-block ---
             // A = Norm(h) [N, d] (equal to h in value; its Jacobian matters, spec B1)
             RowNorm.l2Forward(h, s.a1, invNorm: s.invA1, rows: n, cols: d)
             // q, k, v = h·Wᵀ [N, d]; RoPE on q, k; per-head Norm over d_k; × s_qk
-            GEMM.xwT(h, params[p + "attn.wq"], s.q, m: n, k: d, n: d)
-            GEMM.xwT(h, params[p + "attn.wk"], s.k, m: n, k: d, n: d)
-            GEMM.xwT(h, params[p + "attn.wv"], s.v, m: n, k: d, n: d)
+            GEMM.xwT(h, wl.wq, s.q, m: n, k: d, n: d)
+            GEMM.xwT(h, wl.wk, s.k, m: n, k: d, n: d)
+            GEMM.xwT(h, wl.wv, s.v, m: n, k: d, n: d)
             RoPE.rotate(s.q, ld: d, rows: n, heads: H, context: c.context, table: rope)
             RoPE.rotate(s.k, ld: d, rows: n, heads: H, context: c.context, table: rope)
             RowNorm.l2Forward(s.q, s.qhat, invNorm: s.invQ, rows: n * H, cols: dk)
@@ -234,7 +278,7 @@ public final class NGPTModel: LanguageModel {
             Attention.forward(q: s.qs, k: s.ks, v: s.v, ld: d, y: s.y, ldy: d, probs: s.probs, shape: shape,
                               scale: Float(dk).squareRoot())
             // h_A = Norm(y·W_o)   [N, d]  (h_att is staged in hA, normalised in place)
-            GEMM.xw(s.y, params[p + "attn.wo"], s.hA, m: n, k: d, n: d)
+            GEMM.xw(s.y, wl.wo, s.hA, m: n, k: d, n: d)
             RowNorm.l2Forward(s.hA, s.hA, invNorm: s.invHA, rows: n, cols: d)
             // h ← Norm(A + α_A ⊙ (h_A − A))   (ρ staged in hMid)
             effective.alphaA[l].withUnsafeBufferPointer { al in
@@ -249,7 +293,7 @@ public final class NGPTModel: LanguageModel {
             GEMM.xwT(s.hMid, gateScaled[l], s.nu, m: n, k: d, n: f)
             SwiGLU.forward(u: s.u, gate: s.nu, s.x, count: n * f)
             // h_M = Norm(x·W_down)   [N, d]
-            GEMM.xw(s.x, params[p + "mlp.w_down"], s.hM, m: n, k: f, n: d)
+            GEMM.xw(s.x, wl.wDown, s.hM, m: n, k: f, n: d)
             RowNorm.l2Forward(s.hM, s.hM, invNorm: s.invHM, rows: n, cols: d)
             effective.alphaM[l].withUnsafeBufferPointer { al in
                 Columns.lerp(s.a2, s.hM, alpha: al.baseAddress.unsafelyUnwrapped, a.h[l + 1], rows: n, cols: d)
@@ -266,7 +310,6 @@ public final class NGPTModel: LanguageModel {
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         let shape = AttentionShape(batch: a.batch, context: c.context, heads: H, headDim: dk)
         let sqrtD = Float(d).squareRoot(), cu = ScaleVector.unitFactor(d)
-        let g = grads
 
         // dz = (softmax − onehot) · lossScale / N
         _ = CrossEntropy.forwardBackward(logits: a.z, targets: a.targets, rows: n, vocab: V, dlogits: a.gz,
@@ -274,25 +317,26 @@ public final class NGPTModel: LanguageModel {
         // G = dzᵀ·h_L is the gradient of E_s = diag(s_z)·E_out   [V, d]:
         //   dE_out[v] += s_z[v]·G[v],  ds_z,raw[v] += √d·⟨G[v], E_out[v]⟩,  dh_L = dz·E_s
         GEMM.xTy(a.gz, a.h[c.layers], scaledGradOut, m: n, k: V, n: d)
-        unfoldScaleGradient(scaledGradOut, weight: "output.weight", scale: effective.sz, factor: 1, scaleGrad: "s_z", rawFactor: cu, rows: V)
+        unfoldScaleGradient(scaledGradOut, weight: w.output, weightGrad: g.output, scale: effective.sz, factor: 1, scaleGrad: g.sZ,
+                            rawFactor: cu, rows: V)
         GEMM.xw(a.gz, outputScaled, a.gh, m: n, k: V, n: d)
 
         var gh = a.gh, ghNext = a.ghNext
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
-            let s = a.layers[l], p = "layers.\(l)."
+            let s = a.layers[l], wl = w.blocks[l], gl = g.blocks[l]
             // --- MLP sub-block (gh = ∂L/∂h_{l+1}) ---
             residualBackward(gh, out: a.h[l + 1], invRho: s.invRho2, a: s.a2, b: s.hM, invB: s.invHM, alpha: effective.alphaM[l],
-                             alphaName: p + "alpha_mlp", acts: a)                      // a.gB = d h_mlp
-            GEMM.xwT(a.gB, params[p + "mlp.w_down"], a.gx, m: n, k: d, n: f)             // dx = dh_mlp·W_downᵀ
-            GEMM.xTy(s.x, a.gB, g[p + "mlp.w_down"], m: n, k: f, n: d, beta: 1)
+                             alphaGrad: gl.alphaMLP, alphaRaw: wl.alphaMLP, acts: a)                      // a.gB = d h_mlp
+            GEMM.xwT(a.gB, wl.wDown, a.gx, m: n, k: d, n: f)             // dx = dh_mlp·W_downᵀ
+            GEMM.xTy(s.x, a.gB, gl.wDown, m: n, k: f, n: d, beta: 1)
             SwiGLU.backward(a.gx, u: s.u, gate: s.nu, du: a.gu, dgate: a.gnu, count: n * f)
             // through the folded weights diag(s_u)W_up and diag(√d·s_ν)W_gate (see the head above)
             GEMM.xTy(a.gu, s.hMid, scaledGradMLP, m: n, k: f, n: d)
-            unfoldScaleGradient(scaledGradMLP, weight: p + "mlp.w_up", scale: effective.su[l], factor: 1, scaleGrad: p + "mlp.s_u",
-                                rawFactor: 1, rows: f)
+            unfoldScaleGradient(scaledGradMLP, weight: wl.wUp, weightGrad: gl.wUp, scale: effective.su[l], factor: 1,
+                                scaleGrad: gl.sU, rawFactor: 1, rows: f)
             GEMM.xTy(a.gnu, s.hMid, scaledGradMLP, m: n, k: f, n: d)
-            unfoldScaleGradient(scaledGradMLP, weight: p + "mlp.w_gate", scale: effective.sv[l], factor: sqrtD,
-                                scaleGrad: p + "mlp.s_v", rawFactor: sqrtD, rows: f)
+            unfoldScaleGradient(scaledGradMLP, weight: wl.wGate, weightGrad: gl.wGate, scale: effective.sv[l], factor: sqrtD,
+                                scaleGrad: gl.sV, rawFactor: sqrtD, rows: f)
             // ∂L/∂h_mid = du·(diag(s_u)W_up) + dν·(diag(√d·s_ν)W_gate) + Norm'(A)ᵀ dA   (into ghNext)
             GEMM.xw(a.gu, upScaled[l], ghNext, m: n, k: f, n: d)
             GEMM.xw(a.gnu, gateScaled[l], ghNext, m: n, k: f, n: d, beta: 1)
@@ -301,14 +345,14 @@ public final class NGPTModel: LanguageModel {
 
             // --- attention sub-block (gh = ∂L/∂h_mid) ---
             residualBackward(gh, out: s.hMid, invRho: s.invRho1, a: s.a1, b: s.hA, invB: s.invHA, alpha: effective.alphaA[l],
-                             alphaName: p + "alpha_attn", acts: a)                     // a.gB = d h_att
-            GEMM.xwT(a.gB, params[p + "attn.wo"], a.gd1, m: n, k: d, n: d)                // dy = dh_att·W_oᵀ
-            GEMM.xTy(s.y, a.gB, g[p + "attn.wo"], m: n, k: d, n: d, beta: 1)
+                             alphaGrad: gl.alphaAttn, alphaRaw: wl.alphaAttn, acts: a)                     // a.gB = d h_att
+            GEMM.xwT(a.gB, wl.wo, a.gd1, m: n, k: d, n: d)                // dy = dh_att·W_oᵀ
+            GEMM.xTy(s.y, a.gB, gl.wo, m: n, k: d, n: d, beta: 1)
             Attention.backward(dy: a.gd1, ldy: d, q: s.qs, k: s.ks, v: s.v, ld: d, probs: s.probs, dq: a.gq, dk: a.gk,
                                dv: a.gv, ldg: d, scratch: a.attnScratch, shape: shape, scale: Float(dk).squareRoot())
             // s_qk feeds both q and k: g_raw += √d · Σ_t (dq̃ ⊙ q̂ + dk̃ ⊙ k̂)
-            Columns.dotAccumulate(a.gq, s.qhat, factor: cu, into: g[p + "attn.s_qk"], rows: n, cols: d)
-            Columns.dotAccumulate(a.gk, s.khat, factor: cu, into: g[p + "attn.s_qk"], rows: n, cols: d)
+            Columns.dotAccumulate(a.gq, s.qhat, factor: cu, into: gl.sQK, rows: n, cols: d)
+            Columns.dotAccumulate(a.gk, s.khat, factor: cu, into: gl.sQK, rows: n, cols: d)
             effective.sqk[l].withUnsafeBufferPointer { sq in
                 Columns.scale(a.gq, by: sq.baseAddress.unsafelyUnwrapped, a.gq, rows: n, cols: d)
                 Columns.scale(a.gk, by: sq.baseAddress.unsafelyUnwrapped, a.gk, rows: n, cols: d)
@@ -318,23 +362,23 @@ public final class NGPTModel: LanguageModel {
             RoPE.rotate(a.gq, ld: d, rows: n, heads: H, context: c.context, table: rope, inverse: true)
             RoPE.rotate(a.gk, ld: d, rows: n, heads: H, context: c.context, table: rope, inverse: true)
             let h = a.h[l]
-            GEMM.xTy(a.gq, h, g[p + "attn.wq"], m: n, k: d, n: d, beta: 1)
-            GEMM.xTy(a.gk, h, g[p + "attn.wk"], m: n, k: d, n: d, beta: 1)
-            GEMM.xTy(a.gv, h, g[p + "attn.wv"], m: n, k: d, n: d, beta: 1)
-            GEMM.xw(a.gq, params[p + "attn.wq"], ghNext, m: n, k: d, n: d)
-            GEMM.xw(a.gk, params[p + "attn.wk"], ghNext, m: n, k: d, n: d, beta: 1)
-            GEMM.xw(a.gv, params[p + "attn.wv"], ghNext, m: n, k: d, n: d, beta: 1)
+            GEMM.xTy(a.gq, h, gl.wq, m: n, k: d, n: d, beta: 1)
+            GEMM.xTy(a.gk, h, gl.wk, m: n, k: d, n: d, beta: 1)
+            GEMM.xTy(a.gv, h, gl.wv, m: n, k: d, n: d, beta: 1)
+            GEMM.xw(a.gq, wl.wq, ghNext, m: n, k: d, n: d)
+            GEMM.xw(a.gk, wl.wk, ghNext, m: n, k: d, n: d, beta: 1)
+            GEMM.xw(a.gv, wl.wv, ghNext, m: n, k: d, n: d, beta: 1)
             RowNorm.l2Backward(a.gA, y: s.a1, invNorm: s.invA1, ghNext, rows: n, cols: d, accumulate: true)
             swap(&gh, &ghNext)
         }
-        Embedding.backward(gh, ids: a.inputs, count: n, dim: d, vocab: V, dtable: g["tok_embeddings.weight"])
+        Embedding.backward(gh, ids: a.inputs, count: n, dim: d, vocab: V, dtable: g.tokEmbeddings)
     }
 
     /// Backward of one residual update h' = Norm(A + α ⊙ (Norm(o) − A)) (spec B3), given g = ∂L/∂h':
     /// leaves ∂L/∂A in acts.gA and ∂L/∂o (the block's raw output) in acts.gB, and adds α's gradient.
     private func residualBackward(_ g: UnsafePointer<Float>, out: UnsafePointer<Float>, invRho: UnsafePointer<Float>,
                                   a: UnsafePointer<Float>, b: UnsafePointer<Float>, invB: UnsafePointer<Float>, alpha: [Float],
-                                  alphaName: String, acts: Activations) {
+                                  alphaGrad: UnsafeMutablePointer<Float>, alphaRaw: UnsafePointer<Float>, acts: Activations) {
         let n = acts.n, d = config.dim
         RowNorm.l2Backward(g, y: out, invNorm: invRho, acts.grho, rows: n, cols: d)
         acts.gAlpha.update(repeating: 0, count: d)
@@ -342,21 +386,22 @@ public final class NGPTModel: LanguageModel {
             Columns.lerpBackward(acts.grho, a: a, b: b, alpha: al.baseAddress.unsafelyUnwrapped, ga: acts.gA, gb: acts.gB,
                                  galpha: acts.gAlpha, rows: n, cols: d)
         }
-        accumulateAlphaGradient(grads[alphaName], raw: params[alphaName], effectiveGrad: acts.gAlpha,
+        accumulateAlphaGradient(alphaGrad, raw: alphaRaw, effectiveGrad: acts.gAlpha,
                                 factor: ScaleVector.alphaFactor(d))
         RowNorm.l2Backward(acts.gB, y: b, invNorm: invB, acts.gB, rows: n, cols: d)
     }
 
     /// Given G, the gradient of diag(factor·s)·W: dW[r] += factor·s[r]·G[r] and ds_raw[r] += rawFactor·⟨G[r], W[r]⟩
     /// (s = raw·c for s_z, so rawFactor carries c as well as any constant factor).
-    private func unfoldScaleGradient(_ gScaled: UnsafePointer<Float>, weight: String, scale: [Float], factor: Float,
-                                     scaleGrad: String, rawFactor: Float, rows: Int) {
+    private func unfoldScaleGradient(_ gScaled: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                     weightGrad: UnsafeMutablePointer<Float>, scale: [Float], factor: Float,
+                                     scaleGrad: UnsafeMutablePointer<Float>, rawFactor: Float, rows: Int) {
         let d = config.dim
         scale.withUnsafeBufferPointer {
-            Columns.scaleRows(gScaled, by: $0.baseAddress.unsafelyUnwrapped, factor: factor, grads[weight], rows: rows, cols: d,
+            Columns.scaleRows(gScaled, by: $0.baseAddress.unsafelyUnwrapped, factor: factor, weightGrad, rows: rows, cols: d,
                               accumulate: true)
         }
-        Columns.rowDotAccumulate(gScaled, params[weight], factor: rawFactor, into: grads[scaleGrad], rows: rows, cols: d)
+        Columns.rowDotAccumulate(gScaled, weight, factor: rawFactor, into: scaleGrad, rows: rows, cols: d)
     }
 
     /// α_eff = |c·raw|: g_raw += c · sign(c·raw) · g_eff (sign(0) = 0, as torch's abs).

@@ -1,11 +1,20 @@
 import Kernels
 
+/// How a tensor's values are drawn before training.
+public enum Initialization: Sendable, Equatable {
+    /// N(0, std²) draws, in layout order from the one seeded generator.
+    case normal(std: Double)
+    /// Every value the same.
+    case constant(Float)
+}
+
 /// One named tensor in a flat parameter buffer.
 public struct TensorSpec: Sendable, Equatable {
     public var name: String
     public var shape: [Int]
     /// Offset (in floats) into the flat buffer.
     public var offset: Int
+    public var initialization: Initialization
     /// AdamW weight decay applies (GPT: matrices and embeddings; never gains or scale vectors).
     public var decay: Bool
     /// nGPT: rows are projected back onto the unit sphere after every optimiser step.
@@ -13,8 +22,8 @@ public struct TensorSpec: Sendable, Equatable {
     public var count: Int { shape.reduce(1, *) }
 }
 
-/// Names, shapes and offsets of every parameter of a model, in one flat buffer (llm.c style): parameters,
-/// gradients and the two Adam moments all use this layout. Tensor names are the checkpoint format:
+/// Names, shapes, offsets and initialisation of every parameter of a model, in one flat buffer (llm.c style):
+/// parameters, gradients and the two Adam moments all use this layout. Tensor names are the checkpoint format:
 ///
 /// | name | shape | both models unless noted |
 /// |---|---|---|
@@ -31,52 +40,40 @@ public struct TensorSpec: Sendable, Equatable {
 ///
 /// Every matrix is stored so that its d-long vectors are rows; in PyTorch's (out, in) Linear layout W_o and
 /// W_down are the transposes of what is stored here. nGPT scale vectors are stored raw (see `ScaleVector`).
+/// Each model declares its tensors once (`NGPTModel.tensors`, `GPTModel.tensors`), getting back the offsets
+/// its typed views are made from.
 public struct ParameterLayout: Sendable {
     public let tensors: [TensorSpec]
     public let totalCount: Int
     private let index: [String: Int]
 
-    public init(config c: ModelConfig) {
-        var specs: [TensorSpec] = []
-        var offset = 0
-        func add(_ name: String, _ shape: [Int], decay: Bool, renorm: Bool) {
-            specs.append(TensorSpec(name: name, shape: shape, offset: offset, decay: decay, renormalize: renorm))
-            offset += shape.reduce(1, *)
-        }
-        let ngpt = c.kind == .ngpt
-        let d = c.dim, f = c.mlpHidden, v = c.vocabSize
-        add("tok_embeddings.weight", [v, d], decay: !ngpt, renorm: ngpt)
-        for l in 0..<c.layers {
-            let p = "layers.\(l)."
-            if !ngpt { add(p + "attn_norm.weight", [d], decay: false, renorm: false) }
-            for w in ["wq", "wk", "wv", "wo"] { add(p + "attn." + w, [d, d], decay: !ngpt, renorm: ngpt) }
-            if ngpt {
-                add(p + "attn.s_qk", [d], decay: false, renorm: false)
-                add(p + "alpha_attn", [d], decay: false, renorm: false)
-            } else {
-                add(p + "mlp_norm.weight", [d], decay: false, renorm: false)
-            }
-            for w in ["w_up", "w_gate", "w_down"] { add(p + "mlp." + w, [f, d], decay: !ngpt, renorm: ngpt) }
-            if ngpt {
-                add(p + "mlp.s_u", [f], decay: false, renorm: false)
-                add(p + "mlp.s_v", [f], decay: false, renorm: false)
-                add(p + "alpha_mlp", [d], decay: false, renorm: false)
-            }
-        }
-        if ngpt { add("s_z", [v], decay: false, renorm: false) } else { add("norm.weight", [d], decay: false, renorm: false) }
-        add("output.weight", [v, d], decay: !ngpt, renorm: ngpt)
-        tensors = specs
-        totalCount = offset
-        index = Dictionary(uniqueKeysWithValues: specs.enumerated().map { ($1.name, $0) })
+    init(_ tensors: [TensorSpec]) {
+        self.tensors = tensors
+        totalCount = tensors.last.map { $0.offset + $0.count } ?? 0
+        index = Dictionary(uniqueKeysWithValues: tensors.enumerated().map { ($1.name, $0) })
     }
 
+    /// The layout of the configured architecture.
+    public init(config: ModelConfig) { self = config.kind.modelType.parameterLayout(config) }
+
+    /// Look-up by checkpoint name (for file I/O and tests; the models use their typed views).
     public subscript(name: String) -> TensorSpec? { index[name].map { tensors[$0] } }
+}
 
-    /// Offset of a tensor that the layout is known to hold (names are built by the models themselves).
-    func offset(_ name: String) -> Int {
-        guard let i = index[name] else { preconditionFailure("no tensor named \(name)") }
-        return tensors[i].offset
+/// Appends tensors one after another; each `add` returns the offset the typed views are built from.
+struct LayoutBuilder {
+    private(set) var tensors: [TensorSpec] = []
+    private var offset = 0
+
+    mutating func add(_ name: String, _ shape: [Int], _ initialization: Initialization, decay: Bool = false,
+                      renormalize: Bool = false) -> Int {
+        defer { offset += shape.reduce(1, *) }
+        tensors.append(TensorSpec(name: name, shape: shape, offset: offset, initialization: initialization, decay: decay,
+                                  renormalize: renormalize))
+        return offset
     }
+
+    var layout: ParameterLayout { ParameterLayout(tensors) }
 }
 
 /// A flat Float buffer laid out by a `ParameterLayout` (parameters, gradients or an Adam moment).
@@ -92,7 +89,8 @@ public final class FlatTensors: @unchecked Sendable {
 
     deinit { deallocateFloats(pointer) }
 
-    public subscript(name: String) -> UnsafeMutablePointer<Float> { pointer + layout.offset(name) }
+    /// The tensor of that checkpoint name (file I/O and tests; nil when the layout has none).
+    public subscript(name: String) -> UnsafeMutablePointer<Float>? { layout[name].map { pointer + $0.offset } }
 
     public func zero() { pointer.update(repeating: 0, count: count) }
 

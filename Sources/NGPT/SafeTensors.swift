@@ -1,10 +1,5 @@
+import Kernels
 import Foundation
-
-public struct SafeTensorsError: Error, CustomStringConvertible, Equatable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
 
 /// The safetensors format (https://github.com/huggingface/safetensors): an 8-byte little-endian header length N,
 /// N bytes of JSON (`{"name": {"dtype", "shape", "data_offsets"}, "__metadata__": {string: string}}`), then the
@@ -35,54 +30,54 @@ public struct SafeTensors {
 
     public init(path: String) throws {
         guard let d = FileManager.default.contents(atPath: path) else {
-            throw SafeTensorsError("cannot read \(path) (missing or unreadable)")
+            throw UserError("cannot read \(path) (missing or unreadable)")
         }
-        do { try self.init(bytes: [UInt8](d)) } catch let e as SafeTensorsError {
-            throw SafeTensorsError("\(path): \(e.message)")
+        do { try self.init(bytes: [UInt8](d)) } catch let e as UserError {
+            throw UserError("\(path): \(e.message)")
         }
     }
 
     public init(bytes: [UInt8]) throws {
-        guard bytes.count >= 8 else { throw SafeTensorsError("truncated: \(bytes.count) bytes, no header length") }
+        guard bytes.count >= 8 else { throw UserError("truncated: \(bytes.count) bytes, no header length") }
         var n: UInt64 = 0
         for i in 0..<8 { n |= UInt64(bytes[i]) << (8 * UInt64(i)) }
-        guard n <= UInt64(Self.maxHeaderSize) else { throw SafeTensorsError("header length \(n) exceeds the 100 MB limit") }
+        guard n <= UInt64(Self.maxHeaderSize) else { throw UserError("header length \(n) exceeds the 100 MB limit") }
         let headerEnd = 8 + Int(n)
-        guard headerEnd <= bytes.count else { throw SafeTensorsError("truncated: header needs \(n) bytes, file has \(bytes.count - 8)") }
-        guard n >= 2, bytes[8] == UInt8(ascii: "{") else { throw SafeTensorsError("header is not a JSON object") }
+        guard headerEnd <= bytes.count else { throw UserError("truncated: header needs \(n) bytes, file has \(bytes.count - 8)") }
+        guard n >= 2, bytes[8] == UInt8(ascii: "{") else { throw UserError("header is not a JSON object") }
         let json: Any
         do { json = try JSONSerialization.jsonObject(with: Data(bytes[8..<headerEnd])) } catch {
-            throw SafeTensorsError("header is not valid JSON")
+            throw UserError("header is not valid JSON")
         }
-        guard let object = json as? [String: Any] else { throw SafeTensorsError("header is not a JSON object") }
+        guard let object = json as? [String: Any] else { throw UserError("header is not a JSON object") }
         var meta: [String: String] = [:]
         var entries: [String: Entry] = [:]
         for (key, value) in object {
             if key == "__metadata__" {
-                guard let m = value as? [String: Any] else { throw SafeTensorsError("__metadata__ must be an object") }
+                guard let m = value as? [String: Any] else { throw UserError("__metadata__ must be an object") }
                 for (k, v) in m {
-                    guard let s = v as? String else { throw SafeTensorsError("__metadata__ value for \"\(k)\" is not a string") }
+                    guard let s = v as? String else { throw UserError("__metadata__ value for \"\(k)\" is not a string") }
                     meta[k] = s
                 }
                 continue
             }
             guard let e = value as? [String: Any], let dtype = e["dtype"] as? String,
                   let shape = e["shape"] as? [Any], let offsets = e["data_offsets"] as? [Any], offsets.count == 2 else {
-                throw SafeTensorsError("tensor \"\(key)\" lacks dtype, shape or data_offsets")
+                throw UserError("tensor \"\(key)\" lacks dtype, shape or data_offsets")
             }
-            guard let size = Self.dtypeSizes[dtype] else { throw SafeTensorsError("tensor \"\(key)\" has unknown dtype \(dtype)") }
+            guard let size = Self.dtypeSizes[dtype] else { throw UserError("tensor \"\(key)\" has unknown dtype \(dtype)") }
             let dims = try shape.map { v -> Int in
-                guard let i = Self.nonNegativeInt(v) else { throw SafeTensorsError("tensor \"\(key)\" has a bad shape") }
+                guard let i = Self.nonNegativeInt(v) else { throw UserError("tensor \"\(key)\" has a bad shape") }
                 return i
             }
             guard let begin = Self.nonNegativeInt(offsets[0]), let end = Self.nonNegativeInt(offsets[1]), begin <= end else {
-                throw SafeTensorsError("tensor \"\(key)\" has bad data_offsets")
+                throw UserError("tensor \"\(key)\" has bad data_offsets")
             }
             let (numel, overflow) = dims.reduce((1, false)) { acc, x in
                 let r = acc.0.multipliedReportingOverflow(by: x); return (r.partialValue, acc.1 || r.overflow)
             }
             guard !overflow, end - begin == numel * size else {
-                throw SafeTensorsError("tensor \"\(key)\": \(end - begin) bytes for shape \(dims) of \(dtype)")
+                throw UserError("tensor \"\(key)\": \(end - begin) bytes for shape \(dims) of \(dtype)")
             }
             entries[key] = Entry(dtype: dtype, shape: dims, begin: begin, end: end)
         }
@@ -91,12 +86,12 @@ public struct SafeTensors {
         var expected = 0
         for e in entries.values.sorted(by: { ($0.begin, $0.end) < ($1.begin, $1.end) }) {
             guard e.begin == expected else {
-                throw SafeTensorsError(e.begin < expected ? "tensor data overlaps at byte \(e.begin)" : "hole in tensor data at byte \(expected)")
+                throw UserError(e.begin < expected ? "tensor data overlaps at byte \(e.begin)" : "hole in tensor data at byte \(expected)")
             }
             expected = e.end
         }
         guard expected == buffer else {
-            throw SafeTensorsError(expected > buffer ? "truncated: tensors need \(expected) data bytes, file has \(buffer)"
+            throw UserError(expected > buffer ? "truncated: tensors need \(expected) data bytes, file has \(buffer)"
                                                      : "\(buffer - expected) trailing bytes after the last tensor")
         }
         metadata = meta
@@ -113,7 +108,7 @@ public struct SafeTensors {
 
     /// A tensor's values as Float (from F32, F64, F16 or BF16).
     public func floats(_ name: String) throws -> [Float] {
-        guard let e = entries[name] else { throw SafeTensorsError("no tensor named \"\(name)\"") }
+        guard let e = entries[name] else { throw UserError("no tensor named \"\(name)\"") }
         return try data.withUnsafeBytes { raw -> [Float] in
             let p = raw.baseAddress.unsafelyUnwrapped + e.begin
             switch e.dtype {
@@ -121,14 +116,14 @@ public struct SafeTensors {
             case "F64": return (0..<e.count).map { Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)))) }
             case "BF16": return (0..<e.count).map { Float(bitPattern: UInt32(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) << 16) }
             case "F16": return (0..<e.count).map { Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))) }
-            default: throw SafeTensorsError("tensor \"\(name)\" is \(e.dtype), not a floating-point type")
+            default: throw UserError("tensor \"\(name)\" is \(e.dtype), not a floating-point type")
             }
         }
     }
 
     /// A tensor's values as Double (F64 exactly; F32 widened).
     public func doubles(_ name: String) throws -> [Double] {
-        guard let e = entries[name] else { throw SafeTensorsError("no tensor named \"\(name)\"") }
+        guard let e = entries[name] else { throw UserError("no tensor named \"\(name)\"") }
         if e.dtype == "F64" {
             return data.withUnsafeBytes { raw in
                 (0..<e.count).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: e.begin + 8 * $0, as: UInt64.self))) }
@@ -139,12 +134,12 @@ public struct SafeTensors {
 
     /// A tensor's values as Int64 (from I32 or I64).
     public func integers(_ name: String) throws -> [Int64] {
-        guard let e = entries[name] else { throw SafeTensorsError("no tensor named \"\(name)\"") }
+        guard let e = entries[name] else { throw UserError("no tensor named \"\(name)\"") }
         return try data.withUnsafeBytes { raw -> [Int64] in
             switch e.dtype {
             case "I64": return (0..<e.count).map { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: e.begin + 8 * $0, as: Int64.self)) }
             case "I32": return (0..<e.count).map { Int64(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: e.begin + 4 * $0, as: Int32.self))) }
-            default: throw SafeTensorsError("tensor \"\(name)\" is \(e.dtype), not an integer type")
+            default: throw UserError("tensor \"\(name)\" is \(e.dtype), not an integer type")
             }
         }
     }

@@ -3,61 +3,7 @@ import Foundation
 import Kernels
 import NGPT
 import Tokenizer
-import Training
-
-/// A model and its tokenizer, loaded from a run directory or a checkpoint file.
-public struct LoadedModel {
-    public let model: LanguageModel
-    public let tokenizer: SentencePieceModel
-    public let checkpointPath: String
-    public let tokenizerPath: String
-    public let step: Int
-    /// Set when the tokenizer's hash differs from the one recorded in the checkpoint (same vocab size).
-    public let tokenizerWarning: String?
-
-    /// `path` is a run directory (its best checkpoint by validation loss, else its latest) or a .safetensors file.
-    /// The tokenizer is `tokenizerPath`, or the `tokenizer.model` beside the checkpoint.
-    public static func load(checkpoint path: String, tokenizer tokenizerPath: String? = nil) throws -> LoadedModel {
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw SamplerError(message: "checkpoint not found: \(path) (pass a run directory from ngpt-train or a .safetensors file)")
-        }
-        var file = path
-        if isDir.boolValue {
-            let best = path + "/best.safetensors", latest = path + "/latest.safetensors"
-            guard let found = [best, latest].first(where: { fm.fileExists(atPath: $0) }) else {
-                throw SamplerError(message: "\(path) holds no best.safetensors or latest.safetensors; train first with ngpt-train --out \(path)")
-            }
-            file = found
-        }
-        let tensors: SafeTensors
-        do { tensors = try SafeTensors(path: file) } catch let e as SafeTensorsError {
-            throw SamplerError(message: "cannot read the checkpoint: \(e.message) (corrupt or truncated; try the run's other checkpoint)")
-        }
-        let meta: Checkpoint
-        do { meta = try Checkpoint.read(tensors, path: file) } catch {
-            throw SamplerError(message: "\(error)")
-        }
-        let model = try makeModel(meta.config.modelConfig)
-        do { try Checkpoint.load(tensors, into: model, optimizer: nil, path: file) } catch {
-            throw SamplerError(message: "\(error)")
-        }
-        let tokPath = tokenizerPath ?? ((file as NSString).deletingLastPathComponent + "/tokenizer.model")
-        let tokenizer: SentencePieceModel
-        do { tokenizer = try SentencePieceModel(path: tokPath) } catch let e as DataError {
-            throw SamplerError(message: e.message + (tokenizerPath == nil ? " (or pass --tokenizer PATH)" : ""))
-        }
-        guard tokenizer.vocabSize == meta.config.vocabSize else {
-            throw SamplerError(message: "the tokenizer \(tokPath) has \(tokenizer.vocabSize) pieces but the model was trained with \(meta.config.vocabSize); pass the run's own tokenizer.model")
-        }
-        let hash = SHA256.hex(SHA256.hash(tokenizer.modelBytes))
-        let warning = meta.tokenizerSHA256.isEmpty || meta.tokenizerSHA256 == hash ? nil
-            : "warning: \(tokPath) is not the tokenizer this model was trained with (same vocab size, different model)"
-        return LoadedModel(model: model, tokenizer: tokenizer, checkpointPath: file, tokenizerPath: tokPath, step: meta.step,
-                           tokenizerWarning: warning)
-    }
-}
+import Runs
 
 /// Turns a growing sequence of ids into text as it is generated: only complete UTF-8 characters are released, so a
 /// character split over byte-fallback pieces comes out whole, and SentencePiece's word-boundary marker becomes a
@@ -120,7 +66,7 @@ public final class Generator {
     public init(model: LanguageModel, tokenizer: SentencePieceModel, precision: DecodePrecision = .fp32) {
         self.model = model
         self.tokenizer = tokenizer
-        decoder = makeDecoder(for: model, precision: precision)
+        decoder = model.makeDecoder(precision: precision)
     }
 
     /// The ids a prompt becomes: BOS, then the encoded text (as each training document starts). A prompt longer
@@ -140,11 +86,8 @@ public final class Generator {
     public func generate(prompt: [Int32], maxTokens: Int, sampler: inout Sampler, stop: [String] = [],
                          onText: (String) -> Void = { _ in }) throws -> GenerationResult {
         let started = DispatchTime.now().uptimeNanoseconds
-        let T = model.config.context, V = model.config.vocabSize
-        var window = prompt.isEmpty ? [max(0, tokenizer.bosId)] : prompt
-        decoder.reset()
-        var logits = decoder.step(window[0])
-        for t in window.dropFirst() { logits = decoder.step(t) }
+        let V = model.config.vocabSize
+        let tokens = TokenStream(decoder: decoder, prompt: prompt.isEmpty ? [max(0, tokenizer.bosId)] : prompt)
         var stream = StreamingDetokenizer(tokenizer: tokenizer)
         var generated: [Int32] = []
         var text = "", released = 0
@@ -159,9 +102,8 @@ public final class Generator {
         }
 
         while generated.count < maxTokens {
-            let next = sampler.next(logits, count: V, history: window[...])
+            let next = sampler.next(tokens.logits, count: V, history: tokens.window[...])
             generated.append(next)
-            window.append(next)
             text += try stream.append(next)
             if let s = stop.first(where: { !$0.isEmpty && text.contains($0) }), let r = text.range(of: s) {
                 text = String(text[..<r.lowerBound])
@@ -170,12 +112,7 @@ public final class Generator {
             }
             release(upTo: max(released, text.count - holdBack))
             if generated.count == maxTokens { break }
-            if decoder.position == T {
-                window = Array(window.suffix(T / 2))
-                decoder.reset()
-                for t in window.dropLast() { _ = decoder.step(t) }
-            }
-            logits = decoder.step(next)
+            tokens.append(next)
         }
         if stoppedAt == nil { text += try stream.flush() }
         release(upTo: text.count)
@@ -204,7 +141,7 @@ public enum Perplexity {
         let T = model.config.context
         let windows = (ids.count - 1) / T
         guard windows >= 1 else {
-            throw SamplerError(message: "the text has \(ids.count) tokens, fewer than one window of \(T + 1); give a longer text")
+            throw UserError("the text has \(ids.count) tokens, fewer than one window of \(T + 1); give a longer text")
         }
         let total = Evaluation.meanLoss(model: model, windows: windows, context: T, batch: batch) { w, inputs, targets in
             for j in 0..<T { inputs[j] = ids[w * T + j]; targets[j] = ids[w * T + j + 1] }

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Runs
 
 /// A step of the sampling pipeline over one position's logits. Each is a small value type; a `Sampler` applies
 /// them in order (penalties and temperature on logits first, then the filters, which drop candidates by setting
@@ -90,12 +91,6 @@ public func softmax(_ logits: [Float]) -> [Float] {
     return e.map { Float($0 / total) }
 }
 
-public struct SamplerError: Error, CustomStringConvertible, Equatable {
-    public let message: String
-    public init(message: String) { self.message = message }
-    public var description: String { message }
-}
-
 /// The sampling settings of `ngpt-sample`, validated (never silently clamped).
 public struct SamplerSettings: Sendable, Equatable {
     public var temperature: Float = 0.8
@@ -111,12 +106,12 @@ public struct SamplerSettings: Sendable, Equatable {
     }
 
     public func validate() throws {
-        guard temperature >= 0, temperature.isFinite else { throw SamplerError(message: "--temperature must be ≥ 0 (0 = greedy), got \(temperature)") }
-        guard topK >= 0 else { throw SamplerError(message: "--top-k must be ≥ 0 (0 = off), got \(topK)") }
-        guard topP > 0, topP <= 1 else { throw SamplerError(message: "--top-p must be in (0, 1], got \(topP)") }
-        guard minP >= 0, minP < 1 else { throw SamplerError(message: "--min-p must be in [0, 1), got \(minP)") }
+        guard temperature >= 0, temperature.isFinite else { throw UserError("--temperature must be ≥ 0 (0 = greedy), got \(temperature)") }
+        guard topK >= 0 else { throw UserError("--top-k must be ≥ 0 (0 = off), got \(topK)") }
+        guard topP > 0, topP <= 1 else { throw UserError("--top-p must be in (0, 1], got \(topP)") }
+        guard minP >= 0, minP < 1 else { throw UserError("--min-p must be in [0, 1), got \(minP)") }
         guard repetitionPenalty > 0, repetitionPenalty.isFinite else {
-            throw SamplerError(message: "--repetition-penalty must be > 0 (1 = off), got \(repetitionPenalty)")
+            throw UserError("--repetition-penalty must be > 0 (1 = off), got \(repetitionPenalty)")
         }
     }
 }
@@ -162,9 +157,7 @@ public struct Sampler: Sendable {
         var z = Array(UnsafeBufferPointer(start: logits, count: count))
         if greedy {
             for t in transforms { t.apply(to: &z, history: history) }
-            var best = 0
-            for i in 1..<z.count where z[i] > z[best] { best = i }
-            return Int32(best)
+            return argmax(z, count: count)
         }
         let p = probabilities(z, history: history)
         return draw(p)

@@ -9,7 +9,7 @@ public struct BatchSampler: Sendable {
 
     public init(tokens: MappedTokens, batch: Int, context: Int, seed: UInt64) throws {
         guard tokens.count >= context + 1 else {
-            throw DataError("the training split has \(tokens.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context")
+            throw UserError("the training split has \(tokens.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context")
         }
         self.tokens = tokens; self.batch = batch; self.context = context; self.seed = seed
     }
@@ -43,7 +43,7 @@ public struct ValidationWindows: Sendable {
     public init(tokens: MappedTokens, context: Int, maxWindows: Int? = nil) throws {
         let available = (tokens.count - 1) / context
         guard available >= 1 else {
-            throw DataError("the validation split has \(tokens.count) tokens, fewer than one window of \(context + 1); use a larger corpus, a larger validation fraction or a smaller --context")
+            throw UserError("the validation split has \(tokens.count) tokens, fewer than one window of \(context + 1); use a larger corpus, a larger validation fraction or a smaller --context")
         }
         self.tokens = tokens; self.context = context
         count = min(available, maxWindows ?? available)

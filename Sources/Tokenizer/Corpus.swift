@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// One document of a corpus: a play, a file. Splits never cut a document in two (except a single-file corpus).
 public struct Document: Sendable, Equatable {
@@ -19,19 +20,19 @@ public enum Corpus {
     public static func load(path: String) throws -> [Document] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw DataError("corpus not found: \(path) (pass --corpus with a UTF-8 .txt file or a directory of .txt files)")
+            throw UserError("corpus not found: \(path) (pass --corpus with a UTF-8 .txt file or a directory of .txt files)")
         }
         var documents: [Document] = []
         if isDirectory.boolValue {
             guard let walker = FileManager.default.enumerator(atPath: path) else {
-                throw DataError("cannot list corpus directory \(path)")
+                throw UserError("cannot list corpus directory \(path)")
             }
             var files: [String] = []
             while let entry = walker.nextObject() as? String {
                 if entry.hasSuffix(".txt") { files.append(entry) }
             }
             guard !files.isEmpty else {
-                throw DataError("corpus directory \(path) has no .txt files (put your text in .txt files, UTF-8)")
+                throw UserError("corpus directory \(path) has no .txt files (put your text in .txt files, UTF-8)")
             }
             for file in files.sorted() {
                 let text = try readText(path + "/" + file)
@@ -42,7 +43,7 @@ public enum Corpus {
             if !text.isEmpty { documents.append(Document(name: (path as NSString).lastPathComponent, text: text)) }
         }
         guard documents.contains(where: { !$0.text.allSatisfy(\.isWhitespace) }) else {
-            throw DataError("corpus \(path) is empty (it holds no text to train on)")
+            throw UserError("corpus \(path) is empty (it holds no text to train on)")
         }
         return documents
     }
@@ -51,16 +52,16 @@ public enum Corpus {
     /// are refused with the offset of the first bad byte.
     public static func readText(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw DataError("cannot read \(path) (check that it exists and is readable)")
+            throw UserError("cannot read \(path) (check that it exists and is readable)")
         }
         var bytes = [UInt8](data)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
         if let nul = bytes.firstIndex(of: 0) {
-            throw DataError("\(path) looks binary (a NUL byte at offset \(nul)); a corpus must be UTF-8 text")
+            throw UserError("\(path) looks binary (a NUL byte at offset \(nul)); a corpus must be UTF-8 text")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             let offset = firstInvalidUTF8Offset(bytes)
-            throw DataError("\(path) is not valid UTF-8 (bad byte at offset \(offset)); convert it, e.g. `iconv -f latin1 -t utf-8`")
+            throw UserError("\(path) is not valid UTF-8 (bad byte at offset \(offset)); convert it, e.g. `iconv -f latin1 -t utf-8`")
         }
         return text.contains("\r") ? text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n") : text
     }
@@ -102,9 +103,9 @@ public enum Corpus {
     /// characters. A single-document corpus is split at the line boundary nearest to the fraction from its end.
     public static func split(_ documents: [Document], validationFraction: Double = 0.05) throws -> CorpusSplit {
         guard validationFraction > 0, validationFraction < 1 else {
-            throw DataError("the validation fraction must be in (0, 1), got \(validationFraction)")
+            throw UserError("the validation fraction must be in (0, 1), got \(validationFraction)")
         }
-        guard !documents.isEmpty else { throw DataError("cannot split an empty corpus") }
+        guard !documents.isEmpty else { throw UserError("cannot split an empty corpus") }
         if documents.count == 1 {
             let doc = documents[0]
             let chars = Array(doc.text.unicodeScalars)

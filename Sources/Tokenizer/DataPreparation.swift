@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Kernels
 
 /// Where the data comes from and how it is tokenised.
 public struct DataOptions: Codable, Equatable, Sendable {
@@ -55,7 +56,7 @@ public enum DataPreparation {
         let documents = try Corpus.load(path: corpusPath)
         let split = try Corpus.split(documents, validationFraction: options.validationFraction)
         guard !split.train.isEmpty, !split.validation.isEmpty else {
-            throw DataError("corpus \(corpusPath) cannot be split into training and validation text; add more text")
+            throw UserError("corpus \(corpusPath) cannot be split into training and validation text; add more text")
         }
 
         // Cache directory: beside the default corpus, or under <root>/cache for a user corpus.
@@ -77,7 +78,7 @@ public enum DataPreparation {
             cacheDirectory = options.dataRoot + "/cache/\(base.prefix(40))-\(SHA256.hex(SHA256.hash(Array(absolute.utf8))).prefix(10))/" + tokenizerTag
         }
         do { try fm.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true) } catch {
-            throw DataError("cannot create the cache directory \(cacheDirectory) (\(error.localizedDescription)); pass a writable --data-dir")
+            throw UserError("cannot create the cache directory \(cacheDirectory) (\(error.localizedDescription)); pass a writable --data-dir")
         }
 
         var stats = PrepareStats()
@@ -119,7 +120,7 @@ public enum DataPreparation {
                 let mapped = try MappedTokens(path: path)
                 if mapped.header.sourceHash == source {
                     guard mapped.vocabSize == tokenizer.vocabSize else {
-                        throw DataError("token file \(path) has vocab \(mapped.vocabSize) but the tokenizer has \(tokenizer.vocabSize); delete \(path) to rebuild it")
+                        throw UserError("token file \(path) has vocab \(mapped.vocabSize) but the tokenizer has \(tokenizer.vocabSize); delete \(path) to rebuild it")
                     }
                     return mapped
                 }
@@ -135,10 +136,10 @@ public enum DataPreparation {
         stats.trainTokens = train.count
         stats.validationTokens = validation.count
         guard train.count >= context + 1 else {
-            throw DataError("the training split has \(train.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context")
+            throw UserError("the training split has \(train.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context")
         }
         guard validation.count >= context + 1 else {
-            throw DataError("the validation split has \(validation.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context")
+            throw UserError("the validation split has \(validation.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context")
         }
         stats.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         return PreparedData(tokenizer: tokenizer, tokenizerPath: tokenizerPath, corpusPath: corpusPath,
@@ -165,7 +166,7 @@ public enum DataPreparation {
         try AtomicFile.write(docs.map(\.text).joined(separator: "\n"), to: input)
         try SentencePieceModel.train(inputFile: input, modelPrefix: prefix, options: options)
         guard let bytes = FileManager.default.contents(atPath: prefix + ".model") else {
-            throw DataError("SentencePiece reported success but wrote no model at \(prefix).model")
+            throw UserError("SentencePiece reported success but wrote no model at \(prefix).model")
         }
         let model = try SentencePieceModel(bytes: [UInt8](bytes))
         try AtomicFile.write([UInt8](bytes), to: path)
@@ -177,7 +178,7 @@ public enum DataPreparation {
     public static func encode(_ docs: [Document], with tokenizer: SentencePieceModel) throws -> [Int32] {
         let newline = try tokenizer.encode("\n")
         var perDocument = [[Int32]](repeating: [], count: docs.count)
-        var errors = [DataError?](repeating: nil, count: docs.count)
+        var errors = [UserError?](repeating: nil, count: docs.count)
         perDocument.withUnsafeMutableBufferPointer { out in
             errors.withUnsafeMutableBufferPointer { errs in
                 nonisolated(unsafe) let results = out, failures = errs
@@ -191,7 +192,7 @@ public enum DataPreparation {
                         }
                         results[i] = ids
                     } catch {
-                        failures[i] = (error as? DataError) ?? DataError("encoding \(docs[i].name) failed: \(error)")
+                        failures[i] = (error as? UserError) ?? UserError("encoding \(docs[i].name) failed: \(error)")
                     }
                 }
             }

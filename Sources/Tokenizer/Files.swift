@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// Crash-safe file writing: write a sibling temporary file, fsync it, rename it over the target, fsync the
 /// directory. A reader (or a crash) sees the old file or the new one, never a partial one.
@@ -7,7 +8,7 @@ public enum AtomicFile {
         let dir = (path as NSString).deletingLastPathComponent
         let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw DataError("cannot write \(path): \(String(cString: strerror(errno))) (check the directory exists and is writable)") }
+        guard fd >= 0 else { throw UserError("cannot write \(path): \(String(cString: strerror(errno))) (check the directory exists and is writable)") }
         var ok = false
         defer {
             if !ok { unlink(tmp) }
@@ -18,12 +19,12 @@ public enum AtomicFile {
             if n <= 0 {
                 let reason = String(cString: strerror(errno))
                 close(fd)
-                throw DataError("writing \(path) failed: \(reason) (is the disk full?)")
+                throw UserError("writing \(path) failed: \(reason) (is the disk full?)")
             }
             offset += n
         }
-        guard fsync(fd) == 0, close(fd) == 0 else { throw DataError("writing \(path) failed: \(String(cString: strerror(errno)))") }
-        guard rename(tmp, path) == 0 else { throw DataError("cannot rename into \(path): \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0, close(fd) == 0 else { throw UserError("writing \(path) failed: \(String(cString: strerror(errno)))") }
+        guard rename(tmp, path) == 0 else { throw UserError("cannot rename into \(path): \(String(cString: strerror(errno)))") }
         ok = true
         let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
         if dfd >= 0 { fsync(dfd); close(dfd) }
@@ -44,17 +45,17 @@ public final class MappedFile: @unchecked Sendable {
     public init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw DataError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw UserError("cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw DataError("cannot stat \(path)") }
+        guard fstat(fd, &st) == 0 else { throw UserError("cannot stat \(path)") }
         let size = Int(st.st_size)
         if size == 0 {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             return
         }
         let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-        guard let base = p, base != MAP_FAILED else { throw DataError("cannot map \(path): \(String(cString: strerror(errno)))") }
+        guard let base = p, base != MAP_FAILED else { throw UserError("cannot map \(path): \(String(cString: strerror(errno)))") }
         bytes = UnsafeRawBufferPointer(start: base, count: size)
     }
 

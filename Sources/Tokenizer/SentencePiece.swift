@@ -1,12 +1,6 @@
+import Kernels
 import CSentencePiece
 import Foundation
-
-/// A failure anywhere on the data path: one line naming the problem and what to do about it.
-public struct DataError: Error, CustomStringConvertible, Equatable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
 
 /// How to train a SentencePiece model. The defaults make decode(encode(text)) == text for any UTF-8 text:
 /// identity normalisation, whitespace kept as it is, byte fallback so nothing is ever <unk>, no dummy
@@ -35,7 +29,7 @@ public struct TokenizerTrainingOptions: Sendable, Equatable, Codable {
 }
 
 /// A loaded SentencePiece model: encode, decode, special ids, piece ↔ id. Every library failure is a
-/// `DataError` carrying SentencePiece's own message.
+/// `UserError` carrying SentencePiece's own message.
 public final class SentencePieceModel: @unchecked Sendable {
     private let handle: OpaquePointer
     public let vocabSize: Int
@@ -46,15 +40,15 @@ public final class SentencePieceModel: @unchecked Sendable {
     /// Loads a `.model` file, including ones trained by other tools.
     public convenience init(path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw DataError("tokenizer model not found: \(path) (train one with `ngpt-train prepare`, or pass the path of an existing SentencePiece .model)")
+            throw UserError("tokenizer model not found: \(path) (train one with `ngpt-train prepare`, or pass the path of an existing SentencePiece .model)")
         }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw DataError("cannot read tokenizer model \(path)")
+            throw UserError("cannot read tokenizer model \(path)")
         }
         do {
             try self.init(bytes: [UInt8](data))
-        } catch let error as DataError {
-            throw DataError("\(path) is not a valid SentencePiece model (\(error.message)); delete it to retrain, or pass a valid .model")
+        } catch let error as UserError {
+            throw UserError("\(path) is not a valid SentencePiece model (\(error.message)); delete it to retrain, or pass a valid .model")
         }
     }
 
@@ -63,7 +57,7 @@ public final class SentencePieceModel: @unchecked Sendable {
         var h: OpaquePointer?
         var err = [CChar](repeating: 0, count: 1024)
         let rc = bytes.withUnsafeBytes { spm_load_from_bytes($0.baseAddress, bytes.count, &h, &err, err.count) }
-        guard rc == SPM_OK, let handle = h else { throw DataError(Self.text(err)) }
+        guard rc == SPM_OK, let handle = h else { throw UserError(Self.text(err)) }
         self.handle = handle
         modelBytes = bytes
         vocabSize = Int(spm_vocab_size(handle))
@@ -89,12 +83,12 @@ public final class SentencePieceModel: @unchecked Sendable {
         guard rc == SPM_OK else {
             let message = text(err)
             if message.contains("Vocabulary size too high") || message.contains("vocab_size") {
-                throw DataError("the corpus is too small for a vocabulary of \(options.vocabSize) (SentencePiece: \(message)); choose a smaller --vocab-size")
+                throw UserError("the corpus is too small for a vocabulary of \(options.vocabSize) (SentencePiece: \(message)); choose a smaller --vocab-size")
             }
             if message.contains("smaller than required_chars") {
-                throw DataError("a vocabulary of \(options.vocabSize) cannot hold the corpus' characters plus 256 byte pieces (SentencePiece: \(message)); choose a larger --vocab-size")
+                throw UserError("a vocabulary of \(options.vocabSize) cannot hold the corpus' characters plus 256 byte pieces (SentencePiece: \(message)); choose a larger --vocab-size")
             }
-            throw DataError("tokenizer training failed: \(message)")
+            throw UserError("tokenizer training failed: \(message)")
         }
     }
 
@@ -114,7 +108,7 @@ public final class SentencePieceModel: @unchecked Sendable {
             ids = [Int32](repeating: 0, count: needed)
             rc = spm_encode(handle, base, bytes.count, &ids, ids.count, &needed, &err, err.count)
         }
-        guard rc == SPM_OK else { throw DataError("encoding failed: \(Self.text(err))") }
+        guard rc == SPM_OK else { throw UserError("encoding failed: \(Self.text(err))") }
         ids.removeLast(ids.count - needed)
         return ids
     }
@@ -130,7 +124,7 @@ public final class SentencePieceModel: @unchecked Sendable {
             out = [CChar](repeating: 0, count: needed)
             rc = spm_decode(handle, arr, arr.count, &out, out.count, &needed, &err, err.count)
         }
-        guard rc == SPM_OK else { throw DataError("decoding failed: \(Self.text(err))") }
+        guard rc == SPM_OK else { throw UserError("decoding failed: \(Self.text(err))") }
         return out.prefix(needed).map { UInt8(bitPattern: $0) }
     }
 
@@ -160,7 +154,7 @@ public final class SentencePieceModel: @unchecked Sendable {
             out = [CChar](repeating: 0, count: needed)
             rc = spm_id_to_piece(handle, id, &out, out.count, &needed, &err, err.count)
         }
-        guard rc == SPM_OK else { throw DataError(Self.text(err)) }
+        guard rc == SPM_OK else { throw UserError(Self.text(err)) }
         return String(decoding: out.prefix(needed).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 

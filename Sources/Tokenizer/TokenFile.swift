@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// A binary file of token ids with a 64-byte little-endian header:
 ///
@@ -49,19 +50,19 @@ public enum TokenFile {
     /// Parses and checks a header against the file's length.
     public static func readHeader(_ bytes: UnsafeRawBufferPointer, path: String) throws -> Header {
         let hint = "delete it and run `ngpt-train prepare` again to rebuild it"
-        guard bytes.count >= headerSize else { throw DataError("token file \(path) is truncated (\(bytes.count) bytes, no full header); \(hint)") }
-        guard Array(bytes[0..<8]) == magic else { throw DataError("\(path) is not an ngpt token file (bad magic); \(hint)") }
+        guard bytes.count >= headerSize else { throw UserError("token file \(path) is truncated (\(bytes.count) bytes, no full header); \(hint)") }
+        guard Array(bytes[0..<8]) == magic else { throw UserError("\(path) is not an ngpt token file (bad magic); \(hint)") }
         func get<T: FixedWidthInteger>(_ type: T.Type, _ offset: Int) -> T {
             T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
         }
         let v = get(UInt32.self, 8)
-        guard v == version else { throw DataError("token file \(path) has format version \(v), this ngpt reads \(version); \(hint)") }
+        guard v == version else { throw UserError("token file \(path) has format version \(v), this ngpt reads \(version); \(hint)") }
         let width = Int(get(UInt32.self, 12)), vocab = Int(get(UInt32.self, 16)), count = Int(get(UInt64.self, 24))
         guard width == 2 || width == 4, vocab > 0, (width == 4 || vocab <= 65536) else {
-            throw DataError("token file \(path) has a corrupt header (width \(width), vocab \(vocab)); \(hint)")
+            throw UserError("token file \(path) has a corrupt header (width \(width), vocab \(vocab)); \(hint)")
         }
         guard count >= 0, count <= (bytes.count - headerSize) / width, bytes.count == headerSize + count * width else {
-            throw DataError("token file \(path) is truncated or corrupt (header says \(count) tokens, file has \(bytes.count) bytes); \(hint)")
+            throw UserError("token file \(path) is truncated or corrupt (header says \(count) tokens, file has \(bytes.count) bytes); \(hint)")
         }
         return Header(width: width, vocabSize: vocab, count: count, sourceHash: Array(bytes[32..<64]))
     }
@@ -83,7 +84,7 @@ public final class MappedTokens: @unchecked Sendable {
         var maxId = 0
         for i in 0..<header.count { maxId = max(maxId, Int(self[i])) }
         guard maxId < header.vocabSize else {
-            throw DataError("token file \(path) holds id \(maxId) ≥ its vocab size \(header.vocabSize) (corrupt); delete it to rebuild")
+            throw UserError("token file \(path) holds id \(maxId) ≥ its vocab size \(header.vocabSize) (corrupt); delete it to rebuild")
         }
     }
 

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Kernels
 import NGPT
+import Runs
 import Tokenizer
 
 /// What `ngpt-compare` runs: both arms on identical data, tokenizer, batch, context, budget and validation windows,
@@ -56,10 +57,10 @@ public final class CompareRunner {
     var finishedRunSeconds: [Double] = []
 
     public init(options: CompareOptions, printer: ProgressPrinter = ProgressPrinter(), stop: StopRequest? = nil) throws {
-        guard !options.seeds.isEmpty else { throw ConfigError("--seeds needs at least one seed") }
-        guard !options.gptLRs.isEmpty, !options.ngptLRs.isEmpty else { throw ConfigError("--gpt-lr and --ngpt-lr need at least one value") }
+        guard !options.seeds.isEmpty else { throw UserError("--seeds needs at least one seed") }
+        guard !options.gptLRs.isEmpty, !options.ngptLRs.isEmpty else { throw UserError("--gpt-lr and --ngpt-lr need at least one value") }
         for k in ["model", "lr", "seed", "out", "warmup", "weight-decay"] where options.training[k] != nil {
-            throw ConfigError("--\(k) is chosen per arm by ngpt-compare; leave it out")
+            throw UserError("--\(k) is chosen per arm by ngpt-compare; leave it out")
         }
         self.options = options
         self.printer = printer
@@ -112,7 +113,7 @@ public final class CompareRunner {
         defer { printer.prefix = "" }
         let summary = try trainer.run()
         if let signal = summary.interrupted {
-            throw TrainingError("\(signal): stopped in \(p.name); run the same ngpt-compare command again to continue (finished runs are reused)")
+            throw UserError("\(signal): stopped in \(p.name); run the same ngpt-compare command again to continue (finished runs are reused)")
         }
         finishedRunSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
         let curve = try Curve.read(metrics: dir + "/metrics.jsonl")

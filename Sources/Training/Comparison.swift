@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import NGPT
 
 /// One validation curve: (step, loss, training wall-clock seconds) at each evaluation.
@@ -22,7 +23,7 @@ public struct Curve: Codable, Sendable, Equatable {
 
     /// Reads the evaluation records of a run's metrics.jsonl.
     public static func read(metrics path: String) throws -> Curve {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError("cannot read \(path)") }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw UserError("cannot read \(path)") }
         var byStep: [Int: (Double, Double)] = [:]
         for line in text.split(separator: "\n") {
             guard let r = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], r["type"] as? String == "eval",

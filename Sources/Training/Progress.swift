@@ -32,32 +32,6 @@ public final class ProgressPrinter: @unchecked Sendable {
     }
 }
 
-/// `metrics.jsonl`: one JSON object per logged step and per evaluation, appended and flushed as it goes.
-public final class MetricsLog {
-    private let handle: FileHandle
-
-    public init(path: String) throws {
-        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
-        guard let h = FileHandle(forWritingAtPath: path) else { throw ConfigError("cannot write \(path)") }
-        h.seekToEndOfFile()
-        handle = h
-    }
-
-    public func append(_ record: [String: Any]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: record.mapValues(Self.finite), options: [.sortedKeys]) else { return }
-        handle.write(data + Data("\n".utf8))
-    }
-
-    /// JSON has no NaN or infinity: write them as null.
-    static func finite(_ v: Any) -> Any {
-        if let d = v as? Double, !d.isFinite { return NSNull() }
-        if let a = v as? [Double] { return a.map { $0.isFinite ? $0 as Any : NSNull() } }
-        return v
-    }
-
-    deinit { try? handle.close() }
-}
-
 /// "3m05s", "1h02m".
 public func formatDuration(_ seconds: Double) -> String {
     guard seconds.isFinite, seconds >= 0 else { return "?" }

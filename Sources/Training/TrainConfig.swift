@@ -1,17 +1,12 @@
 import Foundation
+import Kernels
 import NGPT
 import Tokenizer
 
-/// A configuration problem: one line naming the key and what is wrong.
-public struct ConfigError: Error, CustomStringConvertible, Equatable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
-/// Everything a training run is: architecture, data, schedule, I/O. Keys are the command-line flags' names
-/// (kebab-case) in `--config FILE.json`, in `config.json` of a run directory and in checkpoint metadata.
-public struct TrainConfig: Codable, Equatable, Sendable {
+/// Everything a training run is: architecture, data, schedule, evaluation and output. Each field is one entry of
+/// `TrainingKey.all`, which gives its flag, JSON key, help and default; keys are kebab-case flag names
+/// (`--mlp-hidden`, `"mlp-hidden"`) in `--config FILE.json`, in a run's `config.json` and in checkpoint metadata.
+public struct TrainConfig: Equatable, Sendable {
     // architecture (fixed for a run: must match on resume)
     public var model: ModelKind = .ngpt
     public var layers = 4, dim = 256, heads = 4, mlpHidden = 683, context = 256, vocabSize = 4096
@@ -19,14 +14,11 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var corpus: String? = nil
     public var dataDir = "corpora"
     public var tokenizer: String? = nil
-    // schedule
+    // schedule (nil = the model's recipe)
     public var batchSize = 16, gradAccum = 1, steps = 600
-    /// Peak learning rate; nil = the model's default (nGPT 4e-3, GPT 3e-3).
     public var lr: Double? = nil
     public var minLr: Double = 0
-    /// Linear warmup steps; nil = the recipe's default (GPT 5 % of the run, nGPT none).
     public var warmup: Int? = nil
-    /// AdamW weight decay on matrices and embeddings; nil = the recipe's default (GPT 0.1, nGPT 0).
     public var weightDecay: Double? = nil
     public var gradClip: Double = 1.0
     public var seed = 1337
@@ -37,25 +29,14 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case model, layers, dim, heads, mlpHidden = "mlp-hidden", context, vocabSize = "vocab-size", corpus, dataDir = "data-dir",
-             tokenizer, batchSize = "batch-size", gradAccum = "grad-accum", steps, lr, minLr = "min-lr", warmup,
-             weightDecay = "weight-decay", gradClip = "grad-clip", seed, evalEvery = "eval-every", evalWindows = "eval-windows",
-             sampleTokens = "sample-tokens", logEvery = "log-every", out, threads
-    }
-
-    /// The keys that fix the parameter shapes and the forward pass.
-    public static let architectureKeys: Set<String> = ["model", "layers", "dim", "heads", "mlp-hidden", "context", "vocab-size"]
-    public static var keys: [String] { CodingKeys.allCases.map(\.rawValue) }
-
     // MARK: resolved values
 
     public var modelConfig: ModelConfig {
         ModelConfig(kind: model, vocabSize: vocabSize, dim: dim, layers: layers, heads: heads, mlpHidden: mlpHidden, context: context)
     }
-    public var peakLR: Double { lr ?? (model == .ngpt ? 4e-3 : 3e-3) }
-    public var warmupSteps: Int { warmup ?? (model == .gpt ? max(1, steps / 20) : 0) }
-    public var decay: Double { weightDecay ?? (model == .gpt ? 0.1 : 0) }
+    public var peakLR: Double { lr ?? model.recipe.learningRate }
+    public var warmupSteps: Int { warmup ?? model.recipe.warmupSteps(totalSteps: steps) }
+    public var decay: Double { weightDecay ?? model.recipe.weightDecay }
     public var tokensPerStep: Int { batchSize * gradAccum * context }
     public var dataOptions: DataOptions {
         DataOptions(corpus: corpus, dataRoot: dataDir,
@@ -65,101 +46,103 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     /// Checks every value; the message names the flag.
     public func validate() throws {
-        do { try modelConfig.validate() } catch let e as ModelConfigError { throw ConfigError(e.message) }
-        func positive(_ key: String, _ v: Int) throws { if v <= 0 { throw ConfigError("--\(key) must be positive, got \(v)") } }
+        try modelConfig.validate()
+        func positive(_ key: String, _ v: Int) throws { if v <= 0 { throw UserError("--\(key) must be positive, got \(v)") } }
         try positive("batch-size", batchSize); try positive("grad-accum", gradAccum); try positive("steps", steps)
         try positive("eval-every", evalEvery); try positive("eval-windows", evalWindows); try positive("log-every", logEvery)
-        guard peakLR > 0, peakLR.isFinite, peakLR < 1 else { throw ConfigError("--lr must be in (0, 1), got \(peakLR)") }
-        guard minLr >= 0, minLr <= peakLR else { throw ConfigError("--min-lr must be in [0, --lr], got \(minLr)") }
-        guard warmupSteps >= 0, warmupSteps <= steps else { throw ConfigError("--warmup must be in 0...--steps, got \(warmupSteps)") }
-        guard decay >= 0, decay < 1 else { throw ConfigError("--weight-decay must be in [0, 1), got \(decay)") }
-        guard gradClip >= 0 else { throw ConfigError("--grad-clip must be ≥ 0 (0 disables), got \(gradClip)") }
-        guard seed >= 0 else { throw ConfigError("--seed must be ≥ 0, got \(seed)") }
-        guard sampleTokens >= 0, sampleTokens <= context else { throw ConfigError("--sample-tokens must be in 0...--context, got \(sampleTokens)") }
-        guard threads >= 0 else { throw ConfigError("--threads must be ≥ 0 (0 = all cores), got \(threads)") }
-        guard vocabSize <= 1 << 20 else { throw ConfigError("--vocab-size must be at most 1048576, got \(vocabSize)") }
+        guard peakLR > 0, peakLR.isFinite, peakLR < 1 else { throw UserError("--lr must be in (0, 1), got \(peakLR)") }
+        guard minLr >= 0, minLr <= peakLR else { throw UserError("--min-lr must be in [0, --lr], got \(minLr)") }
+        guard warmupSteps >= 0, warmupSteps <= steps else { throw UserError("--warmup must be in 0...--steps, got \(warmupSteps)") }
+        guard decay >= 0, decay < 1 else { throw UserError("--weight-decay must be in [0, 1), got \(decay)") }
+        guard gradClip >= 0 else { throw UserError("--grad-clip must be ≥ 0 (0 disables), got \(gradClip)") }
+        guard seed >= 0 else { throw UserError("--seed must be ≥ 0, got \(seed)") }
+        guard sampleTokens >= 0, sampleTokens <= context else { throw UserError("--sample-tokens must be in 0...--context, got \(sampleTokens)") }
+        guard threads >= 0 else { throw UserError("--threads must be ≥ 0 (0 = all cores), got \(threads)") }
+        guard vocabSize <= 1 << 20 else { throw UserError("--vocab-size must be at most 1048576, got \(vocabSize)") }
     }
 
     // MARK: layering: defaults < config file < flags
 
-    /// Applies a JSON object of settings (from `--config FILE.json` or from flags). Unknown keys and values of
-    /// the wrong type are rejected, naming the key.
+    /// Applies settings keyed by `TrainingKey` names (a `--config` file's JSON object, flags, a stored config).
+    /// Unknown keys and values of the wrong type are rejected, naming the key.
     public mutating func apply(_ settings: [String: Any], source: String) throws {
-        let known = Set(Self.keys)
-        for key in settings.keys.sorted() where !known.contains(key) {
-            let close = Self.keys.min { editDistance($0, key) < editDistance($1, key) } ?? ""
-            throw ConfigError("\(source): unknown key \"\(key)\"" + (editDistance(close, key) <= 3 ? " (did you mean \"\(close)\"?)" : ""))
+        for name in settings.keys.sorted() where TrainingKey.named(name) == nil {
+            throw UserError("\(source): unknown key \"\(name)\"" + TrainingKey.suggestion(for: name) { "\"\($0)\"" })
         }
-        func int(_ k: String) throws -> Int? {
-            guard let v = settings[k] else { return nil }
-            if let n = v as? NSNumber, !(v is Bool), let i = Int(exactly: n.doubleValue) { return i }
-            if let i = v as? Int { return i }
-            throw ConfigError("\(source): \"\(k)\" must be an integer, got \(v)")
+        for key in TrainingKey.all {
+            guard let raw = settings[key.name] else { continue }
+            guard let value = key.type.coerce(raw) else {
+                throw UserError("\(source): \"\(key.name)\" must be \(key.type.description), got \(raw)")
+            }
+            key.set(&self, value)
         }
-        func double(_ k: String) throws -> Double? {
-            guard let v = settings[k] else { return nil }
-            if let n = v as? NSNumber, !(v is Bool) { return n.doubleValue }
-            if let d = v as? Double { return d }
-            throw ConfigError("\(source): \"\(k)\" must be a number, got \(v)")
+    }
+
+    /// The configuration of a run: defaults < `--config` file < flags. On resume, the checkpoint's configuration
+    /// replaces the defaults and architecture keys may not change (a resumed run also keeps its directory).
+    /// Touches no file: the caller reads the checkpoint and claims the directory.
+    public static func resolve(file: [String: Any]?, flags: [String: Any], resuming: (directory: String, config: TrainConfig)? = nil) throws -> TrainConfig {
+        guard let (dir, stored) = resuming else {
+            var config = TrainConfig()
+            if let file { try config.apply(file, source: "--config") }
+            try config.apply(flags, source: "flags")
+            if config.out == nil {
+                let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .current, formatOptions: [.withFullDate, .withTime])
+                config.out = "checkpoints/\(config.model.rawValue)-\(stamp.replacingOccurrences(of: ":", with: ""))"
+            }
+            try config.validate()
+            return config
         }
-        func string(_ k: String) throws -> String? {
-            guard let v = settings[k] else { return nil }
-            if let s = v as? String { return s }
-            throw ConfigError("\(source): \"\(k)\" must be a string, got \(v)")
+        var config = stored
+        for (source, settings) in [("--config", file ?? [:]), ("flags", flags)] {
+            var probe = config
+            try probe.apply(settings, source: source)
+            for key in TrainingKey.all where key.role == .architecture && settings[key.name] != nil {
+                let new = key.text(of: probe), old = key.text(of: config)
+                if new != old {
+                    throw UserError("\(source) sets \(key.name) to \(new) but the checkpoint in \(dir) has \(old); architecture keys cannot change on resume")
+                }
+            }
+            if let out = settings["out"] as? String, URL(fileURLWithPath: out).standardizedFileURL != URL(fileURLWithPath: dir).standardizedFileURL {
+                throw UserError("--out \(out) differs from --resume \(dir); a resumed run continues in its own directory")
+            }
+            config = probe
         }
-        if let s = try string("model") {
-            guard let kind = ModelKind(rawValue: s) else { throw ConfigError("\(source): \"model\" must be ngpt or gpt, got \(s)") }
-            model = kind
-        }
-        if let v = try int("layers") { layers = v }
-        if let v = try int("dim") { dim = v }
-        if let v = try int("heads") { heads = v }
-        if let v = try int("mlp-hidden") { mlpHidden = v }
-        if let v = try int("context") { context = v }
-        if let v = try int("vocab-size") { vocabSize = v }
-        if let v = try string("corpus") { corpus = v }
-        if let v = try string("data-dir") { dataDir = v }
-        if let v = try string("tokenizer") { tokenizer = v }
-        if let v = try int("batch-size") { batchSize = v }
-        if let v = try int("grad-accum") { gradAccum = v }
-        if let v = try int("steps") { steps = v }
-        if let v = try double("lr") { lr = v }
-        if let v = try double("min-lr") { minLr = v }
-        if let v = try int("warmup") { warmup = v }
-        if let v = try double("weight-decay") { weightDecay = v }
-        if let v = try double("grad-clip") { gradClip = v }
-        if let v = try int("seed") { seed = v }
-        if let v = try int("eval-every") { evalEvery = v }
-        if let v = try int("eval-windows") { evalWindows = v }
-        if let v = try int("sample-tokens") { sampleTokens = v }
-        if let v = try int("log-every") { logEvery = v }
-        if let v = try string("out") { out = v }
-        if let v = try int("threads") { threads = v }
+        config.out = dir
+        try config.validate()
+        return config
     }
 
     /// Reads `--config FILE.json`.
     public static func settings(fromFile path: String) throws -> [String: Any] {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigError("cannot read config file \(path)")
+            throw UserError("cannot read config file \(path)")
         }
         guard let object = try? JSONSerialization.jsonObject(with: data), let dict = object as? [String: Any] else {
-            throw ConfigError("config file \(path) is not a JSON object of settings (e.g. {\"steps\": 1000, \"lr\": 0.003})")
+            throw UserError("config file \(path) is not a JSON object of settings (e.g. {\"steps\": 1000, \"lr\": 0.003})")
         }
         return dict
     }
 
-    /// Stable JSON (sorted keys) for config.json and checkpoint metadata.
+    // MARK: stored form
+
+    /// Stable JSON (sorted keys; unset optional keys left out) for config.json and checkpoint metadata.
     public func json() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(self) else { return "{}" }
+        var object: [String: Any] = [:]
+        for key in TrainingKey.all { if let v = key.get(self) { object[key.name] = key.type.jsonValue(v) } }
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) else {
+            return "{}"
+        }
         return String(decoding: data, as: UTF8.self)
     }
 
     public static func fromJSON(_ text: String) throws -> TrainConfig {
-        do { return try JSONDecoder().decode(TrainConfig.self, from: Data(text.utf8)) } catch {
-            throw ConfigError("stored config is unreadable (\(error))")
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            throw UserError("stored config is not a JSON object")
         }
+        var config = TrainConfig()
+        try config.apply(object, source: "stored config")
+        return config
     }
 
     /// The resolved configuration as rows for the start-up table.
@@ -176,21 +159,6 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             ("out", out ?? "-"), ("threads", threads == 0 ? "all cores" : "\(threads)"),
         ]
     }
-}
-
-func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
-    var row = Array(0...b.count)
-    for i in 1...max(1, a.count) where !a.isEmpty {
-        var prev = row[0]
-        row[0] = i
-        for j in 1...max(1, b.count) where !b.isEmpty {
-            let cur = row[j]
-            row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
-            prev = cur
-        }
-    }
-    return a.isEmpty ? b.count : (b.isEmpty ? a.count : row[b.count])
 }
 
 /// Linear warmup from 0 to the peak over `warmup` steps, then a cosine from the peak to `minLR` at the last step.

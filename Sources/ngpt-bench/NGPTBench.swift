@@ -1,14 +1,15 @@
 import ArgumentParser
 import Kernels
 import NGPT
+import ToolSupport
 
 extension ModelKind: ExpressibleByArgument {}
 
 @main
-struct NGPTBench: ParsableCommand {
+struct NGPTBench: Tool {
     static let configuration = CommandConfiguration(
         commandName: "ngpt-bench",
-        abstract: "Measure ngpt's kernels (and, later, training and sampling) on this machine.",
+        abstract: "Measure ngpt's kernels, training steps and sampling on this machine.",
         discussion: """
             Every number is the median of repeated runs after a warm-up. The machine is shared and noisy: compare \
             numbers from one run, not across runs.
@@ -41,7 +42,7 @@ struct ModelSizeOptions: ParsableArguments {
     @Option(help: "Context length.") var context: Int = 256
     @Flag(help: "Run both models with the same sizes (one table).") var both: Bool = false
 
-    var kinds: [ModelKind] { both ? [.ngpt, .gpt] : [model] }
+    var kinds: [ModelKind] { both ? ModelKind.allCases : [model] }
 
     func config(_ kind: ModelKind) throws -> ModelConfig {
         let c = ModelConfig(kind: kind, vocabSize: vocabSize, dim: dim, layers: layers, heads: heads, mlpHidden: mlpHidden, context: context)

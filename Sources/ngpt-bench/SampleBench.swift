@@ -24,7 +24,7 @@ struct SampleBench: ParsableCommand {
             let config = try sizes.config(kind)
             let m = try makeModel(config)
             m.initialize(seed: 1)
-            let decoder = makeDecoder(for: m, precision: precision)
+            let decoder = m.makeDecoder(precision: precision)
             var sampler = Sampler(SamplerSettings(temperature: 0.8, seed: 1))
             // Per quarter of the context: median over repetitions of the time to fill it, token by token.
             var perQuarter = [[Double]](repeating: [], count: quarters)

@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
 import Kernels
+import ToolSupport
 import Training
 
 @main
-struct NGPTCompare: ParsableCommand {
+struct NGPTCompare: Tool {
     static let configuration = CommandConfiguration(
         commandName: "ngpt-compare",
         abstract: "Measure how many fewer steps nGPT needs than the baseline GPT to reach the same validation loss.",
@@ -33,56 +34,50 @@ struct NGPTCompare: ParsableCommand {
     var training: [String] = []
 
     func run() throws {
-        do {
-            var presetSettings: [String: Any]
-            var seedList: [Int], gpt: [Double], ngpt: [Double]
-            switch preset {
-            case "default":
-                presetSettings = ["dim": 128, "layers": 4, "heads": 2, "mlp-hidden": 512, "context": 256, "batch-size": 8,
-                                  "vocab-size": 4096, "steps": 1200, "eval-every": 100, "eval-windows": 64, "sample-tokens": 0,
-                                  "log-every": 100]
-                seedList = [1, 2]; gpt = [1.5e-3, 3e-3, 6e-3]; ngpt = [3e-3, 6e-3, 1.2e-2]
-            case "tiny":
-                presetSettings = ["dim": 32, "layers": 2, "heads": 2, "mlp-hidden": 48, "context": 32, "batch-size": 4,
-                                  "vocab-size": 300, "steps": 30, "eval-every": 10, "eval-windows": 8, "sample-tokens": 0,
-                                  "log-every": 10]
-                seedList = [1, 2]; gpt = [3e-3]; ngpt = [6e-3]
-            default:
-                throw ValidationError("--preset must be default or tiny, got \(preset)")
-            }
-            for (k, v) in try parsePassthrough(training) { presetSettings[k] = v }
-            if let s = seeds { seedList = try list(s, "--seeds").map { Int($0) } }
-            if let s = gptLr { gpt = try list(s, "--gpt-lr") }
-            if let s = ngptLr { ngpt = try list(s, "--ngpt-lr") }
-            let ladder = try budgets.map { try $0.split(separator: ",").map { try fraction(String($0)) } } ?? []
-            let options = CompareOptions(directory: dir ?? "checkpoints/compare-\(preset)", seeds: seedList, gptLRs: gpt, ngptLRs: ngpt,
-                                         ladder: ladder, training: presetSettings,
-                                         command: (["ngpt-compare"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
-            let printer = ProgressPrinter()
-            let stop = StopRequest()
-            let runner = try CompareRunner(options: options, printer: printer, stop: stop)
-            stop.install()
-            Threads.configure(threads: presetSettings["threads"] as? Int)
-            printer.line(Threads.startupLine)
-            let s = try runner.run()
-            printer.line("")
-            printer.line("verdict: \(s.verdict)")
-            if let sp = s.speedup { printer.line(String(format: "speedup N/s*: %.2f (range %.2f–%.2f over %d seeds)", sp.mean, sp.min, sp.max, sp.count)) }
-            else { printer.line("nGPT did not reach the GPT's final validation loss within the budget (see the reverse ratio in the report)") }
-            if let w = s.wallClockSpeedup { printer.line(String(format: "wall-clock speedup: %.2f", w.mean)) }
-            if let l = s.ladderSpeedup { printer.line(String(format: "budget-ladder speedup: %.2f", l)) }
-            printer.line("report: \(options.directory)/report.md (took \(formatDuration(s.secondsTotal)))")
-        } catch let e as ConfigError {
-            fail(e.message)
-        } catch let e as TrainingError {
-            fail(e.message)
+        var presetSettings: [String: Any]
+        var seedList: [Int], gpt: [Double], ngpt: [Double]
+        switch preset {
+        case "default":
+            presetSettings = ["dim": 128, "layers": 4, "heads": 2, "mlp-hidden": 512, "context": 256, "batch-size": 8,
+                              "vocab-size": 4096, "steps": 1200, "eval-every": 100, "eval-windows": 64, "sample-tokens": 0,
+                              "log-every": 100]
+            seedList = [1, 2]; gpt = [1.5e-3, 3e-3, 6e-3]; ngpt = [3e-3, 6e-3, 1.2e-2]
+        case "tiny":
+            presetSettings = ["dim": 32, "layers": 2, "heads": 2, "mlp-hidden": 48, "context": 32, "batch-size": 4,
+                              "vocab-size": 300, "steps": 30, "eval-every": 10, "eval-windows": 8, "sample-tokens": 0,
+                              "log-every": 10]
+            seedList = [1, 2]; gpt = [3e-3]; ngpt = [6e-3]
+        default:
+            throw ValidationError("--preset must be default or tiny, got \(preset)")
         }
+        for (k, v) in try TrainingKey.settings(fromFlags: training) { presetSettings[k] = v }
+        if let s = seeds { seedList = try list(s, "--seeds").map { Int($0) } }
+        if let s = gptLr { gpt = try list(s, "--gpt-lr") }
+        if let s = ngptLr { ngpt = try list(s, "--ngpt-lr") }
+        let ladder = try budgets.map { try $0.split(separator: ",").map { try fraction(String($0)) } } ?? []
+        let options = CompareOptions(directory: dir ?? "checkpoints/compare-\(preset)", seeds: seedList, gptLRs: gpt, ngptLRs: ngpt,
+                                     ladder: ladder, training: presetSettings,
+                                     command: (["ngpt-compare"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
+        let printer = ProgressPrinter()
+        let stop = StopRequest()
+        let runner = try CompareRunner(options: options, printer: printer, stop: stop)
+        stop.install()
+        Threads.configure(threads: presetSettings["threads"] as? Int)
+        printer.line(Threads.startupLine)
+        let s = try runner.run()
+        printer.line("")
+        printer.line("verdict: \(s.verdict)")
+        if let sp = s.speedup { printer.line(String(format: "speedup N/s*: %.2f (range %.2f–%.2f over %d seeds)", sp.mean, sp.min, sp.max, sp.count)) }
+        else { printer.line("nGPT did not reach the GPT's final validation loss within the budget (see the reverse ratio in the report)") }
+        if let w = s.wallClockSpeedup { printer.line(String(format: "wall-clock speedup: %.2f", w.mean)) }
+        if let l = s.ladderSpeedup { printer.line(String(format: "budget-ladder speedup: %.2f", l)) }
+        printer.line("report: \(options.directory)/report.md (took \(formatDuration(s.secondsTotal)))")
     }
 
     func list(_ s: String, _ flag: String) throws -> [Double] {
         let values = s.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! > 0 }) else {
-            throw ConfigError("\(flag) must be a comma-separated list of positive numbers, got \(s)")
+            throw UserError("\(flag) must be a comma-separated list of positive numbers, got \(s)")
         }
         return values.compactMap { $0 }
     }
@@ -91,40 +86,6 @@ struct NGPTCompare: ParsableCommand {
         let t = s.trimmingCharacters(in: .whitespaces)
         if t.hasPrefix("N/"), let d = Double(t.dropFirst(2)), d > 1 { return 1 / d }
         if let v = Double(t), v > 0, v < 1 { return v }
-        throw ConfigError("--budgets entries must be N/k (k > 1) or fractions in (0, 1), got \(t)")
-    }
-
-    /// `--key value` pairs of ngpt-train flags, typed by the config's keys.
-    func parsePassthrough(_ args: [String]) throws -> [String: Any] {
-        var out: [String: Any] = [:]
-        var i = 0
-        let strings: Set<String> = ["corpus", "data-dir", "tokenizer", "model", "out"]
-        let doubles: Set<String> = ["lr", "min-lr", "weight-decay", "grad-clip"]
-        while i < args.count {
-            let a = args[i]
-            guard a.hasPrefix("--") else { throw ConfigError("unexpected argument \(a)") }
-            var key = String(a.dropFirst(2)), value: String
-            if let eq = key.firstIndex(of: "=") { value = String(key[key.index(after: eq)...]); key = String(key[..<eq]) }
-            else {
-                guard i + 1 < args.count else { throw ConfigError("\(a) needs a value") }
-                value = args[i + 1]; i += 1
-            }
-            guard TrainConfig.keys.contains(key) else { throw ConfigError("unknown flag --\(key) (see ngpt-train --help for the training flags)") }
-            if strings.contains(key) { out[key] = value }
-            else if doubles.contains(key) {
-                guard let v = Double(value) else { throw ConfigError("--\(key) must be a number, got \(value)") }
-                out[key] = v
-            } else {
-                guard let v = Int(value) else { throw ConfigError("--\(key) must be an integer, got \(value)") }
-                out[key] = v
-            }
-            i += 1
-        }
-        return out
-    }
-
-    func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
-        Foundation.exit(1)
+        throw UserError("--budgets entries must be N/k (k > 1) or fractions in (0, 1), got \(t)")
     }
 }

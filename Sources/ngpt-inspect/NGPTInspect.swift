@@ -2,11 +2,12 @@ import ArgumentParser
 import Foundation
 import Inspect
 import Kernels
-import Sampling
+import Runs
+import ToolSupport
 import Tokenizer
 
 @main
-struct NGPTInspect: ParsableCommand {
+struct NGPTInspect: Tool {
     static let configuration = CommandConfiguration(
         commandName: "ngpt-inspect",
         abstract: "Hypersphere diagnostics of one checkpoint, or two side by side (e.g. the nGPT and GPT arms of a comparison).",
@@ -32,30 +33,24 @@ struct NGPTInspect: ParsableCommand {
 
     func run() throws {
         Threads.configure(threads: threads)
-        do {
-            let words = neighbours.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } } ?? []
-            let textBody = try text.map { try Corpus.readText($0) } ?? defaultText()
-            var reports: [InspectionReport] = []
-            for path in checkpoints {
-                let loaded = try LoadedModel.load(checkpoint: path)
-                reports.append(try Inspector.inspect(loaded, neighbours: words, text: textBody, maxTokens: maxTokens))
-            }
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-                print(String(decoding: try encoder.encode(reports.count == 1 ? AnyEncodable(reports[0]) : AnyEncodable(reports)), as: UTF8.self))
-            } else {
-                print(InspectionOutput.text(reports), terminator: "")
-            }
-            if let dir = plot {
-                let files = try InspectionOutput.plots(reports, directory: dir)
-                FileHandle.standardError.write(Data("figures: \(files.joined(separator: ", "))\n".utf8))
-            }
-        } catch let e as SamplerError {
-            fail(e.message)
-        } catch let e as DataError {
-            fail(e.message)
+        let words = neighbours.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } } ?? []
+        let textBody = try text.map { try Corpus.readText($0) } ?? defaultText()
+        var reports: [InspectionReport] = []
+        for path in checkpoints {
+            let loaded = try LoadedModel.load(checkpoint: path)
+            reports.append(try Inspector.inspect(loaded, neighbours: words, text: textBody, maxTokens: maxTokens))
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            print(String(decoding: try encoder.encode(reports.count == 1 ? AnyEncodable(reports[0]) : AnyEncodable(reports)), as: UTF8.self))
+        } else {
+            print(InspectionOutput.text(reports), terminator: "")
+        }
+        if let dir = plot {
+            let files = try InspectionOutput.plots(reports, directory: dir)
+            printError("figures: \(files.joined(separator: ", "))")
         }
     }
 
@@ -65,11 +60,6 @@ struct NGPTInspect: ParsableCommand {
         guard let files = try? FileManager.default.contentsOfDirectory(atPath: dir).filter({ $0.hasSuffix(".txt") }) else { return nil }
         let docs = files.sorted().compactMap { f in (try? Corpus.readText(dir + "/" + f)).map { Document(name: f, text: $0) } }
         return (try? Corpus.split(docs))?.validation.map(\.text).joined(separator: "\n")
-    }
-
-    func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
-        Foundation.exit(1)
     }
 }
 

@@ -2,12 +2,14 @@ import ArgumentParser
 import Foundation
 import Kernels
 import NGPT
+import Runs
 import Sampling
+import ToolSupport
 
 extension DecodePrecision: ExpressibleByArgument {}
 
 @main
-struct NGPTSample: ParsableCommand {
+struct NGPTSample: Tool {
     static let configuration = CommandConfiguration(
         commandName: "ngpt-sample",
         abstract: "Generate text from an ngpt checkpoint (nGPT or GPT), or score a text file.",
@@ -44,7 +46,7 @@ struct NGPTSample: ParsableCommand {
     func validate() throws {
         let settings = SamplerSettings(temperature: temperature, topK: topK, topP: topP, minP: minP,
                                        repetitionPenalty: repetitionPenalty, seed: seed)
-        do { try settings.validate() } catch let e as SamplerError { throw ValidationError(e.message) }
+        do { try settings.validate() } catch let e as UserError { throw ValidationError(e.message) }
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be ≥ 1, got \(maxTokens)") }
         guard numSamples >= 1 else { throw ValidationError("--num-samples must be ≥ 1, got \(numSamples)") }
         guard threads >= 0 else { throw ValidationError("--threads must be ≥ 0, got \(threads)") }
@@ -53,58 +55,47 @@ struct NGPTSample: ParsableCommand {
 
     func run() throws {
         Threads.configure(threads: threads)
-        printErr(Threads.startupLine)
-        do {
-            let loaded = try LoadedModel.load(checkpoint: checkpoint, tokenizer: tokenizer)
-            if let w = loaded.tokenizerWarning { printErr(w) }
-            printErr("\(loaded.model.config.kind.rawValue) from \(loaded.checkpointPath) (step \(loaded.step))")
-            if let path = perplexity {
-                let text = try readText(path)
-                let r = try Perplexity.evaluate(text: text, model: loaded.model, tokenizer: loaded.tokenizer)
-                print(String(format: "mean loss %.4f nats/token | perplexity %.2f | %.4f bits/byte | %d tokens, %d bytes, %d windows of %d",
-                             r.meanLoss, r.perplexity, r.bitsPerByte, r.tokens, r.bytes, r.windows, loaded.model.config.context))
-                return
-            }
-            let promptText: String
-            if let p = prompt { promptText = p }
-            else if let f = promptFile { promptText = try readText(f) }
-            else if isatty(STDIN_FILENO) == 0 { promptText = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
-            else { promptText = "" }
-            let generator = Generator(model: loaded.model, tokenizer: loaded.tokenizer, precision: precision)
-            let (ids, dropped) = try generator.promptIds(promptText)
-            if dropped > 0 {
-                printErr("notice: the prompt is \(ids.count + dropped) tokens, longer than the context; keeping its last \(ids.count)")
-            }
-            var totalTokens = 0, totalSeconds = 0.0
-            for n in 0..<numSamples {
-                if numSamples > 1 { write("--- sample \(n + 1) ---\n") }
-                var sampler = Sampler(SamplerSettings(temperature: temperature, topK: topK, topP: topP, minP: minP,
-                                                      repetitionPenalty: repetitionPenalty, seed: seed &+ UInt64(n)))
-                write(promptText)
-                let result = try generator.generate(prompt: ids, maxTokens: maxTokens, sampler: &sampler, stop: stop) { write($0) }
-                write("\n")
-                totalTokens += result.tokens.count
-                totalSeconds += result.seconds
-            }
-            printErr(String(format: "%d tokens in %.2f s (%.0f tokens/s)", totalTokens, totalSeconds, Double(totalTokens) / max(totalSeconds, 1e-9)))
-        } catch let e as SamplerError {
-            fail(e.message)
+        printError(Threads.startupLine)
+        let loaded = try LoadedModel.load(checkpoint: checkpoint, tokenizer: tokenizer)
+        if let w = loaded.tokenizerWarning { printError(w) }
+        printError("\(loaded.model.config.kind.rawValue) from \(loaded.checkpointPath) (step \(loaded.step))")
+        if let path = perplexity {
+            let text = try readText(path)
+            let r = try Perplexity.evaluate(text: text, model: loaded.model, tokenizer: loaded.tokenizer)
+            print(String(format: "mean loss %.4f nats/token | perplexity %.2f | %.4f bits/byte | %d tokens, %d bytes, %d windows of %d",
+                         r.meanLoss, r.perplexity, r.bitsPerByte, r.tokens, r.bytes, r.windows, loaded.model.config.context))
+            return
         }
+        let promptText: String
+        if let p = prompt { promptText = p }
+        else if let f = promptFile { promptText = try readText(f) }
+        else if isatty(STDIN_FILENO) == 0 { promptText = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
+        else { promptText = "" }
+        let generator = Generator(model: loaded.model, tokenizer: loaded.tokenizer, precision: precision)
+        let (ids, dropped) = try generator.promptIds(promptText)
+        if dropped > 0 {
+            printError("notice: the prompt is \(ids.count + dropped) tokens, longer than the context; keeping its last \(ids.count)")
+        }
+        var totalTokens = 0, totalSeconds = 0.0
+        for n in 0..<numSamples {
+            if numSamples > 1 { write("--- sample \(n + 1) ---\n") }
+            var sampler = Sampler(SamplerSettings(temperature: temperature, topK: topK, topP: topP, minP: minP,
+                                                  repetitionPenalty: repetitionPenalty, seed: seed &+ UInt64(n)))
+            write(promptText)
+            let result = try generator.generate(prompt: ids, maxTokens: maxTokens, sampler: &sampler, stop: stop) { write($0) }
+            write("\n")
+            totalTokens += result.tokens.count
+            totalSeconds += result.seconds
+        }
+        printError(String(format: "%d tokens in %.2f s (%.0f tokens/s)", totalTokens, totalSeconds, Double(totalTokens) / max(totalSeconds, 1e-9)))
     }
 
     func readText(_ path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else { throw SamplerError(message: "cannot read \(path)") }
-        guard let text = String(validating: data, as: UTF8.self) else { throw SamplerError(message: "\(path) is not UTF-8 text") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw UserError("cannot read \(path)") }
+        guard let text = String(validating: data, as: UTF8.self) else { throw UserError("\(path) is not UTF-8 text") }
         return text
     }
 }
 
 /// Unbuffered stdout, so text appears as it is generated.
 func write(_ text: String) { FileHandle.standardOutput.write(Data(text.utf8)) }
-
-func printErr(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
-
-func fail(_ message: String) -> Never {
-    printErr("error: \(message)")
-    exit(1)
-}

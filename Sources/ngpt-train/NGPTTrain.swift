@@ -1,12 +1,11 @@
 import ArgumentParser
 import Foundation
 import Kernels
-import NGPT
 import Tokenizer
-import Training
+import ToolSupport
 
 @main
-struct NGPTTrain: ParsableCommand {
+struct NGPTTrain: Tool {
     static let configuration = CommandConfiguration(
         commandName: "ngpt-train",
         abstract: "Train nGPT and baseline GPT language models on a CPU.",
@@ -71,14 +70,8 @@ struct Prepare: ParsableCommand {
 
     func run() throws {
         Threads.configure(threads: threads)
-        printErr(Threads.startupLine)
-        let prepared: PreparedData
-        do {
-            prepared = try DataPreparation.prepare(data.options(threads: Threads.count), context: context) { printErr($0) }
-        } catch let error as DataError {
-            printErr("error: \(error.message)")
-            throw ExitCode.failure
-        }
+        printError(Threads.startupLine)
+        let prepared = try DataPreparation.prepare(data.options(threads: Threads.count), context: context) { printError($0) }
         let s = prepared.stats
         let rows: [(String, String)] = [
             ("corpus", prepared.corpusPath),
@@ -94,8 +87,4 @@ struct Prepare: ParsableCommand {
         let width = rows.map(\.0.count).max() ?? 0
         for (k, v) in rows { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
     }
-}
-
-func printErr(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
 }

@@ -1,7 +1,7 @@
 import Foundation
 import Kernels
 import NGPT
-import Sampling
+import Runs
 import Testing
 @testable import Inspect
 
@@ -101,9 +101,9 @@ func unitRandom(_ rows: Int, _ cols: Int, seed: UInt64) -> [Float] {
     }
 
     @Test func badInputsAreClearErrors() throws {
-        #expect(throws: SamplerError.self) { _ = try LoadedModel.load(checkpoint: "/nonexistent/run") }
+        #expect(throws: UserError.self) { _ = try LoadedModel.load(checkpoint: "/nonexistent/run") }
         let loaded = try LoadedModel.load(checkpoint: tinyCheckpoint)
-        let error = #expect(throws: SamplerError.self) { _ = try Inspector.inspect(loaded, neighbours: ["zyzzyva"], text: nil) }
+        let error = #expect(throws: UserError.self) { _ = try Inspector.inspect(loaded, neighbours: ["zyzzyva"], text: nil) }
         #expect(error?.message.contains("not a single token") == true)
     }
 

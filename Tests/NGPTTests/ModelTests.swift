@@ -12,7 +12,7 @@ struct Fixture {
 
     init(_ kind: ModelKind) throws {
         guard let url = Bundle.module.url(forResource: "Fixtures/\(kind.rawValue)", withExtension: "safetensors") else {
-            throw SafeTensorsError("fixture \(kind.rawValue).safetensors missing from the test bundle")
+            throw UserError("fixture \(kind.rawValue).safetensors missing from the test bundle")
         }
         file = try SafeTensors(path: url.path)
         let meta = try JSONSerialization.jsonObject(with: Data((file.metadata["config"] ?? "{}").utf8)) as? [String: Int] ?? [:]
@@ -196,9 +196,9 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
     }
 
     @Test func configValidationAndConfigSNumbers() throws {
-        #expect(throws: ModelConfigError.self) { try ModelConfig(dim: 256, heads: 3).validate() }
-        #expect(throws: ModelConfigError.self) { try ModelConfig(layers: 0).validate() }
-        #expect(throws: ModelConfigError.self) { try ModelConfig(dim: 6, heads: 2).validate() }  // odd head size
+        #expect(throws: UserError.self) { try ModelConfig(dim: 256, heads: 3).validate() }
+        #expect(throws: UserError.self) { try ModelConfig(layers: 0).validate() }
+        #expect(throws: UserError.self) { try ModelConfig(dim: 6, heads: 2).validate() }  // odd head size
         let ngpt = ModelConfig.s, gpt = ModelConfig(kind: .gpt)
         // nGPT: 2·V·d + L·(4d² + 3Fd) matrices + L·(3d + 2F) scale vectors + V (s_z)
         #expect(ngpt.parameterCount == 2 * 4096 * 256 + 4 * (4 * 256 * 256 + 3 * 683 * 256) + 4 * (3 * 256 + 2 * 683) + 4096)

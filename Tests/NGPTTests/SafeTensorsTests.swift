@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Testing
 @testable import NGPT
 
@@ -32,7 +33,7 @@ import Testing
         #expect(try f.floats("a") == [42])
         #expect(try f.integers("step") == [123_456_789_012])
         #expect(try f.floats("empty").isEmpty)
-        #expect(throws: SafeTensorsError.self) { try f.floats("missing") }
+        #expect(throws: UserError.self) { try f.floats("missing") }
     }
 
     /// Headers are built by hand to hit each malformation the reader must refuse.
@@ -44,7 +45,7 @@ import Testing
             return out + h + [UInt8](repeating: 0, count: dataBytes)
         }
         func message(_ bytes: [UInt8]) -> String {
-            do { _ = try SafeTensors(bytes: bytes); return "accepted" } catch let e as SafeTensorsError { return e.message } catch { return "\(error)" }
+            do { _ = try SafeTensors(bytes: bytes); return "accepted" } catch let e as UserError { return e.message } catch { return "\(error)" }
         }
         let t = { (name: String, b: Int, e: Int) in "\"\(name)\":{\"dtype\":\"F32\",\"shape\":[\((e - b) / 4)],\"data_offsets\":[\(b),\(e)]}" }
         #expect(message(file("{" + t("a", 0, 8) + "," + t("b", 4, 12) + "}", dataBytes: 12)).contains("overlaps"))

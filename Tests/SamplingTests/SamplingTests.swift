@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import Kernels
 import NGPT
+import Runs
 import Testing
 import Tokenizer
 import Training
@@ -9,7 +10,7 @@ import Training
 
 func fixture(_ name: String) throws -> String {
     guard let url = Bundle.module.url(forResource: "Fixtures/" + name, withExtension: nil) else {
-        throw SamplerError(message: "missing fixture \(name)")
+        throw UserError("missing fixture \(name)")
     }
     return url.path
 }
@@ -30,7 +31,7 @@ func fixture(_ name: String) throws -> String {
         let tokens = (0..<config.context).map { _ in Int32(rng.below(97)) }
         _ = model.forward(inputs: tokens, targets: tokens, batch: 1)
         let full = Array(UnsafeBufferPointer(start: model.logits, count: config.context * 97))
-        let decoder = makeDecoder(for: model)
+        let decoder = model.makeDecoder()
         var worst: Float = 0, scale: Float = 0
         for (i, t) in tokens.enumerated() {
             let row = decoder.step(t)
@@ -83,7 +84,7 @@ func fixture(_ name: String) throws -> String {
         let config = ModelConfig(kind: kind, vocabSize: 97, dim: 64, layers: 2, heads: 2, mlpHidden: 90, context: 16)
         let model = try makeModel(config)
         model.initialize(seed: 5)
-        let exact = makeDecoder(for: model, precision: .fp32), fast = makeDecoder(for: model, precision: .bf16)
+        let exact = model.makeDecoder(precision: .fp32), fast = model.makeDecoder(precision: .bf16)
         var rng = SplitMix64(seed: 6)
         var worst: Float = 0, scale: Float = 0
         for _ in 0..<16 {
@@ -159,7 +160,7 @@ func fixture(_ name: String) throws -> String {
     @Test func invalidSettingsAreRejectedNotClamped() {
         for bad in [SamplerSettings(temperature: -1), SamplerSettings(topK: -1), SamplerSettings(topP: 0), SamplerSettings(topP: 1.5),
                     SamplerSettings(minP: 1), SamplerSettings(repetitionPenalty: 0)] {
-            #expect(throws: SamplerError.self) { try bad.validate() }
+            #expect(throws: UserError.self) { try bad.validate() }
         }
         #expect(throws: Never.self) { try SamplerSettings().validate() }
     }

@@ -16,7 +16,7 @@ import Kernels
         #expect(docs[0].text == "first\nsecond\n" && docs[1].text == "bom text\n")
 
         func message(_ path: String) -> String {
-            do { _ = try Corpus.load(path: path); return "" } catch let e as DataError { return e.message } catch { return "\(error)" }
+            do { _ = try Corpus.load(path: path); return "" } catch let e as UserError { return e.message } catch { return "\(error)" }
         }
         #expect(message(dir + "/missing").contains("corpus not found"))
         try AtomicFile.write("", to: dir + "/empty.txt")
@@ -91,7 +91,7 @@ import Kernels
         let good = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/ok.bin")))
         func refuse(_ bytes: [UInt8], _ expected: String) throws {
             try AtomicFile.write(bytes, to: dir + "/bad.bin")
-            let error = #expect(throws: DataError.self) { try MappedTokens(path: dir + "/bad.bin") }
+            let error = #expect(throws: UserError.self) { try MappedTokens(path: dir + "/bad.bin") }
             #expect(error?.message.contains(expected) == true, "\(error?.message ?? "")")
         }
         try refuse(Array(good.prefix(40)), "truncated")
@@ -144,8 +144,8 @@ import Kernels
         w.fill(window: 2, inputs: &i, targets: &tg)
         #expect(i == (32..<48).map(Int32.init) && tg == (33..<49).map(Int32.init))
         #expect(try ValidationWindows(tokens: t, context: 16, maxWindows: 3).count == 3)
-        #expect(throws: DataError.self) { try ValidationWindows(tokens: t, context: 100) }
-        #expect(throws: DataError.self) { try BatchSampler(tokens: t, batch: 1, context: 100, seed: 0) }
+        #expect(throws: UserError.self) { try ValidationWindows(tokens: t, context: 100) }
+        #expect(throws: UserError.self) { try BatchSampler(tokens: t, batch: 1, context: 100, seed: 0) }
     }
 }
 
@@ -189,7 +189,7 @@ import Kernels
         let dir = try temporaryDirectory()
         func message(_ options: DataOptions, context: Int = 32) -> String {
             do { _ = try DataPreparation.prepare(options, context: context); return "" }
-            catch let e as DataError { return e.message } catch { return "\(error)" }
+            catch let e as UserError { return e.message } catch { return "\(error)" }
         }
         let small = TokenizerTrainingOptions(vocabSize: 400, threads: 1)
         #expect(message(DataOptions(corpus: dir + "/nope", dataRoot: dir + "/d", tokenizer: small)).contains("corpus not found"))

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import TestSupport
 import Testing
 @testable import Tokenizer
@@ -30,32 +31,32 @@ import Testing
         #expect(model.id(ofPiece: "surely-not-a-piece") == model.unkId)
         #expect(model.id(ofPiece: "<0x0A>") > 2)
         for bad: Int32 in [-1, 400, Int32.max] {
-            #expect(throws: DataError.self) { try model.piece(ofId: bad) }
-            #expect(throws: DataError.self) { try model.decode([5, bad]) }
+            #expect(throws: UserError.self) { try model.piece(ofId: bad) }
+            #expect(throws: UserError.self) { try model.decode([5, bad]) }
         }
     }
 
     @Test func badModelFilesAreErrors() throws {
         let dir = try temporaryDirectory()
-        #expect(throws: DataError.self) { try SentencePieceModel(path: dir + "/missing.model") }
+        #expect(throws: UserError.self) { try SentencePieceModel(path: dir + "/missing.model") }
         try AtomicFile.write("not a model", to: dir + "/garbage.model")
-        let error = #expect(throws: DataError.self) { try SentencePieceModel(path: dir + "/garbage.model") }
+        let error = #expect(throws: UserError.self) { try SentencePieceModel(path: dir + "/garbage.model") }
         #expect(error?.message.contains("not a valid SentencePiece model") == true)
         let good = try Data(contentsOf: URL(fileURLWithPath: try trainSmallModel(in: dir)))
         try AtomicFile.write([UInt8](good.prefix(good.count / 3)), to: dir + "/truncated.model")
-        #expect(throws: DataError.self) { try SentencePieceModel(path: dir + "/truncated.model") }
+        #expect(throws: UserError.self) { try SentencePieceModel(path: dir + "/truncated.model") }
     }
 
     @Test func trainingFailuresAreErrors() throws {
         let dir = try temporaryDirectory()
         try AtomicFile.write("tiny corpus\n", to: dir + "/tiny.txt")
-        let tooBig = #expect(throws: DataError.self) {
+        let tooBig = #expect(throws: UserError.self) {
             try SentencePieceModel.train(inputFile: dir + "/tiny.txt", modelPrefix: dir + "/m",
                                          options: TokenizerTrainingOptions(vocabSize: 50_000, threads: 1))
         }
         #expect(tooBig?.message.contains("--vocab-size") == true)
         try AtomicFile.write("", to: dir + "/empty.txt")
-        #expect(throws: DataError.self) {
+        #expect(throws: UserError.self) {
             try SentencePieceModel.train(inputFile: dir + "/empty.txt", modelPrefix: dir + "/m",
                                          options: TokenizerTrainingOptions(vocabSize: 300, threads: 1))
         }

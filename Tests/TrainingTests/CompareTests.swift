@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Testing
 @testable import Training
 
@@ -82,6 +83,6 @@ import Testing
     @Test func perArmKeysAreRefused() {
         let options = CompareOptions(directory: Fixture.newDir("bad"), seeds: [1], gptLRs: [1e-3], ngptLRs: [1e-3], ladder: [],
                                      training: ["lr": 0.1], command: "")
-        #expect(throws: ConfigError.self) { _ = try CompareRunner(options: options) }
+        #expect(throws: UserError.self) { _ = try CompareRunner(options: options) }
     }
 }

@@ -86,14 +86,14 @@ enum Fixture {
     @Test func resumeRefusesArchitectureChangesButAcceptsScheduleChanges() throws {
         let dir = Fixture.newDir("arch")
         _ = try Fixture.run(Fixture.settings("ngpt", steps: 4, out: dir), stopAfter: 2)
-        let error = #expect(throws: TrainingError.self) {
+        let error = #expect(throws: UserError.self) {
             _ = try Trainer(fileSettings: nil, flagSettings: ["dim": 64], resume: dir, force: false, printer: ProgressPrinter(isTerminal: false))
         }
         #expect(error?.message.contains("architecture keys cannot change on resume") == true)
         // schedule keys may change
         let summary = try Fixture.run(["steps": 5, "lr": 1e-3], resume: dir)
         #expect(summary.steps == 5)
-        #expect(throws: TrainingError.self) {
+        #expect(throws: UserError.self) {
             _ = try Trainer(fileSettings: nil, flagSettings: [:], resume: Fixture.root + "/nowhere", force: false,
                             printer: ProgressPrinter(isTerminal: false))
         }
@@ -153,12 +153,12 @@ enum Fixture {
 
     @Test func unknownKeysAndWrongTypesAreRejected() throws {
         var c = TrainConfig()
-        let unknown = #expect(throws: ConfigError.self) { try c.apply(["stpes": 10], source: "--config") }
+        let unknown = #expect(throws: UserError.self) { try c.apply(["stpes": 10], source: "--config") }
         #expect(unknown?.message.contains("did you mean \"steps\"") == true)
-        #expect(throws: ConfigError.self) { try c.apply(["steps": "ten"], source: "--config") }
-        #expect(throws: ConfigError.self) { try c.apply(["lr": true], source: "--config") }
-        #expect(throws: ConfigError.self) { try c.apply(["model": "rnn"], source: "--config") }
-        #expect(throws: ConfigError.self) { try c.apply(["steps": 1.5], source: "--config") }
+        #expect(throws: UserError.self) { try c.apply(["steps": "ten"], source: "--config") }
+        #expect(throws: UserError.self) { try c.apply(["lr": true], source: "--config") }
+        #expect(throws: UserError.self) { try c.apply(["model": "rnn"], source: "--config") }
+        #expect(throws: UserError.self) { try c.apply(["steps": 1.5], source: "--config") }
     }
 
     @Test func validationNamesTheFlag() {
@@ -187,12 +187,12 @@ enum Fixture {
     @Test func existingOrUnwritableRunDirectoriesAreRefusedBeforeTraining() throws {
         let dir = Fixture.newDir("exists")
         _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir))
-        let error = #expect(throws: TrainingError.self) { _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir)) }
+        let error = #expect(throws: UserError.self) { _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir)) }
         #expect(error?.message.contains("--resume") == true && error?.message.contains("--force") == true)
         _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir), force: true)
         // a path under a regular file cannot be created
         try AtomicFile.write("x", to: Fixture.root + "/afile")
-        #expect(throws: TrainingError.self) { _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: Fixture.root + "/afile/run")) }
+        #expect(throws: UserError.self) { _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: Fixture.root + "/afile/run")) }
     }
 
     @Test func nonFiniteLossStopsAndKeepsTheLastCheckpoint() throws {
@@ -210,7 +210,7 @@ enum Fixture {
         }
         let poisoned = SafeTensors.serialize(tensors, metadata: file.metadata)
         try AtomicFile.write(poisoned, to: path)
-        let error = #expect(throws: TrainingError.self) { _ = try Fixture.run(["threads": 1], resume: dir) }
+        let error = #expect(throws: UserError.self) { _ = try Fixture.run(["threads": 1], resume: dir) }
         #expect(error?.message.contains("the loss became nan") == true)
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(poisoned))  // untouched by the failed run
         try good.write(to: URL(fileURLWithPath: path))
@@ -223,7 +223,7 @@ enum Fixture {
         let path = dir + "/latest.safetensors"
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: path))
-        let error = #expect(throws: TrainingError.self) { _ = try Fixture.run([:], resume: dir) }
+        let error = #expect(throws: UserError.self) { _ = try Fixture.run([:], resume: dir) }
         #expect(error?.message.contains("corrupt") == true)
     }
 

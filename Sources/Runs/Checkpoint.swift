@@ -1,0 +1,109 @@
+import Foundation
+import Kernels
+import NGPT
+import Tokenizer
+
+/// What a checkpoint records besides its tensors. Loading a model needs only `model`; the rest describes the
+/// run, and `extra` carries the writer's own metadata verbatim (the trainer's configuration and data-stream
+/// state), which no reader of the model needs.
+public struct CheckpointState: Equatable, Sendable {
+    public var model: ModelConfig
+    /// Optimiser steps completed and tokens trained on.
+    public var step: Int = 0, tokens: Int = 0
+    public var bestValLoss: Double = .infinity, valLoss: Double = .nan
+    /// Training time so far (evaluation excluded).
+    public var wallSeconds: Double = 0
+    public var tokenizerSHA256 = "", dataSHA256 = ""
+    /// Metadata keys of the writer's own (`ngpt.*`), kept as written.
+    public var extra: [String: String] = [:]
+
+    public init(model: ModelConfig, step: Int = 0, tokens: Int = 0, bestValLoss: Double = .infinity, valLoss: Double = .nan,
+                wallSeconds: Double = 0, tokenizerSHA256: String = "", dataSHA256: String = "", extra: [String: String] = [:]) {
+        self.model = model; self.step = step; self.tokens = tokens; self.bestValLoss = bestValLoss; self.valLoss = valLoss
+        self.wallSeconds = wallSeconds; self.tokenizerSHA256 = tokenizerSHA256; self.dataSHA256 = dataSHA256; self.extra = extra
+    }
+}
+
+/// A checkpoint: one safetensors file holding the weights under their model names (`ParameterLayout`), with a
+/// training checkpoint also both Adam moments as `opt.m.<name>` and `opt.v.<name>`. `__metadata__` (strings):
+/// `format` ("pt"), `ngpt.version`, `ngpt.model` (ModelConfig JSON: what loading needs), `ngpt.step`,
+/// `ngpt.tokens`, `ngpt.best_val_loss`, `ngpt.val_loss`, `ngpt.wall_seconds`, `ngpt.tokenizer_sha256`,
+/// `ngpt.tokenizer_path` (relative to the run directory), `ngpt.data_sha256` (the training token cache's source
+/// hash), `ngpt.adam_step` (optimiser steps the moments have seen; 0 without them), and the writer's `extra`
+/// keys — the trainer's are `ngpt.config` (its configuration JSON), `ngpt.rng` and `ngpt.sampler` (the data
+/// stream: batches are a pure function of seed and micro-step, so its state is the seed and the next micro-step).
+public enum Checkpoint {
+    public static let version = "1"
+
+    /// Writes weights (and the optimiser's moments when given) atomically: temp file, fsync, rename.
+    public static func write(_ state: CheckpointState, model: LanguageModel, optimizer: AdamW?, to path: String) throws {
+        var tensors: [SafeTensors.Tensor] = []
+        for t in model.layout.tensors {
+            tensors.append(.init(name: t.name, shape: t.shape, floats: UnsafeBufferPointer(start: model.params.pointer + t.offset, count: t.count)))
+            if let opt = optimizer {
+                tensors.append(.init(name: "opt.m." + t.name, shape: t.shape, floats: UnsafeBufferPointer(start: opt.m.pointer + t.offset, count: t.count)))
+                tensors.append(.init(name: "opt.v." + t.name, shape: t.shape, floats: UnsafeBufferPointer(start: opt.v.pointer + t.offset, count: t.count)))
+            }
+        }
+        let modelJSON = (try? JSONEncoder().encode(state.model)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        var meta = state.extra
+        for (key, value) in [
+            ("format", "pt"), ("ngpt.version", version), ("ngpt.model", modelJSON), ("ngpt.step", "\(state.step)"),
+            ("ngpt.tokens", "\(state.tokens)"), ("ngpt.best_val_loss", "\(state.bestValLoss)"), ("ngpt.val_loss", "\(state.valLoss)"),
+            ("ngpt.wall_seconds", "\(state.wallSeconds)"), ("ngpt.tokenizer_sha256", state.tokenizerSHA256),
+            ("ngpt.tokenizer_path", "tokenizer.model"), ("ngpt.data_sha256", state.dataSHA256),
+            ("ngpt.adam_step", "\(optimizer?.step ?? 0)"),
+        ] { meta[key] = value }
+        try AtomicFile.write(SafeTensors.serialize(tensors, metadata: meta), to: path)
+    }
+
+    /// The keys `write` sets itself; every other metadata key is the writer's `extra`.
+    static let standardKeys: Set<String> = ["format", "ngpt.version", "ngpt.model", "ngpt.step", "ngpt.tokens", "ngpt.best_val_loss",
+                                            "ngpt.val_loss", "ngpt.wall_seconds", "ngpt.tokenizer_sha256", "ngpt.tokenizer_path",
+                                            "ngpt.data_sha256", "ngpt.adam_step"]
+
+    /// Reads a checkpoint's metadata and checks it is an ngpt checkpoint.
+    public static func read(_ file: SafeTensors, path: String) throws -> CheckpointState {
+        let m = file.metadata
+        func need(_ key: String) throws -> String {
+            guard let v = m[key] else { throw UserError("\(path) is not an ngpt checkpoint (no \(key) in its metadata)") }
+            return v
+        }
+        let model: ModelConfig
+        do { model = try JSONDecoder().decode(ModelConfig.self, from: Data(try need("ngpt.model").utf8)) } catch let e as UserError {
+            throw e
+        } catch {
+            throw UserError("\(path) has an unreadable model configuration in its metadata (\(error))")
+        }
+        guard let step = Int(try need("ngpt.step")), let tokens = Int(try need("ngpt.tokens")) else {
+            throw UserError("\(path) has a corrupt step count in its metadata")
+        }
+        return CheckpointState(model: model, step: step, tokens: tokens, bestValLoss: Double(m["ngpt.best_val_loss"] ?? "") ?? .infinity,
+                               valLoss: Double(m["ngpt.val_loss"] ?? "") ?? .nan, wallSeconds: Double(m["ngpt.wall_seconds"] ?? "") ?? 0,
+                               tokenizerSHA256: m["ngpt.tokenizer_sha256"] ?? "", dataSHA256: m["ngpt.data_sha256"] ?? "",
+                               extra: m.filter { !standardKeys.contains($0.key) })
+    }
+
+    /// Loads weights (and moments when `optimizer` is given) into a model of the checkpoint's architecture.
+    public static func load(_ file: SafeTensors, into model: LanguageModel, optimizer: AdamW?, path: String) throws {
+        func copy(_ name: String, into p: UnsafeMutablePointer<Float>, _ t: TensorSpec) throws {
+            guard let e = file.entries[name] else { throw UserError("\(path) lacks tensor \(name) (incomplete or from another model)") }
+            guard e.shape == t.shape, e.dtype == "F32" else {
+                throw UserError("\(path): tensor \(name) is \(e.dtype) \(e.shape), the model needs F32 \(t.shape)")
+            }
+            let values = try file.floats(name)
+            p.update(from: values, count: t.count)
+        }
+        for t in model.layout.tensors {
+            try copy(t.name, into: model.params.pointer + t.offset, t)
+            if let opt = optimizer {
+                try copy("opt.m." + t.name, into: opt.m.pointer + t.offset, t)
+                try copy("opt.v." + t.name, into: opt.v.pointer + t.offset, t)
+            }
+        }
+        if let opt = optimizer {
+            guard let s = file.metadata["ngpt.adam_step"].flatMap(Int.init) else { throw UserError("\(path) has no optimiser step count") }
+            opt.step = s
+        }
+    }
+}
