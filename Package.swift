@@ -76,12 +76,13 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "CSentencePieceTests", dependencies: ["CSentencePiece"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["TestSupport", "Tokenizer"]),
-        .testTarget(name: "NGPTTests", dependencies: ["NGPT"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TokenizerTests", dependencies: ["TestSupport", "Tokenizer", "Kernels"]),
+        .testTarget(name: "NGPTTests", dependencies: ["NGPT", "Kernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training", "NGPT", "Tokenizer", "Kernels"]),
         .testTarget(name: "InspectTests", dependencies: ["Inspect", "Runs", "NGPT", "Kernels"]),
         .testTarget(name: "SamplingTests", dependencies: ["TestSupport", "Sampling", "Runs", "Training", "NGPT", "Tokenizer", "Kernels"],
-                    resources: [.copy("Fixtures")]),
+                    exclude: ["README.md"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ToolTests", dependencies: ["TestSupport", "Training", "NGPT", "Kernels"], exclude: ["Snapshots"]),
     ],
     cxxLanguageStandard: .cxx17
 )

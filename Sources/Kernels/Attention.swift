@@ -115,7 +115,7 @@ public enum Attention {
         for j in 0..<n {
             let vr = vCache + j * ld
             for h in 0..<heads {
-                let p = F16(repeating: scores[h * n + j]), yh = y + h * dk, vh = vr + h * dk
+                let p = F32x16(repeating: scores[h * n + j]), yh = y + h * dk, vh = vr + h * dk
                 var c = 0
                 while c + 16 <= dk { store16(load16(yh + c) + p * load16(vh + c), yh + c); c += 16 }
                 let ps = scores[h * n + j]
@@ -127,13 +127,13 @@ public enum Attention {
     /// In place: the first `valid` entries become their softmax, the rest become 0.
     @inline(__always)
     public static func causalSoftmaxRow(_ row: UnsafeMutablePointer<Float>, valid: Int, count: Int) {
-        var vm = F16(repeating: -Float.infinity)
+        var vm = F32x16(repeating: -Float.infinity)
         var i = 0
         while i + 16 <= valid { vm = vmax(vm, load16(row + i)); i += 16 }
         var m = vm.max()
         while i < valid { m = max(m, row[i]); i += 1 }
-        let vmx = F16(repeating: m)
-        var acc = F16()
+        let vmx = F32x16(repeating: m)
+        var acc = F32x16()
         i = 0
         while i + 16 <= valid {
             let e = exp16(load16(row + i) - vmx)
@@ -144,7 +144,7 @@ public enum Attention {
         var s = acc.sum()
         if i < valid {
             // Tail: one masked SIMD exp instead of scalar libm calls.
-            var t = F16(repeating: -Float.infinity)
+            var t = F32x16(repeating: -Float.infinity)
             for j in i..<valid { t[j - i] = row[j] }
             let e = exp16(t - vmx)
             for j in i..<valid { row[j] = e[j - i]; s += e[j - i] }
@@ -158,7 +158,7 @@ public enum Attention {
     @inline(__always)
     static func softmaxBackwardRow(_ p: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, valid: Int, count: Int) {
         let c = dot(p, d, valid)
-        let vc = F16(repeating: c)
+        let vc = F32x16(repeating: c)
         var i = 0
         while i + 16 <= valid { store16(load16(p + i) * (load16(d + i) - vc), d + i); i += 16 }
         while i < valid { d[i] = p[i] * (d[i] - c); i += 1 }

@@ -18,9 +18,9 @@ public enum BFloat16 {
     /// 16 bf16 pairs as two Float vectors: the even-indexed elements and the odd-indexed ones. (Widening 16-bit
     /// lanes with SIMD16<UInt32>(truncatingIfNeeded:) compiles to a per-lane loop; a shift and a mask on 32-bit
     /// lanes stay vector instructions.)
-    @inline(__always) static func loadPairs(_ p: UnsafePointer<UInt16>) -> (even: F16, odd: F16) {
+    @inline(__always) static func loadPairs(_ p: UnsafePointer<UInt16>) -> (even: F32x16, odd: F32x16) {
         let w = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt32>.self)   // little-endian: low half = even element
-        return (unsafeBitCast(w &<< 16, to: F16.self), unsafeBitCast(w & 0xFFFF_0000, to: F16.self))
+        return (unsafeBitCast(w &<< 16, to: F32x16.self), unsafeBitCast(w & 0xFFFF_0000, to: F32x16.self))
     }
 }
 
@@ -39,7 +39,7 @@ extension GEMM {
             var r = 0
             while r + 4 <= rows {
                 let a0 = a + r * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda
-                var s0 = F16(), s1 = F16(), s2 = F16(), s3 = F16()
+                var s0 = F32x16(), s1 = F32x16(), s2 = F32x16(), s3 = F32x16()
                 var i = 0
                 while i < vectorPairs {
                     let ev = load16(xe + i), ov = load16(xo + i)
@@ -63,7 +63,7 @@ extension GEMM {
             }
             while r < rows {
                 let ar = a + r * lda
-                var acc = F16()
+                var acc = F32x16()
                 var i = 0
                 while i < vectorPairs {
                     let p = BFloat16.loadPairs(ar + 2 * i)
@@ -85,7 +85,7 @@ extension GEMM {
         yo.update(repeating: 0, count: pairs)
         tail.update(repeating: 0, count: leftover)
         for r in 0..<rows {
-            let ar = a + r * lda, v = F16(repeating: x[r])
+            let ar = a + r * lda, v = F32x16(repeating: x[r])
             var i = 0
             while i < vectorPairs {
                 let (e, o) = BFloat16.loadPairs(ar + 2 * i)

@@ -48,7 +48,7 @@ public enum Columns {
             let k = s[r] * factor
             if !accumulate { Kernels.scale(x + r * cols, k, y + r * cols, cols); continue }
             let xr = x + r * cols, yr = y + r * cols
-            let vk = F16(repeating: k)
+            let vk = F32x16(repeating: k)
             var j = 0
             while j + 16 <= cols { store16(load16(yr + j) + load16(xr + j) * vk, yr + j); j += 16 }
             while j < cols { yr[j] += xr[j] * k; j += 1 }
@@ -78,7 +78,7 @@ public enum Columns {
         }
     }
 
-    /// Backward of `lerp`: ga (+)= (1 − α) ⊙ g, gb = α ⊙ g, and gα += Σ_r (b − a) ⊙ g.
+    /// Backward of `lerp`: ga = (1 − α) ⊙ g, gb = α ⊙ g, and gα += Σ_r (b − a) ⊙ g.
     public static func lerpBackward(_ g: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                                     alpha: UnsafePointer<Float>, ga: UnsafeMutablePointer<Float>,
                                     gb: UnsafeMutablePointer<Float>, galpha: UnsafeMutablePointer<Float>,
@@ -89,7 +89,7 @@ public enum Columns {
             for block in range {
                 let j0 = block * 16
                 if j0 + 16 <= cols {
-                    var acc = F16()
+                    var acc = F32x16()
                     for r in 0..<rows {
                         let o = r * cols + j0
                         acc += (load16(b + o) - load16(a + o)) * load16(g + o)

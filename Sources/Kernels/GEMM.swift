@@ -60,7 +60,7 @@ public enum GEMM {
         var r = 0
         // Two rows per pass halve the loads and stores of y.
         while r + 2 <= rows {
-            let x0 = F16(repeating: alpha * x[r]), x1 = F16(repeating: alpha * x[r + 1])
+            let x0 = F32x16(repeating: alpha * x[r]), x1 = F32x16(repeating: alpha * x[r + 1])
             let a0 = a + r * lda, a1 = a0 + lda
             var c = 0
             while c + 16 <= cols { store16(load16(y + c) + x0 * load16(a0 + c) + x1 * load16(a1 + c), y + c); c += 16 }
@@ -69,7 +69,7 @@ public enum GEMM {
         }
         if r < rows {
             let xr = alpha * x[r], a0 = a + r * lda
-            let v = F16(repeating: xr)
+            let v = F32x16(repeating: xr)
             var c = 0
             while c + 16 <= cols { store16(load16(y + c) + v * load16(a0 + c), y + c); c += 16 }
             while c < cols { y[c] += xr * a0[c]; c += 1 }

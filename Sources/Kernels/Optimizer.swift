@@ -25,9 +25,9 @@ public enum Optimizer {
         let decay = 1 - lr * weightDecay
         let eps = config.eps
         Threads.parallelFor(count, workPerItem: 28 * Threads.computeHeavy) { _, range in
-            let vb1 = F16(repeating: b1), vb2 = F16(repeating: b2), vdecay = F16(repeating: decay)
-            let vstep = F16(repeating: stepSize), vbias = F16(repeating: invSqrtBias2), veps = F16(repeating: eps)
-            let vscale = F16(repeating: gradScale)
+            let vb1 = F32x16(repeating: b1), vb2 = F32x16(repeating: b2), vdecay = F32x16(repeating: decay)
+            let vstep = F32x16(repeating: stepSize), vbias = F32x16(repeating: invSqrtBias2), veps = F32x16(repeating: eps)
+            let vscale = F32x16(repeating: gradScale)
             var i = range.lowerBound
             while i + 16 <= range.upperBound {
                 let g = load16(grad + i) * vscale

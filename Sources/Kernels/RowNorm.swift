@@ -30,7 +30,7 @@ public enum RowNorm {
                 let dyr = dy + r * cols, yr = y + r * cols, dxr = dx + r * cols
                 let inv = invNorm[r]
                 let proj = dot(yr, dyr, cols)
-                let vinv = F16(repeating: inv), vproj = F16(repeating: proj)
+                let vinv = F32x16(repeating: inv), vproj = F32x16(repeating: proj)
                 var i = 0
                 if accumulate {
                     while i + 16 <= cols {
@@ -83,7 +83,7 @@ public enum RowNorm {
                 let xr = x + r * cols, yr = y + r * cols
                 let s = 1 / (dot(xr, xr, cols) / Float(cols) + eps).squareRoot()
                 rstd[r] = s
-                let vs = F16(repeating: s)
+                let vs = F32x16(repeating: s)
                 var i = 0
                 while i + 16 <= cols {
                     store16(load16(xr + i) * vs * load16(gain + i), yr + i)
@@ -109,9 +109,9 @@ public enum RowNorm {
                 for r in range {
                     let dyr = dy + r * cols, xr = x + r * cols, dxr = dx + r * cols
                     let s = rstd[r]
-                    let vs = F16(repeating: s)
+                    let vs = F32x16(repeating: s)
                     // mean(g⊙dy⊙x̂) = rstd · ⟨g⊙dy, x⟩ / cols; dgain += dy ⊙ x · rstd
-                    var acc = F16()
+                    var acc = F32x16()
                     var i = 0
                     while i + 16 <= cols {
                         let dyv = load16(dyr + i), xv = load16(xr + i)
@@ -122,7 +122,7 @@ public enum RowNorm {
                     var t = acc.sum()
                     while i < cols { t += gain[i] * dyr[i] * xr[i]; pg[i] += dyr[i] * xr[i] * s; i += 1 }
                     let m = t * s / Float(cols)
-                    let vms = F16(repeating: m * s)
+                    let vms = F32x16(repeating: m * s)
                     i = 0
                     while i + 16 <= cols {
                         let v = (load16(gain + i) * load16(dyr + i) - load16(xr + i) * vms) * vs

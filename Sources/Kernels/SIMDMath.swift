@@ -2,35 +2,35 @@
 // unaligned loads through UnsafeRawPointer are the fast way in; pointwiseMin/Max are scalar loops, so min/max
 // use masks; scalar float reductions never vectorise, so sums use SIMD accumulators and one `.sum()` at the end.
 
-public typealias F16 = SIMD16<Float>
+public typealias F32x16 = SIMD16<Float>
 
-@inline(__always) func load16(_ p: UnsafePointer<Float>) -> F16 {
-    UnsafeRawPointer(p).loadUnaligned(as: F16.self)
+@inline(__always) func load16(_ p: UnsafePointer<Float>) -> F32x16 {
+    UnsafeRawPointer(p).loadUnaligned(as: F32x16.self)
 }
 
-@inline(__always) func load16(_ p: UnsafeMutablePointer<Float>) -> F16 {
-    UnsafeRawPointer(p).loadUnaligned(as: F16.self)
+@inline(__always) func load16(_ p: UnsafeMutablePointer<Float>) -> F32x16 {
+    UnsafeRawPointer(p).loadUnaligned(as: F32x16.self)
 }
 
-@inline(__always) func store16(_ v: F16, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F16.self)
+@inline(__always) func store16(_ v: F32x16, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F32x16.self)
 }
 
-@inline(__always) func vmax(_ a: F16, _ b: F16) -> F16 { a.replacing(with: b, where: a .< b) }
+@inline(__always) func vmax(_ a: F32x16, _ b: F32x16) -> F32x16 { a.replacing(with: b, where: a .< b) }
 
 /// e^x for 16 lanes: Cody–Waite reduction x = n·ln2 + r and Cephes' degree-6 polynomial for e^r
 /// (max relative error ≈ 1.2e-7 against libm on [-87, 88]). Inputs are clamped to [-87.33, 88]
 /// (results below 2^-126 flush to ~1e-38, which is harmless for softmax); NaN propagates.
-@inline(__always) public func exp16(_ x: F16) -> F16 {
-    let hi = F16(repeating: 88.0)
-    let lo = F16(repeating: -87.33654)
+@inline(__always) public func exp16(_ x: F32x16) -> F32x16 {
+    let hi = F32x16(repeating: 88.0)
+    let lo = F32x16(repeating: -87.33654)
     var xc = x.replacing(with: hi, where: x .> hi)
     xc = xc.replacing(with: lo, where: xc .< lo)
-    let magic = F16(repeating: 12582912.0)  // 1.5·2^23: adding it rounds to an integer held in the low bits
+    let magic = F32x16(repeating: 12582912.0)  // 1.5·2^23: adding it rounds to an integer held in the low bits
     let nb = xc * 1.44269504088896341 + magic
     let n = nb - magic
     let r = xc - n * 0.693359375 + n * 2.12194440e-4
-    var p = F16(repeating: 1.9875691500e-4)
+    var p = F32x16(repeating: 1.9875691500e-4)
     p = p * r + 1.3981999507e-3
     p = p * r + 8.3334519073e-3
     p = p * r + 4.1665795894e-2
@@ -38,19 +38,19 @@ public typealias F16 = SIMD16<Float>
     p = p * r + 5.0000001201e-1
     let e = p * (r * r) + r + 1
     let bits = unsafeBitCast(nb, to: SIMD16<Int32>.self) &- 0x4B40_0000
-    let scale = unsafeBitCast((bits &+ 127) &<< 23, to: F16.self)
+    let scale = unsafeBitCast((bits &+ 127) &<< 23, to: F32x16.self)
     let result = e * scale
     return result.replacing(with: x, where: x .!= x)
 }
 
 /// The logistic sigmoid 1/(1+e^-x) for 16 lanes.
-@inline(__always) public func sigmoid16(_ x: F16) -> F16 {
+@inline(__always) public func sigmoid16(_ x: F32x16) -> F32x16 {
     1 / (1 + exp16(-x))
 }
 
 /// ⟨a, b⟩ over n floats with two SIMD accumulators.
 @inline(__always) func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc0 = F16(), acc1 = F16()
+    var acc0 = F32x16(), acc1 = F32x16()
     var i = 0
     while i + 32 <= n {
         acc0 += load16(a + i) * load16(b + i)

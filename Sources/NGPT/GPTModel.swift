@@ -96,8 +96,7 @@ public final class GPTModel: LanguageModel {
 
     public func projectWeights() -> Float { 0 }
 
-    /// The hidden state after every block of the last forward, [batch × context, d] each (nGPT: unit rows;
-    /// GPT: the residual stream).
+    /// The residual stream after every block of the last forward, [batch × context, d] each.
     public var blockOutputs: [UnsafePointer<Float>] {
         guard let a = acts else { return [] }
         return a.h.dropFirst().map { UnsafePointer($0) }

@@ -120,8 +120,7 @@ public final class NGPTModel: LanguageModel {
         return worst
     }
 
-    /// The hidden state after every block of the last forward, [batch × context, d] each (nGPT: unit rows;
-    /// GPT: the residual stream).
+    /// The hidden state after every block of the last forward, [batch × context, d] each (unit rows).
     public var blockOutputs: [UnsafePointer<Float>] {
         guard let a = acts else { return [] }
         return a.h.dropFirst().map { UnsafePointer($0) }

@@ -174,7 +174,7 @@ public enum DataPreparation {
     }
 
     /// Each document becomes [BOS] + its ids. Lines are encoded one by one (faster than whole documents, and
-    /// identical for models trained here: no piece spans a newline) on the thread budget's workers.
+    /// identical for models trained here: no piece spans a newline), one document per task on GCD's concurrent queue.
     public static func encode(_ docs: [Document], with tokenizer: SentencePieceModel) throws -> [Int32] {
         let newline = try tokenizer.encode("\n")
         var perDocument = [[Int32]](repeating: [], count: docs.count)

@@ -247,7 +247,7 @@ public final class CompareRunner {
         let ext = havePNG ? "png" : "svg"
         r += "\n![validation loss vs step](loss-vs-step.\(ext))\n\n![validation loss vs time](loss-vs-time.\(ext))\n\n"
         r += "## How it was run\n\n```\n\(s.command)\n```\n\n- Machine: \(s.machine)\n- Date: \(s.date)\n- Total time: \(formatDuration(s.secondsTotal))\n"
-        r += "- Method: both arms see the same data order (same seed), tokenizer, batch, context, budget and validation windows; GPT uses AdamW with weight decay 0.1 and 5 % warmup, nGPT Adam without decay or warmup with renormalisation; both cosine to 0 and clip at 1.0. s* is the first step at which nGPT's validation curve, linearly interpolated between evaluations, reaches the GPT's final loss of the same seed.\n"
+        r += "- Method: both arms see the same data order (same seed), tokenizer, batch, context, budget and validation windows; GPT uses AdamW with weight decay \(ModelKind.gpt.recipe.weightDecay) and \(ModelKind.gpt.recipe.warmupPercent) % warmup, nGPT Adam without decay or warmup with renormalisation; both decay by a cosine to \(c.minLr) and clip the gradient norm at \(c.gradClip == 0 ? "∞ (off)" : "\(c.gradClip)"). s* is the first step at which nGPT's validation curve, linearly interpolated between evaluations, reaches the GPT's final loss of the same seed.\n"
         return r
     }
 }

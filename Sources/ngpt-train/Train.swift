@@ -10,7 +10,7 @@ struct Train: ParsableCommand {
         abstract: "Train a model (the default subcommand).",
         usage: "ngpt-train [train] [--<key> <value> ...] [--config <file>] [--resume <dir>] [--force] [--stop-after <n>]",
         discussion: """
-            Precedence: built-in defaults < --config FILE.json (the keys below without their dashes, e.g. \
+            Precedence: built-in defaults < --config FILE.json (the keys below without the leading --, e.g. \
             {"steps": 1000, "mlp-hidden": 512}) < flags. With --resume DIR the checkpoint's configuration replaces \
             the defaults; architecture keys must then match it, the others may change. Ctrl-C (SIGINT) or SIGTERM \
             finishes the current step, writes a checkpoint and exits 0; continue with --resume DIR.

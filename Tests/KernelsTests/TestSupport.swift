@@ -1,17 +1,9 @@
 import Foundation
 @testable import Kernels
 
-/// A small deterministic generator (SplitMix64) so every test draws the same inputs on every platform.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// Float draws for the kernel tests from the library's SplitMix64, so every test draws the same inputs on every
+/// platform.
+extension SplitMix64 {
     /// Approximately N(0, std²) (Box–Muller).
     mutating func normal(_ std: Float = 1) -> Float {
         let u1 = max(Double.random(in: 0..<1, using: &self), 1e-300)

@@ -1,0 +1,74 @@
+import Foundation
+import Kernels
+import NGPT
+import TestSupport
+import Testing
+import Training
+
+/// Every executable's `--help`, compared with the snapshot in Snapshots/ (80 columns). A change to a flag or its
+/// help shows up here as a diff to review; `NGPT_UPDATE_SNAPSHOTS=1 swift test -c release --filter HelpTests`
+/// rewrites the snapshots.
+@Suite struct HelpTests {
+    static let snapshots = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Snapshots").path
+    static let commands: [[String]] = [
+        ["ngpt-train"], ["ngpt-train", "train"], ["ngpt-train", "prepare"], ["ngpt-sample"], ["ngpt-compare"], ["ngpt-inspect"],
+        ["ngpt-bench"], ["ngpt-bench", "kernels"], ["ngpt-bench", "train"], ["ngpt-bench", "sample"],
+    ]
+
+    @Test(arguments: commands)
+    func helpMatchesTheSnapshot(command: [String]) throws {
+        let (status, out, err) = try runProcess(["COLUMNS=80", productsDirectory() + "/" + command[0]] + command.dropFirst() + ["--help"])
+        #expect(status == 0, "\(err)")
+        let path = Self.snapshots + "/" + command.joined(separator: "-") + ".txt"
+        if ProcessInfo.processInfo.environment["NGPT_UPDATE_SNAPSHOTS"] == "1" {
+            try out.write(toFile: path, atomically: true, encoding: .utf8)
+            return
+        }
+        let expected = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(out == expected, "\(command.joined(separator: " ")) --help differs from \(path); review and rerun with NGPT_UPDATE_SNAPSHOTS=1")
+    }
+
+    /// The help is derived from the key table: every key is listed with its default.
+    @Test func trainHelpListsEveryKeyWithItsDefault() throws {
+        let (_, help, _) = try runProcess(["COLUMNS=200", productsDirectory() + "/ngpt-train", "train", "--help"])
+        let out = help.split(whereSeparator: \.isWhitespace).joined(separator: " ")   // help wraps long lines
+        for key in TrainingKey.all {
+            #expect(out.contains("--\(key.name) <"), "--\(key.name) missing from the help")
+            #expect(out.contains("(default: \(key.defaultText))"), "default of --\(key.name) missing")
+        }
+        #expect(out.contains("(default: \(NGPTModel.recipe.learningRate) for ngpt, \(GPTModel.recipe.learningRate) for gpt)"))
+    }
+
+    /// Flags, JSON settings and the stored config all go through the one table.
+    @Test func everyKeyParsesAsAFlagAndRoundTripsThroughJSON() throws {
+        var config = TrainConfig()
+        let flags = ["--model", "gpt", "--layers", "3", "--dim", "64", "--heads", "2", "--mlp-hidden", "100", "--context", "32",
+                     "--vocab-size", "512", "--corpus", "a.txt", "--data-dir", "d", "--tokenizer", "t.model", "--batch-size", "2",
+                     "--grad-accum", "3", "--steps", "50", "--lr=0.01", "--min-lr", "0.001", "--warmup", "5", "--weight-decay", "0.2",
+                     "--grad-clip", "0.5", "--seed", "7", "--eval-every", "10", "--eval-windows", "8", "--sample-tokens", "4",
+                     "--log-every", "2", "--out", "o", "--threads", "1"]
+        let settings = try TrainingKey.settings(fromFlags: flags)
+        #expect(Set(settings.keys) == Set(TrainingKey.all.map(\.name)), "a key without a flag in this test")
+        try config.apply(settings, source: "flags")
+        #expect(config.model == .gpt && config.mlpHidden == 100 && config.lr == 0.01 && config.warmup == 5 && config.out == "o")
+        #expect(try TrainConfig.fromJSON(config.json()) == config)
+        let unknown = #expect(throws: UserError.self) { try TrainingKey.settings(fromFlags: ["--stpes", "3"]) }
+        #expect(unknown?.message.contains("did you mean --steps?") == true)
+        #expect(throws: UserError.self) { try TrainingKey.settings(fromFlags: ["--steps", "ten"]) }
+        #expect(throws: UserError.self) { try TrainingKey.settings(fromFlags: ["--steps"]) }
+    }
+
+    /// Every executable reports a user error the same way: one line, `error: …`, exit status 1.
+    @Test(arguments: [
+        ["ngpt-train", "--steps", "0", "--out", "/tmp/ngpt-help-test-never-created"],
+        ["ngpt-sample", "--checkpoint", "/nonexistent/run"],
+        ["ngpt-inspect", "/nonexistent/run"],
+        ["ngpt-compare", "--preset", "tiny", "--lr", "0.1", "--dir", "/tmp/ngpt-help-test-compare"],
+    ])
+    func userErrorsAreOneLine(command: [String]) throws {
+        let (status, _, err) = try runProcess([productsDirectory() + "/" + command[0]] + command.dropFirst())
+        let lines = err.split(separator: "\n").filter { !$0.hasPrefix("OpenBLAS") }
+        #expect(status == 1, "\(err)")
+        #expect(lines.count == 1 && lines[0].hasPrefix("error: "), "\(err)")
+    }
+}
