@@ -5,6 +5,7 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -55,6 +56,60 @@ extern "C" int spm_train(const char *const *keys, const char *const *values, siz
   return SPM_OK;
   SPM_GUARD_END
 }
+
+namespace {
+
+// SentencePiece's sentence iterator over the caller's callback.
+class CallbackSentences : public sentencepiece::SentenceIterator {
+ public:
+  CallbackSentences(spm_sentence_source next, void *context) : next_(next), context_(context) { Next(); }
+  bool done() const override { return done_; }
+  void Next() override {
+    const char *data = nullptr;
+    size_t length = 0;
+    if (next_(context_, &data, &length) && data != nullptr) {
+      value_.assign(data, length);
+    } else {
+      done_ = true;
+    }
+  }
+  const std::string &value() const override { return value_; }
+  sentencepiece::util::Status status() const override { return sentencepiece::util::Status(); }
+
+ private:
+  spm_sentence_source next_;
+  void *context_;
+  std::string value_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+extern "C" int spm_train_sentences(const char *const *keys, const char *const *values, size_t count, spm_sentence_source next,
+                                   void *context, void **model, size_t *model_length, char *err, size_t errlen) {
+  SPM_GUARD_BEGIN
+  if (next == nullptr || model == nullptr || model_length == nullptr) return fail(err, errlen, "null argument");
+  *model = nullptr;
+  *model_length = 0;
+  std::unordered_map<std::string, std::string> kwargs;
+  for (size_t i = 0; i < count; ++i) {
+    if (keys[i] == nullptr || values[i] == nullptr) return fail(err, errlen, "null trainer flag");
+    kwargs[keys[i]] = values[i];
+  }
+  CallbackSentences sentences(next, context);
+  std::string serialized;
+  auto status = sentencepiece::SentencePieceTrainer::Train(kwargs, &sentences, &serialized);
+  if (!status.ok()) return fail(err, errlen, status.ToString());
+  void *bytes = std::malloc(serialized.size() > 0 ? serialized.size() : 1);
+  if (bytes == nullptr) return fail(err, errlen, "out of memory for the serialized model");
+  std::memcpy(bytes, serialized.data(), serialized.size());
+  *model = bytes;
+  *model_length = serialized.size();
+  return SPM_OK;
+  SPM_GUARD_END
+}
+
+extern "C" void spm_free_bytes(void *bytes) { std::free(bytes); }
 
 extern "C" int spm_load(const char *path, spm_processor **out, char *err, size_t errlen) {
   SPM_GUARD_BEGIN

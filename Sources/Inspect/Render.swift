@@ -1,5 +1,6 @@
 import Foundation
 import Runs
+import Tokenizer
 
 public enum InspectionOutput {
     /// The terminal report; with two reports, side by side.
@@ -58,12 +59,12 @@ public enum InspectionOutput {
 
     /// SVG (and PNG when rsvg-convert is there) figures: scales per layer, singular-value spectra, cosine histograms.
     public static func plots(_ reports: [InspectionReport], directory: String) throws -> [String] {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Directories.create(directory, fix: "choose a writable --plot directory")
         let colors = ["#1f77b4", "#d62728"]
         var written: [String] = []
         func save(_ chart: LineChart, _ name: String) throws {
             let path = directory + "/\(name).svg"
-            try chart.svg().write(toFile: path, atomically: true, encoding: .utf8)
+            try AtomicFile.write(chart.svg(), to: path)
             written.append(renderPNG(svgPath: path) ?? path)
         }
         let ngpt = reports.filter { !$0.scales.isEmpty }

@@ -118,10 +118,10 @@ final class NGPTDecoder: TokenDecoder {
         layers = model.w.blocks.indices.map { l in
             let b = model.w.blocks[l]
             return (w.matrix(b.wq, rows: d, cols: d), w.matrix(b.wk, rows: d, cols: d), w.matrix(b.wv, rows: d, cols: d),
-                    w.matrix(b.wo, rows: d, cols: d), w.matrix(model.upScaled[l], rows: f, cols: d),
-                    w.matrix(model.gateScaled[l], rows: f, cols: d), w.matrix(b.wDown, rows: f, cols: d))
+                    w.matrix(b.wo, rows: d, cols: d), w.matrix(model.scaled.up[l], rows: f, cols: d),
+                    w.matrix(model.scaled.gate[l], rows: f, cols: d), w.matrix(b.wDown, rows: f, cols: d))
         }
-        output = w.matrix(model.outputScaled, rows: c.vocabSize, cols: d)
+        output = w.matrix(model.scaled.output, rows: c.vocabSize, cols: d)
     }
 
     func step(_ token: Int32) -> UnsafeMutablePointer<Float> {

@@ -58,6 +58,12 @@ public final class GPTModel: LanguageModel {
 
     public static func parameterLayout(_ config: ModelConfig) -> ParameterLayout { tensors(config).layout }
 
+    public static func workingFloats(_ config: ModelConfig, batch: Int) -> Int {
+        let counter = Arena(counting: true)
+        _ = Activations(config: config, batch: batch, arena: counter)
+        return counter.count
+    }
+
     public let config: ModelConfig
     public let layout: ParameterLayout
     public let params: FlatTensors
@@ -68,7 +74,7 @@ public final class GPTModel: LanguageModel {
 
     /// Activations per batch size (training and evaluation share one; sampling uses batch 1), and the set the
     /// last forward wrote (what `backward` and `logits` read).
-    private var activationSets: [Int: Activations] = [:]
+    var activationSets: [Int: Activations] = [:]
     private var acts: Activations?
 
     public init(config: ModelConfig) {
@@ -108,7 +114,7 @@ public final class GPTModel: LanguageModel {
     }
 
     final class Activations {
-        let arena = Arena()
+        let arena: Arena
         let batch: Int, n: Int
         var h: [UnsafeMutablePointer<Float>] = []       // [L+1] residual stream at each block's input, [N, d]
         var layers: [Layer] = []
@@ -123,7 +129,8 @@ public final class GPTModel: LanguageModel {
             var a1, rstd1, q, k, v, probs, y, hMid, a2, rstd2, ur, vr, x: UnsafeMutablePointer<Float>
         }
 
-        init(config c: ModelConfig, batch: Int) {
+        init(config c: ModelConfig, batch: Int, arena: Arena = Arena()) {
+            self.arena = arena
             self.batch = batch
             n = batch * c.context
             let d = c.dim, f = c.mlpHidden

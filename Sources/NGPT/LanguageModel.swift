@@ -49,6 +49,10 @@ public protocol LanguageModel: AnyObject {
     /// Every parameter tensor with its shape and initialisation (the checkpoint format).
     static func parameterLayout(_ config: ModelConfig) -> ParameterLayout
 
+    /// Floats a model of this configuration allocates beyond its parameters and gradients when it trains at
+    /// `batch`: activations and their gradients, scratch, working copies of weights.
+    static func workingFloats(_ config: ModelConfig, batch: Int) -> Int
+
     init(config: ModelConfig)
     var config: ModelConfig { get }
     var layout: ParameterLayout { get }
@@ -126,11 +130,21 @@ public struct LearnedScales: Sendable {
     public var alphaAttn: [[Float]], alphaMLP: [[Float]], sqk: [[Float]], su: [[Float]], sv: [[Float]], sz: [Float]
 }
 
-/// Buffers allocated together and freed together (activations, gradients of activations).
+/// Buffers allocated together and freed together (activations, gradients of activations). A counting arena
+/// allocates nothing: it adds up what the same code would allocate (the memory estimate before a run).
 final class Arena {
     private var buffers: [UnsafeMutablePointer<Float>] = []
+    private let counting: Bool
+    /// Floats handed out so far.
+    private(set) var count = 0
+    /// What a counting arena hands out: never read or written.
+    nonisolated(unsafe) private static let placeholder = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+
+    init(counting: Bool = false) { self.counting = counting }
 
     func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
+        self.count += count
+        if counting { return Self.placeholder }
         let p = allocateFloats(count)
         buffers.append(p)
         return p

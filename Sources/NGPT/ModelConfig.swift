@@ -26,17 +26,21 @@ public struct ModelConfig: Codable, Equatable, Sendable {
                               ("MLP hidden", mlpHidden), ("context", context)] where value <= 0 {
             throw UserError("\(name) must be positive, got \(value)")
         }
+        guard dim % 2 == 0 else {
+            throw UserError("--dim \(dim) is odd, but every head's size dim/heads must be even (RoPE rotates pairs); use --dim \(dim - 1) or \(dim + 1)")
+        }
         guard dim % heads == 0 else {
-            throw UserError("heads (\(heads)) must divide dim (\(dim)); e.g. --heads \(Self.divisorNear(dim, heads))")
+            throw UserError("--heads \(heads) must divide --dim \(dim) into an even head size; e.g. --heads \(Self.headsNear(dim, heads))")
         }
         guard headDim % 2 == 0 else {
-            throw UserError("the head size dim/heads = \(headDim) must be even (RoPE rotates pairs)")
+            throw UserError("the head size dim/heads = \(headDim) must be even (RoPE rotates pairs); e.g. --heads \(Self.headsNear(dim, heads))")
         }
         guard vocabSize <= Int(Int32.max) else { throw UserError("vocab size \(vocabSize) is too large") }
     }
 
-    static func divisorNear(_ n: Int, _ k: Int) -> Int {
-        (1...n).filter { n % $0 == 0 && (n / $0) % 2 == 0 }.min { abs($0 - k) < abs($1 - k) } ?? 1
+    /// The head count nearest `k` that divides an even `dim` into an even head size (dim/2 always does).
+    static func headsNear(_ dim: Int, _ k: Int) -> Int {
+        (1...dim / 2).filter { dim % $0 == 0 && (dim / $0) % 2 == 0 }.min { abs($0 - k) < abs($1 - k) } ?? dim / 2
     }
 
     /// Parameter count (every tensor in the layout, scale vectors and gains included).

@@ -70,6 +70,13 @@ public final class NGPTModel: LanguageModel {
 
     public static func parameterLayout(_ config: ModelConfig) -> ParameterLayout { tensors(config).layout }
 
+    public static func workingFloats(_ config: ModelConfig, batch: Int) -> Int {
+        let counter = Arena(counting: true)
+        _ = Activations(config: config, batch: batch, arena: counter)
+        _ = ScaledWeights(config: config, arena: counter)
+        return counter.count
+    }
+
     public let config: ModelConfig
     public let layout: ParameterLayout
     public let params: FlatTensors
@@ -82,16 +89,30 @@ public final class NGPTModel: LanguageModel {
 
     /// Activations per batch size (training and evaluation share one; sampling uses batch 1), and the set the
     /// last forward wrote (what `backward` and `logits` read).
-    private var activationSets: [Int: Activations] = [:]
+    var activationSets: [Int: Activations] = [:]
     private var acts: Activations?
 
     /// Scale vectors that act on a matrix product's outputs are folded into copies of the weights at each
     /// forward (diag(s)·W is [rows, d]; scaling the [tokens, rows] product instead costs a pass over it):
-    /// E_out·diag(s_z), W_up·diag(s_u), W_gate·diag(√d·s_ν). Their gradients come back through `scaledGrad`.
-    private let weightArena = Arena()
-    let outputScaled: UnsafeMutablePointer<Float>
-    let upScaled: [UnsafeMutablePointer<Float>], gateScaled: [UnsafeMutablePointer<Float>]
-    private let scaledGradOut: UnsafeMutablePointer<Float>, scaledGradMLP: UnsafeMutablePointer<Float>
+    /// E_out·diag(s_z), W_up·diag(s_u), W_gate·diag(√d·s_ν). Their gradients come back through `gradOut` and
+    /// `gradMLP` (see `unfoldScaleGradient`).
+    final class ScaledWeights {
+        let arena: Arena
+        let output: UnsafeMutablePointer<Float>                                  // [V, d]
+        let up: [UnsafeMutablePointer<Float>], gate: [UnsafeMutablePointer<Float>]  // [F, d] per layer
+        let gradOut: UnsafeMutablePointer<Float>, gradMLP: UnsafeMutablePointer<Float>
+
+        init(config c: ModelConfig, arena: Arena = Arena()) {
+            self.arena = arena
+            let vd = c.vocabSize * c.dim, fd = c.mlpHidden * c.dim
+            output = arena.floats(vd)
+            up = (0..<c.layers).map { _ in arena.floats(fd) }
+            gate = (0..<c.layers).map { _ in arena.floats(fd) }
+            gradOut = arena.floats(vd)
+            gradMLP = arena.floats(fd)
+        }
+    }
+    let scaled: ScaledWeights
 
     public init(config: ModelConfig) {
         self.config = config
@@ -102,12 +123,7 @@ public final class NGPTModel: LanguageModel {
         w = offsets.map { [params] in params.pointer + $0 }
         g = offsets.map { [grads] in grads.pointer + $0 }
         rope = RoPETable(context: config.context, headDim: config.headDim)
-        let vd = config.vocabSize * config.dim, fd = config.mlpHidden * config.dim
-        outputScaled = weightArena.floats(vd)
-        upScaled = (0..<config.layers).map { [weightArena] _ in weightArena.floats(fd) }
-        gateScaled = (0..<config.layers).map { [weightArena] _ in weightArena.floats(fd) }
-        scaledGradOut = weightArena.floats(vd)
-        scaledGradMLP = weightArena.floats(fd)
+        scaled = ScaledWeights(config: config)
     }
 
     @discardableResult
@@ -133,7 +149,7 @@ public final class NGPTModel: LanguageModel {
 
     /// Saved activations for one (batch, context); allocated once and reused.
     final class Activations {
-        let arena = Arena()
+        let arena: Arena
         let batch: Int, n: Int
         var h: [UnsafeMutablePointer<Float>] = []       // [L+1] block outputs h_l, [N, d] (h_0 = embeddings)
         var layers: [Layer] = []
@@ -153,7 +169,8 @@ public final class NGPTModel: LanguageModel {
             var a2, invA2, u, nu, x, hM, invHM, invRho2: UnsafeMutablePointer<Float>
         }
 
-        init(config c: ModelConfig, batch: Int) {
+        init(config c: ModelConfig, batch: Int, arena: Arena = Arena()) {
+            self.arena = arena
             self.batch = batch
             n = batch * c.context
             let d = c.dim, f = c.mlpHidden, nh = n * c.heads
@@ -237,10 +254,10 @@ public final class NGPTModel: LanguageModel {
                 Columns.scaleRows(weight, by: $0.baseAddress.unsafelyUnwrapped, factor: factor, out, rows: rows, cols: d)
             }
         }
-        fold(w.output, effective.sz, factor: 1, into: outputScaled, rows: config.vocabSize)
+        fold(w.output, effective.sz, factor: 1, into: scaled.output, rows: config.vocabSize)
         for l in 0..<L {
-            fold(w.blocks[l].wUp, effective.su[l], factor: 1, into: upScaled[l], rows: f)
-            fold(w.blocks[l].wGate, effective.sv[l], factor: Float(d).squareRoot(), into: gateScaled[l], rows: f)
+            fold(w.blocks[l].wUp, effective.su[l], factor: 1, into: scaled.up[l], rows: f)
+            fold(w.blocks[l].wGate, effective.sv[l], factor: Float(d).squareRoot(), into: scaled.gate[l], rows: f)
         }
     }
 
@@ -288,8 +305,8 @@ public final class NGPTModel: LanguageModel {
             // --- MLP sub-block ---
             RowNorm.l2Forward(s.hMid, s.a2, invNorm: s.invA2, rows: n, cols: d)
             // u = s_u ⊙ (h·W_upᵀ) = h·(diag(s_u)W_up)ᵀ, ν = √d·s_ν ⊙ (h·W_gateᵀ)   [N, F]
-            GEMM.xwT(s.hMid, upScaled[l], s.u, m: n, k: d, n: f)
-            GEMM.xwT(s.hMid, gateScaled[l], s.nu, m: n, k: d, n: f)
+            GEMM.xwT(s.hMid, scaled.up[l], s.u, m: n, k: d, n: f)
+            GEMM.xwT(s.hMid, scaled.gate[l], s.nu, m: n, k: d, n: f)
             SwiGLU.forward(u: s.u, gate: s.nu, s.x, count: n * f)
             // h_M = Norm(x·W_down)   [N, d]
             GEMM.xw(s.x, wl.wDown, s.hM, m: n, k: f, n: d)
@@ -300,7 +317,7 @@ public final class NGPTModel: LanguageModel {
             RowNorm.l2Forward(a.h[l + 1], a.h[l + 1], invNorm: s.invRho2, rows: n, cols: d)
         }
         // z = s_z ⊙ (h_L·E_outᵀ) = h_L·(diag(s_z)E_out)ᵀ   [N, V]; no final norm
-        GEMM.xwT(a.h[c.layers], outputScaled, a.z, m: n, k: d, n: V)
+        GEMM.xwT(a.h[c.layers], scaled.output, a.z, m: n, k: d, n: V)
         return CrossEntropy.forwardBackward(logits: a.z, targets: targets, rows: n, vocab: V) / Double(n)
     }
 
@@ -315,10 +332,10 @@ public final class NGPTModel: LanguageModel {
                                          gradScale: lossScale / Float(n))
         // G = dzᵀ·h_L is the gradient of E_s = diag(s_z)·E_out   [V, d]:
         //   dE_out[v] += s_z[v]·G[v],  ds_z,raw[v] += √d·⟨G[v], E_out[v]⟩,  dh_L = dz·E_s
-        GEMM.xTy(a.gz, a.h[c.layers], scaledGradOut, m: n, k: V, n: d)
-        unfoldScaleGradient(scaledGradOut, weight: w.output, weightGrad: g.output, scale: effective.sz, factor: 1, scaleGrad: g.sZ,
+        GEMM.xTy(a.gz, a.h[c.layers], scaled.gradOut, m: n, k: V, n: d)
+        unfoldScaleGradient(scaled.gradOut, weight: w.output, weightGrad: g.output, scale: effective.sz, factor: 1, scaleGrad: g.sZ,
                             rawFactor: cu, rows: V)
-        GEMM.xw(a.gz, outputScaled, a.gh, m: n, k: V, n: d)
+        GEMM.xw(a.gz, scaled.output, a.gh, m: n, k: V, n: d)
 
         var gh = a.gh, ghNext = a.ghNext
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
@@ -330,15 +347,15 @@ public final class NGPTModel: LanguageModel {
             GEMM.xTy(s.x, a.gB, gl.wDown, m: n, k: f, n: d, beta: 1)
             SwiGLU.backward(a.gx, u: s.u, gate: s.nu, du: a.gu, dgate: a.gnu, count: n * f)
             // through the folded weights diag(s_u)W_up and diag(√d·s_ν)W_gate (see the head above)
-            GEMM.xTy(a.gu, s.hMid, scaledGradMLP, m: n, k: f, n: d)
-            unfoldScaleGradient(scaledGradMLP, weight: wl.wUp, weightGrad: gl.wUp, scale: effective.su[l], factor: 1,
+            GEMM.xTy(a.gu, s.hMid, scaled.gradMLP, m: n, k: f, n: d)
+            unfoldScaleGradient(scaled.gradMLP, weight: wl.wUp, weightGrad: gl.wUp, scale: effective.su[l], factor: 1,
                                 scaleGrad: gl.sU, rawFactor: 1, rows: f)
-            GEMM.xTy(a.gnu, s.hMid, scaledGradMLP, m: n, k: f, n: d)
-            unfoldScaleGradient(scaledGradMLP, weight: wl.wGate, weightGrad: gl.wGate, scale: effective.sv[l], factor: sqrtD,
+            GEMM.xTy(a.gnu, s.hMid, scaled.gradMLP, m: n, k: f, n: d)
+            unfoldScaleGradient(scaled.gradMLP, weight: wl.wGate, weightGrad: gl.wGate, scale: effective.sv[l], factor: sqrtD,
                                 scaleGrad: gl.sV, rawFactor: sqrtD, rows: f)
             // ∂L/∂h_mid = du·(diag(s_u)W_up) + dν·(diag(√d·s_ν)W_gate) + Norm'(A)ᵀ dA   (into ghNext)
-            GEMM.xw(a.gu, upScaled[l], ghNext, m: n, k: f, n: d)
-            GEMM.xw(a.gnu, gateScaled[l], ghNext, m: n, k: f, n: d, beta: 1)
+            GEMM.xw(a.gu, scaled.up[l], ghNext, m: n, k: f, n: d)
+            GEMM.xw(a.gnu, scaled.gate[l], ghNext, m: n, k: f, n: d, beta: 1)
             RowNorm.l2Backward(a.gA, y: s.a2, invNorm: s.invA2, ghNext, rows: n, cols: d, accumulate: true)
             swap(&gh, &ghNext)
 

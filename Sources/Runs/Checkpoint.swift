@@ -84,7 +84,8 @@ public enum Checkpoint {
                                extra: m.filter { !standardKeys.contains($0.key) })
     }
 
-    /// Loads weights (and moments when `optimizer` is given) into a model of the checkpoint's architecture.
+    /// Loads weights (and moments when `optimizer` is given) into a model of the checkpoint's architecture,
+    /// refusing a tensor with a NaN or an infinity (naming it).
     public static func load(_ file: SafeTensors, into model: LanguageModel, optimizer: AdamW?, path: String) throws {
         func copy(_ name: String, into p: UnsafeMutablePointer<Float>, _ t: TensorSpec) throws {
             guard let e = file.entries[name] else { throw UserError("\(path) lacks tensor \(name) (incomplete or from another model)") }
@@ -92,6 +93,9 @@ public enum Checkpoint {
                 throw UserError("\(path): tensor \(name) is \(e.dtype) \(e.shape), the model needs F32 \(t.shape)")
             }
             let values = try file.floats(name)
+            if let i = values.firstIndex(where: { !$0.isFinite }) {
+                throw UserError("\(path): tensor \(name) holds a non-finite value (\(values[i]) at index \(i)); the checkpoint is unusable, try the run's other checkpoint")
+            }
             p.update(from: values, count: t.count)
         }
         for t in model.layout.tensors {

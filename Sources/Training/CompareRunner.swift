@@ -68,7 +68,7 @@ public final class CompareRunner {
         var probe = TrainConfig()
         try probe.apply(options.training, source: "training flags")
         try probe.validate()
-        try FileManager.default.createDirectory(atPath: options.directory + "/runs", withIntermediateDirectories: true)
+        try Directories.create(options.directory + "/runs", fix: "choose a writable --dir")
     }
 
     var budget: Int {
@@ -91,22 +91,31 @@ public final class CompareRunner {
         settings["out"] = dir
         if p.steps > 0 { settings["steps"] = p.steps }
         let steps = (settings["steps"] as? Int) ?? budget
-        let ckpt = dir + "/latest.safetensors"
-        var resume: String?
+        let ckpt = dir + "/latest.safetensors", metrics = dir + "/metrics.jsonl"
+        var resume: String?, force = false
         if FileManager.default.fileExists(atPath: ckpt) {
-            let meta = try Checkpoint.read(try SafeTensors(path: ckpt), path: ckpt)
-            if meta.step >= steps {
-                printer.line("[\(index)/\(total)] \(p.name): finished earlier, reused (val loss \(String(format: "%.4f", meta.valLoss)))")
-                let curve = try Curve.read(metrics: dir + "/metrics.jsonl")
-                return (curve, .init(arm: p.arm.rawValue, lr: p.lr, seed: p.seed, steps: meta.step, finalValLoss: curve.finalLoss,
-                                     secondsPerStep: meta.wallSeconds / Double(max(1, meta.step)), directory: dir))
+            if let meta = try? Checkpoint.read(try SafeTensors(path: ckpt), path: ckpt) {
+                if meta.step < steps {
+                    resume = dir
+                } else if let curve = try? Curve.read(metrics: metrics), curve.isComplete(through: meta.step) {
+                    printer.line("[\(index)/\(total)] \(p.name): finished earlier, reused (val loss \(String(format: "%.4f", curve.finalLoss)))")
+                    return (curve, .init(arm: p.arm.rawValue, lr: p.lr, seed: p.seed, steps: meta.step, finalValLoss: curve.finalLoss,
+                                         secondsPerStep: meta.wallSeconds / Double(max(1, meta.step)), directory: dir))
+                } else {
+                    printer.line("[\(index)/\(total)] \(p.name): its metrics.jsonl is missing or damaged; training it again")
+                    force = true
+                }
+            } else {
+                printer.line("[\(index)/\(total)] \(p.name): its checkpoint is unreadable; training it again")
+                force = true
             }
-            resume = dir
+        } else if FileManager.default.fileExists(atPath: dir) {
+            force = true   // a run stopped before its first checkpoint
         }
         let eta = finishedRunSeconds.isEmpty ? "" : " (about \(formatDuration(finishedRunSeconds.reduce(0, +) / Double(finishedRunSeconds.count) * Double(remainingRuns))) left overall)"
         printer.line("[\(index)/\(total)] \(p.name): \(resume == nil ? "training" : "resuming") \(steps) steps\(eta)")
         let started = DispatchTime.now().uptimeNanoseconds
-        let trainer = try Trainer(fileSettings: nil, flagSettings: resume == nil ? settings : ["steps": steps], resume: resume, force: false,
+        let trainer = try Trainer(fileSettings: nil, flagSettings: resume == nil ? settings : ["steps": steps], resume: resume, force: force,
                                   printer: printer, stop: stop)
         trainer.quiet = true
         printer.prefix = "  [\(index)/\(total)] \(p.arm.rawValue) lr \(p.lr) seed \(p.seed): "
@@ -116,7 +125,10 @@ public final class CompareRunner {
             throw UserError("\(signal): stopped in \(p.name); run the same ngpt-compare command again to continue (finished runs are reused)")
         }
         finishedRunSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
-        let curve = try Curve.read(metrics: dir + "/metrics.jsonl")
+        let curve = try Curve.read(metrics: metrics)
+        guard curve.isComplete(through: summary.steps) else {
+            throw UserError("\(metrics) lacks the evaluations of the run just trained; delete \(dir) and run the comparison again")
+        }
         return (curve, .init(arm: p.arm.rawValue, lr: p.lr, seed: p.seed, steps: summary.steps, finalValLoss: curve.finalLoss,
                              secondsPerStep: summary.trainSeconds / Double(max(1, summary.steps)), directory: dir))
     }

@@ -10,6 +10,11 @@ public struct Curve: Codable, Sendable, Equatable {
     public init(steps: [Int], losses: [Double], seconds: [Double]) { self.steps = steps; self.losses = losses; self.seconds = seconds }
     public var finalLoss: Double { losses.last ?? .nan }
 
+    /// Evaluations up to `step` are all there and finite (a run's metrics.jsonl is whole).
+    public func isComplete(through step: Int) -> Bool {
+        steps.last == step && !losses.isEmpty && losses.allSatisfy(\.isFinite)
+    }
+
     /// The first step at which the curve, linearly interpolated between evaluations, reaches `target` (≤), or nil.
     public func firstStep(reaching target: Double) -> Double? {
         guard let first = losses.first else { return nil }

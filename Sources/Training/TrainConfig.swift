@@ -40,7 +40,7 @@ public struct TrainConfig: Equatable, Sendable {
     public var tokensPerStep: Int { batchSize * gradAccum * context }
     public var dataOptions: DataOptions {
         DataOptions(corpus: corpus, dataRoot: dataDir,
-                    tokenizer: TokenizerTrainingOptions(vocabSize: vocabSize, threads: max(1, threads == 0 ? 2 : threads)),
+                    tokenizer: TokenizerTrainingOptions(vocabSize: vocabSize),
                     tokenizerModel: tokenizer)
     }
 
@@ -151,7 +151,7 @@ public struct TrainConfig: Equatable, Sendable {
         return [
             ("model", model.rawValue), ("layers", "\(layers)"), ("dim", "\(dim)"), ("heads", "\(heads) (head size \(m.headDim))"),
             ("mlp-hidden", "\(mlpHidden)"), ("context", "\(context)"), ("vocab-size", "\(vocabSize)"),
-            ("parameters", "\(m.parameterCount)"), ("corpus", corpus ?? "(default: Shakespeare)"),
+            ("parameters", "\(m.parameterCount)"), ("memory (estimated)", MemoryEstimate(self).description), ("corpus", corpus ?? "(default: Shakespeare)"),
             ("tokenizer", tokenizer ?? "(trained: bpe \(vocabSize))"), ("batch-size × grad-accum", "\(batchSize) × \(gradAccum) = \(tokensPerStep) tokens/step"),
             ("steps", "\(steps)"), ("lr", "\(peakLR) → \(minLr) (cosine)"), ("warmup", "\(warmupSteps) steps"),
             ("weight-decay", "\(decay)"), ("grad-clip", "\(gradClip)"), ("seed", "\(seed)"),

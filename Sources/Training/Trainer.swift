@@ -32,20 +32,39 @@ public final class Trainer {
     /// Makes the gradients the global batch's before the update (data-parallel training plugs in here).
     public var gradientSync: GradientSync = LocalGradients()
 
-    /// Resolves the configuration (`TrainConfig.resolve`) and claims the run directory. Nothing is trained yet,
-    /// so every refusal (bad config, existing or unwritable directory, mismatched checkpoint) comes before any work.
+    /// Resolves the configuration (`TrainConfig.resolve`), checks that it fits in memory and claims the run
+    /// directory. Nothing is trained yet, so every refusal (bad config, too little memory, a directory in use,
+    /// existing or unwritable, a checkpoint from another run) comes before any work; a new run's directory is
+    /// created only when its configuration is valid.
     public init(fileSettings: [String: Any]?, flagSettings: [String: Any], resume: String?, force: Bool,
                 printer: ProgressPrinter = ProgressPrinter(), stop: StopRequest? = nil) throws {
-        let point = try resume.map { dir in (dir, try RunDirectory.resumePoint(in: dir)) }
-        config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings, resuming: point.map { ($0.0, $0.1.config) })
-        directory = try RunDirectory(claiming: config.out ?? "checkpoints/run", force: force, resuming: resume != nil)
-        resumePoint = point.map { ($0.1.file, $0.1.state) }
+        if let dir = resume {
+            directory = try RunDirectory(claiming: dir, force: false, resuming: true)
+            let point = try directory.resumePoint()
+            config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings, resuming: (dir, point.config))
+            resumePoint = (point.file, point.state)
+            try MemoryEstimate(config).check()
+        } else {
+            config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings)
+            try MemoryEstimate(config).check()
+            directory = try RunDirectory(claiming: config.out ?? "checkpoints/run", force: force, resuming: false)
+            resumePoint = nil
+        }
         self.printer = printer
         self.stop = stop
     }
 
-    /// Trains to `config.steps` (or until a stop request), evaluating and checkpointing on the way.
+    /// Trains to `config.steps` (or until a stop request), evaluating and checkpointing on the way. A new run
+    /// that fails before its first checkpoint leaves the directory as it found it (`RunDirectory.abandon`).
     public func run() throws -> RunSummary {
+        do { return try train() } catch {
+            printer.finish()
+            directory.abandon()
+            throw error
+        }
+    }
+
+    func train() throws -> RunSummary {
         Threads.configure(threads: config.threads)
         if !quiet { printer.line(Threads.startupLine) }
         let data = try prepareData()
@@ -86,11 +105,11 @@ public final class Trainer {
             }
             gradientSync.synchronize(gradients: model.grads, loss: &loss)
             guard loss.isFinite else {
-                throw UserError("the loss became \(loss) at step \(state.step + 1); stopped without saving it (the last good checkpoint in \(runDirectory) is intact); try a lower --lr")
+                throw UserError("the loss became \(loss.isNaN ? "nan" : "\(loss)") at step \(state.step + 1); stopped without saving it (the last good checkpoint in \(runDirectory) is intact); try a lower --lr")
             }
             let update = optimizer.update(model, lr: Float(lr))
             guard update.applied else {
-                throw UserError("the gradient norm became \(update.gradNorm) at step \(state.step + 1); stopped before the update (the last good checkpoint in \(runDirectory) is intact); try a lower --lr or --grad-clip")
+                throw UserError("the gradient norm became \(update.gradNorm.isNaN ? "nan" : "\(update.gradNorm)") at step \(state.step + 1); stopped before the update (the last good checkpoint in \(runDirectory) is intact); try a lower --lr or --grad-clip")
             }
             state.step += 1
             state.tokens += config.tokensPerStep

@@ -11,13 +11,13 @@ struct KernelsBench: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Option(help: "Tokens per step (batch × context).") var tokens: Int = 4096
-    @Option(help: "Context length (rows per sequence for attention and RoPE).") var context: Int = 256
-    @Option(help: "Model width d.") var dim: Int = 256
-    @Option(help: "Attention heads.") var heads: Int = 4
-    @Option(help: "SwiGLU hidden width.") var mlpHidden: Int = 683
-    @Option(help: "Vocabulary size.") var vocab: Int = 4096
-    @Option(help: "Run only the kernels whose name contains this text (e.g. gemm, norm, attention).")
+    @Option(parsing: .unconditional, help: "Tokens per step (batch × context).") var tokens: Int = 4096
+    @Option(parsing: .unconditional, help: "Context length (rows per sequence for attention and RoPE).") var context: Int = 256
+    @Option(parsing: .unconditional, help: "Model width d.") var dim: Int = 256
+    @Option(parsing: .unconditional, help: "Attention heads.") var heads: Int = 4
+    @Option(parsing: .unconditional, help: "SwiGLU hidden width.") var mlpHidden: Int = 683
+    @Option(parsing: .unconditional, help: "Vocabulary size.") var vocab: Int = 4096
+    @Option(parsing: .unconditional, help: "Run only the kernels whose name contains this text (e.g. gemm, norm, attention).")
     var only: String?
 
     func validate() throws {

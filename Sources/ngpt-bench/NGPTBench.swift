@@ -19,10 +19,10 @@ struct NGPTBench: Tool {
 
 /// Options every benchmark takes.
 struct CommonOptions: ParsableArguments {
-    @Option(help: "Thread budget: cores used by BLAS and by the row kernels (0 = all cores).")
+    @Option(parsing: .unconditional, help: "Thread budget: cores used by BLAS and by the row kernels (0 = all cores).")
     var threads: Int = 0
 
-    @Option(help: "Timed repetitions per kernel; the median is reported.")
+    @Option(parsing: .unconditional, help: "Timed repetitions per kernel; the median is reported.")
     var repetitions: Int = 15
 
     func validate() throws {
@@ -34,12 +34,12 @@ struct CommonOptions: ParsableArguments {
 /// The model sizes of `train` and `sample` (config S by default).
 struct ModelSizeOptions: ParsableArguments {
     @Option(help: "Model: ngpt or gpt.") var model: ModelKind = .ngpt
-    @Option(help: "Vocabulary size.") var vocabSize: Int = 4096
-    @Option(help: "Model width d.") var dim: Int = 256
-    @Option(help: "Transformer blocks.") var layers: Int = 4
-    @Option(help: "Attention heads.") var heads: Int = 4
-    @Option(help: "SwiGLU hidden width.") var mlpHidden: Int = 683
-    @Option(help: "Context length.") var context: Int = 256
+    @Option(parsing: .unconditional, help: "Vocabulary size.") var vocabSize: Int = 4096
+    @Option(parsing: .unconditional, help: "Model width d.") var dim: Int = 256
+    @Option(parsing: .unconditional, help: "Transformer blocks.") var layers: Int = 4
+    @Option(parsing: .unconditional, help: "Attention heads.") var heads: Int = 4
+    @Option(parsing: .unconditional, help: "SwiGLU hidden width.") var mlpHidden: Int = 683
+    @Option(parsing: .unconditional, help: "Context length.") var context: Int = 256
     @Flag(help: "Run both models with the same sizes (one table).") var both: Bool = false
 
     var kinds: [ModelKind] { both ? ModelKind.allCases : [model] }

@@ -11,7 +11,7 @@ struct SampleBench: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
     @OptionGroup var sizes: ModelSizeOptions
-    @Option(help: "Weight precisions to run: fp32, bf16 or both (comma-separated).") var precisions: String = "fp32,bf16"
+    @Option(parsing: .unconditional, help: "Weight precisions to run: fp32, bf16 or both (comma-separated).") var precisions: String = "fp32,bf16"
 
     func run() throws {
         Threads.configure(threads: common.threads)

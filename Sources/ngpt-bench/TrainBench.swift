@@ -11,7 +11,7 @@ struct TrainBench: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     @OptionGroup var sizes: ModelSizeOptions
-    @Option(help: "Sequences per step.") var batchSize: Int = 16
+    @Option(parsing: .unconditional, help: "Sequences per step.") var batchSize: Int = 16
 
     func run() throws {
         Threads.configure(threads: common.threads)

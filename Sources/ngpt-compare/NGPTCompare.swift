@@ -25,10 +25,10 @@ struct NGPTCompare: Tool {
 
     @Option(help: "Comparison directory. (default: checkpoints/compare-<preset>)") var dir: String?
     @Option(help: "Preset: default or tiny.") var preset: String = "default"
-    @Option(help: "Seeds, comma-separated (init and data order). (default: from the preset)") var seeds: String?
-    @Option(help: "GPT learning rates to sweep, comma-separated. (default: from the preset)") var gptLr: String?
-    @Option(help: "nGPT learning rates to sweep, comma-separated. (default: from the preset)") var ngptLr: String?
-    @Option(help: "Budget ladder: extra nGPT runs at these fractions of --steps, e.g. N/4,N/2 or 0.25,0.5. (default: none)")
+    @Option(parsing: .unconditional, help: "Seeds, comma-separated (init and data order). (default: from the preset)") var seeds: String?
+    @Option(parsing: .unconditional, help: "GPT learning rates to sweep, comma-separated. (default: from the preset)") var gptLr: String?
+    @Option(parsing: .unconditional, help: "nGPT learning rates to sweep, comma-separated. (default: from the preset)") var ngptLr: String?
+    @Option(parsing: .unconditional, help: "Budget ladder: extra nGPT runs at these fractions of --steps, e.g. N/4,N/2 or 0.25,0.5. (default: none)")
     var budgets: String?
     @Argument(parsing: .allUnrecognized, help: "ngpt-train flags passed to every run (--dim 128 --steps 2000 …).")
     var training: [String] = []

@@ -27,19 +27,19 @@ struct NGPTSample: Tool {
     @Option(help: "SentencePiece model. (default: tokenizer.model next to the checkpoint)") var tokenizer: String?
     @Option(help: "Prompt text. (default: empty — start from BOS)") var prompt: String?
     @Option(help: "Read the prompt from this UTF-8 file.") var promptFile: String?
-    @Option(help: "Sampling temperature; 0 is greedy decoding.") var temperature: Float = 0.8
-    @Option(help: "Keep only the k most likely tokens; 0 = off.") var topK: Int = 0
-    @Option(help: "Nucleus sampling: keep the most likely tokens up to this cumulative probability, in (0, 1]; 1 = off.")
+    @Option(parsing: .unconditional, help: "Sampling temperature; 0 is greedy decoding.") var temperature: Float = 0.8
+    @Option(parsing: .unconditional, help: "Keep only the k most likely tokens; 0 = off.") var topK: Int = 0
+    @Option(parsing: .unconditional, help: "Nucleus sampling: keep the most likely tokens up to this cumulative probability, in (0, 1]; 1 = off.")
     var topP: Float = 1
-    @Option(help: "Drop tokens less likely than this fraction of the most likely one, in [0, 1); 0 = off.") var minP: Float = 0
-    @Option(help: "Penalise tokens already in the context (> 0; 1 = off; e.g. 1.1).") var repetitionPenalty: Float = 1
-    @Option(help: "Seed of the sampler's generator (SplitMix64): the same seed gives the same text everywhere.")
+    @Option(parsing: .unconditional, help: "Drop tokens less likely than this fraction of the most likely one, in [0, 1); 0 = off.") var minP: Float = 0
+    @Option(parsing: .unconditional, help: "Penalise tokens already in the context (> 0; 1 = off; e.g. 1.1).") var repetitionPenalty: Float = 1
+    @Option(parsing: .unconditional, help: "Seed of the sampler's generator (SplitMix64): the same seed gives the same text everywhere.")
     var seed: UInt64 = 1
-    @Option(help: "Tokens to generate per sample.") var maxTokens: Int = 200
+    @Option(parsing: .unconditional, help: "Tokens to generate per sample.") var maxTokens: Int = 200
     @Option(help: "Stop when this text is generated (repeatable; the stop text is not printed).") var stop: [String] = []
-    @Option(help: "Independent samples (seeds seed, seed+1, …).") var numSamples: Int = 1
+    @Option(parsing: .unconditional, help: "Independent samples (seeds seed, seed+1, …).") var numSamples: Int = 1
     @Option(help: "Score this UTF-8 text file instead of generating: mean loss, perplexity, bits per byte.") var perplexity: String?
-    @Option(help: "Thread budget; 0 = all cores.") var threads: Int = 0
+    @Option(parsing: .unconditional, help: "Thread budget; 0 = all cores.") var threads: Int = 0
     @Option(help: "Decoding weights: bf16 (half the memory traffic, ~2–3× faster; logits within ~1 % of fp32) or fp32 (exact: equal to the training forward).")
     var precision: DecodePrecision = .bf16
 

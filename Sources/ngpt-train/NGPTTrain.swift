@@ -24,7 +24,7 @@ struct DataFlags: ParsableArguments {
     @Option(help: "Where corpora are fetched to and token caches are kept.")
     var dataDir: String = "corpora"
 
-    @Option(help: "Vocabulary size of the tokenizer to train (ignored with --tokenizer).")
+    @Option(parsing: .unconditional, help: "Vocabulary size of the tokenizer to train (ignored with --tokenizer).")
     var vocabSize: Int = 4096
 
     @Option(help: "Tokenizer model type: bpe or unigram.")
@@ -33,7 +33,7 @@ struct DataFlags: ParsableArguments {
     @Option(help: "Use this existing SentencePiece .model instead of training one.")
     var tokenizer: String?
 
-    @Option(help: "Fraction of the corpus (by document) held out for validation.")
+    @Option(parsing: .unconditional, help: "Fraction of the corpus (by document) held out for validation.")
     var valFraction: Double = 0.05
 
     func validate() throws {
@@ -41,9 +41,9 @@ struct DataFlags: ParsableArguments {
         guard valFraction > 0, valFraction < 0.5 else { throw ValidationError("--val-fraction must be in (0, 0.5), got \(valFraction)") }
     }
 
-    func options(threads: Int) -> DataOptions {
+    var options: DataOptions {
         DataOptions(corpus: corpus, dataRoot: dataDir,
-                    tokenizer: TokenizerTrainingOptions(vocabSize: vocabSize, modelType: tokenizerType, threads: threads),
+                    tokenizer: TokenizerTrainingOptions(vocabSize: vocabSize, modelType: tokenizerType),
                     tokenizerModel: tokenizer, validationFraction: valFraction)
     }
 }
@@ -57,10 +57,10 @@ struct Prepare: ParsableCommand {
 
     @OptionGroup var data: DataFlags
 
-    @Option(help: "Context length the data must hold at least one window of.")
+    @Option(parsing: .unconditional, help: "Context length the data must hold at least one window of.")
     var context: Int = 256
 
-    @Option(help: "Thread budget (0 = all cores).")
+    @Option(parsing: .unconditional, help: "Thread budget (0 = all cores).")
     var threads: Int = 0
 
     func validate() throws {
@@ -71,7 +71,7 @@ struct Prepare: ParsableCommand {
     func run() throws {
         Threads.configure(threads: threads)
         printError(Threads.startupLine)
-        let prepared = try DataPreparation.prepare(data.options(threads: Threads.count), context: context) { printError($0) }
+        let prepared = try DataPreparation.prepare(data.options, context: context) { printError($0) }
         let s = prepared.stats
         let rows: [(String, String)] = [
             ("corpus", prepared.corpusPath),

@@ -267,9 +267,19 @@ func fixture(_ name: String) throws -> String {
         // a tokenizer with another vocab size
         try AtomicFile.write(syntheticLines(), to: dir + "/t.txt")
         try SentencePieceModel.train(inputFile: dir + "/t.txt", modelPrefix: dir + "/other",
-                                     options: TokenizerTrainingOptions(vocabSize: 320, threads: 1))
+                                     options: TokenizerTrainingOptions(vocabSize: 320))
         #expect(message { _ = try LoadedModel.load(checkpoint: try fixture("tiny-ngpt.safetensors"), tokenizer: dir + "/other.model") }
             .contains("has 320 pieces but the model was trained with 300"))
+        // a checkpoint holding an infinity (what ngpt-sample and ngpt-inspect load) names the tensor
+        let file = try SafeTensors(path: try fixture("tiny-ngpt.safetensors"))
+        let tensors = try file.names.map { name -> SafeTensors.Tensor in
+            var v = try file.floats(name)
+            if name == "s_z" { v[3] = .infinity }
+            return .init(name: name, shape: file.entries[name]!.shape, floats: v)
+        }
+        try AtomicFile.write(SafeTensors.serialize(tensors, metadata: file.metadata), to: dir + "/inf.safetensors")
+        let inf = message { _ = try LoadedModel.load(checkpoint: dir + "/inf.safetensors", tokenizer: try fixture("tokenizer.model")) }
+        #expect(inf.contains("tensor s_z holds a non-finite value"), "\(inf)")
     }
 
     func syntheticLines() -> String {

@@ -161,7 +161,7 @@ import Kernels
     @Test func prepareBuildsReusesAndRebuildsCaches() throws {
         let dir = try temporaryDirectory()
         let path = try corpus(in: dir)
-        let options = DataOptions(corpus: path, dataRoot: dir + "/data", tokenizer: TokenizerTrainingOptions(vocabSize: 400, threads: 1))
+        let options = DataOptions(corpus: path, dataRoot: dir + "/data", tokenizer: TokenizerTrainingOptions(vocabSize: 400))
         let first = try DataPreparation.prepare(options, context: 32)
         #expect(first.stats.tokenizerTrained && first.stats.tokensRebuilt)
         #expect(first.stats.trainDocuments + first.stats.validationDocuments == 24)
@@ -191,14 +191,14 @@ import Kernels
             do { _ = try DataPreparation.prepare(options, context: context); return "" }
             catch let e as UserError { return e.message } catch { return "\(error)" }
         }
-        let small = TokenizerTrainingOptions(vocabSize: 400, threads: 1)
+        let small = TokenizerTrainingOptions(vocabSize: 400)
         #expect(message(DataOptions(corpus: dir + "/nope", dataRoot: dir + "/d", tokenizer: small)).contains("corpus not found"))
         let path = try corpus(in: dir, documents: 3, lines: 150)
         // a context longer than the validation split
         #expect(message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: small), context: 100_000)
             .contains("fewer than one window"))
         // a vocab larger than the corpus supports
-        #expect(message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: TokenizerTrainingOptions(vocabSize: 60_000, threads: 1)))
+        #expect(message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: TokenizerTrainingOptions(vocabSize: 60_000)))
             .contains("--vocab-size"))
         // a corrupt tokenizer model given by the user
         try AtomicFile.write("junk", to: dir + "/junk.model")

@@ -32,7 +32,7 @@ func trainSmallModel(in dir: String, vocab: Int = 400, type: TokenizerTrainingOp
     let input = dir + "/train.txt"
     try AtomicFile.write(syntheticText(lines: 3000, seed: 1), to: input)
     try SentencePieceModel.train(inputFile: input, modelPrefix: dir + "/m",
-                                 options: TokenizerTrainingOptions(vocabSize: vocab, modelType: type, threads: 1))
+                                 options: TokenizerTrainingOptions(vocabSize: vocab, modelType: type))
     return dir + "/m.model"
 }
 

@@ -52,13 +52,13 @@ import Testing
         try AtomicFile.write("tiny corpus\n", to: dir + "/tiny.txt")
         let tooBig = #expect(throws: UserError.self) {
             try SentencePieceModel.train(inputFile: dir + "/tiny.txt", modelPrefix: dir + "/m",
-                                         options: TokenizerTrainingOptions(vocabSize: 50_000, threads: 1))
+                                         options: TokenizerTrainingOptions(vocabSize: 50_000))
         }
         #expect(tooBig?.message.contains("--vocab-size") == true)
         try AtomicFile.write("", to: dir + "/empty.txt")
         #expect(throws: UserError.self) {
             try SentencePieceModel.train(inputFile: dir + "/empty.txt", modelPrefix: dir + "/m",
-                                         options: TokenizerTrainingOptions(vocabSize: 300, threads: 1))
+                                         options: TokenizerTrainingOptions(vocabSize: 300))
         }
     }
 

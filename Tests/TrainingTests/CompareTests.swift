@@ -78,6 +78,14 @@ import Testing
         let again = try CompareRunner(options: options, printer: ProgressPrinter(isTerminal: false)).run()
         #expect(try Data(contentsOf: URL(fileURLWithPath: metrics)) == before)
         #expect(again.perSeed == summary.perSeed)
+        // A finished run whose metrics are lost or damaged is trained again: never a NaN in the summary.
+        try Data().write(to: URL(fileURLWithPath: metrics))
+        try Data("{\"type\": \"ev".utf8).write(to: URL(fileURLWithPath: dir + "/runs/ngpt-lr0.006-seed2/metrics.jsonl"))
+        let repaired = try CompareRunner(options: options, printer: ProgressPrinter(isTerminal: false)).run()
+        #expect(repaired.perSeed.map(\.gptFinal) == summary.perSeed.map(\.gptFinal))
+        #expect(repaired.perSeed.map(\.ngptFinal) == summary.perSeed.map(\.ngptFinal))
+        #expect(repaired.lrSweep.allSatisfy { $0.finalValLoss.isFinite })
+        #expect(try Curve.read(metrics: metrics).isComplete(through: 12))
     }
 
     @Test func perArmKeysAreRefused() {

@@ -195,26 +195,44 @@ enum Fixture {
         #expect(throws: UserError.self) { _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: Fixture.root + "/afile/run")) }
     }
 
-    @Test func nonFiniteLossStopsAndKeepsTheLastCheckpoint() throws {
-        let dir = Fixture.newDir("nan")
-        _ = try Fixture.run(Fixture.settings("gpt", steps: 6, out: dir), stopAfter: 2)
-        // Poison the weights behind the trainer's back, in a copy loaded as the run's checkpoint.
-        let path = dir + "/latest.safetensors"
-        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+    /// Rewrites a checkpoint with `change` applied to the named tensor's values; returns the new bytes.
+    static func tamper(_ path: String, _ tensor: String, _ change: (inout [Float]) -> Void) throws -> Data {
         let file = try SafeTensors(path: path)
         var tensors: [SafeTensors.Tensor] = []
         for name in file.names {
             var v = try file.floats(name)
-            if name == "output.weight" { v[0] = .nan }
+            if name == tensor { change(&v) }
             tensors.append(.init(name: name, shape: file.entries[name]!.shape, floats: v))
         }
-        let poisoned = SafeTensors.serialize(tensors, metadata: file.metadata)
-        try AtomicFile.write(poisoned, to: path)
+        let bytes = SafeTensors.serialize(tensors, metadata: file.metadata)
+        try AtomicFile.write(bytes, to: path)
+        return Data(bytes)
+    }
+
+    @Test func nonFiniteLossStopsAndKeepsTheLastCheckpoint() throws {
+        let dir = Fixture.newDir("nan")
+        _ = try Fixture.run(Fixture.settings("gpt", steps: 6, out: dir), stopAfter: 2)
+        // Poison the optimiser state behind the trainer's back (finite, so the checkpoint loads): a negative second
+        // moment makes the first update NaN, and the next forward's loss NaN.
+        let path = dir + "/latest.safetensors"
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        let poisoned = try Self.tamper(path, "opt.v.output.weight") { v in for i in v.indices { v[i] = -1 } }
         let error = #expect(throws: UserError.self) { _ = try Fixture.run(["threads": 1], resume: dir) }
-        #expect(error?.message.contains("the loss became nan") == true)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(poisoned))  // untouched by the failed run
+        #expect(error?.message.contains("the loss became nan") == true, "\(error?.message ?? "")")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == poisoned)  // untouched by the failed run
         try good.write(to: URL(fileURLWithPath: path))
         #expect(try Fixture.run(["threads": 1], resume: dir).steps == 6)
+    }
+
+    /// A checkpoint holding a NaN is refused on load, naming the tensor, and left as it is.
+    @Test func nonFiniteCheckpointIsRefusedOnLoad() throws {
+        let dir = Fixture.newDir("nanload")
+        _ = try Fixture.run(Fixture.settings("ngpt", steps: 4, out: dir), stopAfter: 2)
+        let path = dir + "/latest.safetensors"
+        let poisoned = try Self.tamper(path, "layers.1.mlp.w_up") { $0[5] = .nan }
+        let error = #expect(throws: UserError.self) { _ = try Fixture.run(["threads": 1], resume: dir) }
+        #expect(error?.message.contains("layers.1.mlp.w_up") == true && error?.message.contains("non-finite") == true)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == poisoned)
     }
 
     @Test func corruptCheckpointIsAClearError() throws {

@@ -26,6 +26,17 @@ typedef struct spm_processor spm_processor;
 // options.md). Passing them as pairs, not one command line, keeps paths with spaces intact.
 int spm_train(const char *const *keys, const char *const *values, size_t count, char *err, size_t errlen);
 
+// Supplies training sentences: sets *data/*length to the next sentence (valid until the next call) and returns 1,
+// or returns 0 when there are no more.
+typedef int (*spm_sentence_source)(void *context, const char **data, size_t *length);
+
+// Trains a model on the sentences `next` supplies (flags as for spm_train, without input and model_prefix) and
+// returns the serialized model in *model (free it with spm_free_bytes). Neither an input file nor a model file is
+// involved, so the model records no path: it is a function of the sentences and the flags alone.
+int spm_train_sentences(const char *const *keys, const char *const *values, size_t count, spm_sentence_source next,
+                        void *context, void **model, size_t *model_length, char *err, size_t errlen);
+void spm_free_bytes(void *bytes);
+
 // Loads a .model file (or serialized ModelProto bytes). On success *out owns a processor; free it with spm_free.
 int spm_load(const char *path, spm_processor **out, char *err, size_t errlen);
 int spm_load_from_bytes(const void *bytes, size_t length, spm_processor **out, char *err, size_t errlen);
