@@ -105,6 +105,10 @@ func unitRandom(_ rows: Int, _ cols: Int, seed: UInt64) -> [Float] {
         let loaded = try LoadedModel.load(checkpoint: tinyCheckpoint)
         let error = #expect(throws: UserError.self) { _ = try Inspector.inspect(loaded, neighbours: ["zyzzyva"], text: nil) }
         #expect(error?.message.contains("not a single token") == true)
+        // a plot directory that cannot be made: one line with the system's reason
+        let r = try Inspector.inspect(loaded, neighbours: [], text: nil)
+        let plot = #expect(throws: UserError.self) { _ = try InspectionOutput.plots([r], directory: "/proc/ngpt-x") }
+        #expect(plot?.message.contains("cannot create directory /proc/ngpt-x") == true && plot?.message.contains("--plot") == true)
     }
 
     @Test func plotsAreWritten() throws {

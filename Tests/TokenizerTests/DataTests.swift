@@ -200,10 +200,18 @@ import Kernels
         // a vocab larger than the corpus supports
         #expect(message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: TokenizerTrainingOptions(vocabSize: 60_000)))
             .contains("--vocab-size"))
-        // a corrupt tokenizer model given by the user
+        // a vocabulary smaller than the characters it must hold: the message gives the minimum
+        let tiny = message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: TokenizerTrainingOptions(vocabSize: 10)))
+        #expect(tiny.contains("--vocab-size 10 is too small") && tiny.contains("distinct character"), "\(tiny)")
+        let minimum = Int(tiny.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .punctuationCharacters)) }.last ?? 0)
+        #expect(minimum > 256 && message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: TokenizerTrainingOptions(vocabSize: minimum))).isEmpty)
+        // a corrupt tokenizer model given by the user (not a cache: nothing tells the user to delete it)
         try AtomicFile.write("junk", to: dir + "/junk.model")
-        #expect(message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizerModel: dir + "/junk.model"))
-            .contains("not a valid SentencePiece model"))
+        let junk = message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizerModel: dir + "/junk.model"))
+        #expect(junk.contains("not a valid SentencePiece model") && !junk.contains("delete"))
+        // a data directory that cannot be created: the system's reason, no Foundation error dump
+        let unwritable = message(DataOptions(corpus: path, dataRoot: dir + "/junk.model/d", tokenizer: small))
+        #expect(unwritable.contains("cannot create directory") && !unwritable.contains("NSCocoaErrorDomain"), "\(unwritable)")
         // a truncated token cache, and a cache whose vocab disagrees with the tokenizer
         let ok = DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: small)
         let prepared = try DataPreparation.prepare(ok, context: 32)
@@ -215,6 +223,29 @@ import Kernels
         mismatched[16] = 0xFF; mismatched[17] = 0xFF  // vocab 65535, same source hash
         try AtomicFile.write(mismatched, to: trainBin)
         #expect(message(ok).contains("but the tokenizer has 400"))
+    }
+
+    /// A tokenizer is a function of its training text and options: not of the thread count, the data directory
+    /// or the process that trained it. A damaged cached model is trained again.
+    @Test func tokenizersAreReproducible() throws {
+        let dir = try temporaryDirectory()
+        let path = try corpus(in: dir)
+        let exe = productsDirectory() + "/ngpt-train"
+        var models: [Data] = []
+        for (dataDir, threads) in [("/a", "1"), ("/b", "2"), ("/c", "200")] {
+            let (status, _, err) = try runProcess([exe, "prepare", "--corpus", path, "--data-dir", dir + dataDir, "--vocab-size", "400",
+                                                   "--context", "32", "--threads", threads])
+            #expect(status == 0, "\(err)")
+            let found = FileManager.default.enumerator(atPath: dir + dataDir)?.compactMap { $0 as? String }.first { $0.hasSuffix("tokenizer.model") }
+            models.append(try Data(contentsOf: URL(fileURLWithPath: dir + dataDir + "/" + (found ?? ""))))
+        }
+        #expect(models[0] == models[1] && models[1] == models[2])
+        #expect(String(decoding: models[0], as: UTF8.self).range(of: dir) == nil, "the model records a path")
+        let options = DataOptions(corpus: path, dataRoot: dir + "/a", tokenizer: TokenizerTrainingOptions(vocabSize: 400))
+        let prepared = try DataPreparation.prepare(options, context: 32)
+        try AtomicFile.write("damaged", to: prepared.tokenizerPath)
+        let again = try DataPreparation.prepare(options, context: 32)
+        #expect(again.stats.tokenizerTrained && again.tokenizer.modelBytes == [UInt8](models[0]))
     }
 
     @Test func prepareCommandPrintsItsTableAndFailsCleanly() throws {

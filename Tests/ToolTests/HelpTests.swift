@@ -64,11 +64,30 @@ import Training
         ["ngpt-sample", "--checkpoint", "/nonexistent/run"],
         ["ngpt-inspect", "/nonexistent/run"],
         ["ngpt-compare", "--preset", "tiny", "--lr", "0.1", "--dir", "/tmp/ngpt-help-test-compare"],
+        ["ngpt-compare", "--preset", "tiny", "--dir", "/etc/passwd"],
+        ["ngpt-train", "--steps", "1", "--out", "/etc/passwd/sub"],
+        ["ngpt-train", "--steps", "-5", "--out", "/tmp/ngpt-help-test-never-created"],
+        ["ngpt-train", "--dim", "65", "--heads", "2", "--out", "/tmp/ngpt-help-test-never-created"],
+        ["ngpt-train", "--context", "30000", "--out", "/tmp/ngpt-help-test-never-created"],
     ])
     func userErrorsAreOneLine(command: [String]) throws {
         let (status, _, err) = try runProcess([productsDirectory() + "/" + command[0]] + command.dropFirst())
         let lines = err.split(separator: "\n").filter { !$0.hasPrefix("OpenBLAS") }
         #expect(status == 1, "\(err)")
         #expect(lines.count == 1 && lines[0].hasPrefix("error: "), "\(err)")
+        #expect(!err.contains("NSCocoaErrorDomain") && !err.contains("Missing value"), "\(err)")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/ngpt-help-test-never-created"))
+    }
+
+    /// What the messages say, where they used to mislead.
+    @Test func messagesSayWhatToDo() throws {
+        func error(_ args: [String]) throws -> String { try runProcess([productsDirectory() + "/" + args[0]] + args.dropFirst()).2 }
+        #expect(try error(["ngpt-train", "--steps", "-5", "--out", "/tmp/ngpt-x"]).contains("--steps must be positive, got -5"))
+        let odd = try error(["ngpt-train", "--dim", "65", "--heads", "2", "--out", "/tmp/ngpt-x"])
+        #expect(odd.contains("--dim 65 is odd") && odd.contains("64 or 66"))
+        #expect(try error(["ngpt-train", "--dim", "64", "--heads", "3", "--out", "/tmp/ngpt-x"]).contains("e.g. --heads 2"))
+        #expect(try error(["ngpt-train", "--context", "30000", "--out", "/tmp/ngpt-x"]).contains("is available"))
+        #expect(try error(["ngpt-sample", "--checkpoint", "x", "--max-tokens", "-5"]).contains("--max-tokens must be ≥ 1, got -5"))
+        #expect(try error(["ngpt-compare", "--dir", "/etc/passwd"]).contains("cannot create directory /etc/passwd"))
     }
 }

@@ -59,6 +59,34 @@ import Tokenizer
         #expect(try Fixture.run(["steps": 3, "threads": 1], resume: dir).steps == 3)
     }
 
+    /// Two processes on one --out: the second gets one line naming the first's pid and exits 1; the first goes on.
+    @Test func aSecondProcessIsRefused() throws {
+        let exe = productsDirectory() + "/ngpt-train"
+        let dir = Fixture.newDir("lock2")
+        _ = try Fixture.run(Fixture.settings("ngpt", steps: 1, out: Fixture.newDir("warm2")))   // data prepared
+        let args = ["--layers", "2", "--dim", "32", "--heads", "2", "--mlp-hidden", "48", "--context", "32", "--vocab-size", "300",
+                    "--batch-size", "4", "--steps", "100000", "--eval-every", "100000", "--sample-tokens", "0",
+                    "--corpus", Fixture.root + "/corpus", "--data-dir", Fixture.root + "/data", "--log-every", "1", "--threads", "1",
+                    "--out", dir]
+        let first = Process()
+        first.executableURL = URL(fileURLWithPath: exe)
+        first.arguments = args
+        first.standardOutput = FileHandle.nullDevice
+        first.standardError = FileHandle.nullDevice
+        try first.run()
+        defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && Fixture.metrics(dir).isEmpty { usleep(10_000) }
+        for extra in [[String](), ["--force"]] {
+            let (status, _, err) = try runProcess([exe] + args + extra)
+            #expect(status == 1 && err.contains("in use by another ngpt-train (pid \(first.processIdentifier))"), "\(err)")
+        }
+        #expect(first.isRunning)
+        kill(first.processIdentifier, SIGINT)
+        first.waitUntilExit()
+        #expect(first.terminationStatus == 0)
+    }
+
     /// Temp files of a killed writer are removed when the directory is next claimed.
     @Test func orphanedTempFilesAreCleaned() throws {
         let dir = Fixture.newDir("orphans")
