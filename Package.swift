@@ -38,8 +38,13 @@ let package = Package(
         .target(name: "CSentencePiece",
                 linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train")]),
 
+        // ngpt's own AVX-512 GEMM (fp32 and bf16): per-function target attributes, chosen at run time.
+        .target(name: "CGEMM"),
+        // The program's one pool of worker threads.
+        .target(name: "CThreadPool"),
+
         // Libraries, bottom up
-        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CGEMM", "CThreadPool"], swiftSettings: kernelFlags),
         .target(name: "Tokenizer", dependencies: ["CSentencePiece", "Kernels"]),
         .target(name: "NGPT", dependencies: ["Kernels"]),
         // What every tool reads of a run: checkpoints, loading, the evaluation loop, decoding, charts.
@@ -52,7 +57,7 @@ let package = Package(
 
         // Executables
         .executableTarget(name: "ngpt-bench", dependencies: [
-            "Kernels", "CBLAS", "NGPT", "Sampling", "ToolSupport",
+            "Kernels", "CBLAS", "CGEMM", "NGPT", "Sampling", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ngpt-train", dependencies: [
@@ -74,7 +79,7 @@ let package = Package(
 
         // Tests
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CBLAS", "CGEMM"]),
         .testTarget(name: "CSentencePieceTests", dependencies: ["CSentencePiece"]),
         .testTarget(name: "TokenizerTests", dependencies: ["TestSupport", "Tokenizer", "Kernels"]),
         .testTarget(name: "NGPTTests", dependencies: ["NGPT", "Kernels"], resources: [.copy("Fixtures")]),

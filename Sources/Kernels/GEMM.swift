@@ -1,8 +1,86 @@
 import CBLAS
+import CGEMM
+import Glibc
 
-/// The one seam every matrix product in ngpt goes through (OpenBLAS' sgemm today). All matrices are row-major
-/// with explicit leading dimensions, so head slices of a [tokens, d] activation can be used in place.
+/// The one seam every matrix product in ngpt goes through. On CPUs with AVX-512 it runs ngpt's own packed GEMM
+/// (CGEMM: fp32, or bf16 inputs with fp32 accumulation) split over the thread budget's workers; elsewhere, or with
+/// `NGPT_GEMM=openblas`, OpenBLAS' sgemm. All matrices are row-major with explicit leading dimensions, so head
+/// slices of a [tokens, d] activation can be used in place.
 public enum GEMM {
+    public enum Path: String, Sendable {
+        /// ngpt's AVX-512 kernels.
+        case native
+        /// OpenBLAS' cblas_sgemm (fp32 only): the fallback, and the reference in tests.
+        case openblas
+    }
+
+    /// What the products' inputs are rounded to. bf16: each input rounded to bfloat16 (to nearest even) as it is
+    /// packed, products accumulated in fp32; what every caller holds (weights, activations, gradients) stays fp32.
+    public enum Precision: String, Sendable, CaseIterable {
+        case fp32, bf16
+    }
+
+    /// The kernels this CPU and OS can run (CGEMM's feature bits).
+    public static let features = Int(ngpt_gemm_features())
+    public static var hasAVX512: Bool { features & Int(NGPT_GEMM_AVX512F) != 0 }
+    public static var hasBF16: Bool { features & Int(NGPT_GEMM_AVX512BF16) != 0 }
+
+    nonisolated(unsafe) public private(set) static var path: Path = defaultPath
+    /// The calling thread's input precision (set by `configure`; a run sets it on the thread that trains).
+    public static var precision: Precision { ngpt_gemm_thread_precision() != 0 ? .bf16 : .fp32 }
+
+    /// Native where the CPU has AVX-512, unless `NGPT_GEMM=openblas` (or `native`) says otherwise.
+    static var defaultPath: Path {
+        switch getenv("NGPT_GEMM").map({ String(cString: $0) }) {
+        case "openblas": return .openblas
+        default: return hasAVX512 ? .native : .openblas
+        }
+    }
+
+    /// Chooses the path (for the whole program) and the calling thread's precision. bf16 needs AVX512_BF16 (the
+    /// native path); a request the CPU cannot meet is a clear error, never a silent fallback.
+    public static func configure(path requested: Path? = nil, precision: Precision) throws {
+        let env = getenv("NGPT_GEMM").map { String(cString: $0) }
+        if let env, env != "native", env != "openblas" {
+            throw UserError("NGPT_GEMM must be native or openblas, got \(env)")
+        }
+        let chosen = requested ?? defaultPath
+        if chosen == .native && !hasAVX512 {
+            throw UserError("NGPT_GEMM=native needs AVX-512, which this CPU (\(cpuModel)) lacks; unset it to use OpenBLAS")
+        }
+        if precision == .bf16 && (chosen != .native || !hasBF16) {
+            throw UserError(chosen == .native || !hasAVX512
+                ? "--precision bf16 needs AVX512_BF16, which this CPU (\(cpuModel)) lacks; use --precision fp32"
+                : "--precision bf16 needs ngpt's own GEMM, but NGPT_GEMM=openblas is set; unset it or use --precision fp32")
+        }
+        path = chosen
+        ngpt_gemm_set_thread_precision(precision == .bf16 ? 1 : 0)
+    }
+
+    /// "native AVX-512 (fp32 and bf16 kernels), bf16 inputs" or "OpenBLAS core Haswell": for start-up lines.
+    public static var description: String {
+        switch path {
+        case .native: return "native AVX-512 (\(hasBF16 ? "fp32 and bf16 kernels" : "fp32 kernel")), \(precision.rawValue) inputs"
+        case .openblas: return "OpenBLAS core \(Threads.blasCoreName), fp32"
+        }
+    }
+
+    /// The CPU's model name (/proc/cpuinfo).
+    public static let cpuModel: String = {
+        guard let f = fopen("/proc/cpuinfo", "r") else { return "unknown CPU" }
+        defer { fclose(f) }
+        var line: UnsafeMutablePointer<CChar>?
+        var size = 0
+        defer { free(line) }
+        while getline(&line, &size, f) > 0 {
+            let text = String(cString: line!)
+            if text.hasPrefix("model name"), let colon = text.firstIndex(of: ":") {
+                return text[text.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+        }
+        return "unknown CPU"
+    }()
+
     /// C[m×n] = alpha · op(A) · op(B) + beta · C, where op(A) is m×k (A stored k×m when `transA`)
     /// and op(B) is k×n (B stored n×k when `transB`).
     @inline(__always)
@@ -15,8 +93,30 @@ public enum GEMM {
         _ c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        guard path == .native else {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
+        native(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a, lda: lda, b, ldb: ldb, beta: beta, c, ldc: ldc,
+               precision: precision)
+    }
+
+    /// ngpt's kernel at a given precision, rows of C split over the budget's workers in 14-row tiles (every
+    /// element is computed the same way whatever the split, so results do not depend on the thread count).
+    public static func native(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                              _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
+                              _ c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision) {
+        let tile = 14
+        let tiles = (m + tile - 1) / tile
+        let bf16: Int32 = precision == .bf16 ? 1 : 0
+        nonisolated(unsafe) let a = a, b = b, c = c
+        Threads.parallelFor(tiles, workPerItem: tile * n * k / 2) { _, range in
+            let m0 = range.lowerBound * tile, m1 = min(m, range.upperBound * tile)
+            guard m1 > m0 else { return }
+            ngpt_gemm(transA ? 1 : 0, transB ? 1 : 0, m1 - m0, n, k, alpha, transA ? a + m0 : a + m0 * lda, lda, b, ldb, beta,
+                      c + m0 * ldc, ldc, bf16)
+        }
     }
 
     /// Y[M,N] = X[M,K] · W[K,N]  (+ beta·Y). Used for y = x·W layers (W_o, W_oMLP) and P·V.

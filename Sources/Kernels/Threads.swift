@@ -1,9 +1,11 @@
 import CBLAS
-import Dispatch
+import CThreadPool
 
-/// The program's one threading policy: a single budget of cores.
+/// The program's one threading policy: a single budget of cores, served by one pool of worker threads
+/// (CThreadPool: persistent pthreads that spin ~50 µs for the next job, then sleep).
 ///
-/// - During a GEMM, OpenBLAS owns all `count` cores (its thread count is kept equal to the budget).
+/// - ngpt's own GEMM splits its rows over the pool; with the OpenBLAS fallback, OpenBLAS owns all `count` cores
+///   during a product (its thread count is kept equal to the budget).
 /// - Our own row kernels split rows over the same cores with `parallelFor`, but only when the work is big
 ///   enough; otherwise they run on the caller. Measured here (ngpt-bench kernels): streaming kernels over
 ///   cache-resident [4096, 256] activations are *slower* split over the two vCPUs (0.12 → 0.21 ms for the L2
@@ -17,7 +19,8 @@ public enum Threads {
     public static let maxWorkers: Int = max(1, Int(openblas_get_num_procs()))
 
     nonisolated(unsafe) private static var budget: Int = maxWorkers
-    nonisolated(unsafe) private static var insideParallelRegion = false
+    /// Inside a share of a pool job (nested calls run serially). Per thread.
+    private static var insideParallelRegion: Bool { ngpt_pool_in_job() != 0 }
 
     /// Work (byte-equivalents) below which a kernel stays on the calling thread.
     public static let minParallelWork = 16 << 20
@@ -40,9 +43,9 @@ public enum Threads {
         return String(cString: name)
     }
 
-    /// One line for the start-up log of every executable.
+    /// One line for the start-up log of every executable: the CPU, the GEMM path and the thread budget.
     public static var startupLine: String {
-        "OpenBLAS core \(blasCoreName), \(openblas_get_num_threads()) BLAS threads; thread budget \(budget) of \(maxWorkers) cores"
+        "\(GEMM.cpuModel); GEMM \(GEMM.description); thread budget \(budget) of \(maxWorkers) cores"
     }
 
     /// Runs `body` over contiguous chunks of `0..<count`, in parallel when `count * workPerItem` is at least
@@ -79,16 +82,22 @@ public enum Threads {
         return try body()
     }
 
+    /// Splits `0..<count` into `workers` contiguous chunks run on the pool (chunk 0 on the calling thread).
     private static func fork(_ count: Int, workers: Int, _ body: (Int, Range<Int>) -> Void) {
-        insideParallelRegion = true
-        defer { insideParallelRegion = false }
         withoutActuallyEscaping(body) { body in
-            nonisolated(unsafe) let work = body
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                let lo = count * w / workers
-                let hi = count * (w + 1) / workers
-                work(w, lo..<hi)
+            var job = Job(count: count, workers: workers, body: body)
+            withUnsafeMutablePointer(to: &job) { pointer in
+                ngpt_pool_run(Int32(workers), { context, w in
+                    let job = context.unsafelyUnwrapped.assumingMemoryBound(to: Job.self).pointee
+                    let worker = Int(w)
+                    job.body(worker, job.count * worker / job.workers..<job.count * (worker + 1) / job.workers)
+                }, pointer)
             }
         }
+    }
+
+    private struct Job {
+        let count: Int, workers: Int
+        let body: (Int, Range<Int>) -> Void
     }
 }

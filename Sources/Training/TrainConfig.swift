@@ -22,6 +22,7 @@ public struct TrainConfig: Equatable, Sendable {
     public var weightDecay: Double? = nil
     public var gradClip: Double = 1.0
     public var seed = 1337
+    public var precision: GEMM.Precision = .fp32
     // evaluation and output
     public var evalEvery = 100, evalWindows = 64, sampleTokens = 48, logEvery = 10
     public var out: String? = nil
@@ -154,7 +155,7 @@ public struct TrainConfig: Equatable, Sendable {
             ("parameters", "\(m.parameterCount)"), ("memory (estimated)", MemoryEstimate(self).description), ("corpus", corpus ?? "(default: Shakespeare)"),
             ("tokenizer", tokenizer ?? "(trained: bpe \(vocabSize))"), ("batch-size × grad-accum", "\(batchSize) × \(gradAccum) = \(tokensPerStep) tokens/step"),
             ("steps", "\(steps)"), ("lr", "\(peakLR) → \(minLr) (cosine)"), ("warmup", "\(warmupSteps) steps"),
-            ("weight-decay", "\(decay)"), ("grad-clip", "\(gradClip)"), ("seed", "\(seed)"),
+            ("weight-decay", "\(decay)"), ("grad-clip", "\(gradClip)"), ("seed", "\(seed)"), ("precision", precision.rawValue),
             ("eval", "every \(evalEvery) steps on \(evalWindows) windows; sample \(sampleTokens) tokens"),
             ("out", out ?? "-"), ("threads", threads == 0 ? "all cores" : "\(threads)"),
         ]

@@ -50,6 +50,7 @@ public final class Trainer {
             directory = try RunDirectory(claiming: config.out ?? "checkpoints/run", force: force, resuming: false)
             resumePoint = nil
         }
+        try GEMM.configure(precision: config.precision)
         self.printer = printer
         self.stop = stop
     }
@@ -66,6 +67,7 @@ public final class Trainer {
 
     func train() throws -> RunSummary {
         Threads.configure(threads: config.threads)
+        try GEMM.configure(precision: config.precision)   // for this thread, which runs every product of the run
         if !quiet { printer.line(Threads.startupLine) }
         let data = try prepareData()
         try directory.begin(config: config, tokenizer: resumePoint == nil ? data.tokenizer.modelBytes : nil)

@@ -25,7 +25,7 @@ public struct TrainingKey: Sendable {
     }
 
     public enum ValueType: Sendable {
-        case int, double, string, model
+        case int, double, string, model, precision
 
         var description: String {
             switch self {
@@ -33,6 +33,7 @@ public struct TrainingKey: Sendable {
             case .double: "a number"
             case .string: "a string"
             case .model: ModelKind.allCases.map(\.rawValue).joined(separator: " or ")
+            case .precision: GEMM.Precision.allCases.map(\.rawValue).joined(separator: " or ")
             }
         }
         var valueName: String {
@@ -41,6 +42,7 @@ public struct TrainingKey: Sendable {
             case .double: "x"
             case .string: "text"
             case .model: "kind"
+            case .precision: "p"
             }
         }
 
@@ -56,6 +58,7 @@ public struct TrainingKey: Sendable {
                 return v as? Double
             case .string: return v as? String
             case .model: return (v as? ModelKind) ?? (v as? String).flatMap(ModelKind.init(rawValue:))
+            case .precision: return (v as? GEMM.Precision) ?? (v as? String).flatMap(GEMM.Precision.init(rawValue:))
             }
         }
 
@@ -66,10 +69,11 @@ public struct TrainingKey: Sendable {
             case .double: Double(text)
             case .string: text
             case .model: ModelKind(rawValue: text)
+            case .precision: GEMM.Precision(rawValue: text)
             }
         }
 
-        func jsonValue(_ v: Any) -> Any { (v as? ModelKind)?.rawValue ?? v }
+        func jsonValue(_ v: Any) -> Any { (v as? ModelKind)?.rawValue ?? (v as? GEMM.Precision)?.rawValue ?? v }
     }
 
     public let name: String
@@ -85,7 +89,7 @@ public struct TrainingKey: Sendable {
     static func key<V: Sendable>(_ name: String, _ path: WritableKeyPath<TrainConfig, V> & Sendable, _ type: ValueType,
                                  _ role: Role, _ help: String) -> TrainingKey {
         let value = TrainConfig()[keyPath: path]
-        return TrainingKey(name: name, role: role, type: type, help: help, defaultText: (value as? ModelKind)?.rawValue ?? "\(value)",
+        return TrainingKey(name: name, role: role, type: type, help: help, defaultText: "\(type.jsonValue(value))",
                            get: { $0[keyPath: path] }, set: { $0[keyPath: path] = $1 as! V })
     }
 
@@ -126,6 +130,8 @@ public struct TrainingKey: Sendable {
             default: perModel { "\($0.weightDecay)" }),
         key("grad-clip", \.gradClip, .double, .schedule, "Global gradient-norm clip; 0 disables."),
         key("seed", \.seed, .int, .schedule, "Seed of the initialisation and of the batch order."),
+        key("precision", \.precision, .precision, .schedule,
+            "Matrix-product inputs: fp32, or bf16 (rounded to bfloat16, accumulated in fp32; weights, optimiser state, norms and the loss stay fp32; needs AVX512_BF16)."),
 
         key("eval-every", \.evalEvery, .int, .output, "Evaluate (and checkpoint) every N steps, and at the end."),
         key("eval-windows", \.evalWindows, .int, .output, "Validation windows per evaluation (fixed, ordered)."),

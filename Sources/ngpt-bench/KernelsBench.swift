@@ -1,5 +1,6 @@
 import ArgumentParser
 import CBLAS
+import CGEMM
 import Kernels
 
 /// `ngpt-bench kernels`: each kernel at the shapes of one training step of config S, with the floors the
@@ -37,6 +38,13 @@ struct KernelsBench: ParsableCommand {
         let reps = common.repetitions
         let n = tokens, d = dim, f = mlpHidden, v = vocab
         var table = Table(header: ["kernel", "shape", "median ms", "rate", "floor", "met"])
+        /// One core's multiply-add peak (a probe on the calling thread, best of 5) times the thread budget.
+        func measuredPeakGFLOPs(bf16: Bool) -> Double {
+            let iterations = 2_000_000, flopsPerIteration = 24.0 * 16 * 2 * (bf16 ? 2 : 1)
+            var best = Double.infinity
+            for _ in 0..<5 { best = min(best, medianMilliseconds(repetitions: 1) { _ = ngpt_gemm_peak_probe(iterations, bf16 ? 1 : 0) }) }
+            return Double(Threads.count) * Double(iterations) * flopsPerIteration / best / 1e6
+        }
         func wanted(_ name: String) -> Bool { only.map { name.contains($0) } ?? true }
         func add(_ name: String, _ shape: String, _ ms: Double, rate: String, floor: String = "", met: Bool? = nil) {
             table.rows.append([name, shape, fmt(ms, 3), rate, floor, met.map { $0 ? "yes" : "NO" } ?? ""])
@@ -44,32 +52,47 @@ struct KernelsBench: ParsableCommand {
         func gflops(_ flops: Double, _ ms: Double) -> String { fmt(flops / ms / 1e6, 1) + " GFLOP/s" }
         func gbps(_ bytes: Double, _ ms: Double) -> String { fmt(bytes / ms / 1e6, 1) + " GB/s" }
 
-        // GEMM: the wrapper against a direct cblas_sgemm call on the same operands.
+        // GEMM: OpenBLAS, ngpt's fp32 and bf16 kernels on the same operands, with the rate as a share of this CPU's
+        // peak (one core's measured multiply-add rate times the thread budget).
+        let peak = GEMM.hasAVX512 ? measuredPeakGFLOPs(bf16: false) : nil, peakBF16 = GEMM.hasBF16 ? measuredPeakGFLOPs(bf16: true) : nil
+        if let peak { print("peak (one core's measured multiply-add rate × \(Threads.count) cores): fp32 \(fmt(peak, 0)) GFLOP/s" + (peakBF16.map { ", bf16 \(fmt($0, 0)) GFLOP/s" } ?? "")) }
         let gemmCases: [(String, Bool, Bool, Int, Int, Int)] = [
             ("X·Wᵀ  q/k/v", false, true, n, d, d),
             ("X·Wᵀ  SwiGLU up", false, true, n, f, d),
             ("X·W   SwiGLU down", false, false, n, d, f),
+            ("dY·W  SwiGLU dX", false, false, n, d, f),
+            ("dYᵀ·X SwiGLU dW", true, false, f, d, n),
             ("X·Wᵀ  logits", false, true, n, v, d),
             ("dY·W  logits dX", false, false, n, d, v),
             ("dYᵀ·X logits dW", true, false, v, d, n),
         ]
+        var gemmTable = Table(header: ["gemm", "m×n×k", "OpenBLAS GFLOP/s", "ngpt fp32", "% peak", "ngpt bf16", "% bf16 peak"])
         for (name, ta, tb, m, nn, k) in gemmCases where wanted("gemm") {
             let a = Buffer(m * k, seed: 1), b = Buffer(k * nn, seed: 2), c = Buffer(m * nn, seed: 3)
             let lda = ta ? m : k, ldb = tb ? k : nn
             let flops = 2.0 * Double(m * nn * k)
-            // Interleaved, so that both sides see the same machine load.
-            let (wrapped, direct) = medianMilliseconds(repetitions: reps, {
-                GEMM.gemm(transA: ta, transB: tb, m: m, n: nn, k: k, a.pointer, lda: lda, b.pointer, ldb: ldb,
-                          c.pointer, ldc: nn)
-            }, {
+            func native(_ p: GEMM.Precision) {
+                GEMM.native(transA: ta, transB: tb, m: m, n: nn, k: k, a.pointer, lda: lda, b.pointer, ldb: ldb, c.pointer, ldc: nn, precision: p)
+            }
+            let blas = {
                 cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                            Int32(m), Int32(nn), Int32(k), 1, a.pointer, Int32(lda), b.pointer, Int32(ldb), 0,
-                            c.pointer, Int32(nn))
-            })
-            let ratio = direct / wrapped
-            add("gemm " + name, "\(m)×\(nn)×\(k)", wrapped, rate: gflops(flops, wrapped),
-                floor: "≥95% of direct (\(fmt(flops / direct / 1e6, 1)))", met: ratio >= 0.95)
+                            Int32(m), Int32(nn), Int32(k), 1, a.pointer, Int32(lda), b.pointer, Int32(ldb), 0, c.pointer, Int32(nn))
+            }
+            var row = [name, "\(m)×\(nn)×\(k)"]
+            if GEMM.hasAVX512 {
+                // One variant at a time: OpenBLAS' threads keep spinning after its calls and would slow the next
+                // kernel if the variants were interleaved.
+                let times = ([blas, { native(.fp32) }] + (GEMM.hasBF16 ? [{ native(.bf16) }] : [])).map { medianMilliseconds(repetitions: reps, $0) }
+                let rates = times.map { flops / $0 / 1e6 }
+                row += [fmt(rates[0], 1), fmt(rates[1], 1), fmt(100 * rates[1] / (peak ?? .nan), 0) + " %"]
+                row += GEMM.hasBF16 ? [fmt(rates[2], 1), fmt(100 * rates[2] / (peakBF16 ?? .nan), 0) + " %"] : ["-", "-"]
+            } else {
+                let t = medianMilliseconds(repetitions: reps, blas)
+                row += [fmt(flops / t / 1e6, 1), "-", "-", "-", "-"]
+            }
+            gemmTable.rows.append(row)
         }
+        if wanted("gemm") { print(gemmTable.render()) }
 
         var ms: Double = 0
         // Matrix–vector products of single-token decoding (weights streamed once per call).

@@ -4,6 +4,7 @@ import NGPT
 import ToolSupport
 
 extension ModelKind: ExpressibleByArgument {}
+extension GEMM.Precision: ExpressibleByArgument {}
 
 @main
 struct NGPTBench: Tool {

@@ -78,3 +78,17 @@ struct Table {
 }
 
 func fmt(_ x: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", x) }
+
+/// Medians of several bodies timed in turn, round after round (each sees the same machine load).
+func medianMilliseconds(repetitions: Int, _ bodies: [() -> Void]) -> [Double] {
+    bodies.forEach { $0() }
+    var times = [[Double]](repeating: [], count: bodies.count)
+    for _ in 0..<repetitions {
+        for (i, body) in bodies.enumerated() {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            times[i].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+    }
+    return times.map(median)
+}

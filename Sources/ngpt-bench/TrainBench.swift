@@ -12,9 +12,12 @@ struct TrainBench: ParsableCommand {
 
     @OptionGroup var sizes: ModelSizeOptions
     @Option(parsing: .unconditional, help: "Sequences per step.") var batchSize: Int = 16
+    @Option(help: "GEMM input precision: fp32, or bf16 (inputs rounded to bfloat16, fp32 accumulation; needs AVX512_BF16).")
+    var precision: GEMM.Precision = .fp32
 
     func run() throws {
         Threads.configure(threads: common.threads)
+        try GEMM.configure(precision: precision)
         print(Threads.startupLine)
         var table = Table(header: ["model", "params", "median ms/step", "tokens/s", "GFLOP/s", "forward ms", "backward ms", "update ms"])
         for kind in sizes.kinds {

@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import Kernels
 import NGPT
+import Runs
 import Testing
 import Tokenizer
 @testable import Training
@@ -53,12 +54,13 @@ enum Fixture {
 }
 
 @Suite(.serialized) struct ResumeTests {
-    /// N steps in one go vs N/2, stop, resume, N/2: identical weights, optimiser moments and losses, bit for bit.
-    @Test(arguments: ["ngpt", "gpt"])
-    func resumeIsBitwiseIdentical(model: String) throws {
+    /// N steps in one go vs N/2, stop, resume, N/2: identical weights, optimiser moments and losses, bit for bit,
+    /// in both GEMM precisions (bf16 where the CPU has it).
+    @Test(arguments: ["ngpt", "gpt"], GEMM.hasBF16 ? ["fp32", "bf16"] : ["fp32"])
+    func resumeIsBitwiseIdentical(model: String, precision: String) throws {
         let whole = Fixture.newDir("whole"), split = Fixture.newDir("split")
-        _ = try Fixture.run(Fixture.settings(model, steps: 8, out: whole, extra: ["log-every": 1]))
-        let first = try Fixture.run(Fixture.settings(model, steps: 8, out: split, extra: ["log-every": 1]), stopAfter: 3)
+        _ = try Fixture.run(Fixture.settings(model, steps: 8, out: whole, extra: ["log-every": 1, "precision": precision]))
+        let first = try Fixture.run(Fixture.settings(model, steps: 8, out: split, extra: ["log-every": 1, "precision": precision]), stopAfter: 3)
         #expect(first.interrupted == "--stop-after" && first.steps == 3)
         let second = try Fixture.run(["threads": 1], resume: split)
         #expect(second.steps == 8 && second.interrupted == nil)
@@ -81,6 +83,7 @@ enum Fixture {
         #expect(ls.count == 8 && lw.count == 8)
         for (step, loss) in ls { #expect(lw[step] == loss, "step \(step)") }
         #expect(a.metadata["ngpt.val_loss"] == b.metadata["ngpt.val_loss"])
+        #expect(try Checkpoint.read(b, path: "").extra["ngpt.config"]?.contains("\"precision\" : \"\(precision)\"") == true)
     }
 
     @Test func resumeRefusesArchitectureChangesButAcceptsScheduleChanges() throws {

@@ -1,0 +1,328 @@
+// ngpt's GEMM (see include/ngpt_gemm.h). The structure is the classic one of GotoBLAS/BLIS: C is computed in
+// NC-wide column blocks; for each KC-deep slice, op(B) is packed into NR-wide panels and op(A) into MC×KC blocks of
+// MR-row panels; a micro-kernel keeps a 14×32 tile of C in 28 zmm registers while it streams one A panel and one B
+// panel. fp32: one vfmadd231ps per 16 multiply-adds. bf16: the packing rounds to bfloat16 and interleaves k in
+// pairs, so one vdpbf16ps does 32 multiply-adds (two k at once) into fp32 lanes.
+#include "ngpt_gemm.h"
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MR 14
+#define NR 32
+#define KC 256          // even: bf16 packs k in pairs
+#define MC (MR * 12)
+#define NC 2048         // a multiple of NR
+
+static long min_l(long a, long b) { return a < b ? a : b; }
+
+// ---------------------------------------------------------------------------------------------------------------
+// CPU features
+
+static int detect_features(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(1, 0, &a, &b, &c, &d) || !((c >> 27) & 1)) return 0;  // OSXSAVE
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  if ((lo & 0xE6) != 0xE6) return 0;  // the OS saves SSE, AVX, opmask and all 32 zmm registers
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((b >> 16) & 1)) return 0;  // AVX512F
+  int features = NGPT_GEMM_AVX512F;
+  if (__get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1)) features |= NGPT_GEMM_AVX512BF16;
+  return features;
+}
+
+int ngpt_gemm_features(void) {
+  static int features = -1;
+  if (features < 0) features = detect_features();
+  return features;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Per-thread packing buffers (allocated on first use, kept for the thread's life)
+
+static _Thread_local void *packed_a, *packed_b;
+static _Thread_local int thread_precision;
+
+void ngpt_gemm_set_thread_precision(int bf16) { thread_precision = bf16 != 0; }
+int ngpt_gemm_thread_precision(void) { return thread_precision; }
+
+static void *buffer(void **slot, size_t bytes) {
+  if (*slot == NULL) {
+    if (posix_memalign(slot, 64, bytes) != 0) abort();  // out of memory: nothing sensible to return
+  }
+  return *slot;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Packing, fp32. op(A)[i0 + i][p0 + p] goes to panel i / MR at [p][i % MR]; op(B)[p0 + p][j0 + j] to panel j / NR
+// at [p][j % NR]. Panels past the edge are padded with zeros, so the micro-kernel never branches.
+
+static void pack_a_f32(int transA, const float *A, long lda, long i0, long mc, long p0, long kc, float *dst) {
+  for (long r = 0; r < mc; r += MR, dst += kc * MR) {
+    long rows = min_l(MR, mc - r);
+    if (!transA) {
+      for (long i = 0; i < MR; ++i) {
+        if (i < rows) {
+          const float *src = A + (i0 + r + i) * lda + p0;
+          for (long p = 0; p < kc; ++p) dst[p * MR + i] = src[p];
+        } else {
+          for (long p = 0; p < kc; ++p) dst[p * MR + i] = 0;
+        }
+      }
+    } else {
+      for (long p = 0; p < kc; ++p) {
+        const float *src = A + (p0 + p) * lda + i0 + r;
+        long i = 0;
+        for (; i < rows; ++i) dst[p * MR + i] = src[i];
+        for (; i < MR; ++i) dst[p * MR + i] = 0;
+      }
+    }
+  }
+}
+
+static void pack_b_f32(int transB, const float *B, long ldb, long p0, long kc, long j0, long nc, float *dst) {
+  for (long c = 0; c < nc; c += NR, dst += kc * NR) {
+    long cols = min_l(NR, nc - c);
+    for (long p = 0; p < kc; ++p) {
+      float *d = dst + p * NR;
+      long j = 0;
+      if (!transB) {
+        const float *src = B + (p0 + p) * ldb + j0 + c;
+        for (; j < cols; ++j) d[j] = src[j];
+      } else {
+        const float *src = B + (j0 + c) * ldb + p0 + p;
+        for (; j < cols; ++j) d[j] = src[j * ldb];
+      }
+      for (; j < NR; ++j) d[j] = 0;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Packing, bf16: the same panels with k in pairs. A: one 32-bit word per (pair, row) holding (k even, k odd) as
+// (low, high) bf16; B: per pair, NR words each holding (k even, k odd) of one column. An odd kc pads with zero.
+
+static inline uint16_t bf16_rne(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);  // NaN stays a (quiet) NaN
+  u += 0x7fffu + ((u >> 16) & 1);
+  return (uint16_t)(u >> 16);
+}
+
+static inline uint32_t pair(float even, float odd) { return (uint32_t)bf16_rne(even) | ((uint32_t)bf16_rne(odd) << 16); }
+
+// bf16 bits of each lane in the upper half of the 32-bit lane, rounded to nearest even (NaN stays a quiet NaN).
+__attribute__((target("avx512f"))) static inline __m512i round_bf16(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
+  return _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), u, _mm512_set1_epi32(0x00400000));
+}
+
+// Pairs (e[l], o[l]) lane by lane: k even from one row, k odd from the next.
+__attribute__((target("avx512f"))) static inline __m512i pairs_across(__m512 e, __m512 o) {
+  return _mm512_or_si512(_mm512_srli_epi32(round_bf16(e), 16), _mm512_and_si512(round_bf16(o), _mm512_set1_epi32((int)0xffff0000)));
+}
+
+// Pairs of neighbours along one row: 32 consecutive floats → 16 pairs (x[2l], x[2l+1]).
+__attribute__((target("avx512f"))) static inline __m512i pairs_along(__m512 x0, __m512 x1) {
+  const __m256i lo = _mm512_cvtepi32_epi16(_mm512_srli_epi32(round_bf16(x0), 16));
+  const __m256i hi = _mm512_cvtepi32_epi16(_mm512_srli_epi32(round_bf16(x1), 16));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+// One row's kc values (k contiguous) as kq pairs, written `stride` words apart.
+__attribute__((target("avx512f"))) static void pack_row_pairs(const float *src, long kc, uint32_t *d, long stride) {
+  long kq = (kc + 1) / 2, q = 0;
+  uint32_t tmp[16];
+  for (; 2 * q + 32 <= kc; q += 16) {
+    _mm512_storeu_si512((void *)tmp, pairs_along(_mm512_loadu_ps(src + 2 * q), _mm512_loadu_ps(src + 2 * q + 16)));
+    for (int t = 0; t < 16; ++t) d[(q + t) * stride] = tmp[t];
+  }
+  for (; q < kq; ++q) d[q * stride] = pair(src[2 * q], 2 * q + 1 < kc ? src[2 * q + 1] : 0);
+}
+
+// Two rows' `lanes` values (k even, k odd) as pairs, into 16 words (lanes past `lanes` are 0).
+__attribute__((target("avx512f"))) static inline __m512i pairs_of_rows(const float *even, const float *odd, long lanes) {
+  const __mmask16 m = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
+  const __m512 e = _mm512_maskz_loadu_ps(m, even), o = odd ? _mm512_maskz_loadu_ps(m, odd) : _mm512_setzero_ps();
+  return pairs_across(e, o);
+}
+
+__attribute__((target("avx512f"))) static void pack_a_bf16(int transA, const float *A, long lda, long i0, long mc, long p0,
+                                                           long kc, uint32_t *dst) {
+  long kq = (kc + 1) / 2;
+  for (long r = 0; r < mc; r += MR, dst += kq * MR) {
+    long rows = min_l(MR, mc - r);
+    if (!transA) {
+      for (long i = 0; i < MR; ++i) {
+        if (i < rows) pack_row_pairs(A + (i0 + r + i) * lda + p0, kc, dst + i, MR);
+        else for (long q = 0; q < kq; ++q) dst[q * MR + i] = 0;
+      }
+    } else {
+      for (long q = 0; q < kq; ++q) {
+        const float *even = A + (p0 + 2 * q) * lda + i0 + r;
+        _mm512_mask_storeu_epi32(dst + q * MR, (__mmask16)((1u << MR) - 1),
+                                 pairs_of_rows(even, 2 * q + 1 < kc ? even + lda : NULL, rows));
+      }
+    }
+  }
+}
+
+__attribute__((target("avx512f"))) static void pack_b_bf16(int transB, const float *B, long ldb, long p0, long kc, long j0,
+                                                           long nc, uint32_t *dst) {
+  long kq = (kc + 1) / 2;
+  for (long c = 0; c < nc; c += NR, dst += kq * NR) {
+    long cols = min_l(NR, nc - c);
+    if (!transB) {
+      for (long q = 0; q < kq; ++q) {
+        const float *even = B + (p0 + 2 * q) * ldb + j0 + c, *odd = 2 * q + 1 < kc ? even + ldb : NULL;
+        _mm512_store_si512((void *)(dst + q * NR), pairs_of_rows(even, odd, cols));
+        _mm512_store_si512((void *)(dst + q * NR + 16),
+                           cols > 16 ? pairs_of_rows(even + 16, odd ? odd + 16 : NULL, cols - 16) : _mm512_setzero_si512());
+      }
+    } else {
+      for (long j = 0; j < NR; ++j) {
+        if (j < cols) pack_row_pairs(B + (j0 + c + j) * ldb + p0, kc, dst + j, NR);
+        else for (long q = 0; q < kq; ++q) dst[q * NR + j] = 0;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Micro-kernels: C[0:mr, 0:nr] = alpha · (A panel · B panel) + beta · C (C is not read when beta == 0).
+
+#define STORE_TILE                                                                                \
+  do {                                                                                            \
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                          \
+    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);              \
+    const __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0; \
+    _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) {                                       \
+      if (i < mr) {                                                                               \
+        float *ci = c + i * ldc;                                                                  \
+        __m512 r0 = _mm512_mul_ps(acc[i][0], va), r1 = _mm512_mul_ps(acc[i][1], va);              \
+        if (beta != 0) {                                                                          \
+          r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);                            \
+          r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);                       \
+        }                                                                                         \
+        _mm512_mask_storeu_ps(ci, m0, r0);                                                        \
+        _mm512_mask_storeu_ps(ci + 16, m1, r1);                                                   \
+      }                                                                                           \
+    }                                                                                             \
+  } while (0)
+
+__attribute__((target("avx512f"))) static void kernel_f32(long kc, const float *restrict a, const float *restrict b, float *c,
+                                                          long ldc, float alpha, float beta, long mr, long nr) {
+  __m512 acc[MR][2];
+  _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (long p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+    _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += MR;
+    b += NR;
+  }
+  STORE_TILE;
+}
+
+__attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16(long kq, const uint32_t *restrict a,
+                                                                      const uint32_t *restrict b, float *c, long ldc,
+                                                                      float alpha, float beta, long mr, long nr) {
+  __m512 acc[MR][2];
+  _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (long q = 0; q < kq; ++q) {
+    const __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)b), b1 = (__m512bh)_mm512_load_si512((const void *)(b + 16));
+    _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) {
+      const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
+      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
+    }
+    a += MR;
+    b += NR;
+  }
+  STORE_TILE;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The driver: NC column blocks, KC slices (beta applies to the first), MC row blocks, then NR × MR tiles.
+
+__attribute__((target("avx512f"))) static void scale_c(long m, long n, float beta, float *C, long ldc) {
+  for (long i = 0; i < m; ++i) {
+    float *ci = C + i * ldc;
+    for (long j = 0; j < n; ++j) ci[j] = beta == 0 ? 0 : beta * ci[j];
+  }
+}
+
+void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *A, long lda, const float *B,
+               long ldb, float beta, float *C, long ldc, int bf16) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0) {
+    scale_c(m, n, beta, C, ldc);
+    return;
+  }
+  void *pa = buffer(&packed_a, sizeof(float) * MC * KC);
+  void *pb = buffer(&packed_b, sizeof(float) * KC * NC);
+  for (long jc = 0; jc < n; jc += NC) {
+    long nc = min_l(NC, n - jc);
+    for (long pc = 0; pc < k; pc += KC) {
+      long kc = min_l(KC, k - pc), kq = (kc + 1) / 2;
+      float b = pc == 0 ? beta : 1.0f;
+      if (bf16) pack_b_bf16(transB, B, ldb, pc, kc, jc, nc, (uint32_t *)pb);
+      else pack_b_f32(transB, B, ldb, pc, kc, jc, nc, (float *)pb);
+      for (long ic = 0; ic < m; ic += MC) {
+        long mc = min_l(MC, m - ic);
+        if (bf16) pack_a_bf16(transA, A, lda, ic, mc, pc, kc, (uint32_t *)pa);
+        else pack_a_f32(transA, A, lda, ic, mc, pc, kc, (float *)pa);
+        for (long jr = 0; jr < nc; jr += NR) {
+          for (long ir = 0; ir < mc; ir += MR) {
+            float *c = C + (ic + ir) * ldc + jc + jr;
+            long mr = min_l(MR, mc - ir), nr = min_l(NR, nc - jr);
+            if (bf16) kernel_bf16(kq, (const uint32_t *)pa + ir * kq, (const uint32_t *)pb + jr * kq, c, ldc, alpha, b, mr, nr);
+            else kernel_f32(kc, (const float *)pa + ir * kc, (const float *)pb + jr * kc, c, ldc, alpha, b, mr, nr);
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Peak probe: 24 independent accumulators hide the FMA latency (4 cycles × 2 pipes × up to 3 in flight).
+
+__attribute__((target("avx512f"))) static float probe_f32(long iterations) {
+  __m512 acc[24];
+  const __m512 x = _mm512_set1_ps(1.0000001f), y = _mm512_set1_ps(0.9999999f);
+  _Pragma("GCC unroll 24") for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps((float)i);
+  for (long t = 0; t < iterations; ++t) {
+    _Pragma("GCC unroll 24") for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(acc[i], x, y);
+  }
+  __m512 s = acc[0];
+  _Pragma("GCC unroll 23") for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
+  return _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx512f,avx512bf16"))) static float probe_bf16(long iterations) {
+  __m512 acc[24];
+  const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80), y = (__m512bh)_mm512_set1_epi32(0x3c003c00);
+  _Pragma("GCC unroll 24") for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps((float)i);
+  for (long t = 0; t < iterations; ++t) {
+    _Pragma("GCC unroll 24") for (int i = 0; i < 24; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], x, y);
+  }
+  __m512 s = acc[0];
+  _Pragma("GCC unroll 23") for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
+  return _mm512_reduce_add_ps(s);
+}
+
+float ngpt_gemm_peak_probe(long iterations, int bf16) {
+  int f = ngpt_gemm_features();
+  if (bf16) return (f & NGPT_GEMM_AVX512BF16) ? probe_bf16(iterations) : 0;
+  return (f & NGPT_GEMM_AVX512F) ? probe_f32(iterations) : 0;
+}

@@ -1,0 +1,43 @@
+// ngpt's own GEMM for x86-64 CPUs with AVX-512: packed panels and a 14×32 register-blocked micro-kernel, in fp32
+// (vfmadd) and with bf16 inputs and fp32 accumulation (vdpbf16ps, AVX512_BF16). Each kernel carries its own
+// target attribute, so the library builds for any x86-64 and the caller picks a kernel from
+// ngpt_gemm_features() at run time. Row-major operands with explicit leading dimensions, like cblas_sgemm.
+#ifndef NGPT_GEMM_H
+#define NGPT_GEMM_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+  NGPT_GEMM_AVX512F = 1,     // the fp32 kernel can run (CPU and OS support AVX-512 state)
+  NGPT_GEMM_AVX512BF16 = 2,  // the bf16 kernel can run
+};
+
+// The kernels this CPU and OS can run (NGPT_GEMM_* bits); 0 on other CPUs.
+int ngpt_gemm_features(void);
+
+// C[m×n] = alpha · op(A) · op(B) + beta · C on the calling thread, where op(A) is m×k (A stored k×m when transA)
+// and op(B) is k×n (B stored n×k when transB). With bf16 != 0 the inputs are rounded to bfloat16 (to nearest even)
+// as they are packed and the products are accumulated in fp32. Requires the matching feature bit. beta == 0 never
+// reads C (NaNs in it do not propagate).
+void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *A, long lda, const float *B,
+               long ldb, float beta, float *C, long ldc, int bf16);
+
+// The calling thread's GEMM input precision (0 fp32, 1 bf16): a setting per thread, so that concurrent callers
+// (tests, several runs in one process) each keep their own.
+void ngpt_gemm_set_thread_precision(int bf16);
+int ngpt_gemm_thread_precision(void);
+
+// Runs `iterations` rounds of 24 independent 512-bit multiply-adds (vfmadd231ps, or vdpbf16ps with bf16 != 0) on
+// the calling thread: timing it measures the core's peak rate for the benchmarks' "% of peak".
+// Returns a value that depends on every operation, so nothing is optimised away.
+float ngpt_gemm_peak_probe(long iterations, int bf16);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,24 @@
+// The program's one pool of worker threads (ngpt's thread budget): persistent pthreads that spin briefly for the
+// next job and then sleep, so back-to-back kernels start in microseconds without threads spinning between steps.
+#ifndef NGPT_POOL_H
+#define NGPT_POOL_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void (*ngpt_task)(void *context, int worker);
+
+// Runs task(context, w) for every w in 0..<workers: w = 0 on the calling thread, the others on the pool's threads
+// (started on first use and kept). Returns when all have finished. One job runs at a time: a call made while
+// another thread's job runs, or from inside a task, runs every share on the calling thread instead.
+void ngpt_pool_run(int workers, ngpt_task task, void *context);
+
+// Whether the calling thread is running a share of a job (nested parallel work then stays on this thread).
+int ngpt_pool_in_job(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

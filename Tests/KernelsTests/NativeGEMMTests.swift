@@ -1,0 +1,92 @@
+import CBLAS
+import CGEMM
+import Testing
+@testable import Kernels
+
+/// ngpt's own GEMM against OpenBLAS (fp32: to round-off) and against OpenBLAS on bf16-rounded inputs (bf16: the
+/// kernel must compute exactly the fp32 product of the rounded inputs, up to summation order), over odd sizes
+/// around the 14×32 tile and the 256-deep k blocks, every transpose, strided operands, alpha and beta.
+@Suite(.enabled(if: GEMM.hasAVX512, "this CPU has no AVX-512: ngpt's GEMM cannot run here")) struct NativeGEMMTests {
+    // Float sums over k ≤ 520 terms: the two implementations' rounding differs by ≲ k·ε_f relative to the
+    // products' scale; measured ≲ 3e-7 here; 2e-5 leaves room and still catches any wrong term (O(1)).
+    static let tolerance = 2e-5
+
+    static let shapes: [(Int, Int, Int)] = [(1, 1, 1), (13, 31, 7), (14, 32, 256), (15, 33, 257), (29, 65, 2), (100, 17, 513),
+                                            (3, 300, 64), (170, 40, 31)]
+
+    /// op(A) (m×k) and op(B) (k×n) stored with padding (leading dimensions larger than the rows).
+    struct Operands {
+        let a: [Float], b: [Float], c: [Float], lda: Int, ldb: Int, ldc: Int
+        init(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, rng: inout SplitMix64) {
+            lda = (transA ? m : k) + 3
+            ldb = (transB ? k : n) + 5
+            ldc = n + 2
+            a = rng.normals((transA ? k : m) * lda)
+            b = rng.normals((transB ? n : k) * ldb)
+            c = rng.normals(m * ldc)
+        }
+    }
+
+    func run(_ o: Operands, _ m: Int, _ n: Int, _ k: Int, _ ta: Bool, _ tb: Bool, _ alpha: Float, _ beta: Float,
+             bf16: Bool) -> (ours: [Float], reference: [Float]) {
+        var ours = o.c, reference = o.c
+        GEMM.native(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, o.a, lda: o.lda, o.b, ldb: o.ldb, beta: beta,
+                    &ours, ldc: o.ldc, precision: bf16 ? .bf16 : .fp32)
+        let round = { (v: [Float]) in bf16 ? v.map { BFloat16.float(BFloat16.round($0)) } : v }
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
+                    alpha, round(o.a), Int32(o.lda), round(o.b), Int32(o.ldb), beta, &reference, Int32(o.ldc))
+        return (ours, reference)
+    }
+
+    @Test(arguments: [false, true])
+    func matchesOpenBLAS(bf16: Bool) throws {
+        try #require(!bf16 || GEMM.hasBF16, "no AVX512_BF16 on this CPU")
+        var rng = SplitMix64(seed: bf16 ? 2 : 1)
+        for (m, n, k) in Self.shapes {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1), (-2, 0.25)] {
+                        let o = Operands(m: m, n: n, k: k, transA: ta, transB: tb, rng: &rng)
+                        let (ours, reference) = run(o, m, n, k, ta, tb, alpha, beta, bf16: bf16)
+                        // compare the m×n result; the padding columns must be untouched
+                        var worst = 0.0, scale = 1e-30
+                        for i in 0..<m {
+                            for j in 0..<n {
+                                worst = max(worst, Double(abs(ours[i * o.ldc + j] - reference[i * o.ldc + j])))
+                                scale = max(scale, Double(abs(reference[i * o.ldc + j])))
+                            }
+                            for j in n..<o.ldc { #expect(ours[i * o.ldc + j] == o.c[i * o.ldc + j], "padding written") }
+                        }
+                        #expect(worst / scale < Self.tolerance, "\(bf16 ? "bf16" : "fp32") \(m)×\(n)×\(k) tA \(ta) tB \(tb) α \(alpha) β \(beta): \(worst / scale)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// beta = 0 never reads C (a NaN there must not leak); k = 0 and alpha = 0 scale C by beta.
+    @Test func betaZeroIgnoresCAndDegenerateShapes() {
+        var c = [Float](repeating: .nan, count: 15 * 33)
+        let a = [Float](repeating: 1, count: 15 * 5), b = [Float](repeating: 2, count: 5 * 33)
+        GEMM.native(transA: false, transB: false, m: 15, n: 33, k: 5, a, lda: 5, b, ldb: 33, &c, ldc: 33, precision: .fp32)
+        #expect(c.allSatisfy { $0 == 10 })
+        GEMM.native(transA: false, transB: false, m: 15, n: 33, k: 0, a, lda: 5, b, ldb: 33, beta: 0.5, &c, ldc: 33, precision: .fp32)
+        #expect(c.allSatisfy { $0 == 5 })
+    }
+
+    /// The result does not depend on how rows are split over workers (so training is reproducible for any budget).
+    @Test func resultsDoNotDependOnTheThreadCount() {
+        var rng = SplitMix64(seed: 9)
+        let m = 1000, n = 96, k = 300
+        let a = rng.normals(m * k), b = rng.normals(n * k)
+        var results: [[Float]] = []
+        for threads in [1, 2] {
+            Threads.configure(threads: threads)
+            var c = [Float](repeating: 0, count: m * n)
+            GEMM.native(transA: false, transB: true, m: m, n: n, k: k, a, lda: k, b, ldb: k, &c, ldc: n, precision: .fp32)
+            results.append(c)
+        }
+        Threads.configure()
+        #expect(results[0].map(\.bitPattern) == results[1].map(\.bitPattern))
+    }
+}
