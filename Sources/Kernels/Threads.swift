@@ -1,4 +1,5 @@
 import CBLAS
+import CGEMM
 import CThreadPool
 
 /// The program's one threading policy: a single budget of cores, served by one pool of worker threads
@@ -85,10 +86,11 @@ public enum Threads {
     /// Splits `0..<count` into `workers` contiguous chunks run on the pool (chunk 0 on the calling thread).
     private static func fork(_ count: Int, workers: Int, _ body: (Int, Range<Int>) -> Void) {
         withoutActuallyEscaping(body) { body in
-            var job = Job(count: count, workers: workers, body: body)
+            var job = Job(count: count, workers: workers, precision: ngpt_gemm_thread_precision(), body: body)
             withUnsafeMutablePointer(to: &job) { pointer in
                 ngpt_pool_run(Int32(workers), { context, w in
                     let job = context.unsafelyUnwrapped.assumingMemoryBound(to: Job.self).pointee
+                    ngpt_gemm_set_thread_precision(job.precision)   // products inside a share use the caller's precision
                     let worker = Int(w)
                     job.body(worker, job.count * worker / job.workers..<job.count * (worker + 1) / job.workers)
                 }, pointer)
@@ -98,6 +100,7 @@ public enum Threads {
 
     private struct Job {
         let count: Int, workers: Int
+        let precision: Int32
         let body: (Int, Range<Int>) -> Void
     }
 }
