@@ -153,16 +153,24 @@ __attribute__((target("avx512f"))) static inline __m512i pairs_of_rows(const flo
   return pairs_across(e, o);
 }
 
+// A panel from `lines` rows of src (k contiguous, `ld` apart): pair q of line i at [q * width + i]; the lines
+// from `lines` to `width` are zero.
+__attribute__((target("avx512f"))) static void pack_panel_along(const float *src, long ld, long lines, long width, long kc,
+                                                                uint32_t *dst) {
+  long kq = (kc + 1) / 2;
+  for (long i = 0; i < width; ++i) {
+    if (i < lines) pack_row_pairs(src + i * ld, kc, dst + i, width);
+    else for (long q = 0; q < kq; ++q) dst[q * width + i] = 0;
+  }
+}
+
 __attribute__((target("avx512f"))) static void pack_a_bf16(int transA, const float *A, long lda, long i0, long mc, long p0,
                                                            long kc, uint32_t *dst) {
   long kq = (kc + 1) / 2;
   for (long r = 0; r < mc; r += MR, dst += kq * MR) {
     long rows = min_l(MR, mc - r);
     if (!transA) {
-      for (long i = 0; i < MR; ++i) {
-        if (i < rows) pack_row_pairs(A + (i0 + r + i) * lda + p0, kc, dst + i, MR);
-        else for (long q = 0; q < kq; ++q) dst[q * MR + i] = 0;
-      }
+      pack_panel_along(A + (i0 + r) * lda + p0, lda, rows, MR, kc, dst);
     } else {
       for (long q = 0; q < kq; ++q) {
         const float *even = A + (p0 + 2 * q) * lda + i0 + r;
@@ -186,10 +194,7 @@ __attribute__((target("avx512f"))) static void pack_b_bf16(int transB, const flo
                            cols > 16 ? pairs_of_rows(even + 16, odd ? odd + 16 : NULL, cols - 16) : _mm512_setzero_si512());
       }
     } else {
-      for (long j = 0; j < NR; ++j) {
-        if (j < cols) pack_row_pairs(B + (j0 + c + j) * ldb + p0, kc, dst + j, NR);
-        else for (long q = 0; q < kq; ++q) dst[q * NR + j] = 0;
-      }
+      pack_panel_along(B + (j0 + c) * ldb + p0, ldb, cols, NR, kc, dst);
     }
   }
 }
