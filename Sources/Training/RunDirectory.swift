@@ -23,6 +23,8 @@ public final class RunDirectory {
     /// The directory did not exist before this run.
     private let created: Bool
     private var hasCheckpoint = false
+    /// This run has started writing its files (`begin`).
+    private var began = false
     private var metrics: FileHandle?
 
     public var latestCheckpoint: String { path + "/latest.safetensors" }
@@ -156,6 +158,7 @@ public final class RunDirectory {
                 throw UserError("cannot move the previous run in \(path) aside (\(error.localizedDescription)); check the directory's permissions")
             }
         }
+        began = true
         if let tokenizer { try AtomicFile.write(tokenizer, to: tokenizerPath) }
         try AtomicFile.write(config.json() + "\n", to: configPath)
         if !fm.fileExists(atPath: metricsPath) { _ = fm.createFile(atPath: metricsPath, contents: nil) }
@@ -180,8 +183,8 @@ public final class RunDirectory {
         }
     }
 
-    /// A new run that failed before its first checkpoint leaves things as they were: a replaced run comes back;
-    /// a directory this run created is removed.
+    /// A new run that failed before its first checkpoint leaves things as they were: a replaced run comes back,
+    /// the files this run wrote go, and so does a directory it created.
     func abandon() {
         guard !resuming, !hasCheckpoint else { return }
         try? metrics?.close()
@@ -189,11 +192,11 @@ public final class RunDirectory {
         let fm = FileManager.default
         if fm.fileExists(atPath: replacedPath) {
             restoreReplaced()
-        } else if created {
-            for name in runFiles { try? fm.removeItem(atPath: path + "/" + name) }
-            let rest = ((try? fm.contentsOfDirectory(atPath: path)) ?? []).filter { $0 != ".lock" }
-            if rest.isEmpty { try? fm.removeItem(atPath: path) }
+        } else if began {
+            for name in runFiles { try? fm.removeItem(atPath: path + "/" + name) }   // only this run's: none was there
         }
+        let rest = ((try? fm.contentsOfDirectory(atPath: path)) ?? []).filter { $0 != ".lock" }
+        if created && rest.isEmpty { try? fm.removeItem(atPath: path) }
     }
 
     /// Appends one record to `metrics.jsonl` (NaN and infinities become null: JSON has none).

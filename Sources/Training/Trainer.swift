@@ -44,13 +44,14 @@ public final class Trainer {
             config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings, resuming: (dir, point.config))
             resumePoint = (point.file, point.state)
             try MemoryEstimate(config).check()
+            try GEMM.configure(precision: config.precision)
         } else {
             config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings)
             try MemoryEstimate(config).check()
+            try GEMM.configure(precision: config.precision)
             directory = try RunDirectory(claiming: config.out ?? "checkpoints/run", force: force, resuming: false)
             resumePoint = nil
         }
-        try GEMM.configure(precision: config.precision)
         self.printer = printer
         self.stop = stop
     }

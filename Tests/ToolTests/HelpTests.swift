@@ -69,6 +69,7 @@ import Training
         ["ngpt-train", "--steps", "-5", "--out", "/tmp/ngpt-help-test-never-created"],
         ["ngpt-train", "--dim", "65", "--heads", "2", "--out", "/tmp/ngpt-help-test-never-created"],
         ["ngpt-train", "--context", "30000", "--out", "/tmp/ngpt-help-test-never-created"],
+        ["ngpt-train", "--precision", "fp16", "--out", "/tmp/ngpt-help-test-never-created"],
     ])
     func userErrorsAreOneLine(command: [String]) throws {
         let (status, _, err) = try runProcess([productsDirectory() + "/" + command[0]] + command.dropFirst())
