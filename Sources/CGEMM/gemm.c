@@ -135,17 +135,6 @@ __attribute__((target("avx512f"))) static inline __m512i pairs_along(__m512 x0, 
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-// One row's kc values (k contiguous) as kq pairs, written `stride` words apart.
-__attribute__((target("avx512f"))) static void pack_row_pairs(const float *src, long kc, uint32_t *d, long stride) {
-  long kq = (kc + 1) / 2, q = 0;
-  uint32_t tmp[16];
-  for (; 2 * q + 32 <= kc; q += 16) {
-    _mm512_storeu_si512((void *)tmp, pairs_along(_mm512_loadu_ps(src + 2 * q), _mm512_loadu_ps(src + 2 * q + 16)));
-    for (int t = 0; t < 16; ++t) d[(q + t) * stride] = tmp[t];
-  }
-  for (; q < kq; ++q) d[q * stride] = pair(src[2 * q], 2 * q + 1 < kc ? src[2 * q + 1] : 0);
-}
-
 // Two rows' `lanes` values (k even, k odd) as pairs, into 16 words (lanes past `lanes` are 0).
 __attribute__((target("avx512f"))) static inline __m512i pairs_of_rows(const float *even, const float *odd, long lanes) {
   const __mmask16 m = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
@@ -153,14 +142,55 @@ __attribute__((target("avx512f"))) static inline __m512i pairs_of_rows(const flo
   return pairs_across(e, o);
 }
 
+// Transposes a 16×16 block of 32-bit words in registers: afterwards r[t] holds word t of every input row.
+// Three stages: 32-bit and 64-bit unpacks transpose the 4×4 blocks inside each 128-bit lane, then two rounds of
+// lane shuffles put the blocks in place.
+__attribute__((target("avx512f"))) static inline void transpose16(__m512i r[16]) {
+  __m512i t[16], s[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {  // s[i + j]: column j (and 4+j, 8+j, 12+j in lanes 1–3) of rows i..i+3
+    s[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    s[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    s[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    s[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512i x = _mm512_shuffle_i32x4(s[j], s[4 + j], 0x88), y = _mm512_shuffle_i32x4(s[j], s[4 + j], 0xdd);
+    const __m512i z = _mm512_shuffle_i32x4(s[8 + j], s[12 + j], 0x88), w = _mm512_shuffle_i32x4(s[8 + j], s[12 + j], 0xdd);
+    r[j] = _mm512_shuffle_i32x4(x, z, 0x88);
+    r[8 + j] = _mm512_shuffle_i32x4(x, z, 0xdd);
+    r[4 + j] = _mm512_shuffle_i32x4(y, w, 0x88);
+    r[12 + j] = _mm512_shuffle_i32x4(y, w, 0xdd);
+  }
+}
+
 // A panel from `lines` rows of src (k contiguous, `ld` apart): pair q of line i at [q * width + i]; the lines
-// from `lines` to `width` are zero.
+// from `lines` to `width` are zero. Sixteen lines at a time, 16 pairs (32 k) at a time: convert each line's 32
+// values to 16 pairs, transpose the 16×16 words, store 16 contiguous words per pair.
 __attribute__((target("avx512f"))) static void pack_panel_along(const float *src, long ld, long lines, long width, long kc,
                                                                 uint32_t *dst) {
-  long kq = (kc + 1) / 2;
-  for (long i = 0; i < width; ++i) {
-    if (i < lines) pack_row_pairs(src + i * ld, kc, dst + i, width);
-    else for (long q = 0; q < kq; ++q) dst[q * width + i] = 0;
+  const long kq = (kc + 1) / 2, full = kc / 32 * 16;  // pairs handled 16 at a time
+  for (long g = 0; g < width; g += 16) {
+    const long here = min_l(16, width - g), live = lines - g < 0 ? 0 : min_l(16, lines - g);
+    const __mmask16 store = (__mmask16)((1u << here) - 1);
+    for (long q = 0; q < full; q += 16) {
+      __m512i r[16];
+      for (long l = 0; l < 16; ++l) {
+        const float *row = src + (g + l) * ld + 2 * q;
+        r[l] = l < live ? pairs_along(_mm512_loadu_ps(row), _mm512_loadu_ps(row + 16)) : _mm512_setzero_si512();
+      }
+      transpose16(r);
+      for (long t = 0; t < 16; ++t) _mm512_mask_storeu_epi32(dst + (q + t) * width + g, store, r[t]);
+    }
+    for (long l = 0; l < here; ++l) {
+      for (long q = full; q < kq; ++q) {
+        long p = 2 * q;
+        dst[q * width + g + l] = l < live ? pair(src[(g + l) * ld + p], p + 1 < kc ? src[(g + l) * ld + p + 1] : 0) : 0;
+      }
+    }
   }
 }
 
