@@ -57,21 +57,59 @@ static void *buffer(void **slot, size_t bytes) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Transposes a 16×16 block of 32-bit words in registers: afterwards r[t] holds word t of every input row.
+// Three stages: 32-bit and 64-bit unpacks transpose the 4×4 blocks inside each 128-bit lane, then two rounds of
+// lane shuffles put the blocks in place.
+__attribute__((target("avx512f"))) static inline void transpose16(__m512i r[16]) {
+  __m512i t[16], s[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {  // s[i + j]: column j (and 4+j, 8+j, 12+j in lanes 1–3) of rows i..i+3
+    s[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    s[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    s[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    s[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512i x = _mm512_shuffle_i32x4(s[j], s[4 + j], 0x88), y = _mm512_shuffle_i32x4(s[j], s[4 + j], 0xdd);
+    const __m512i z = _mm512_shuffle_i32x4(s[8 + j], s[12 + j], 0x88), w = _mm512_shuffle_i32x4(s[8 + j], s[12 + j], 0xdd);
+    r[j] = _mm512_shuffle_i32x4(x, z, 0x88);
+    r[8 + j] = _mm512_shuffle_i32x4(x, z, 0xdd);
+    r[4 + j] = _mm512_shuffle_i32x4(y, w, 0x88);
+    r[12 + j] = _mm512_shuffle_i32x4(y, w, 0xdd);
+  }
+}
+
+// A panel from `lines` rows of src (k contiguous, `ld` apart), fp32: value p of line i at [p * width + i]; lines
+// from `lines` to `width` are zero. Sixteen lines × 16 values at a time through `transpose16`.
+__attribute__((target("avx512f"))) static void pack_panel_f32(const float *src, long ld, long lines, long width, long kc,
+                                                              float *dst) {
+  const long full = kc / 16 * 16;
+  for (long g = 0; g < width; g += 16) {
+    const long here = min_l(16, width - g), live = lines - g < 0 ? 0 : min_l(16, lines - g);
+    const __mmask16 store = (__mmask16)((1u << here) - 1);
+    for (long p = 0; p < full; p += 16) {
+      __m512i r[16];
+      for (long l = 0; l < 16; ++l) r[l] = l < live ? _mm512_loadu_si512((const void *)(src + (g + l) * ld + p)) : _mm512_setzero_si512();
+      transpose16(r);
+      for (long t = 0; t < 16; ++t) _mm512_mask_storeu_epi32(dst + (p + t) * width + g, store, r[t]);
+    }
+    for (long l = 0; l < here; ++l) {
+      for (long p = full; p < kc; ++p) dst[p * width + g + l] = l < live ? src[(g + l) * ld + p] : 0;
+    }
+  }
+}
+
 // Packing, fp32. op(A)[i0 + i][p0 + p] goes to panel i / MR at [p][i % MR]; op(B)[p0 + p][j0 + j] to panel j / NR
 // at [p][j % NR]. Panels past the edge are padded with zeros, so the micro-kernel never branches.
 
-static void pack_a_f32(int transA, const float *A, long lda, long i0, long mc, long p0, long kc, float *dst) {
+__attribute__((target("avx512f"))) static void pack_a_f32(int transA, const float *A, long lda, long i0, long mc, long p0, long kc, float *dst) {
   for (long r = 0; r < mc; r += MR, dst += kc * MR) {
     long rows = min_l(MR, mc - r);
     if (!transA) {
-      for (long i = 0; i < MR; ++i) {
-        if (i < rows) {
-          const float *src = A + (i0 + r + i) * lda + p0;
-          for (long p = 0; p < kc; ++p) dst[p * MR + i] = src[p];
-        } else {
-          for (long p = 0; p < kc; ++p) dst[p * MR + i] = 0;
-        }
-      }
+      pack_panel_f32(A + (i0 + r) * lda + p0, lda, rows, MR, kc, dst);
     } else {
       for (long p = 0; p < kc; ++p) {
         const float *src = A + (p0 + p) * lda + i0 + r;
@@ -83,19 +121,18 @@ static void pack_a_f32(int transA, const float *A, long lda, long i0, long mc, l
   }
 }
 
-static void pack_b_f32(int transB, const float *B, long ldb, long p0, long kc, long j0, long nc, float *dst) {
+__attribute__((target("avx512f"))) static void pack_b_f32(int transB, const float *B, long ldb, long p0, long kc, long j0, long nc, float *dst) {
   for (long c = 0; c < nc; c += NR, dst += kc * NR) {
     long cols = min_l(NR, nc - c);
+    if (transB) {
+      pack_panel_f32(B + (j0 + c) * ldb + p0, ldb, cols, NR, kc, dst);
+      continue;
+    }
     for (long p = 0; p < kc; ++p) {
       float *d = dst + p * NR;
+      const float *src = B + (p0 + p) * ldb + j0 + c;
       long j = 0;
-      if (!transB) {
-        const float *src = B + (p0 + p) * ldb + j0 + c;
-        for (; j < cols; ++j) d[j] = src[j];
-      } else {
-        const float *src = B + (j0 + c) * ldb + p0 + p;
-        for (; j < cols; ++j) d[j] = src[j * ldb];
-      }
+      for (; j < cols; ++j) d[j] = src[j];
       for (; j < NR; ++j) d[j] = 0;
     }
   }
@@ -140,31 +177,6 @@ __attribute__((target("avx512f"))) static inline __m512i pairs_of_rows(const flo
   const __mmask16 m = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
   const __m512 e = _mm512_maskz_loadu_ps(m, even), o = odd ? _mm512_maskz_loadu_ps(m, odd) : _mm512_setzero_ps();
   return pairs_across(e, o);
-}
-
-// Transposes a 16×16 block of 32-bit words in registers: afterwards r[t] holds word t of every input row.
-// Three stages: 32-bit and 64-bit unpacks transpose the 4×4 blocks inside each 128-bit lane, then two rounds of
-// lane shuffles put the blocks in place.
-__attribute__((target("avx512f"))) static inline void transpose16(__m512i r[16]) {
-  __m512i t[16], s[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {  // s[i + j]: column j (and 4+j, 8+j, 12+j in lanes 1–3) of rows i..i+3
-    s[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-    s[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-    s[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-    s[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-  }
-  for (int j = 0; j < 4; ++j) {
-    const __m512i x = _mm512_shuffle_i32x4(s[j], s[4 + j], 0x88), y = _mm512_shuffle_i32x4(s[j], s[4 + j], 0xdd);
-    const __m512i z = _mm512_shuffle_i32x4(s[8 + j], s[12 + j], 0x88), w = _mm512_shuffle_i32x4(s[8 + j], s[12 + j], 0xdd);
-    r[j] = _mm512_shuffle_i32x4(x, z, 0x88);
-    r[8 + j] = _mm512_shuffle_i32x4(x, z, 0xdd);
-    r[4 + j] = _mm512_shuffle_i32x4(y, w, 0x88);
-    r[12 + j] = _mm512_shuffle_i32x4(y, w, 0xdd);
-  }
 }
 
 // A panel from `lines` rows of src (k contiguous, `ld` apart): pair q of line i at [q * width + i]; the lines
