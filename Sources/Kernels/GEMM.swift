@@ -29,22 +29,19 @@ public enum GEMM {
     /// The calling thread's input precision (set by `configure`; a run sets it on the thread that trains).
     public static var precision: Precision { ngpt_gemm_thread_precision() != 0 ? .bf16 : .fp32 }
 
-    /// Native where the CPU has AVX-512, unless `NGPT_GEMM=openblas` (or `native`) says otherwise.
-    static var defaultPath: Path {
-        switch getenv("NGPT_GEMM").map({ String(cString: $0) }) {
-        case "openblas": return .openblas
-        default: return hasAVX512 ? .native : .openblas
-        }
-    }
+    /// `NGPT_GEMM`, when set.
+    static var requested: String? { getenv("NGPT_GEMM").map { String(cString: $0) } }
+
+    /// Native where the CPU has AVX-512, unless `NGPT_GEMM=openblas` (never native where it cannot run).
+    static var defaultPath: Path { hasAVX512 && requested != "openblas" ? .native : .openblas }
 
     /// Chooses the path (for the whole program) and the calling thread's precision. bf16 needs AVX512_BF16 (the
     /// native path); a request the CPU cannot meet is a clear error, never a silent fallback.
-    public static func configure(path requested: Path? = nil, precision: Precision) throws {
-        let env = getenv("NGPT_GEMM").map { String(cString: $0) }
-        if let env, env != "native", env != "openblas" {
+    public static func configure(path: Path? = nil, precision: Precision) throws {
+        if let env = requested, env != "native", env != "openblas" {
             throw UserError("NGPT_GEMM must be native or openblas, got \(env)")
         }
-        let chosen = requested ?? defaultPath
+        let chosen = path ?? (requested == "native" ? .native : defaultPath)
         if chosen == .native && !hasAVX512 {
             throw UserError("NGPT_GEMM=native needs AVX-512, which this CPU (\(cpuModel)) lacks; unset it to use OpenBLAS")
         }
@@ -53,7 +50,7 @@ public enum GEMM {
                 ? "--precision bf16 needs AVX512_BF16, which this CPU (\(cpuModel)) lacks; use --precision fp32"
                 : "--precision bf16 needs ngpt's own GEMM, but NGPT_GEMM=openblas is set; unset it or use --precision fp32")
         }
-        path = chosen
+        self.path = chosen
         ngpt_gemm_set_thread_precision(precision == .bf16 ? 1 : 0)
     }
 
