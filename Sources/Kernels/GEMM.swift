@@ -25,36 +25,43 @@ public enum GEMM {
     public static var hasAVX512: Bool { features & Int(NGPT_GEMM_AVX512F) != 0 }
     public static var hasBF16: Bool { features & Int(NGPT_GEMM_AVX512BF16) != 0 }
 
-    nonisolated(unsafe) public private(set) static var path: Path = defaultPath
-    /// The calling thread's input precision (set by `configure`; a run sets it on the thread that trains).
-    public static var precision: Precision { ngpt_gemm_thread_precision() != 0 ? .bf16 : .fp32 }
+    /// Which implementation runs, for the whole program: native where the CPU has AVX-512, unless
+    /// `NGPT_GEMM=openblas` (never native where it cannot run; `check` reports an impossible request).
+    public static let path: Path = hasAVX512 && requested != "openblas" ? .native : .openblas
 
     /// `NGPT_GEMM`, when set.
     static var requested: String? { getenv("NGPT_GEMM").map { String(cString: $0) } }
 
-    /// Native where the CPU has AVX-512, unless `NGPT_GEMM=openblas` (never native where it cannot run).
-    static var defaultPath: Path { hasAVX512 && requested != "openblas" ? .native : .openblas }
+    /// The calling thread's input precision (see `withPrecision`; fp32 unless set).
+    public static var precision: Precision { ngpt_gemm_thread_precision() != 0 ? .bf16 : .fp32 }
 
-    /// Chooses the path (for the whole program) and the calling thread's precision. bf16 needs AVX512_BF16 (the
-    /// native path); a request the CPU cannot meet is a clear error, never a silent fallback.
-    public static func configure(path: Path? = nil, precision: Precision) throws {
+    /// Checks that products at `precision` can run here, and that `NGPT_GEMM` is valid: a request the CPU cannot
+    /// meet is one clear error, never a silent fallback. bf16 needs AVX512_BF16 (the native path).
+    public static func check(_ precision: Precision) throws {
         if let env = requested, env != "native", env != "openblas" {
             throw UserError("NGPT_GEMM must be native or openblas, got \(env)")
         }
-        let chosen = path ?? (requested == "native" ? .native : defaultPath)
-        if chosen == .native && !hasAVX512 {
+        if requested == "native" && !hasAVX512 {
             throw UserError("NGPT_GEMM=native needs AVX-512, which this CPU (\(cpuModel)) lacks; unset it to use OpenBLAS")
         }
-        if precision == .bf16 && (chosen != .native || !hasBF16) {
-            throw UserError(chosen == .native || !hasAVX512
+        if precision == .bf16 && (path != .native || !hasBF16) {
+            throw UserError(path == .native || !hasAVX512
                 ? "--precision bf16 needs AVX512_BF16, which this CPU (\(cpuModel)) lacks; use --precision fp32"
                 : "--precision bf16 needs ngpt's own GEMM, but NGPT_GEMM=openblas is set; unset it or use --precision fp32")
         }
-        self.path = chosen
-        ngpt_gemm_set_thread_precision(precision == .bf16 ? 1 : 0)
     }
 
-    /// "native AVX-512 (fp32 and bf16 kernels), bf16 inputs" or "OpenBLAS core Haswell": for start-up lines.
+    /// Runs `body` with this thread's products at `precision` (the pool's shares inherit it), then restores the
+    /// previous setting: a setting per thread, so concurrent runs (and tests) each keep their own.
+    public static func withPrecision<R>(_ precision: Precision, _ body: () throws -> R) rethrows -> R {
+        let previous = ngpt_gemm_thread_precision()
+        ngpt_gemm_set_thread_precision(precision == .bf16 ? 1 : 0)
+        defer { ngpt_gemm_set_thread_precision(previous) }
+        return try body()
+    }
+
+    /// "native AVX-512 (fp32 and bf16 kernels), bf16 inputs" or "OpenBLAS core Haswell, fp32": for start-up lines
+    /// (the calling thread's precision).
     public static var description: String {
         switch path {
         case .native: return "native AVX-512 (\(hasBF16 ? "fp32 and bf16 kernels" : "fp32 kernel")), \(precision.rawValue) inputs"

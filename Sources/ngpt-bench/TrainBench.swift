@@ -17,7 +17,11 @@ struct TrainBench: ParsableCommand {
 
     func run() throws {
         Threads.configure(threads: common.threads)
-        try GEMM.configure(precision: precision)
+        try GEMM.check(precision)
+        try GEMM.withPrecision(precision) { try measure() }
+    }
+
+    func measure() throws {
         print(Threads.startupLine)
         var table = Table(header: ["model", "params", "median ms/step", "tokens/s", "GFLOP/s", "forward ms", "backward ms", "update ms"])
         for kind in sizes.kinds {
