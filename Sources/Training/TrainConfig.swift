@@ -22,7 +22,8 @@ public struct TrainConfig: Equatable, Sendable {
     public var weightDecay: Double? = nil
     public var gradClip: Double = 1.0
     public var seed = 1337
-    public var precision: GEMM.Precision = .fp32
+    /// Matrix-product inputs; nil = the machine's preference (`GEMM.preferredPrecision`), fixed when a run starts.
+    public var precision: GEMM.Precision? = nil
     // evaluation and output
     public var evalEvery = 100, evalWindows = 64, sampleTokens = 48, logEvery = 10
     public var out: String? = nil
@@ -39,6 +40,7 @@ public struct TrainConfig: Equatable, Sendable {
     public var warmupSteps: Int { warmup ?? model.recipe.warmupSteps(totalSteps: steps) }
     public var decay: Double { weightDecay ?? model.recipe.weightDecay }
     public var tokensPerStep: Int { batchSize * gradAccum * context }
+    public var gemmPrecision: GEMM.Precision { precision ?? GEMM.preferredPrecision }
     public var dataOptions: DataOptions {
         DataOptions(corpus: corpus, dataRoot: dataDir,
                     tokenizer: TokenizerTrainingOptions(vocabSize: vocabSize),
@@ -87,6 +89,7 @@ public struct TrainConfig: Equatable, Sendable {
             var config = TrainConfig()
             if let file { try config.apply(file, source: "--config") }
             try config.apply(flags, source: "flags")
+            if config.precision == nil { config.precision = GEMM.preferredPrecision }   // recorded, so resume keeps it
             if config.out == nil {
                 let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .current, formatOptions: [.withFullDate, .withTime])
                 config.out = "checkpoints/\(config.model.rawValue)-\(stamp.replacingOccurrences(of: ":", with: ""))"
@@ -155,7 +158,7 @@ public struct TrainConfig: Equatable, Sendable {
             ("parameters", "\(m.parameterCount)"), ("memory (estimated)", MemoryEstimate(self).description), ("corpus", corpus ?? "(default: Shakespeare)"),
             ("tokenizer", tokenizer ?? "(trained: bpe \(vocabSize))"), ("batch-size × grad-accum", "\(batchSize) × \(gradAccum) = \(tokensPerStep) tokens/step"),
             ("steps", "\(steps)"), ("lr", "\(peakLR) → \(minLr) (cosine)"), ("warmup", "\(warmupSteps) steps"),
-            ("weight-decay", "\(decay)"), ("grad-clip", "\(gradClip)"), ("seed", "\(seed)"), ("precision", precision.rawValue),
+            ("weight-decay", "\(decay)"), ("grad-clip", "\(gradClip)"), ("seed", "\(seed)"), ("precision", gemmPrecision.rawValue),
             ("eval", "every \(evalEvery) steps on \(evalWindows) windows; sample \(sampleTokens) tokens"),
             ("out", out ?? "-"), ("threads", threads == 0 ? "all cores" : "\(threads)"),
         ]

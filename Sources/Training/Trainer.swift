@@ -44,11 +44,11 @@ public final class Trainer {
             config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings, resuming: (dir, point.config))
             resumePoint = (point.file, point.state)
             try MemoryEstimate(config).check()
-            try GEMM.check(config.precision)
+            try GEMM.check(config.gemmPrecision)
         } else {
             config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings)
             try MemoryEstimate(config).check()
-            try GEMM.check(config.precision)
+            try GEMM.check(config.gemmPrecision)
             directory = try RunDirectory(claiming: config.out ?? "checkpoints/run", force: force, resuming: false)
             resumePoint = nil
         }
@@ -59,7 +59,7 @@ public final class Trainer {
     /// Trains to `config.steps` (or until a stop request), evaluating and checkpointing on the way. A new run
     /// that fails before its first checkpoint leaves the directory as it found it (`RunDirectory.abandon`).
     public func run() throws -> RunSummary {
-        do { return try GEMM.withPrecision(config.precision) { try train() } } catch {
+        do { return try GEMM.withPrecision(config.gemmPrecision) { try train() } } catch {
             printer.finish()
             directory.abandon()
             throw error

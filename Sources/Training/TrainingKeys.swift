@@ -131,7 +131,8 @@ public struct TrainingKey: Sendable {
         key("grad-clip", \.gradClip, .double, .schedule, "Global gradient-norm clip; 0 disables."),
         key("seed", \.seed, .int, .schedule, "Seed of the initialisation and of the batch order."),
         key("precision", \.precision, .precision, .schedule,
-            "Matrix-product inputs: fp32, or bf16 (rounded to bfloat16, accumulated in fp32; weights, optimiser state, norms and the loss stay fp32; needs AVX512_BF16)."),
+            "Matrix-product inputs: fp32, or bf16 (rounded to bfloat16, accumulated in fp32; weights, optimiser state, norms and the loss stay fp32; needs AVX512_BF16).",
+            default: "bf16 where the CPU has AVX512_BF16, else fp32"),
 
         key("eval-every", \.evalEvery, .int, .output, "Evaluate (and checkpoint) every N steps, and at the end."),
         key("eval-windows", \.evalWindows, .int, .output, "Validation windows per evaluation (fixed, ordered)."),
