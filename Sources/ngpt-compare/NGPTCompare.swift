@@ -44,7 +44,7 @@ struct NGPTCompare: Tool {
             seedList = [1, 2]; gpt = [1.5e-3, 3e-3, 6e-3]; ngpt = [3e-3, 6e-3, 1.2e-2]
         case "tiny":
             presetSettings = ["dim": 32, "layers": 2, "heads": 2, "mlp-hidden": 48, "context": 32, "batch-size": 4,
-                              "vocab-size": 300, "steps": 30, "eval-every": 10, "eval-windows": 8, "sample-tokens": 0,
+                              "vocab-size": 512, "steps": 30, "eval-every": 10, "eval-windows": 8, "sample-tokens": 0,
                               "log-every": 10]
             seedList = [1, 2]; gpt = [3e-3]; ngpt = [6e-3]
         default:
