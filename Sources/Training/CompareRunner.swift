@@ -215,7 +215,7 @@ public final class CompareRunner {
         for (i, seed) in s.seeds.enumerated() {
             for (arm, lr, color) in [(ModelKind.gpt, gptLR, "#d62728"), (.ngpt, ngptLR, "#1f77b4")] {
                 guard let c = curves[Planned(arm: arm, lr: lr, seed: seed, steps: 0).name] else { continue }
-                let label = "\(arm == .gpt ? "GPT" : "nGPT") seed \(seed)"
+                let label = "\(arm.displayName) seed \(seed)"
                 byStep.series.append(.init(label: label, color: color, dashed: i > 0, x: c.steps.map(Double.init), y: c.losses))
                 byTime.series.append(.init(label: label, color: color, dashed: i > 0, x: c.seconds, y: c.losses))
             }
