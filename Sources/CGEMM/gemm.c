@@ -13,7 +13,8 @@
 
 #define MR 14
 #define NR 32
-#define KC 256          // even: bf16 packs k in pairs
+#define KC 256          // fp32 slice depth
+#define KC_BF16 512     // bf16 slice depth: the same bytes per packed panel as fp32 (k in pairs)
 #define MC (MR * 12)
 #define NC 2048         // a multiple of NR
 
@@ -106,34 +107,35 @@ __attribute__((target("avx512f"))) static void pack_panel_f32(const float *src, 
 // at [p][j % NR]. Panels past the edge are padded with zeros, so the micro-kernel never branches.
 
 __attribute__((target("avx512f"))) static void pack_a_f32(int transA, const float *A, long lda, long i0, long mc, long p0, long kc, float *dst) {
-  for (long r = 0; r < mc; r += MR, dst += kc * MR) {
-    long rows = min_l(MR, mc - r);
-    if (!transA) {
-      pack_panel_f32(A + (i0 + r) * lda + p0, lda, rows, MR, kc, dst);
-    } else {
-      for (long p = 0; p < kc; ++p) {
-        const float *src = A + (p0 + p) * lda + i0 + r;
-        long i = 0;
-        for (; i < rows; ++i) dst[p * MR + i] = src[i];
-        for (; i < MR; ++i) dst[p * MR + i] = 0;
-      }
+  if (!transA) {
+    for (long r = 0; r < mc; r += MR, dst += kc * MR) pack_panel_f32(A + (i0 + r) * lda + p0, lda, min_l(MR, mc - r), MR, kc, dst);
+    return;
+  }
+  // op(A) = Aᵀ: each stored row of A holds one k for every i, so read it once, contiguously, into all the panels.
+  for (long p = 0; p < kc; ++p) {
+    const float *src = A + (p0 + p) * lda + i0;
+    for (long r = 0; r < mc; r += MR) {
+      const long rows = min_l(MR, mc - r);
+      _mm512_mask_storeu_ps(dst + r * kc + p * MR, (__mmask16)((1u << MR) - 1), _mm512_maskz_loadu_ps((__mmask16)((1u << rows) - 1), src + r));
     }
   }
 }
 
 __attribute__((target("avx512f"))) static void pack_b_f32(int transB, const float *B, long ldb, long p0, long kc, long j0, long nc, float *dst) {
-  for (long c = 0; c < nc; c += NR, dst += kc * NR) {
-    long cols = min_l(NR, nc - c);
-    if (transB) {
-      pack_panel_f32(B + (j0 + c) * ldb + p0, ldb, cols, NR, kc, dst);
-      continue;
-    }
-    for (long p = 0; p < kc; ++p) {
-      float *d = dst + p * NR;
-      const float *src = B + (p0 + p) * ldb + j0 + c;
-      long j = 0;
-      for (; j < cols; ++j) d[j] = src[j];
-      for (; j < NR; ++j) d[j] = 0;
+  if (transB) {
+    for (long c = 0; c < nc; c += NR, dst += kc * NR) pack_panel_f32(B + (j0 + c) * ldb + p0, ldb, min_l(NR, nc - c), NR, kc, dst);
+    return;
+  }
+  // Each stored row of B holds one k for every j: read it once, contiguously, into all the panels.
+  for (long p = 0; p < kc; ++p) {
+    const float *src = B + (p0 + p) * ldb + j0;
+    for (long c = 0; c < nc; c += NR) {
+      const long cols = min_l(NR, nc - c);
+      const __mmask16 m0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+      const __mmask16 m1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
+      float *d = dst + c * kc + p * NR;
+      _mm512_store_ps(d, _mm512_maskz_loadu_ps(m0, src + c));
+      _mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(m1, src + c + 16));
     }
   }
 }
@@ -208,35 +210,37 @@ __attribute__((target("avx512f"))) static void pack_panel_along(const float *src
 
 __attribute__((target("avx512f"))) static void pack_a_bf16(int transA, const float *A, long lda, long i0, long mc, long p0,
                                                            long kc, uint32_t *dst) {
-  long kq = (kc + 1) / 2;
-  for (long r = 0; r < mc; r += MR, dst += kq * MR) {
-    long rows = min_l(MR, mc - r);
-    if (!transA) {
-      pack_panel_along(A + (i0 + r) * lda + p0, lda, rows, MR, kc, dst);
-    } else {
-      for (long q = 0; q < kq; ++q) {
-        const float *even = A + (p0 + 2 * q) * lda + i0 + r;
-        _mm512_mask_storeu_epi32(dst + q * MR, (__mmask16)((1u << MR) - 1),
-                                 pairs_of_rows(even, 2 * q + 1 < kc ? even + lda : NULL, rows));
-      }
+  const long kq = (kc + 1) / 2;
+  if (!transA) {
+    for (long r = 0; r < mc; r += MR, dst += kq * MR) pack_panel_along(A + (i0 + r) * lda + p0, lda, min_l(MR, mc - r), MR, kc, dst);
+    return;
+  }
+  // op(A) = Aᵀ: two stored rows of A hold a pair of k for every i; read them once, contiguously, into all the panels.
+  for (long q = 0; q < kq; ++q) {
+    const float *even = A + (p0 + 2 * q) * lda + i0, *odd = 2 * q + 1 < kc ? even + lda : NULL;
+    for (long r = 0; r < mc; r += MR) {
+      _mm512_mask_storeu_epi32(dst + r * kq + q * MR, (__mmask16)((1u << MR) - 1),
+                               pairs_of_rows(even + r, odd ? odd + r : NULL, min_l(MR, mc - r)));
     }
   }
 }
 
 __attribute__((target("avx512f"))) static void pack_b_bf16(int transB, const float *B, long ldb, long p0, long kc, long j0,
                                                            long nc, uint32_t *dst) {
-  long kq = (kc + 1) / 2;
-  for (long c = 0; c < nc; c += NR, dst += kq * NR) {
-    long cols = min_l(NR, nc - c);
-    if (!transB) {
-      for (long q = 0; q < kq; ++q) {
-        const float *even = B + (p0 + 2 * q) * ldb + j0 + c, *odd = 2 * q + 1 < kc ? even + ldb : NULL;
-        _mm512_store_si512((void *)(dst + q * NR), pairs_of_rows(even, odd, cols));
-        _mm512_store_si512((void *)(dst + q * NR + 16),
-                           cols > 16 ? pairs_of_rows(even + 16, odd ? odd + 16 : NULL, cols - 16) : _mm512_setzero_si512());
-      }
-    } else {
-      pack_panel_along(B + (j0 + c) * ldb + p0, ldb, cols, NR, kc, dst);
+  const long kq = (kc + 1) / 2;
+  if (transB) {
+    for (long c = 0; c < nc; c += NR, dst += kq * NR) pack_panel_along(B + (j0 + c) * ldb + p0, ldb, min_l(NR, nc - c), NR, kc, dst);
+    return;
+  }
+  // Two stored rows of B hold a pair of k for every j: read them once, contiguously, into all the panels.
+  for (long q = 0; q < kq; ++q) {
+    const float *even = B + (p0 + 2 * q) * ldb + j0, *odd = 2 * q + 1 < kc ? even + ldb : NULL;
+    for (long c = 0; c < nc; c += NR) {
+      const long cols = min_l(NR, nc - c);
+      uint32_t *d = dst + c * kq + q * NR;
+      _mm512_store_si512((void *)d, pairs_of_rows(even + c, odd ? odd + c : NULL, cols));
+      _mm512_store_si512((void *)(d + 16), cols > 16 ? pairs_of_rows(even + c + 16, odd ? odd + c + 16 : NULL, cols - 16)
+                                                     : _mm512_setzero_si512());
     }
   }
 }
@@ -319,8 +323,8 @@ void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, cons
   void *pb = buffer(&packed_b, sizeof(float) * KC * NC);
   for (long jc = 0; jc < n; jc += NC) {
     long nc = min_l(NC, n - jc);
-    for (long pc = 0; pc < k; pc += KC) {
-      long kc = min_l(KC, k - pc), kq = (kc + 1) / 2;
+    for (long pc = 0; pc < k; pc += bf16 ? KC_BF16 : KC) {
+      long kc = min_l(bf16 ? KC_BF16 : KC, k - pc), kq = (kc + 1) / 2;
       float b = pc == 0 ? beta : 1.0f;
       if (bf16) pack_b_bf16(transB, B, ldb, pc, kc, jc, nc, (uint32_t *)pb);
       else pack_b_f32(transB, B, ldb, pc, kc, jc, nc, (float *)pb);

@@ -16,15 +16,16 @@ public enum Columns {
     }
 
     /// g[j] += factor · Σ_r a[r, j] · b[r, j]: the gradient of a column scale vector.
-    /// Rows stream contiguously; each worker sums its rows into its own partial vector (on the stack when
-    /// small), and the partials are added into g after the join.
+    /// Rows stream contiguously; each fixed block of rows sums into its own partial vector, and the partials are
+    /// added into g in block order (the same bits on any number of threads).
     public static func dotAccumulate(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, factor: Float = 1,
                                      into g: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: Threads.maxWorkers * cols) { partials in
+        let blocks = (rows + Threads.reductionBlock - 1) / Threads.reductionBlock
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: blocks * cols) { partials in
             let partial = partials.baseAddress.unsafelyUnwrapped
-            partial.initialize(repeating: 0, count: Threads.maxWorkers * cols)
-            Threads.parallelFor(rows, workPerItem: 8 * cols) { worker, range in
-                let acc = partial + worker * cols
+            partial.initialize(repeating: 0, count: blocks * cols)
+            Threads.forEachBlock(rows, blockSize: Threads.reductionBlock, workPerItem: 8 * cols) { block, range in
+                let acc = partial + block * cols
                 for r in range {
                     let ar = a + r * cols, br = b + r * cols
                     var j = 0
@@ -32,8 +33,8 @@ public enum Columns {
                     while j < cols { acc[j] += ar[j] * br[j]; j += 1 }
                 }
             }
-            for w in 0..<Threads.maxWorkers {
-                let acc = partial + w * cols
+            for block in 0..<blocks {
+                let acc = partial + block * cols
                 for j in 0..<cols { g[j] += acc[j] * factor }
             }
         }

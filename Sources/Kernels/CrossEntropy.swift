@@ -9,10 +9,11 @@ public enum CrossEntropy {
     public static func forwardBackward(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, vocab: Int,
                                        losses: UnsafeMutablePointer<Float>? = nil,
                                        dlogits: UnsafeMutablePointer<Float>? = nil, gradScale: Float = 1) -> Double {
-        var partial = [Double](repeating: 0, count: Threads.maxWorkers)
+        // One partial sum per fixed block of rows, added in block order: the same total on any number of threads.
+        var partial = [Double](repeating: 0, count: (rows + Threads.reductionBlock - 1) / Threads.reductionBlock)
         partial.withUnsafeMutableBufferPointer { partialSums in
             let sums = partialSums.baseAddress.unsafelyUnwrapped
-            Threads.parallelFor(rows, workPerItem: 8 * vocab * Threads.computeHeavy) { worker, range in
+            Threads.forEachBlock(rows, blockSize: Threads.reductionBlock, workPerItem: 8 * vocab * Threads.computeHeavy) { block, range in
                 var total = 0.0
                 for r in range {
                     let x = logits + r * vocab
@@ -49,7 +50,7 @@ public enum CrossEntropy {
                         total += loss
                     }
                 }
-                sums[worker] = total
+                sums[block] = total
             }
         }
         return partial.reduce(0, +)

@@ -99,13 +99,14 @@ public enum RowNorm {
     public static func rmsBackward(_ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, gain: UnsafePointer<Float>,
                                    rstd: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                                    dgain: UnsafeMutablePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false) {
-        // One pass over the rows; each worker sums its rows' gain gradient into its own slice of a small
-        // stack buffer, and the slices are added into dgain after the join.
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: Threads.maxWorkers * cols) { partials in
+        // One pass over the rows; each fixed block of rows sums its gain gradient into its own partial, and the
+        // partials are added into dgain in block order after the join (the same bits on any number of threads).
+        let blocks = (rows + Threads.reductionBlock - 1) / Threads.reductionBlock
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: blocks * cols) { partials in
             let partial = partials.baseAddress.unsafelyUnwrapped
-            partial.initialize(repeating: 0, count: Threads.maxWorkers * cols)
-            Threads.parallelFor(rows, workPerItem: 12 * cols) { worker, range in
-                let pg = partial + worker * cols
+            partial.initialize(repeating: 0, count: blocks * cols)
+            Threads.forEachBlock(rows, blockSize: Threads.reductionBlock, workPerItem: 12 * cols) { block, range in
+                let pg = partial + block * cols
                 for r in range {
                     let dyr = dy + r * cols, xr = x + r * cols, dxr = dx + r * cols
                     let s = rstd[r]
@@ -136,8 +137,8 @@ public enum RowNorm {
                     }
                 }
             }
-            for w in 0..<Threads.maxWorkers {
-                let pg = partial + w * cols
+            for block in 0..<blocks {
+                let pg = partial + block * cols
                 for c in 0..<cols { dgain[c] += pg[c] }
             }
         }

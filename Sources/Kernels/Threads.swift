@@ -3,16 +3,16 @@ import CGEMM
 import CThreadPool
 
 /// The program's one threading policy: a single budget of cores, served by one pool of worker threads
-/// (CThreadPool: persistent pthreads that spin ~50 µs for the next job, then sleep).
+/// (CThreadPool: persistent pthreads that spin ~2 ms for the next job, then sleep).
 ///
 /// - ngpt's own GEMM splits its rows over the pool; with the OpenBLAS fallback, OpenBLAS owns all `count` cores
 ///   during a product (its thread count is kept equal to the budget).
-/// - Our own row kernels split rows over the same cores with `parallelFor`, but only when the work is big
-///   enough; otherwise they run on the caller. Measured here (ngpt-bench kernels): streaming kernels over
-///   cache-resident [4096, 256] activations are *slower* split over the two vCPUs (0.12 → 0.21 ms for the L2
-///   normalisation), while exp-heavy kernels (softmax, SwiGLU) and scalar-bound ones (RoPE) gain 1.7–2.4×.
-///   So work is counted in "byte-equivalents": bytes touched, times `computeHeavy` for kernels whose time
-///   goes into arithmetic rather than memory.
+/// - Our own row kernels split rows over the same cores with `parallelFor` once the work is big enough to pay
+///   for a fork (about a microsecond with the pool's workers spinning). Work is counted in "byte-equivalents":
+///   bytes touched, times `computeHeavy` for kernels whose time goes into arithmetic rather than memory.
+///   Measured here (ngpt-bench kernels, 2 vCPUs): the L2 normalisation of a [4096, 256] activation takes
+///   0.108 ms on one thread and 0.053 ms split over two, RMSNorm backward 0.205 → 0.103 ms. (With the
+///   Dispatch-based fork this replaced, such splits were slower than one thread, and the bar was 16 MB.)
 /// - Batches of small GEMMs (attention per head) run under `parallelForSerialBLAS`: the budget's workers each
 ///   call single-threaded BLAS, so threads never exceed the budget (no BLAS threads inside Dispatch workers).
 public enum Threads {
@@ -24,7 +24,7 @@ public enum Threads {
     private static var insideParallelRegion: Bool { ngpt_pool_in_job() != 0 }
 
     /// Work (byte-equivalents) below which a kernel stays on the calling thread.
-    public static let minParallelWork = 16 << 20
+    public static let minParallelWork = 1 << 20  // 1 MB: a [1024, 256] activation's single pass
     /// Work multiplier for kernels bound by arithmetic (exp, division, scalar rotation) rather than memory.
     public static let computeHeavy = 8
 
@@ -61,6 +61,19 @@ public enum Threads {
         }
         fork(count, workers: workers, body)
     }
+
+    /// Runs `body(block, range)` for each fixed block of `blockSize` items covering `0..<count`, in parallel as
+    /// `parallelFor` (work counted per item). The blocks do not depend on the thread count: reductions that keep
+    /// one partial per block and add the partials in block order give the same bits on any number of threads.
+    public static func forEachBlock(_ count: Int, blockSize: Int, workPerItem: Int, _ body: (Int, Range<Int>) -> Void) {
+        let blocks = (count + blockSize - 1) / blockSize
+        parallelFor(blocks, workPerItem: blockSize * workPerItem) { _, range in
+            for b in range { body(b, b * blockSize..<min(count, (b + 1) * blockSize)) }
+        }
+    }
+
+    /// Rows per block of the row kernels' reductions (`forEachBlock`).
+    public static let reductionBlock = 256
 
     /// Runs `body` over chunks of `0..<count` on the budget's workers with OpenBLAS limited to one thread
     /// each, for loops whose items are themselves small GEMMs.
