@@ -345,6 +345,17 @@ void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, cons
   }
 }
 
+float *ngpt_gemm_scratch(size_t floats) {
+  static _Thread_local float *scratch;
+  static _Thread_local size_t capacity;
+  if (floats > capacity) {
+    free(scratch);
+    if (posix_memalign((void **)&scratch, 64, floats * sizeof(float)) != 0) abort();
+    capacity = floats;
+  }
+  return scratch;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Peak probe: 24 independent accumulators hide the FMA latency (4 cycles × 2 pipes × up to 3 in flight).
 

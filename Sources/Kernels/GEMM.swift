@@ -110,8 +110,8 @@ public enum GEMM {
                precision: precision)
     }
 
-    /// ngpt's kernel at a given precision, rows of C split over the budget's workers in 14-row tiles (every
-    /// element is computed the same way whatever the split, so results do not depend on the thread count).
+    /// ngpt's kernel at a given precision, rows of C split over the budget's workers in 14-row tiles. Every
+    /// element is computed the same way whatever the split, so results do not depend on the thread count.
     public static func native(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                               _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
                               _ c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision) {
@@ -119,11 +119,40 @@ public enum GEMM {
         let tiles = (m + tile - 1) / tile
         let bf16: Int32 = precision == .bf16 ? 1 : 0
         nonisolated(unsafe) let a = a, b = b, c = c
-        Threads.parallelFor(tiles, workPerItem: tile * n * k / 2) { _, range in
-            let m0 = range.lowerBound * tile, m1 = min(m, range.upperBound * tile)
-            guard m1 > m0 else { return }
-            ngpt_gemm(transA ? 1 : 0, transB ? 1 : 0, m1 - m0, n, k, alpha, transA ? a + m0 : a + m0 * lda, lda, b, ldb, beta,
-                      c + m0 * ldc, ldc, bf16)
+        // One share: rows m0..<m1 of C over k0..<k0+depth, into `out` (leading dimension ldo, scaled by beta first).
+        func share(_ m0: Int, _ m1: Int, _ k0: Int, _ depth: Int, _ out: UnsafeMutablePointer<Float>, _ ldo: Int, _ beta: Float) {
+            let aStart = transA ? a + k0 * lda + m0 : a + m0 * lda + k0
+            let bStart = transB ? b + k0 : b + k0 * ldb
+            ngpt_gemm(transA ? 1 : 0, transB ? 1 : 0, m1 - m0, n, depth, alpha, aStart, lda, bStart, ldb, beta, out + m0 * ldo, ldo, bf16)
+        }
+        guard k >= 1024 && k >= 4 * max(m, n) else {
+            Threads.parallelFor(tiles, workPerItem: tile * n * k / 2) { _, range in
+                let m0 = range.lowerBound * tile, m1 = min(m, range.upperBound * tile)
+                if m1 > m0 { share(m0, m1, 0, k, c, ldc, beta) }
+            }
+            return
+        }
+        // Weight gradients (k = tokens, far deeper than m and n): the two halves of k run side by side, the second
+        // into a scratch C that is added afterwards. Each worker then packs half of each operand, where a split of
+        // the rows packs all of op(B) on every worker. The halves are fixed, so the bits do not depend on the
+        // thread count either: C = (beta·C + first half) + second half.
+        let firstDepth = k / 2
+        nonisolated(unsafe) let second = ngpt_gemm_scratch(m * n)!
+        Threads.parallelFor(2 * tiles, workPerItem: tile * n * k / 4) { _, range in
+            for half in 0..<2 {
+                let lo = max(range.lowerBound, half * tiles) - half * tiles, hi = min(range.upperBound, (half + 1) * tiles) - half * tiles
+                let m0 = lo * tile, m1 = min(m, hi * tile)
+                guard m1 > m0 else { continue }
+                if half == 0 { share(m0, m1, 0, firstDepth, c, ldc, beta) } else { share(m0, m1, firstDepth, k - firstDepth, second, n, 0) }
+            }
+        }
+        Threads.parallelFor(m, workPerItem: 12 * n) { _, rows in
+            for r in rows {
+                let cr = c + r * ldc, sr = second + r * n
+                var j = 0
+                while j + 16 <= n { store16(load16(cr + j) + load16(sr + j), cr + j); j += 16 }
+                while j < n { cr[j] += sr[j]; j += 1 }
+            }
         }
     }
 

@@ -7,12 +7,13 @@ import Testing
 /// kernel must compute exactly the fp32 product of the rounded inputs, up to summation order), over odd sizes
 /// around the 14×32 tile and the 256-deep k blocks, every transpose, strided operands, alpha and beta.
 @Suite(.enabled(if: GEMM.hasAVX512, "this CPU has no AVX-512: ngpt's GEMM cannot run here")) struct NativeGEMMTests {
-    // Float sums over k ≤ 520 terms: the two implementations' rounding differs by ≲ k·ε_f relative to the
+    // Float sums over k ≤ 1,100 terms: the two implementations' rounding differs by ≲ k·ε_f relative to the
     // products' scale; measured ≲ 3e-7 here; 2e-5 leaves room and still catches any wrong term (O(1)).
     static let tolerance = 2e-5
 
     static let shapes: [(Int, Int, Int)] = [(1, 1, 1), (13, 31, 7), (14, 32, 256), (15, 33, 257), (29, 65, 2), (100, 17, 513),
-                                            (3, 300, 64), (170, 40, 31)]
+                                            (3, 300, 64), (170, 40, 31),
+                                            (29, 45, 1100)]  // k ≥ 4·max(m, n): computed as two halves of k
 
     /// op(A) (m×k) and op(B) (k×n) stored with padding (leading dimensions larger than the rows).
     struct Operands {
@@ -75,15 +76,16 @@ import Testing
     }
 
     /// The result does not depend on how rows are split over workers (so training is reproducible for any budget).
-    @Test func resultsDoNotDependOnTheThreadCount() {
+    @Test(arguments: [(1000, 96, 300, false), (60, 70, 2000, true)])  // rows split; two halves of k (weight gradients)
+    func resultsDoNotDependOnTheThreadCount(m: Int, n: Int, k: Int, transA: Bool) {
         var rng = SplitMix64(seed: 9)
-        let m = 1000, n = 96, k = 300
         let a = rng.normals(m * k), b = rng.normals(n * k)
         var results: [[Float]] = []
         for threads in [1, 2] {
             Threads.configure(threads: threads)
-            var c = [Float](repeating: 0, count: m * n)
-            GEMM.native(transA: false, transB: true, m: m, n: n, k: k, a, lda: k, b, ldb: k, &c, ldc: n, precision: .fp32)
+            var c = [Float](repeating: 0.5, count: m * n)
+            GEMM.native(transA: transA, transB: true, m: m, n: n, k: k, a, lda: transA ? m : k, b, ldb: k, beta: 1, &c, ldc: n,
+                        precision: .fp32)
             results.append(c)
         }
         Threads.configure()

@@ -31,6 +31,9 @@ void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, cons
 void ngpt_gemm_set_thread_precision(int bf16);
 int ngpt_gemm_thread_precision(void);
 
+// A buffer of at least `floats` floats owned by the calling thread (kept and grown across calls; 64-byte aligned).
+float *ngpt_gemm_scratch(size_t floats);
+
 // Runs `iterations` rounds of 24 independent 512-bit multiply-adds (vfmadd231ps, or vdpbf16ps with bf16 != 0) on
 // the calling thread: timing it measures the core's peak rate for the benchmarks' "% of peak".
 // Returns a value that depends on every operation, so nothing is optimised away.
