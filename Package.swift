@@ -34,6 +34,9 @@ let package = Package(
         // System libraries
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS",
                        providers: [.apt(["libopenblas-dev"])]),
+        // MPI (Open MPI or MPICH) for data-parallel training: a header of plain C functions over its macros.
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "mpi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
         // A plain C API over SentencePiece's C++ classes (every entry point catches, ids range-checked).
         .target(name: "CSentencePiece",
                 linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train")]),
@@ -49,7 +52,9 @@ let package = Package(
         .target(name: "NGPT", dependencies: ["Kernels"]),
         // What every tool reads of a run: checkpoints, loading, the evaluation loop, decoding, charts.
         .target(name: "Runs", dependencies: ["Kernels", "Tokenizer", "NGPT"]),
-        .target(name: "Training", dependencies: ["Kernels", "Tokenizer", "NGPT", "Runs"]),
+        // The processes of a data-parallel job (MPI), below the trainer that uses them.
+        .target(name: "Cluster", dependencies: ["CMPI"]),
+        .target(name: "Training", dependencies: ["Kernels", "Tokenizer", "NGPT", "Runs", "Cluster"]),
         .target(name: "Sampling", dependencies: ["Kernels", "Tokenizer", "NGPT", "Runs"]),
         .target(name: "Inspect", dependencies: ["CBLAS", "Kernels", "Tokenizer", "NGPT", "Runs"]),
         // The executables' shared entry point (one way to report a user error).
@@ -61,7 +66,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ngpt-train", dependencies: [
-            "Kernels", "Tokenizer", "Training", "ToolSupport",
+            "Kernels", "Tokenizer", "Training", "Cluster", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ngpt-compare", dependencies: [

@@ -6,17 +6,21 @@ public final class ProgressPrinter: @unchecked Sendable {
     private var liveLineShown = false
     /// Prepended to every line (the comparison labels each run's lines).
     public var prefix = ""
+    /// Prints nothing (the processes of a data-parallel job other than rank 0).
+    public var silent = false
 
     public init(isTerminal: Bool = isatty(STDOUT_FILENO) != 0) { self.isTerminal = isTerminal }
 
     /// A line that stays (config table, evaluation results, messages).
     public func line(_ text: String) {
+        if silent { return }
         if liveLineShown { write("\r\u{1B}[2K"); liveLineShown = false }
         write(prefix + text + "\n")
     }
 
     /// The progress line: rewritten in place on a terminal; printed only when `periodic` otherwise.
     public func progress(_ text: String, periodic: Bool) {
+        if silent { return }
         if isTerminal {
             write("\r\u{1B}[2K" + prefix + text)
             liveLineShown = true

@@ -219,8 +219,8 @@ enum TrainingMetadata {
     static func extra(_ config: TrainConfig, step: Int) -> [String: String] {
         [
             configKey: config.json(),
-            "ngpt.rng": "{\"generator\": \"splitmix64\", \"seed\": \(config.seed), \"next_micro_step\": \(step * config.gradAccum)}",
-            "ngpt.sampler": "{\"seed\": \(config.seed), \"next_step\": \(step), \"batch\": \(config.batchSize), \"context\": \(config.context), \"grad_accum\": \(config.gradAccum)}",
+            "ngpt.rng": "{\"generator\": \"splitmix64\", \"seed\": \(config.seed), \"next_micro_step\": \(step * config.globalMicroBatches)}",
+            "ngpt.sampler": "{\"seed\": \(config.seed), \"next_step\": \(step), \"batch\": \(config.batchSize), \"context\": \(config.context), \"grad_accum\": \(config.gradAccum), \"processes\": \(config.processes)}",
         ]
     }
 }

@@ -28,6 +28,9 @@ public struct TrainConfig: Equatable, Sendable {
     public var evalEvery = 100, evalWindows = 64, sampleTokens = 48, logEvery = 10
     public var out: String? = nil
     public var threads = 0
+    /// Processes training data-parallel (the MPI launcher's world size; not a flag). Each computes `gradAccum`
+    /// micro-batches of `batchSize` per step, so a step sees processes × grad-accum × batch-size sequences.
+    public var processes = 1
 
     public init() {}
 
@@ -39,7 +42,9 @@ public struct TrainConfig: Equatable, Sendable {
     public var peakLR: Double { lr ?? model.recipe.learningRate }
     public var warmupSteps: Int { warmup ?? model.recipe.warmupSteps(totalSteps: steps) }
     public var decay: Double { weightDecay ?? model.recipe.weightDecay }
-    public var tokensPerStep: Int { batchSize * gradAccum * context }
+    public var tokensPerStep: Int { processes * batchSize * gradAccum * context }
+    /// Micro-batches per step over all processes: what a resume on another number of processes keeps.
+    public var globalMicroBatches: Int { processes * gradAccum }
     public var gemmPrecision: GEMM.Precision { precision ?? GEMM.preferredPrecision }
     public var dataOptions: DataOptions {
         DataOptions(corpus: corpus, dataRoot: dataDir,
@@ -84,7 +89,8 @@ public struct TrainConfig: Equatable, Sendable {
     /// The configuration of a run: defaults < `--config` file < flags. On resume, the checkpoint's configuration
     /// replaces the defaults and architecture keys may not change (a resumed run also keeps its directory).
     /// Touches no file: the caller reads the checkpoint and claims the directory.
-    public static func resolve(file: [String: Any]?, flags: [String: Any], resuming: (directory: String, config: TrainConfig)? = nil) throws -> TrainConfig {
+    public static func resolve(file: [String: Any]?, flags: [String: Any], resuming: (directory: String, config: TrainConfig)? = nil,
+                               processes: Int = 1) throws -> TrainConfig {
         guard let (dir, stored) = resuming else {
             var config = TrainConfig()
             if let file { try config.apply(file, source: "--config") }
@@ -94,6 +100,7 @@ public struct TrainConfig: Equatable, Sendable {
                 let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .current, formatOptions: [.withFullDate, .withTime])
                 config.out = "checkpoints/\(config.model.rawValue)-\(stamp.replacingOccurrences(of: ":", with: ""))"
             }
+            config.processes = processes
             try config.validate()
             return config
         }
@@ -112,6 +119,16 @@ public struct TrainConfig: Equatable, Sendable {
             }
             config = probe
         }
+        // On another number of processes, grad-accum is rescaled so that a step sees the same global batch (and the
+        // same sequences: the sampler draws by global micro-batch), unless it was set explicitly.
+        if processes != stored.processes && file?["grad-accum"] == nil && flags["grad-accum"] == nil {
+            let global = stored.globalMicroBatches
+            guard global % processes == 0 else {
+                throw UserError("the run in \(dir) takes \(global) micro-batches per step (\(stored.processes) processes × grad-accum \(stored.gradAccum)), which \(processes) processes cannot share evenly; resume on a number of processes that divides \(global), or set --grad-accum (the global batch then changes)")
+            }
+            config.gradAccum = global / processes
+        }
+        config.processes = processes
         config.out = dir
         try config.validate()
         return config
@@ -132,7 +149,7 @@ public struct TrainConfig: Equatable, Sendable {
 
     /// Stable JSON (sorted keys; unset optional keys left out) for config.json and checkpoint metadata.
     public func json() -> String {
-        var object: [String: Any] = [:]
+        var object: [String: Any] = ["processes": processes]
         for key in TrainingKey.all { if let v = key.get(self) { object[key.name] = key.type.jsonValue(v) } }
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) else {
             return "{}"
@@ -141,10 +158,11 @@ public struct TrainConfig: Equatable, Sendable {
     }
 
     public static func fromJSON(_ text: String) throws -> TrainConfig {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+        guard var object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
             throw UserError("stored config is not a JSON object")
         }
         var config = TrainConfig()
+        if let n = object.removeValue(forKey: "processes") as? NSNumber, n.intValue >= 1 { config.processes = n.intValue }
         try config.apply(object, source: "stored config")
         return config
     }
@@ -156,7 +174,9 @@ public struct TrainConfig: Equatable, Sendable {
             ("model", model.rawValue), ("layers", "\(layers)"), ("dim", "\(dim)"), ("heads", "\(heads) (head size \(m.headDim))"),
             ("mlp-hidden", "\(mlpHidden)"), ("context", "\(context)"), ("vocab-size", "\(vocabSize)"),
             ("parameters", "\(m.parameterCount)"), ("memory (estimated)", MemoryEstimate(self).description), ("corpus", corpus ?? "(default: Shakespeare)"),
-            ("tokenizer", tokenizer ?? "(trained: bpe \(vocabSize))"), ("batch-size × grad-accum", "\(batchSize) × \(gradAccum) = \(tokensPerStep) tokens/step"),
+            ("tokenizer", tokenizer ?? "(trained: bpe \(vocabSize))"), processes > 1
+                ? ("processes × batch-size × grad-accum", "\(processes) × \(batchSize) × \(gradAccum) (× context \(context)) = \(tokensPerStep) tokens/step")
+                : ("batch-size × grad-accum", "\(batchSize) × \(gradAccum) = \(tokensPerStep) tokens/step"),
             ("steps", "\(steps)"), ("lr", "\(peakLR) → \(minLr) (cosine)"), ("warmup", "\(warmupSteps) steps"),
             ("weight-decay", "\(decay)"), ("grad-clip", "\(gradClip)"), ("seed", "\(seed)"), ("precision", gemmPrecision.rawValue),
             ("eval", "every \(evalEvery) steps on \(evalWindows) windows; sample \(sampleTokens) tokens"),

@@ -1,3 +1,4 @@
+import Cluster
 import Dispatch
 import Foundation
 import Kernels
@@ -20,8 +21,11 @@ public struct RunSummary: Sendable {
 /// gradient synchronisation, evaluation with checkpointing, and the observers (progress line, metrics log).
 public final class Trainer {
     public private(set) var config: TrainConfig
-    public let directory: RunDirectory
-    public var runDirectory: String { directory.path }
+    /// The run directory; nil on the processes of a data-parallel job other than rank 0 (they write nothing).
+    public let directory: RunDirectory?
+    public var runDirectory: String { directory?.path ?? config.out ?? "" }
+    /// The data-parallel job this process is one of (nil: a single process).
+    public let world: World?
     let resumePoint: (file: SafeTensors, state: CheckpointState)?
     let printer: ProgressPrinter
     let stop: StopRequest?
@@ -31,29 +35,49 @@ public final class Trainer {
     public var quiet = false
     /// Makes the gradients the global batch's before the update (data-parallel training plugs in here).
     public var gradientSync: GradientSync = LocalGradients()
+    /// Whether the steps' loss and updates print and are recorded here (rank 0 of a job, or a single process).
+    var writes: Bool { world?.isRoot ?? true }
 
     /// Resolves the configuration (`TrainConfig.resolve`), checks that it fits in memory and claims the run
     /// directory. Nothing is trained yet, so every refusal (bad config, too little memory, a directory in use,
     /// existing or unwritable, a checkpoint from another run) comes before any work; a new run's directory is
     /// created only when its configuration is valid.
+    ///
+    /// In a data-parallel job only rank 0 touches the run directory: it resolves the configuration (reading any
+    /// checkpoint) and sends it to the other processes, which receive the weights later (`shareModel`).
     public init(fileSettings: [String: Any]?, flagSettings: [String: Any], resume: String?, force: Bool,
-                printer: ProgressPrinter = ProgressPrinter(), stop: StopRequest? = nil) throws {
+                printer: ProgressPrinter = ProgressPrinter(), stop: StopRequest? = nil, world: World? = nil) throws {
+        self.world = world
+        self.printer = printer
+        self.stop = stop
+        let processes = world?.size ?? 1
+        if let world, !world.isRoot {
+            config = try TrainConfig.fromJSON(world.broadcast(""))
+            directory = nil
+            resumePoint = nil
+            try MemoryEstimate(config).check()
+            try GEMM.check(config.gemmPrecision)
+            return
+        }
         if let dir = resume {
-            directory = try RunDirectory(claiming: dir, force: false, resuming: true)
+            let directory = try RunDirectory(claiming: dir, force: false, resuming: true)
             let point = try directory.resumePoint()
-            config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings, resuming: (dir, point.config))
+            config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings, resuming: (dir, point.config), processes: processes)
             resumePoint = (point.file, point.state)
             try MemoryEstimate(config).check()
             try GEMM.check(config.gemmPrecision)
+            if point.config.processes != processes {
+                printer.line("resuming a run of \(point.config.processes) process(es) on \(processes): grad-accum \(point.config.gradAccum) → \(config.gradAccum), \(config.tokensPerStep) tokens per step as before")
+            }
+            self.directory = directory
         } else {
-            config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings)
+            config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings, processes: processes)
             try MemoryEstimate(config).check()
             try GEMM.check(config.gemmPrecision)
             directory = try RunDirectory(claiming: config.out ?? "checkpoints/run", force: force, resuming: false)
             resumePoint = nil
         }
-        self.printer = printer
-        self.stop = stop
+        if let world { _ = world.broadcast(config.json()) }
     }
 
     /// Trains to `config.steps` (or until a stop request), evaluating and checkpointing on the way. A new run
@@ -61,37 +85,50 @@ public final class Trainer {
     public func run() throws -> RunSummary {
         do { return try GEMM.withPrecision(config.gemmPrecision) { try train() } } catch {
             printer.finish()
-            directory.abandon()
+            directory?.abandon()
             throw error
         }
     }
 
     func train() throws -> RunSummary {
-        Threads.configure(threads: config.threads)
+        // The processes on one host share its cores.
+        Threads.configure(threads: config.threads > 0 ? config.threads : world.map { max(1, Threads.maxWorkers / $0.localSize) })
         if !quiet { printer.line(Threads.startupLine) }
+        if let world {
+            let line = "process \(world.rank) of \(world.size) on \(world.host): \(Threads.count) threads (\(world.localSize) process(es) on this host)"
+            if world.isRoot { printer.line(line) } else { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        }
         let data = try prepareData()
-        try directory.begin(config: config, tokenizer: resumePoint == nil ? data.tokenizer.modelBytes : nil)
+        try directory?.begin(config: config, tokenizer: resumePoint == nil ? data.tokenizer.modelBytes : nil)
         if !quiet { printConfiguration(data) }
         let (model, optimizer, resumed) = try makeModel()
         var state = resumed ?? CheckpointState(model: config.modelConfig)
+        shareModel(model, optimizer, &state)
         state.model = config.modelConfig
         state.tokenizerSHA256 = SHA256.hex(SHA256.hash(data.tokenizer.modelBytes))
         state.dataSHA256 = SHA256.hex(data.train.header.sourceHash)
-        let batches = try BatchSource(tokens: data.train, config: config)
-        let evaluation = try EvaluationRound(model: model, data: data, config: config)
-        let observers: [TrainingObserver] = [ProgressLine(printer: printer, flopsPerToken: config.modelConfig.trainingFlopsPerToken),
-                                             MetricsRecorder(directory: directory, model: model)]
+        let batches = try BatchSource(tokens: data.train, config: config, rank: world?.rank ?? 0)
+        let evaluation = try EvaluationRound(model: model, data: data, config: config, samples: writes)
+        let observers: [TrainingObserver] = directory.map {
+            [ProgressLine(printer: printer, flopsPerToken: config.modelConfig.trainingFlopsPerToken), MetricsRecorder(directory: $0, model: model)]
+        } ?? []
         let schedule = LRSchedule(config)
         var timer = StepTimer()
         let startStep = state.step
+        // Rank 0 writes; every process waits until the checkpoint is complete before it goes on.
         func save(_ checkpoint: CheckpointState, best: Bool) throws {
-            var checkpoint = checkpoint
-            checkpoint.extra = TrainingMetadata.extra(config, step: checkpoint.step)
-            try directory.saveCheckpoint(checkpoint, model: model, optimizer: optimizer, best: best)
+            if let directory {
+                var checkpoint = checkpoint
+                checkpoint.extra = TrainingMetadata.extra(config, step: checkpoint.step)
+                try directory.saveCheckpoint(checkpoint, model: model, optimizer: optimizer, best: best)
+            }
+            world?.barrier()
         }
         if startStep >= config.steps { printer.line("the checkpoint is already at step \(startStep) of --steps \(config.steps); nothing to do") }
         while state.step < config.steps {
-            if let reason = stop?.requested ?? (stopAfter.map { state.step - startStep >= $0 } == true ? "--stop-after" : nil) {
+            var reason = stop?.requested ?? (stopAfter.map { state.step - startStep >= $0 } == true ? "--stop-after" : nil)
+            if let world, world.any(reason != nil) { reason = reason ?? "a stop request to another process" }   // every process stops together
+            if let reason {
                 try save(state, best: false)
                 printer.finish()
                 return summary(state, tokensPerSecond: timer.tokensPerSecond(config.tokensPerStep), interrupted: reason)
@@ -103,7 +140,7 @@ public final class Trainer {
             for micro in 0..<config.gradAccum {
                 batches.fill(step: state.step, micro: micro)
                 loss += model.forward(inputs: batches.inputs, targets: batches.targets, batch: config.batchSize) / Double(config.gradAccum)
-                model.backward(lossScale: 1 / Float(config.gradAccum))
+                model.backward(lossScale: 1 / Float(config.globalMicroBatches))   // summed over processes: the global mean
             }
             gradientSync.synchronize(gradients: model.grads, loss: &loss)
             guard loss.isFinite else {
@@ -125,9 +162,14 @@ public final class Trainer {
             if state.step % config.evalEvery == 0 || state.step == config.steps {
                 let r = try evaluation.run(state: &state, lr: lr, save: save)
                 observers.forEach { $0.evaluated(r) }
+                try checkReplicas(model, step: state.step)
             }
         }
         printer.finish()
+        if let sync = gradientSync as? ProcessGradients, writes {
+            printer.line(String(format: "allreduce: %.1f ms per step on average (%.1f %% of the step time)", sync.meanSeconds * 1000,
+                                100 * sync.totalSeconds / max(state.wallSeconds - (resumed?.wallSeconds ?? 0), 1e-9)))
+        }
         return summary(state, tokensPerSecond: timer.tokensPerSecond(config.tokensPerStep), interrupted: nil)
     }
 
@@ -138,15 +180,44 @@ public final class Trainer {
 
     /// The corpus, tokenizer and token caches (a resumed run uses the tokenizer copy in its directory). A
     /// `--tokenizer` whose vocabulary differs from `--vocab-size` sets it; otherwise a mismatch is an error.
+    ///
+    /// In a job, rank 0 prepares first (training the tokenizer and writing the caches), then the others encode
+    /// their copy of the corpus with rank 0's tokenizer (cache hits on a shared file system) and check that their
+    /// training tokens are the same as rank 0's.
     func prepareData() throws -> PreparedData {
+        guard let world, world.size > 1 else { return try prepareLocal(tokenizer: nil) }
+        if world.isRoot {
+            let data = try prepareLocal(tokenizer: nil)
+            world.barrier()
+            _ = world.broadcast(data.tokenizer.modelBytes)
+            _ = world.broadcast(SHA256.hex(data.train.header.sourceHash))
+            return data
+        }
+        world.barrier()
+        let bytes = world.broadcast([UInt8]())
+        let path = NSTemporaryDirectory() + "ngpt-tokenizer-\(getpid()).model"
+        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
+            throw UserError("process \(world.rank) cannot write \(path); check the temporary directory (TMPDIR)")
+        }
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let data = try prepareLocal(tokenizer: path)
+        let rootHash = world.broadcast("")
+        guard SHA256.hex(data.train.header.sourceHash) == rootHash else {
+            throw UserError("process \(world.rank) on \(world.host) read other training data than process 0 (\(data.corpusPath)); every process must see the same corpus and --data-dir")
+        }
+        return data
+    }
+
+    func prepareLocal(tokenizer: String?) throws -> PreparedData {
         var options = config.dataOptions
-        if resumePoint != nil { options.tokenizerModel = directory.tokenizerPath }
-        let data = try DataPreparation.prepare(options, context: config.context) { [quiet, printer] in if !quiet { printer.line($0) } }
+        if let directory, resumePoint != nil { options.tokenizerModel = directory.tokenizerPath }
+        if let tokenizer { options.tokenizerModel = tokenizer }
+        let data = try DataPreparation.prepare(options, context: config.context) { [quiet, printer, writes] in if !quiet && writes { printer.line($0) } }
         if data.tokenizer.vocabSize != config.vocabSize {
-            if resumePoint != nil || config.tokenizer == nil {
+            if resumePoint != nil || (config.tokenizer == nil && tokenizer == nil) {
                 throw UserError("the tokenizer has \(data.tokenizer.vocabSize) pieces but the model expects --vocab-size \(config.vocabSize)")
             }
-            printer.line("using the tokenizer's vocabulary size \(data.tokenizer.vocabSize) (from \(config.tokenizer ?? ""))")
+            if writes { printer.line("using the tokenizer's vocabulary size \(data.tokenizer.vocabSize) (from \(config.tokenizer ?? ""))") }
             config.vocabSize = data.tokenizer.vocabSize
         }
         if let r = resumePoint?.state, !r.dataSHA256.isEmpty, r.dataSHA256 != SHA256.hex(data.train.header.sourceHash) {
@@ -168,10 +239,34 @@ public final class Trainer {
         let model = try NGPT.makeModel(config.modelConfig)
         model.initialize(seed: UInt64(config.seed))
         let optimizer = AdamW(layout: model.layout, settings: .init(weightDecay: Float(config.decay), clipNorm: config.gradClip))
-        guard let (file, state) = resumePoint else { return (model, optimizer, nil) }
+        guard let (file, state) = resumePoint, let directory else { return (model, optimizer, nil) }
         try Checkpoint.load(file, into: model, optimizer: optimizer, path: directory.latestCheckpoint)
         printer.line("resuming at step \(state.step) of \(config.steps) (best val loss \(String(format: "%.4f", state.bestValLoss)))")
         return (model, optimizer, state)
+    }
+
+    /// Rank 0's weights, Adam moments and counters to every process of a job: they start identical and, with the
+    /// same summed gradients and the same update, stay so.
+    func shareModel(_ model: LanguageModel, _ optimizer: AdamW, _ state: inout CheckpointState) {
+        guard let world, world.size > 1 else { return }
+        for tensors in [model.params, optimizer.m, optimizer.v] { world.broadcast(tensors.pointer, count: tensors.count) }
+        var numbers = [Double(state.step), Double(state.tokens), Double(optimizer.step), state.bestValLoss, state.valLoss, state.wallSeconds]
+        numbers.withUnsafeMutableBytes { world.broadcast($0.baseAddress!, bytes: $0.count) }
+        state.step = Int(numbers[0]); state.tokens = Int(numbers[1]); optimizer.step = Int(numbers[2])
+        state.bestValLoss = numbers[3]; state.valLoss = numbers[4]; state.wallSeconds = numbers[5]
+    }
+
+    /// Stops every process with one message if their parameters differ (a bug, or a faulty host): two checksums
+    /// compared across the job, cheap next to an evaluation.
+    func checkReplicas(_ model: LanguageModel, step: Int) throws {
+        guard let world, world.size > 1 else { return }
+        let p = model.params.pointer
+        var plain = 0.0, weighted = 0.0
+        for i in 0..<model.params.count { plain += Double(p[i]); weighted += Double(p[i]) * Double(i % 251 + 1) }
+        let high = world.max([plain, weighted]), low = world.min([plain, weighted])
+        guard high == low else {
+            throw UserError("the processes' parameters differ at step \(step) (checksums \(low[0])…\(high[0])): the replicas diverged, which is a bug or a faulty host; the last checkpoint in \(runDirectory) is intact")
+        }
     }
 }
 
@@ -179,17 +274,21 @@ public final class Trainer {
 /// resumed run sees exactly the batches an uninterrupted one would.
 final class BatchSource {
     let sampler: BatchSampler
-    let gradAccum: Int
     let inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>   // [batch, context]
 
-    init(tokens: MappedTokens, config: TrainConfig) throws {
+    let globalMicroBatches: Int, first: Int
+
+    /// Process `rank` of a job takes global micro-batches rank·grad-accum ..< (rank+1)·grad-accum of each step, so
+    /// N processes see exactly the batches one process with N-fold accumulation sees.
+    init(tokens: MappedTokens, config: TrainConfig, rank: Int = 0) throws {
         sampler = try BatchSampler(tokens: tokens, batch: config.batchSize, context: config.context, seed: UInt64(config.seed))
-        gradAccum = config.gradAccum
+        globalMicroBatches = config.globalMicroBatches
+        first = rank * config.gradAccum
         inputs = .allocate(capacity: config.batchSize * config.context)
         targets = .allocate(capacity: config.batchSize * config.context)
     }
 
-    func fill(step: Int, micro: Int) { sampler.fill(step: step * gradAccum + micro, inputs: inputs, targets: targets) }
+    func fill(step: Int, micro: Int) { sampler.fill(step: step * globalMicroBatches + first + micro, inputs: inputs, targets: targets) }
 
     deinit { inputs.deallocate(); targets.deallocate() }
 }
@@ -200,9 +299,12 @@ final class EvaluationRound {
     let tokenizer: SentencePieceModel
     let windows: ValidationWindows
     let config: TrainConfig
+    /// Whether to decode the greedy sample (only where it is printed).
+    let samples: Bool
 
-    init(model: LanguageModel, data: PreparedData, config: TrainConfig) throws {
+    init(model: LanguageModel, data: PreparedData, config: TrainConfig, samples: Bool = true) throws {
         self.model = model
+        self.samples = samples
         tokenizer = data.tokenizer
         windows = try ValidationWindows(tokens: data.validation, context: config.context, maxWindows: config.evalWindows)
         self.config = config
@@ -217,7 +319,7 @@ final class EvaluationRound {
         }
         let improved = state.valLoss < state.bestValLoss
         if improved { state.bestValLoss = state.valLoss }
-        let sample = config.sampleTokens > 0 ? ((try? greedySample(model: model, tokenizer: tokenizer, tokens: config.sampleTokens)) ?? "") : ""
+        let sample = config.sampleTokens > 0 && samples ? ((try? greedySample(model: model, tokenizer: tokenizer, tokens: config.sampleTokens)) ?? "") : ""
         try save(state, improved)
         return EvalReport(step: state.step, tokens: state.tokens, valLoss: state.valLoss, bestValLoss: state.bestValLoss, improved: improved,
                           lr: lr, trainSeconds: state.wallSeconds, evalSeconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9,

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Cluster
 import Foundation
+import Kernels
 import Training
 
 /// `ngpt-train [train]`: the training flags come from `TrainingKey.all` (parsed there, listed in the help
@@ -14,6 +16,11 @@ struct Train: ParsableCommand {
             {"steps": 1000, "mlp-hidden": 512}) < flags. With --resume DIR the checkpoint's configuration replaces \
             the defaults; architecture keys must then match it, the others may change. Ctrl-C (SIGINT) or SIGTERM \
             finishes the current step, writes a checkpoint and exits 0; continue with --resume DIR.
+
+            Under an MPI launcher (mpirun -np N ngpt-train ...) the N processes train one model data-parallel: each \
+            takes grad-accum micro-batches of batch-size sequences per step, the gradients are summed, rank 0 alone \
+            writes the run directory. --resume works on any number of processes (grad-accum is rescaled to keep the \
+            global batch). See the README, "Training on several machines".
             """ + "\n\n" + TrainingKey.helpText())
 
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Training flags: --<key> <value> for any key listed below.",
@@ -30,11 +37,27 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        let world = World.join()   // nil without a launcher: no MPI call is made
+        do {
+            try train(world: world)
+            world?.finish()
+        } catch {
+            guard let world, world.size > 1 else { throw error }
+            // One process failed: say why, then end the whole job (the others would wait for it in a collective).
+            let message = (error as? UserError)?.message ?? "\(error)"
+            FileHandle.standardError.write(Data("error: process \(world.rank) of \(world.size) on \(world.host): \(message)\n".utf8))
+            world.abort(code: 1)
+        }
+    }
+
+    func train(world: World?) throws {
         let printer = ProgressPrinter()
+        printer.silent = !(world?.isRoot ?? true)
         let stop = StopRequest()
         let trainer = try Trainer(fileSettings: try config.map { try TrainConfig.settings(fromFile: $0) },
                                   flagSettings: try TrainingKey.settings(fromFlags: trainingFlags), resume: resume, force: force,
-                                  printer: printer, stop: stop)
+                                  printer: printer, stop: stop, world: world)
+        if let world { trainer.gradientSync = ProcessGradients(world: world) }
         trainer.stopAfter = stopAfter
         stop.install()
         let summary = try trainer.run()
