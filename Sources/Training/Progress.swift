@@ -55,7 +55,8 @@ public final class StopRequest: @unchecked Sendable {
     public init() {}
 
     public func install() {
-        for (sig, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
+        // SIGUSR1 too: Open MPI's mpirun forwards it to every process of a job (SIGINT and SIGTERM to mpirun abort the job).
+        for (sig, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM"), (SIGUSR1, "SIGUSR1")] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler { [weak self] in

@@ -91,8 +91,9 @@ public final class Trainer {
     }
 
     func train() throws -> RunSummary {
-        // The processes on one host share its cores.
-        Threads.configure(threads: config.threads > 0 ? config.threads : world.map { max(1, Threads.maxWorkers / $0.localSize) })
+        // The processes on one host share its cores (and none uses more than the launcher's binding gives it).
+        Threads.configure(threads: config.threads > 0 ? config.threads
+                                   : world.map { max(1, min(Threads.maxWorkers, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) / $0.localSize)) })
         if !quiet { printer.line(Threads.startupLine) }
         if let world {
             let line = "process \(world.rank) of \(world.size) on \(world.host): \(Threads.count) threads (\(world.localSize) process(es) on this host)"
