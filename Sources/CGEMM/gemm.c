@@ -20,6 +20,11 @@
 
 static long min_l(long a, long b) { return a < b ? a : b; }
 
+// The mask of the first `lanes` of 16 (none when lanes ≤ 0, all when lanes ≥ 16): partial rows and panel edges.
+static inline __mmask16 lanes_mask(long lanes) {
+  return lanes >= 16 ? (__mmask16)0xFFFF : lanes <= 0 ? (__mmask16)0 : (__mmask16)((1u << lanes) - 1);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // CPU features
 
@@ -90,7 +95,7 @@ __attribute__((target("avx512f"))) static void pack_panel_f32(const float *src, 
   const long full = kc / 16 * 16;
   for (long g = 0; g < width; g += 16) {
     const long here = min_l(16, width - g), live = lines - g < 0 ? 0 : min_l(16, lines - g);
-    const __mmask16 store = (__mmask16)((1u << here) - 1);
+    const __mmask16 store = lanes_mask(here);
     for (long p = 0; p < full; p += 16) {
       __m512i r[16];
       for (long l = 0; l < 16; ++l) r[l] = l < live ? _mm512_loadu_si512((const void *)(src + (g + l) * ld + p)) : _mm512_setzero_si512();
@@ -116,7 +121,7 @@ __attribute__((target("avx512f"))) static void pack_a_f32(int transA, const floa
     const float *src = A + (p0 + p) * lda + i0;
     for (long r = 0; r < mc; r += MR) {
       const long rows = min_l(MR, mc - r);
-      _mm512_mask_storeu_ps(dst + r * kc + p * MR, (__mmask16)((1u << MR) - 1), _mm512_maskz_loadu_ps((__mmask16)((1u << rows) - 1), src + r));
+      _mm512_mask_storeu_ps(dst + r * kc + p * MR, lanes_mask(MR), _mm512_maskz_loadu_ps(lanes_mask(rows), src + r));
     }
   }
 }
@@ -131,11 +136,9 @@ __attribute__((target("avx512f"))) static void pack_b_f32(int transB, const floa
     const float *src = B + (p0 + p) * ldb + j0;
     for (long c = 0; c < nc; c += NR) {
       const long cols = min_l(NR, nc - c);
-      const __mmask16 m0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
-      const __mmask16 m1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
       float *d = dst + c * kc + p * NR;
-      _mm512_store_ps(d, _mm512_maskz_loadu_ps(m0, src + c));
-      _mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(m1, src + c + 16));
+      _mm512_store_ps(d, _mm512_maskz_loadu_ps(lanes_mask(cols), src + c));
+      _mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(lanes_mask(cols - 16), src + c + 16));
     }
   }
 }
@@ -176,7 +179,7 @@ __attribute__((target("avx512f"))) static inline __m512i pairs_along(__m512 x0, 
 
 // Two rows' `lanes` values (k even, k odd) as pairs, into 16 words (lanes past `lanes` are 0).
 __attribute__((target("avx512f"))) static inline __m512i pairs_of_rows(const float *even, const float *odd, long lanes) {
-  const __mmask16 m = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
+  const __mmask16 m = lanes_mask(lanes);
   const __m512 e = _mm512_maskz_loadu_ps(m, even), o = odd ? _mm512_maskz_loadu_ps(m, odd) : _mm512_setzero_ps();
   return pairs_across(e, o);
 }
@@ -189,7 +192,7 @@ __attribute__((target("avx512f"))) static void pack_panel_along(const float *src
   const long kq = (kc + 1) / 2, full = kc / 32 * 16;  // pairs handled 16 at a time
   for (long g = 0; g < width; g += 16) {
     const long here = min_l(16, width - g), live = lines - g < 0 ? 0 : min_l(16, lines - g);
-    const __mmask16 store = (__mmask16)((1u << here) - 1);
+    const __mmask16 store = lanes_mask(here);
     for (long q = 0; q < full; q += 16) {
       __m512i r[16];
       for (long l = 0; l < 16; ++l) {
@@ -219,7 +222,7 @@ __attribute__((target("avx512f"))) static void pack_a_bf16(int transA, const flo
   for (long q = 0; q < kq; ++q) {
     const float *even = A + (p0 + 2 * q) * lda + i0, *odd = 2 * q + 1 < kc ? even + lda : NULL;
     for (long r = 0; r < mc; r += MR) {
-      _mm512_mask_storeu_epi32(dst + r * kq + q * MR, (__mmask16)((1u << MR) - 1),
+      _mm512_mask_storeu_epi32(dst + r * kq + q * MR, lanes_mask(MR),
                                pairs_of_rows(even + r, odd ? odd + r : NULL, min_l(MR, mc - r)));
     }
   }
@@ -251,8 +254,7 @@ __attribute__((target("avx512f"))) static void pack_b_bf16(int transB, const flo
 #define STORE_TILE                                                                                \
   do {                                                                                            \
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                          \
-    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);              \
-    const __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0; \
+    const __mmask16 m0 = lanes_mask(nr), m1 = lanes_mask(nr - 16);                                \
     _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) {                                       \
       if (i < mr) {                                                                               \
         float *ci = c + i * ldc;                                                                  \

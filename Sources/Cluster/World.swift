@@ -38,7 +38,7 @@ public final class World: @unchecked Sendable {
         localSize = Int(ngpt_mpi_local_size())
         var name = [CChar](repeating: 0, count: 256)
         ngpt_mpi_host(&name, Int32(name.count))
-        host = String(cString: name)
+        host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Leaves the job cleanly (every process calls it once, at the end).
@@ -80,9 +80,9 @@ public final class World: @unchecked Sendable {
 
     /// Rank 0's byte string to every process (the others pass anything).
     public func broadcast(_ bytes: [UInt8]) -> [UInt8] {
-        var count = [Double(bytes.count)]
-        count.withUnsafeMutableBytes { broadcast($0.baseAddress!, bytes: 8) }
-        var out = isRoot ? bytes : [UInt8](repeating: 0, count: Int(count[0]))
+        var count = Int64(bytes.count)
+        withUnsafeMutableBytes(of: &count) { broadcast($0.baseAddress!, bytes: $0.count) }
+        var out = isRoot ? bytes : [UInt8](repeating: 0, count: Int(count))
         out.withUnsafeMutableBytes { if $0.count > 0 { broadcast($0.baseAddress!, bytes: $0.count) } }
         return out
     }

@@ -10,7 +10,7 @@ let mpirunPath: String? = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { F
 
 @Suite(.serialized, .enabled(if: mpirunPath != nil, "no mpirun (apt-get install openmpi-bin)"))
 struct DataParallelTests {
-    static var mpirun: String? { mpirunPath }
+    static let mpirun = mpirunPath
 
     /// Tiny runs on the fixture corpus, one thread per process, every step logged.
     static func flags(steps: Int, out: String) -> [String] {
@@ -20,18 +20,22 @@ struct DataParallelTests {
          "--threads", "1", "--log-every", "1", "--precision", "fp32", "--out", out]
     }
 
-    /// Runs `mpirun -np n ngpt-train ARGS` (as root in CI: Open MPI needs its consent variables).
-    @discardableResult
-    static func job(_ n: Int, _ args: [String]) throws -> (Int32, String, String) {
+    /// Open MPI refuses to run as root (as CI does) without these.
+    static func allowRunningAsRoot() {
         setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1)
         setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1)
+    }
+
+    /// Runs `mpirun -np n ngpt-train ARGS`.
+    @discardableResult
+    static func job(_ n: Int, _ args: [String]) throws -> (Int32, String, String) {
+        allowRunningAsRoot()
         return try runProcess([mpirun!, "--oversubscribe", "-np", "\(n)", productsDirectory() + "/ngpt-train"] + args)
     }
 
     /// Starts `mpirun -np 2 ngpt-train ARGS` in the background (output discarded).
     static func launch(_ args: [String]) throws -> Process {
-        setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1)
-        setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1)
+        allowRunningAsRoot()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: mpirun!)
         p.arguments = ["--oversubscribe", "-np", "2", productsDirectory() + "/ngpt-train"] + args
