@@ -37,6 +37,9 @@ let package = Package(
         // MPI (Open MPI or MPICH) for data-parallel training: a header of plain C functions over its macros.
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "mpi-c",
                        providers: [.apt(["libopenmpi-dev"])]),
+        // zlib, for gzip-compressed corpora.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib",
+                       providers: [.apt(["zlib1g-dev"])]),
         // A plain C API over SentencePiece's C++ classes (every entry point catches, ids range-checked).
         .target(name: "CSentencePiece",
                 linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train")]),
@@ -48,7 +51,7 @@ let package = Package(
 
         // Libraries, bottom up
         .target(name: "Kernels", dependencies: ["CBLAS", "CGEMM", "CThreadPool"], swiftSettings: kernelFlags),
-        .target(name: "Tokenizer", dependencies: ["CSentencePiece", "Kernels"]),
+        .target(name: "Tokenizer", dependencies: ["CSentencePiece", "CZlib", "Kernels"]),
         .target(name: "NGPT", dependencies: ["Kernels"]),
         // What every tool reads of a run: checkpoints, loading, the evaluation loop, decoding, charts.
         .target(name: "Runs", dependencies: ["Kernels", "Tokenizer", "NGPT"]),

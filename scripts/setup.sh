@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libopenblas-dev libsentencepiece-dev librsvg2-bin libopenmpi-dev openmpi-bin)  # librsvg2-bin: rsvg-convert renders the plots to PNG; Open MPI: data-parallel training
+APT_PACKAGES=(libopenblas-dev libsentencepiece-dev zlib1g-dev librsvg2-bin libopenmpi-dev openmpi-bin)  # zlib: gzip corpora; librsvg2-bin: rsvg-convert renders the plots to PNG; Open MPI: data-parallel training
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

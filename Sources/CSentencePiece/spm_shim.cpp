@@ -170,6 +170,56 @@ extern "C" int spm_encode(const spm_processor *processor, const char *text, size
   SPM_GUARD_END
 }
 
+namespace {
+
+// Appends `n` values to a malloc'd array, doubling it as needed.
+template <typename T>
+bool append(T **array, size_t *capacity, size_t *count, const T *values, size_t n) {
+  if (*count + n > *capacity) {
+    size_t grown = *capacity < 1024 ? 1024 : *capacity;
+    while (grown < *count + n) grown *= 2;
+    T *bigger = static_cast<T *>(std::realloc(*array, grown * sizeof(T)));
+    if (bigger == nullptr) return false;
+    *array = bigger;
+    *capacity = grown;
+  }
+  std::memcpy(*array + *count, values, n * sizeof(T));
+  *count += n;
+  return true;
+}
+
+}  // namespace
+
+extern "C" int spm_encode_lines(const spm_processor *processor, const char *text, size_t length, const int32_t *newline_ids,
+                                size_t newline_count, int32_t **ids, size_t *capacity, size_t *count, int64_t **line_ends,
+                                size_t *line_capacity, size_t *line_count, char *err, size_t errlen) {
+  SPM_GUARD_BEGIN
+  if (processor == nullptr || ids == nullptr || capacity == nullptr || count == nullptr || (text == nullptr && length > 0))
+    return fail(err, errlen, "null argument");
+  std::vector<int> line_ids;
+  size_t start = 0;
+  while (start < length) {
+    const char *nl = static_cast<const char *>(std::memchr(text + start, '\n', length - start));
+    size_t end = nl == nullptr ? length : static_cast<size_t>(nl - text);
+    if (end > start) {
+      auto status = processor->impl.Encode(std::string_view(text + start, end - start), &line_ids);
+      if (!status.ok()) return fail(err, errlen, status.ToString());
+      static_assert(sizeof(int) == sizeof(int32_t), "SentencePiece's ids are 32-bit ints");
+      if (!append(ids, capacity, count, reinterpret_cast<const int32_t *>(line_ids.data()), line_ids.size()))
+        return fail(err, errlen, "out of memory");
+    }
+    if (nl == nullptr) break;
+    if (!append(ids, capacity, count, newline_ids, newline_count)) return fail(err, errlen, "out of memory");
+    if (line_ends != nullptr) {
+      int64_t at = static_cast<int64_t>(*count);
+      if (!append(line_ends, line_capacity, line_count, &at, 1)) return fail(err, errlen, "out of memory");
+    }
+    start = end + 1;
+  }
+  return SPM_OK;
+  SPM_GUARD_END
+}
+
 extern "C" int spm_decode(const spm_processor *processor, const int32_t *ids, size_t count, char *text,
                           size_t capacity, size_t *needed, char *err, size_t errlen) {
   SPM_GUARD_BEGIN

@@ -3,8 +3,8 @@ import Foundation
 import Kernels
 
 /// Where the data comes from and how it is tokenised.
-public struct DataOptions: Codable, Equatable, Sendable {
-    /// A UTF-8 text file or a directory of .txt files; nil means the default Shakespeare corpus.
+public struct DataOptions: Equatable, Sendable {
+    /// A text or JSON Lines file (gzip or not) or a directory of them; nil means the default Shakespeare corpus.
     public var corpus: String?
     /// Where corpora are fetched to and token caches are kept.
     public var dataRoot: String
@@ -12,26 +12,48 @@ public struct DataOptions: Codable, Equatable, Sendable {
     public var tokenizer: TokenizerTrainingOptions
     /// An existing SentencePiece .model to use instead of training one.
     public var tokenizerModel: String?
-    public var validationFraction: Double
+    /// The field of a JSON Lines record that holds its text.
+    public var textField: String
+    /// Tokens held out for validation; nil: 5 % of the corpus, at most `DataPreparation.defaultValidationCap`.
+    public var validationTokens: Int?
 
     public init(corpus: String? = nil, dataRoot: String = "corpora", tokenizer: TokenizerTrainingOptions = .init(),
-                tokenizerModel: String? = nil, validationFraction: Double = 0.05) {
+                tokenizerModel: String? = nil, textField: String = "text", validationTokens: Int? = nil) {
         self.corpus = corpus; self.dataRoot = dataRoot; self.tokenizer = tokenizer
-        self.tokenizerModel = tokenizerModel; self.validationFraction = validationFraction
+        self.tokenizerModel = tokenizerModel; self.textField = textField; self.validationTokens = validationTokens
     }
 }
 
-/// What `prepare` measured.
+/// Where preparation reports: lines that stay, and a live progress line (rewritten in place on a terminal).
+public struct PrepareLog: Sendable {
+    public let line: @Sendable (String) -> Void
+    public let progress: @Sendable (String) -> Void
+    public init(line: @escaping @Sendable (String) -> Void, progress: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.line = line; self.progress = progress
+    }
+    public static let silent = PrepareLog(line: { _ in })
+}
+
+/// What `prepare` found and did.
 public struct PrepareStats: Sendable {
-    public var trainDocuments = 0, validationDocuments = 0
-    public var trainCharacters = 0, validationCharacters = 0
-    public var trainBytes = 0, validationBytes = 0
+    public var sources = 0, documents = 0
+    public var textBytes = 0
     public var trainTokens = 0, validationTokens = 0
+    public var trainShards = 0, validationShards = 0
     public var vocabSize = 0
-    public var tokenizerTrained = false, tokensRebuilt = false
+    /// Lines (text) or records (JSON Lines) skipped as invalid UTF-8, and where the first one was.
+    public var skipped = 0
+    public var firstSkipped: String?
+    public var tokenizerTrained = false
+    /// Bytes of text the tokenizer was trained on (0 when it was reused or given).
+    public var tokenizerSampleBytes = 0
+    /// Sources encoded by this call (0: the cache was reused as it was), the text bytes and the encoding time.
+    public var sourcesEncoded = 0
+    public var bytesEncoded = 0, encodeSeconds = 0.0
     public var seconds = 0.0
-    /// UTF-8 bytes per token over both splits (BOS markers excluded from neither count).
-    public var bytesPerToken: Double { Double(trainBytes + validationBytes) / Double(max(1, trainTokens + validationTokens)) }
+    public var tokensRebuilt: Bool { sourcesEncoded > 0 }
+    /// UTF-8 bytes per token over both splits (BOS markers counted as tokens).
+    public var bytesPerToken: Double { Double(textBytes) / Double(max(1, trainTokens + validationTokens)) }
 }
 
 /// Tokenised, cached, memory-mapped data, ready for the batch sampler.
@@ -40,155 +62,553 @@ public struct PreparedData: Sendable {
     public let tokenizerPath: String
     public let corpusPath: String
     public let cacheDirectory: String
-    public let train: MappedTokens
-    public let validation: MappedTokens
+    public let manifest: TokenManifest
+    public let train: TokenShards
+    public let validation: TokenShards
     public let stats: PrepareStats
 }
 
+/// Corpus → tokenizer → token shards, in memory bounded by the chunk size, never by the corpus:
+///
+/// 1. The corpus's files are listed (text, JSON Lines, gzip of either) and the cache directory chosen from the
+///    corpus path and the tokenizer.
+/// 2. The tokenizer is given, cached, or trained on a sample: `sampleBytes` of lines read at evenly spaced offsets
+///    of the corpus after its head (where validation comes from).
+/// 3. The files are read in ~1 MiB chunks cut at line breaks; the thread budget's workers encode chunks
+///    concurrently; one writer appends their ids in corpus order to the validation split until it holds its target
+///    (cut at a line or record end), then to training shards of about `shardTokens`.
+/// 4. Progress is saved whenever no shard is half-written (`progress.json`): a stopped preparation continues there.
+///    On completion `manifest.json` replaces the previous one atomically; files added to a corpus later are encoded
+///    alone and appended as new training shards.
 public enum DataPreparation {
-    /// Fetches or loads the corpus, splits it by document, trains or loads the tokenizer and builds (or reuses)
-    /// the token caches. Caches are keyed by a hash of the tokenizer model and the split's text: they are reused
-    /// while both are unchanged and rebuilt when either changes. `context` is checked against both splits.
-    public static func prepare(_ options: DataOptions, context: Int, log: (String) -> Void = { _ in }) throws -> PreparedData {
-        let started = DispatchTime.now().uptimeNanoseconds
-        let fm = FileManager.default
-        let corpusPath = try options.corpus ?? ShakespeareCorpus.ensure(root: options.dataRoot, log: log)
-        let documents = try Corpus.load(path: corpusPath)
-        let split = try Corpus.split(documents, validationFraction: options.validationFraction)
-        guard !split.train.isEmpty, !split.validation.isEmpty else {
-            throw UserError("corpus \(corpusPath) cannot be split into training and validation text; add more text")
-        }
+    public static let chunkBytes = 1 << 20
+    public static let shardTokens = 100_000_000
+    /// Validation tokens by default: 5 % of the corpus, at most this.
+    public static let defaultValidationCap = 1_000_000
+    public static let defaultValidationFraction = 0.05
 
-        // Cache directory: beside the default corpus, or under <root>/cache for a user corpus.
-        let tokenizerTag: String
-        var externalModel: SentencePieceModel?
-        if let modelPath = options.tokenizerModel {
-            let model = try SentencePieceModel(path: modelPath)
-            externalModel = model
-            tokenizerTag = "model-" + String(SHA256.hex(SHA256.hash(model.modelBytes)).prefix(12))
-        } else {
-            tokenizerTag = "\(options.tokenizer.modelType.rawValue)-\(options.tokenizer.vocabSize)"
-        }
-        let cacheDirectory: String
+    public static func prepare(_ options: DataOptions, context: Int, log: PrepareLog = .silent,
+                               shardTokens: Int = shardTokens) throws -> PreparedData {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let corpusPath = try options.corpus ?? ShakespeareCorpus.ensure(root: options.dataRoot, log: log.line)
+        let (root, sources) = try CorpusFiles.list(corpusPath)
+        if let v = options.validationTokens, v < 1 { throw UserError("--val-tokens must be positive, got \(v)") }
+        let settings = TokenManifest.Settings(textField: options.textField, validationTokens: options.validationTokens,
+                                              chunkBytes: chunkBytes, shardTokens: shardTokens)
+
+        // Cache directory: beside the default corpus, or under <root>/cache for a user corpus; one per tokenizer.
+        let cacheBase: String
         if options.corpus == nil {
-            cacheDirectory = options.dataRoot + "/shakespeare/data/" + tokenizerTag
+            cacheBase = options.dataRoot + "/shakespeare/data"
         } else {
             let absolute = URL(fileURLWithPath: corpusPath).standardizedFileURL.path
             let base = URL(fileURLWithPath: absolute).lastPathComponent.filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }
-            cacheDirectory = options.dataRoot + "/cache/\(base.prefix(40))-\(SHA256.hex(SHA256.hash(Array(absolute.utf8))).prefix(10))/" + tokenizerTag
+            cacheBase = options.dataRoot + "/cache/\(base.prefix(40))-\(SHA256.hex(SHA256.hash(Array(absolute.utf8))).prefix(10))"
+        }
+        let trainedTag = "\(options.tokenizer.modelType.rawValue)-\(options.tokenizer.vocabSize)"
+        var externalModel: SentencePieceModel?
+        var cacheDirectory = cacheBase + "/" + trainedTag
+        if let modelPath = options.tokenizerModel {
+            let model = try SentencePieceModel(path: modelPath)
+            externalModel = model
+            // A model that is the one trained here for this corpus (a resumed run's copy) shares that cache.
+            let trained = FileManager.default.contents(atPath: cacheBase + "/" + trainedTag + "/tokenizer.model").map { [UInt8]($0) }
+            if trained != model.modelBytes {
+                cacheDirectory = cacheBase + "/model-" + String(SHA256.hex(SHA256.hash(model.modelBytes)).prefix(12))
+            }
         }
         try Directories.create(cacheDirectory, fix: "pass a writable --data-dir")
+        let lock = try DirectoryLock(cacheDirectory, log: log)
+        defer { lock.release() }
 
         var stats = PrepareStats()
-        stats.trainDocuments = split.train.count
-        stats.validationDocuments = split.validation.count
-        stats.trainCharacters = split.train.reduce(0) { $0 + $1.text.count }
-        stats.validationCharacters = split.validation.reduce(0) { $0 + $1.text.count }
-        stats.trainBytes = split.train.reduce(0) { $0 + $1.text.utf8.count }
-        stats.validationBytes = split.validation.reduce(0) { $0 + $1.text.utf8.count }
-        let trainHash = contentHash(split.train), validationHash = contentHash(split.validation)
+        stats.sources = sources.count
+        let manifestPath = cacheDirectory + "/manifest.json", progressPath = cacheDirectory + "/progress.json"
+        let cachedTokenizerPath = cacheDirectory + "/tokenizer.model"
+        let previous = TokenManifest.read(manifestPath)
+        if previous == nil, FileManager.default.fileExists(atPath: cacheDirectory + "/train.bin") {
+            log.line("the token cache in \(cacheDirectory) was built by an earlier ngpt (train.bin, val.bin); rebuilding it as shards with a manifest")
+        }
 
-        // Tokenizer: the given model, or one trained on the training split only (validation text stays unseen).
-        let tokenizerPath: String
+        // The tokenizer: given, or this cache's, or trained now on a sample.
         let tokenizer: SentencePieceModel
-        if let model = externalModel, let path = options.tokenizerModel {
+        let tokenizerPath: String
+        if let model = externalModel, let path = options.tokenizerModel, cacheDirectory != cacheBase + "/" + trainedTag {
             tokenizer = model
             tokenizerPath = path
         } else {
-            tokenizerPath = cacheDirectory + "/tokenizer.model"
+            tokenizerPath = cachedTokenizerPath
+            let cached = (try? SentencePieceModel(path: cachedTokenizerPath))
+            let stamp = tokenizerStamp(sources, options: options)
             let stampPath = cacheDirectory + "/tokenizer.trained-on"
-            let stamp = SHA256.hex(trainHash) + " " + String(describing: options.tokenizer) + "\n"   // no thread count in it
-            // a cached model that is unreadable (a damaged cache) is trained again, like a stale one
-            if fm.fileExists(atPath: tokenizerPath), (try? String(contentsOfFile: stampPath, encoding: .utf8)) == stamp,
-               let cached = try? SentencePieceModel(path: tokenizerPath) {
+            if let cached, let previous, previous.tokenizerSHA256 == SHA256.hex(SHA256.hash(cached.modelBytes)),
+               previous.settings == settings, unchangedPrefix(previous.sources, of: sources) {
+                tokenizer = cached   // the cache's own (new files since are encoded with it)
+            } else if let cached, (try? String(contentsOfFile: stampPath, encoding: .utf8)) == stamp {
                 tokenizer = cached
-            } else {
-                log("training a \(options.tokenizer.modelType.rawValue) tokenizer, vocab \(options.tokenizer.vocabSize), on the training split…")
-                tokenizer = try trainTokenizer(on: split.train, options: options.tokenizer, into: tokenizerPath)
+            } else if let model = externalModel {
+                tokenizer = model    // rank 0's tokenizer, handed to another process of a job
+                try AtomicFile.write(model.modelBytes, to: cachedTokenizerPath)
                 try AtomicFile.write(stamp, to: stampPath)
+            } else {
+                let (model, sampleBytes) = try trainTokenizer(root: root, sources: sources, options: options, log: log)
+                try AtomicFile.write(model.modelBytes, to: cachedTokenizerPath)
+                try AtomicFile.write(stamp, to: stampPath)
+                tokenizer = model
                 stats.tokenizerTrained = true
+                stats.tokenizerSampleBytes = sampleBytes
             }
         }
         stats.vocabSize = tokenizer.vocabSize
-        let modelHash = SHA256.hash(tokenizer.modelBytes)
+        let tokenizerSHA = SHA256.hex(SHA256.hash(tokenizer.modelBytes))
 
-        // Token caches.
-        func tokens(_ docs: [Document], contentHash: [UInt8], file: String) throws -> MappedTokens {
-            let path = cacheDirectory + "/" + file
-            let source = SHA256.hash(modelHash + contentHash)
-            if fm.fileExists(atPath: path) {
-                let mapped = try MappedTokens(path: path)
-                if mapped.header.sourceHash == source {
-                    guard mapped.vocabSize == tokenizer.vocabSize else {
-                        throw UserError("token file \(path) has vocab \(mapped.vocabSize) but the tokenizer has \(tokenizer.vocabSize); delete \(path) to rebuild it")
-                    }
-                    return mapped
-                }
+        // The plan: nothing, the new files after an unchanged cache, or everything (continuing a stopped run).
+        var state: TokenManifest
+        if let previous, previous.tokenizerSHA256 == tokenizerSHA, previous.settings == settings,
+           unchangedPrefix(previous.sources, of: sources) {
+            state = previous
+            let added = sources.filter { s in !previous.sources.contains { $0.name == s.name } }
+            if !added.isEmpty {
+                log.line("\(added.count) file\(added.count == 1 ? "" : "s") added to the corpus since the cache was built: encoding \(added.count == 1 ? "it" : "them") alone")
+                state.sources += added
+                state.position = TokenManifest.Position(source: previous.sources.count, offset: 0, line: 1)
+                state.build = newBuildName()
             }
-            log("encoding \(docs.count) documents into \(path)…")
-            let ids = try encode(docs, with: tokenizer)
-            try TokenFile.write(ids, vocabSize: tokenizer.vocabSize, sourceHash: source, to: path)
-            stats.tokensRebuilt = true
-            return try MappedTokens(path: path)
+        } else {
+            if previous != nil { log.line("the corpus, tokenizer or settings changed since the cache in \(cacheDirectory) was built; encoding it again") }
+            state = TokenManifest(tokenizerSHA256: tokenizerSHA, vocabSize: tokenizer.vocabSize, settings: settings, sources: sources,
+                                  position: .init(source: 0, offset: 0, line: 1), build: newBuildName())
         }
-        let train = try tokens(split.train, contentHash: trainHash, file: "train.bin")
-        let validation = try tokens(split.validation, contentHash: validationHash, file: "val.bin")
+        if state.position != nil, let saved = TokenManifest.read(progressPath), saved.tokenizerSHA256 == tokenizerSHA,
+           saved.settings == settings, saved.sources.count == state.sources.count,
+           zip(saved.sources, state.sources).allSatisfy({ $0.sameFile(as: $1) }), saved.position != nil {
+            log.line("continuing an interrupted preparation at \(saved.sources[saved.position!.source].name), byte \(saved.position!.offset)")
+            state = saved
+        }
+
+        if state.position != nil {
+            let encodeStarted = DispatchTime.now().uptimeNanoseconds
+            let writer = SplitWriter(state: state, directory: cacheDirectory, progressPath: progressPath, shardTokens: shardTokens,
+                                     estimatedTextBytes: sources.reduce(0) { $0 + $1.estimatedTextBytes })
+            let encoded = try encode(root: root, writer: writer, tokenizer: tokenizer, textField: options.textField, log: log)
+            state = writer.state
+            stats.sourcesEncoded = encoded.sources
+            stats.bytesEncoded = encoded.bytes
+            stats.encodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - encodeStarted) / 1e9
+            guard !state.train.isEmpty, state.trainTokens > 0 else {
+                throw UserError("the validation split took the whole corpus (\(state.validationTokens) tokens); use a smaller --val-tokens or add text")
+            }
+            state.position = nil
+            try state.write(to: manifestPath)
+            unlink(progressPath)
+            removeUnlisted(in: cacheDirectory, keeping: state)
+        } else if FileManager.default.fileExists(atPath: progressPath) {
+            unlink(progressPath)   // a stopped preparation of other settings: its shards go too
+            removeUnlisted(in: cacheDirectory, keeping: state)
+        }
+
+        let train = try TokenShards(directory: cacheDirectory, records: state.train, vocabSize: tokenizer.vocabSize)
+        let validation = try TokenShards(directory: cacheDirectory, records: state.validation, vocabSize: tokenizer.vocabSize)
+        stats.documents = state.documents
+        stats.textBytes = state.textBytes
         stats.trainTokens = train.count
         stats.validationTokens = validation.count
-        guard train.count >= context + 1 else {
+        stats.trainShards = train.shards.count
+        stats.validationShards = validation.shards.count
+        stats.skipped = state.skipped
+        stats.firstSkipped = state.firstSkipped
+        guard train.shards.contains(where: { $0.count >= context + 1 }) else {
             throw UserError("the training split has \(train.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context")
         }
-        guard validation.count >= context + 1 else {
-            throw UserError("the validation split has \(validation.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context")
+        guard validation.shards.contains(where: { $0.count >= context + 1 }) else {
+            throw UserError("the validation split has \(validation.count) tokens, fewer than one window of \(context + 1); use a larger corpus, a larger --val-tokens or a smaller --context")
         }
         stats.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        return PreparedData(tokenizer: tokenizer, tokenizerPath: tokenizerPath, corpusPath: corpusPath,
-                            cacheDirectory: cacheDirectory, train: train, validation: validation, stats: stats)
+        return PreparedData(tokenizer: tokenizer, tokenizerPath: tokenizerPath, corpusPath: corpusPath, cacheDirectory: cacheDirectory,
+                            manifest: state, train: train, validation: validation, stats: stats)
     }
 
-    /// SHA-256 over the documents' names and texts, in order.
-    static func contentHash(_ docs: [Document]) -> [UInt8] {
+    /// Whether every source of an earlier preparation is still there, unchanged.
+    static func unchangedPrefix(_ old: [CorpusSource], of current: [CorpusSource]) -> Bool {
+        old.allSatisfy { o in current.contains { $0.sameFile(as: o) } }
+    }
+
+    /// What a trained tokenizer depends on: the files (names, sizes, times) and the options. No path, no thread count.
+    static func tokenizerStamp(_ sources: [CorpusSource], options: DataOptions) -> String {
         var h = SHA256()
-        for d in docs {
-            h.update(d.name); h.update([0])
-            h.update(d.text); h.update([0])
+        for s in sources { h.update("\(s.name)\u{0}\(s.bytes)\u{0}\(s.modified)\u{0}") }
+        h.update("\(options.tokenizer)\u{0}\(options.textField)\u{0}\(options.validationTokens ?? -1)")
+        return SHA256.hex(h.finalize()) + "\n"
+    }
+
+    static func newBuildName() -> String {
+        String(UInt32.random(in: 0...UInt32.max), radix: 16).leftPadded(to: 8)
+    }
+
+    /// Deletes shard files (and leftovers of stopped runs) that the manifest does not list.
+    static func removeUnlisted(in directory: String, keeping manifest: TokenManifest) {
+        let keep = Set((manifest.train + manifest.validation).map(\.file))
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for f in files where (f.hasSuffix(".bin") || f.hasSuffix(".partial")) && !keep.contains(f) {
+            unlink(directory + "/" + f)
         }
-        return h.finalize()
     }
 
-    /// Trains on the documents' non-empty lines (SentencePiece's sentences) and writes the model to `path`.
-    static func trainTokenizer(on docs: [Document], options: TokenizerTrainingOptions, into path: String) throws -> SentencePieceModel {
-        let lines = docs.lazy.flatMap { $0.text.split(separator: "\n") }
-        let model = try SentencePieceModel.train(sentences: lines, options: options)
-        try AtomicFile.write(model.modelBytes, to: path)
-        return model
+    // MARK: tokenizer
+
+    /// Trains on `sampleBytes` of the corpus's lines: windows of a chunk at evenly spaced offsets after the head that
+    /// validation is taken from, so that the tokenizer's cost does not grow with the corpus and it does not see
+    /// validation text (unless validation is larger than the skipped head; the summary would not tell).
+    static func trainTokenizer(root: String, sources: [CorpusSource], options: DataOptions,
+                               log: PrepareLog) throws -> (SentencePieceModel, Int) {
+        let total = sources.reduce(0) { $0 + $1.estimatedTextBytes }
+        let head = min(total / 2, options.validationTokens.map { $0 * 8 }
+                       ?? min(Int(Double(total) * defaultValidationFraction * 1.2), defaultValidationCap * 8))
+        let budget = options.tokenizer.sampleBytes
+        let started = DispatchTime.now().uptimeNanoseconds
+        let sample = try TokenizerSample.read(root: root, sources: sources, from: head, bytes: budget, textField: options.textField) { read in
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            log.progress(String(format: "reading the tokenizer's sample: %@ of %@, %.0f MB/s", formatBytes(read), formatBytes(min(budget, total - head)),
+                                Double(read) / 1e6 / max(seconds, 1e-9)))
+        }
+        log.line("training a \(options.tokenizer.modelType.rawValue) tokenizer, vocab \(options.tokenizer.vocabSize), on \(formatBytes(sample.utf8.count)) sampled from \(formatBytes(total))…")
+        let ticker = Ticker(every: 1) { seconds in log.progress("training the tokenizer: \(formatSeconds(seconds)) (SentencePiece reports no progress)") }
+        defer { ticker.stop() }
+        let lines = sample.split(separator: "\n")
+        let model = try SentencePieceModel.train(sentences: lines, options: options.tokenizer)
+        ticker.stop()
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        log.line(String(format: "tokenizer trained in %@ (%d sentences)", formatSeconds(seconds), lines.count))
+        return (model, sample.utf8.count)
     }
 
-    /// Each document becomes [BOS] + its ids. Lines are encoded one by one (faster than whole documents, and
-    /// identical for models trained here: no piece spans a newline), one document per task on GCD's concurrent queue.
-    public static func encode(_ docs: [Document], with tokenizer: SentencePieceModel) throws -> [Int32] {
-        let newline = try tokenizer.encode("\n")
-        var perDocument = [[Int32]](repeating: [], count: docs.count)
-        var errors = [UserError?](repeating: nil, count: docs.count)
-        perDocument.withUnsafeMutableBufferPointer { out in
-            errors.withUnsafeMutableBufferPointer { errs in
-                nonisolated(unsafe) let results = out, failures = errs
-                DispatchQueue.concurrentPerform(iterations: docs.count) { i in
-                    do {
-                        var ids: [Int32] = tokenizer.bosId >= 0 ? [tokenizer.bosId] : []
-                        let lines = docs[i].text.split(separator: "\n", omittingEmptySubsequences: false)
-                        for (n, line) in lines.enumerated() {
-                            if !line.isEmpty { ids += try tokenizer.encode(String(line)) }
-                            if n < lines.count - 1 { ids += newline }
-                        }
-                        results[i] = ids
-                    } catch {
-                        failures[i] = (error as? UserError) ?? UserError("encoding \(docs[i].name) failed: \(error)")
+    // MARK: encoding
+
+    /// Encodes the writer's remaining plan: chunks read in order, encoded `inFlight` at a time on the thread
+    /// budget's workers (taking the next chunk as each finishes), handed to the writer in order.
+    static func encode(root: String, writer: SplitWriter, tokenizer: SentencePieceModel, textField: String,
+                       log: PrepareLog) throws -> (sources: Int, bytes: Int) {
+        let encoder = try ChunkEncoder(tokenizer: tokenizer, textField: textField)
+        let sources = writer.state.sources
+        guard let start = writer.state.position else { return (0, 0) }
+        let stream = ChunkStream(root: root, sources: sources, from: start, chunkBytes: chunkBytes)
+        let totalBytes = sources[start.source...].reduce(0) { $0 + $1.estimatedTextBytes } - start.offset
+        let started = DispatchTime.now().uptimeNanoseconds
+        var done = 0, tokens = 0
+        var lastReport = started
+        let inFlight = 4 * Threads.count
+        do {
+            while true {
+                var tasks: [ChunkTask] = []
+                while tasks.count < inFlight, let task = try stream.next() { tasks.append(task) }
+                if tasks.isEmpty { break }
+                let results = encodeConcurrently(tasks) { task in
+                    try encoder.encode(task, source: sources[task.source], path: root + "/" + sources[task.source].name)
+                }
+                for (task, result) in zip(tasks, results) {
+                    let chunk = try result.get()
+                    try writer.consume(chunk, task: task, next: stream.position(after: task))
+                    done += task.bytes.count
+                    tokens += chunk.ids.count
+                }
+                let now = DispatchTime.now().uptimeNanoseconds
+                if now - lastReport > 500_000_000 {
+                    lastReport = now
+                    let seconds = Double(now - started) / 1e9
+                    let rate = Double(done) / seconds
+                    let eta = rate > 0 ? Double(max(0, totalBytes - done)) / rate : .infinity
+                    log.progress(String(format: "encoding: %@ of %@ (%.0f %%), %.1f MB/s, %@ tokens/s, ETA %@", formatBytes(done), formatBytes(totalBytes),
+                                        100 * Double(done) / Double(max(totalBytes, 1)), rate / 1e6, formatCount(Double(tokens) / seconds), formatSeconds(eta)))
+                }
+            }
+            try writer.finishAll(next: TokenManifest.Position(source: sources.count, offset: 0, line: 1))
+        } catch {
+            writer.discardOpen()
+            throw error
+        }
+        return (sources.count - start.source, done)
+    }
+
+    /// Runs `body` on each task over the thread budget's workers, each taking the next task as it finishes; results in order.
+    static func encodeConcurrently(_ tasks: [ChunkTask], _ body: @escaping (ChunkTask) throws -> EncodedChunk) -> [Result<EncodedChunk, Error>] {
+        var results = [Result<EncodedChunk, Error>?](repeating: nil, count: tasks.count)
+        let lock = NSLock()
+        var next = 0
+        results.withUnsafeMutableBufferPointer { out in
+            nonisolated(unsafe) let slots = out
+            Threads.parallelFor(min(Threads.count, tasks.count), workPerItem: Threads.minParallelWork) { _, range in
+                for _ in range {
+                    while true {
+                        lock.lock()
+                        let i = next
+                        next += 1
+                        lock.unlock()
+                        guard i < tasks.count else { break }
+                        slots[i] = Result { try body(tasks[i]) }
                     }
                 }
             }
         }
-        if let failure = errors.compactMap({ $0 }).first { throw failure }
-        return perDocument.flatMap { $0 }
+        return results.map { $0! }
+    }
+}
+
+/// The writer's side of encoding: the validation split first, then training shards; progress saved whenever no
+/// shard is open with ids in it.
+final class SplitWriter {
+    private(set) var state: TokenManifest
+    let directory: String, progressPath: String
+    let shardTokens: Int
+    let estimatedTextBytes: Int
+    private var validation: ShardWriter?, train: ShardWriter?
+
+    init(state: TokenManifest, directory: String, progressPath: String, shardTokens: Int, estimatedTextBytes: Int) {
+        self.state = state; self.directory = directory; self.progressPath = progressPath
+        self.shardTokens = shardTokens; self.estimatedTextBytes = estimatedTextBytes
+    }
+
+    func consume(_ chunk: EncodedChunk, task: ChunkTask, next: TokenManifest.Position) throws {
+        if state.validationTarget == 0 && !chunk.ids.isEmpty {
+            // 5 % of the corpus's tokens, estimated from its size and this first chunk's bytes per token
+            let estimate = Double(estimatedTextBytes) * Double(chunk.ids.count) / Double(max(1, chunk.textBytes))
+            state.validationTarget = state.settings.validationTokens
+                ?? max(1, min(DataPreparation.defaultValidationCap, Int(estimate * DataPreparation.defaultValidationFraction)))
+        }
+        var ids = chunk.ids[...]
+        let held = state.validationTokens + (validation?.count ?? 0)
+        if held < state.validationTarget && !ids.isEmpty {
+            let need = state.validationTarget - held
+            let cut = ids.count <= need ? ids.count : (chunk.cuts.first { $0 >= need } ?? ids.count)
+            if validation == nil { validation = try open("val", index: state.validation.count) }
+            try validation!.append(ids[..<cut])
+            ids = ids[cut...]
+            if held + cut >= state.validationTarget || validation!.count >= shardTokens {
+                state.validation.append(try validation!.finish())
+                validation = nil
+            }
+        }
+        if !ids.isEmpty {
+            if train == nil { train = try open("train", index: state.train.count) }
+            try train!.append(ids)
+            if train!.count >= shardTokens {
+                state.train.append(try train!.finish())
+                train = nil
+            }
+        }
+        state.textBytes += chunk.textBytes
+        state.documents += chunk.documents
+        state.skipped += chunk.skipped
+        if state.firstSkipped == nil { state.firstSkipped = chunk.firstSkipped }
+        state.position = next
+        if validation == nil && train == nil { try state.write(to: progressPath) }
+    }
+
+    func finishAll(next: TokenManifest.Position) throws {
+        if let v = validation, v.count > 0 { state.validation.append(try v.finish()) }
+        if let t = train, t.count > 0 { state.train.append(try t.finish()) }
+        validation = nil; train = nil
+        state.position = next
+    }
+
+    func discardOpen() {
+        validation?.discard(); train?.discard()
+        validation = nil; train = nil
+    }
+
+    private func open(_ split: String, index: Int) throws -> ShardWriter {
+        try ShardWriter(path: directory + "/\(split)-\(state.build)-\(String(index).leftPadded(to: 5, with: "0")).bin", vocabSize: state.vocabSize)
+    }
+}
+
+/// The chunks of a list of sources in order, from a position.
+final class ChunkStream {
+    let root: String
+    let sources: [CorpusSource]
+    let chunkBytes: Int
+    private var index: Int, line: Int
+    /// Bytes of the first source already encoded (a continued preparation).
+    private var skip: Int
+    private var chunker: LineChunker?
+
+    init(root: String, sources: [CorpusSource], from position: TokenManifest.Position, chunkBytes: Int) {
+        self.root = root; self.sources = sources; self.chunkBytes = chunkBytes
+        index = position.source; line = position.line; skip = position.offset
+    }
+
+    func next() throws -> ChunkTask? {
+        while index < sources.count {
+            if chunker == nil {
+                let reader = try SourceReader(path: root + "/" + sources[index].name, gzip: sources[index].gzip)
+                try reader.skip(skip)
+                skip = 0
+                chunker = LineChunker(reader: reader, chunkBytes: chunkBytes)
+            }
+            let offset = chunker!.offset
+            if let bytes = try chunker!.next() {
+                let lines = bytes.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+                defer { line += lines }
+                return ChunkTask(source: index, offset: offset, line: line, lines: lines, bytes: bytes, first: offset == 0)
+            }
+            chunker = nil
+            index += 1
+            line = 1
+        }
+        return nil
+    }
+
+    /// Where encoding continues once `task` is written: the next chunk of its source.
+    func position(after task: ChunkTask) -> TokenManifest.Position {
+        TokenManifest.Position(source: task.source, offset: task.offset + task.bytes.count, line: task.line + task.lines)
+    }
+}
+
+/// The tokenizer's training text: lines from windows at evenly spaced offsets of the corpus.
+enum TokenizerSample {
+    static func read(root: String, sources: [CorpusSource], from head: Int, bytes budget: Int, textField: String,
+                     progress: (Int) -> Void) throws -> String {
+        let total = sources.reduce(0) { $0 + $1.estimatedTextBytes }
+        let chunk = DataPreparation.chunkBytes
+        let span = max(0, total - head)
+        // A corpus that fits the budget is read whole (one window); a larger one in chunk-sized windows spread evenly.
+        let whole = span <= budget
+        let windows = whole ? 1 : max(1, budget / chunk)
+        let stride = whole ? span : max(chunk, span / windows)
+        var starts: [Int] = []   // cumulative source offsets
+        var sum = 0
+        for s in sources { starts.append(sum); sum += s.estimatedTextBytes }
+        let extractor = SampleText(textField: textField)
+        var text: [UInt8] = []
+        text.reserveCapacity(min(budget, span) + chunk)
+        var reader: SourceReader?, readerSource = -1
+        for w in 0..<windows where text.count < budget {
+            var at = head + w * stride
+            var want = whole ? span : min(chunk, budget - text.count)
+            var source = max(0, (starts.lastIndex { $0 <= at }) ?? 0)
+            while want > 0 && source < sources.count {
+                let local = at - starts[source]
+                if readerSource != source || reader == nil || reader!.offset > local {
+                    // (a gzip file is decompressed once from its start: windows only move forward)
+                    reader = try SourceReader(path: root + "/" + sources[source].name, gzip: sources[source].gzip)
+                    readerSource = source
+                }
+                try reader!.skip(local - reader!.offset)
+                let chunker = LineChunker(reader: reader!, chunkBytes: min(want, chunk))
+                var first = local > 0
+                while want > 0, let bytes = try chunker.next() {
+                    var piece = bytes[...]
+                    if first, let nl = piece.firstIndex(of: 0x0A) { piece = piece[(nl + 1)...] }   // a partial first line
+                    first = false
+                    let kept = try extractor.text(piece, format: sources[source].format, path: root + "/" + sources[source].name)
+                    text += kept
+                    want -= bytes.count
+                }
+                source += 1
+                at = starts[min(source, sources.count - 1)]
+            }
+            progress(text.count)
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}
+
+/// The valid text lines of a sample chunk (text), or the texts of its records (JSON Lines).
+struct SampleText {
+    let textField: String
+    func text(_ bytes: ArraySlice<UInt8>, format: CorpusSource.Format, path: String) throws -> [UInt8] {
+        let field = Array(textField.utf8)
+        var out: [UInt8] = []
+        var start = bytes.startIndex
+        while start < bytes.endIndex {
+            let end = bytes[start...].firstIndex(of: 0x0A) ?? bytes.endIndex
+            defer { start = end + 1 }
+            let line = ChunkEncoder.unixLineEnds(bytes[start..<end])
+            switch format {
+            case .text:
+                if !line.isEmpty, !line.contains(0), String(validating: line, as: UTF8.self) != nil { out += line; out.append(0x0A) }
+            case .jsonl:
+                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+                switch line.withUnsafeBufferPointer({ JSONLine.field(field, in: $0) }) {
+                case .value(let v):
+                    let text = ChunkEncoder.unixLineEnds(v[...])
+                    if !text.contains(0), String(validating: text, as: UTF8.self) != nil { out += text; out.append(0x0A) }
+                case .missing(let keys):
+                    throw UserError("\(path): a record has no \"\(textField)\" field (its fields: \(keys.prefix(8).joined(separator: ", "))); pass --text-field with the field that holds the text")
+                case .notAString:
+                    throw UserError("\(path): a record's \"\(textField)\" field is not a string; pass --text-field with the field that holds the text")
+                case .malformed:
+                    continue   // the encoding pass names the line
+                case .invalidText:
+                    continue
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// Serialises preparations of one cache directory (two runs starting at once, processes of a job).
+final class DirectoryLock {
+    private var fd: Int32
+    init(_ directory: String, log: PrepareLog) throws {
+        fd = open(directory + "/.lock", O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0 else { throw UserError("cannot create \(directory)/.lock: \(String(cString: strerror(errno))); pass a writable --data-dir") }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            log.line("waiting for another preparation of \(directory) to finish…")
+            flock(fd, LOCK_EX)
+        }
+    }
+    func release() { if fd >= 0 { flock(fd, LOCK_UN); close(fd); fd = -1 } }
+    deinit { release() }
+}
+
+/// Calls `body(seconds since start)` every `every` seconds on a background queue until stopped.
+final class Ticker: @unchecked Sendable {
+    private let timer: DispatchSourceTimer
+    private let lock = NSLock()
+    private var stopped = false
+    init(every seconds: Double, _ body: @escaping @Sendable (Double) -> Void) {
+        let started = DispatchTime.now().uptimeNanoseconds
+        timer = DispatchSource.makeTimerSource(queue: .global())
+        timer.schedule(deadline: .now() + seconds, repeating: seconds)
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            self.lock.lock(); defer { self.lock.unlock() }
+            if !self.stopped { body(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9) }
+        }
+        timer.resume()
+    }
+    func stop() {
+        lock.lock(); defer { lock.unlock() }
+        if !stopped { stopped = true; timer.cancel() }
+    }
+}
+
+/// "812 MB", "2.0 GB", "340 kB".
+public func formatBytes(_ n: Int) -> String {
+    let x = Double(n)
+    if x >= 1e9 { return String(format: "%.2f GB", x / 1e9) }
+    if x >= 1e6 { return String(format: "%.1f MB", x / 1e6) }
+    if x >= 1e3 { return String(format: "%.0f kB", x / 1e3) }
+    return "\(n) B"
+}
+
+/// "2.5M", "830k".
+func formatCount(_ x: Double) -> String {
+    if x >= 1e6 { return String(format: "%.2fM", x / 1e6) }
+    if x >= 1e3 { return String(format: "%.0fk", x / 1e3) }
+    return String(format: "%.0f", x)
+}
+
+/// "42 s", "3m05s".
+func formatSeconds(_ s: Double) -> String {
+    guard s.isFinite, s >= 0 else { return "?" }
+    if s < 60 { return String(format: "%.0f s", s) }
+    let t = Int(s.rounded())
+    return t >= 3600 ? String(format: "%dh%02dm", t / 3600, (t % 3600) / 60) : String(format: "%dm%02ds", t / 60, t % 60)
+}
+
+extension String {
+    func leftPadded(to width: Int, with pad: Character = "0") -> String {
+        count >= width ? self : String(repeating: pad, count: width - count) + self
     }
 }

@@ -11,14 +11,19 @@ public struct TokenizerTrainingOptions: Sendable, Equatable, Codable {
     public var modelType: ModelType
     public var byteFallback: Bool
     public var splitDigits: Bool
+    /// Bytes of text the tokenizer is trained on: lines sampled evenly from the corpus (all of a smaller corpus).
+    public var sampleBytes: Int
 
     /// SentencePiece's worker threads, fixed (its own default) and not the run's thread budget: the trained
     /// model records them, and a tokenizer must be a function of its text and these options only.
     static let trainerThreads = 16
 
-    public init(vocabSize: Int = 4096, modelType: ModelType = .bpe, byteFallback: Bool = true, splitDigits: Bool = true) {
+    public static let defaultSampleBytes = 64_000_000
+
+    public init(vocabSize: Int = 4096, modelType: ModelType = .bpe, byteFallback: Bool = true, splitDigits: Bool = true,
+                sampleBytes: Int = defaultSampleBytes) {
         self.vocabSize = vocabSize; self.modelType = modelType; self.byteFallback = byteFallback
-        self.splitDigits = splitDigits
+        self.splitDigits = splitDigits; self.sampleBytes = sampleBytes
     }
 
     var flags: [(String, String)] {
@@ -169,6 +174,21 @@ public final class SentencePieceModel: @unchecked Sendable {
         guard rc == SPM_OK else { throw UserError("encoding failed: \(Self.text(err))") }
         ids.removeLast(ids.count - needed)
         return ids
+    }
+
+    /// Ids of UTF-8 text encoded line by line, `newline` after each "\n" (the same ids as the whole text for a model
+    /// trained here: no piece spans a newline), and the id count after each "\n".
+    public func encodeLines(_ text: UnsafeRawBufferPointer, newline: [Int32]) throws -> (ids: [Int32], lineEnds: [Int]) {
+        var err = [CChar](repeating: 0, count: 512)
+        var ids: UnsafeMutablePointer<Int32>?, ends: UnsafeMutablePointer<Int64>?
+        var capacity = 0, count = 0, endCapacity = 0, endCount = 0
+        defer { spm_free_bytes(ids); spm_free_bytes(ends) }
+        let rc = spm_encode_lines(handle, text.baseAddress?.assumingMemoryBound(to: CChar.self), text.count, newline, newline.count,
+                                  &ids, &capacity, &count, &ends, &endCapacity, &endCount, &err, err.count)
+        guard rc == SPM_OK else { throw UserError("encoding failed: \(Self.text(err))") }
+        let idArray = ids.map { Array(UnsafeBufferPointer(start: $0, count: count)) } ?? []
+        let endArray = ends.map { UnsafeBufferPointer(start: $0, count: endCount).map { Int($0) } } ?? []
+        return (idArray, endArray)
     }
 
     /// UTF-8 bytes of ids (a prefix of a sequence may end inside a multi-byte character).

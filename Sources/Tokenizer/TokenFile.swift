@@ -22,20 +22,30 @@ public enum TokenFile {
         public var width: Int, vocabSize: Int, count: Int, sourceHash: [UInt8]
     }
 
-    /// Writes ids atomically; 16-bit elements when the vocab fits, 32-bit otherwise.
-    public static func write(_ ids: [Int32], vocabSize: Int, sourceHash: [UInt8], to path: String) throws {
+    /// Bytes per id: 2 when the vocabulary fits in 16 bits, else 4.
+    public static func width(vocabSize: Int) -> Int { vocabSize <= 65536 ? 2 : 4 }
+
+    /// The 64-byte header.
+    public static func header(vocabSize: Int, count: Int, sourceHash: [UInt8]) -> [UInt8] {
         precondition(sourceHash.count == 32)
-        let width = vocabSize <= 65536 ? 2 : 4
-        var out = [UInt8](repeating: 0, count: headerSize + ids.count * width)
+        var out = [UInt8](repeating: 0, count: headerSize)
         out.replaceSubrange(0..<8, with: magic)
         func put<T: FixedWidthInteger>(_ v: T, at offset: Int) {
             withUnsafeBytes(of: v.littleEndian) { out.replaceSubrange(offset..<(offset + MemoryLayout<T>.size), with: $0) }
         }
         put(version, at: 8)
-        put(UInt32(width), at: 12)
+        put(UInt32(width(vocabSize: vocabSize)), at: 12)
         put(UInt32(vocabSize), at: 16)
-        put(UInt64(ids.count), at: 24)
+        put(UInt64(count), at: 24)
         out.replaceSubrange(32..<64, with: sourceHash)
+        return out
+    }
+
+    /// Writes ids atomically; 16-bit elements when the vocab fits, 32-bit otherwise.
+    public static func write(_ ids: [Int32], vocabSize: Int, sourceHash: [UInt8], to path: String) throws {
+        let width = width(vocabSize: vocabSize)
+        var out = header(vocabSize: vocabSize, count: ids.count, sourceHash: sourceHash)
+        out += repeatElement(0, count: ids.count * width)
         out.withUnsafeMutableBytes { raw in
             let body = raw.baseAddress.unsafelyUnwrapped + headerSize
             for (i, id) in ids.enumerated() {
@@ -81,11 +91,36 @@ public final class MappedTokens: @unchecked Sendable {
         file = try MappedFile(path: path)
         header = try TokenFile.readHeader(file.bytes, path: path)
         body = file.bytes.baseAddress.map { $0 + TokenFile.headerSize }
-        var maxId = 0
-        for i in 0..<header.count { maxId = max(maxId, Int(self[i])) }
+        let maxId = header.width == 2 && header.vocabSize == 65536 ? 0 : largestId()
         guard maxId < header.vocabSize else {
             throw UserError("token file \(path) holds id \(maxId) ≥ its vocab size \(header.vocabSize) (corrupt); delete it to rebuild")
         }
+    }
+
+    /// The largest id in the file (one vectorised pass: about a tenth of a second per 100M 16-bit ids).
+    private func largestId() -> Int {
+        guard let b = body, header.count > 0 else { return 0 }
+        let n = header.count
+        if header.width == 2 {
+            var lanes = SIMD32<UInt16>(repeating: 0)
+            var i = 0
+            while i + 32 <= n {
+                lanes = pointwiseMax(lanes, b.loadUnaligned(fromByteOffset: 2 * i, as: SIMD32<UInt16>.self))
+                i += 32
+            }
+            var m = Int(lanes.max())
+            while i < n { m = max(m, Int(self[i])); i += 1 }
+            return m
+        }
+        var lanes = SIMD16<UInt32>(repeating: 0)
+        var i = 0
+        while i + 16 <= n {
+            lanes = pointwiseMax(lanes, b.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self))
+            i += 16
+        }
+        var m = Int(lanes.max())
+        while i < n { m = max(m, Int(UInt32(bitPattern: self[i]))); i += 1 }
+        return m
     }
 
     @inline(__always) public subscript(i: Int) -> Int32 {

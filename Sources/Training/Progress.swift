@@ -36,6 +36,21 @@ public final class ProgressPrinter: @unchecked Sendable {
     }
 }
 
+/// True at most once per `seconds` (the first call included): for periodic lines in logs.
+public final class Throttle: @unchecked Sendable {
+    private let interval: UInt64
+    private var last: UInt64?
+    private let lock = NSLock()
+    public init(seconds: Double) { interval = UInt64(seconds * 1e9) }
+    public func due() -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        let now = DispatchTime.now().uptimeNanoseconds
+        if let last, now - last < interval { return false }
+        last = now
+        return true
+    }
+}
+
 /// "3m05s", "1h02m".
 public func formatDuration(_ seconds: Double) -> String {
     guard seconds.isFinite, seconds >= 0 else { return "?" }

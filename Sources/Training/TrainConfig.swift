@@ -14,6 +14,11 @@ public struct TrainConfig: Equatable, Sendable {
     public var corpus: String? = nil
     public var dataDir = "corpora"
     public var tokenizer: String? = nil
+    public var textField = "text"
+    public var valTokens: Int? = nil
+    public var tokenizerSampleMB = TokenizerTrainingOptions.defaultSampleBytes / 1_000_000
+    /// A base run (directory or .safetensors) whose weights, architecture and tokenizer a fine-tuning run starts from.
+    public var initFrom: String? = nil
     // schedule (nil = the model's recipe)
     public var batchSize = 16, gradAccum = 1, steps = 600
     public var lr: Double? = nil
@@ -48,8 +53,8 @@ public struct TrainConfig: Equatable, Sendable {
     public var gemmPrecision: GEMM.Precision { precision ?? GEMM.preferredPrecision }
     public var dataOptions: DataOptions {
         DataOptions(corpus: corpus, dataRoot: dataDir,
-                    tokenizer: TokenizerTrainingOptions(vocabSize: vocabSize),
-                    tokenizerModel: tokenizer)
+                    tokenizer: TokenizerTrainingOptions(vocabSize: vocabSize, sampleBytes: tokenizerSampleMB * 1_000_000),
+                    tokenizerModel: tokenizer, textField: textField, validationTokens: valTokens)
     }
 
     /// Checks every value; the message names the flag.
@@ -66,6 +71,9 @@ public struct TrainConfig: Equatable, Sendable {
         guard seed >= 0 else { throw UserError("--seed must be ≥ 0, got \(seed)") }
         guard sampleTokens >= 0, sampleTokens <= context else { throw UserError("--sample-tokens must be in 0...--context, got \(sampleTokens)") }
         guard threads >= 0 else { throw UserError("--threads must be ≥ 0 (0 = all cores), got \(threads)") }
+        if let v = valTokens, v <= 0 { throw UserError("--val-tokens must be positive, got \(v)") }
+        guard tokenizerSampleMB > 0 else { throw UserError("--tokenizer-sample-mb must be positive, got \(tokenizerSampleMB)") }
+        guard !textField.isEmpty else { throw UserError("--text-field must not be empty") }
         guard vocabSize <= 1 << 20 else { throw UserError("--vocab-size must be at most 1048576, got \(vocabSize)") }
     }
 

@@ -107,7 +107,7 @@ public final class Trainer {
         shareModel(model, optimizer, &state)
         state.model = config.modelConfig
         state.tokenizerSHA256 = SHA256.hex(SHA256.hash(data.tokenizer.modelBytes))
-        state.dataSHA256 = SHA256.hex(data.train.header.sourceHash)
+        state.dataSHA256 = data.train.sha256
         let batches = try BatchSource(tokens: data.train, config: config, rank: world?.rank ?? 0)
         let evaluation = try EvaluationRound(model: model, data: data, config: config, samples: writes)
         let observers: [TrainingObserver] = directory.map {
@@ -191,7 +191,7 @@ public final class Trainer {
             let data = try prepareLocal(tokenizer: nil)
             world.barrier()
             _ = world.broadcast(data.tokenizer.modelBytes)
-            _ = world.broadcast(SHA256.hex(data.train.header.sourceHash))
+            _ = world.broadcast(data.train.sha256)
             return data
         }
         world.barrier()
@@ -203,7 +203,7 @@ public final class Trainer {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let data = try prepareLocal(tokenizer: path)
         let rootHash = world.broadcast("")
-        guard SHA256.hex(data.train.header.sourceHash) == rootHash else {
+        guard data.train.sha256 == rootHash else {
             throw UserError("process \(world.rank) on \(world.host) read other training data than process 0 (\(data.corpusPath)); every process must see the same corpus and --data-dir")
         }
         return data
@@ -213,7 +213,11 @@ public final class Trainer {
         var options = config.dataOptions
         if let directory, resumePoint != nil { options.tokenizerModel = directory.tokenizerPath }
         if let tokenizer { options.tokenizerModel = tokenizer }
-        let data = try DataPreparation.prepare(options, context: config.context) { [quiet, printer, writes] in if !quiet && writes { printer.line($0) } }
+        let show = !quiet && writes
+        let periodic = Throttle(seconds: 30)
+        let log = PrepareLog(line: { [printer] in if show { printer.line($0) } },
+                             progress: { [printer] in if show { printer.progress($0, periodic: periodic.due()) } })
+        let data = try DataPreparation.prepare(options, context: config.context, log: log)
         if data.tokenizer.vocabSize != config.vocabSize {
             if resumePoint != nil || (config.tokenizer == nil && tokenizer == nil) {
                 throw UserError("the tokenizer has \(data.tokenizer.vocabSize) pieces but the model expects --vocab-size \(config.vocabSize)")
@@ -221,7 +225,7 @@ public final class Trainer {
             if writes { printer.line("using the tokenizer's vocabulary size \(data.tokenizer.vocabSize) (from \(config.tokenizer ?? ""))") }
             config.vocabSize = data.tokenizer.vocabSize
         }
-        if let r = resumePoint?.state, !r.dataSHA256.isEmpty, r.dataSHA256 != SHA256.hex(data.train.header.sourceHash) {
+        if let r = resumePoint?.state, !r.dataSHA256.isEmpty, r.dataSHA256 != data.train.sha256 {
             printer.line("warning: the training data differs from the checkpoint's (token cache hash changed); batches will not match the original run")
         }
         return data
@@ -281,7 +285,7 @@ final class BatchSource {
 
     /// Process `rank` of a job takes global micro-batches rank·grad-accum ..< (rank+1)·grad-accum of each step, so
     /// N processes see exactly the batches one process with N-fold accumulation sees.
-    init(tokens: MappedTokens, config: TrainConfig, rank: Int = 0) throws {
+    init(tokens: TokenShards, config: TrainConfig, rank: Int = 0) throws {
         sampler = try BatchSampler(tokens: tokens, batch: config.batchSize, context: config.context, seed: UInt64(config.seed))
         globalMicroBatches = config.globalMicroBatches
         first = rank * config.gradAccum

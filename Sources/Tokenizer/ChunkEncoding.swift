@@ -1,0 +1,271 @@
+import Foundation
+import Kernels
+
+/// A piece of one source to encode: whole lines of a text file, or whole records of a JSON Lines file.
+struct ChunkTask: Sendable {
+    var source: Int
+    /// Uncompressed byte offset of the chunk in its source, and the line number of its first line (1-based).
+    var offset: Int, line: Int
+    /// Line breaks in the chunk.
+    var lines: Int
+    var bytes: [UInt8]
+    /// The chunk opens its source (a text file's document starts here).
+    var first: Bool
+}
+
+/// A chunk's ids and what the writer needs to know about them.
+struct EncodedChunk: Sendable {
+    var ids: [Int32] = []
+    /// Id counts at which the validation split may end: after each line (text) or record (JSONL).
+    var cuts: [Int] = []
+    /// UTF-8 bytes of the text encoded, documents begun, lines or records skipped as invalid UTF-8.
+    var textBytes = 0, documents = 0, skipped = 0
+    /// Where the first skipped line or record is, for the summary.
+    var firstSkipped: String?
+}
+
+/// How the text of a chunk becomes ids. Runs on any thread: every input is read-only.
+struct ChunkEncoder: Sendable {
+    let tokenizer: SentencePieceModel
+    let newline: [Int32]
+    let textField: String
+    let fieldBytes: [UInt8]
+
+    init(tokenizer: SentencePieceModel, textField: String) throws {
+        self.tokenizer = tokenizer
+        newline = try tokenizer.encode("\n")
+        self.textField = textField
+        fieldBytes = Array(textField.utf8)
+    }
+
+    func encode(_ task: ChunkTask, source: CorpusSource, path: String) throws -> EncodedChunk {
+        var out = EncodedChunk()
+        switch source.format {
+        case .text:
+            var body = task.bytes[...]
+            if task.first {
+                if body.starts(with: [0xEF, 0xBB, 0xBF]) { body = body.dropFirst(3) }
+                if tokenizer.bosId >= 0 { out.ids.append(tokenizer.bosId) }
+                out.documents = 1
+            }
+            let text = validLines(Self.unixLineEnds(body), out: &out) { "\(path) line \(task.line + $0)" }
+            out.textBytes = text.count
+            try append(text, to: &out)
+        case .jsonl:
+            var lineNumber = task.line
+            var start = task.bytes.startIndex
+            while start < task.bytes.endIndex {
+                let end = task.bytes[start...].firstIndex(of: 0x0A) ?? task.bytes.endIndex
+                defer { start = end + 1; lineNumber += 1 }
+                let line = task.bytes[start..<end]
+                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+                let parsed = line.withUnsafeBufferPointer { JSONLine.field(fieldBytes, in: $0) }
+                let location = "\(path) line \(lineNumber)"
+                switch parsed {
+                case .value(let raw):
+                    let value = Self.unixLineEnds(raw[...])
+                    guard String(validating: value, as: UTF8.self) != nil, !value.contains(0) else {
+                        out.skipped += 1
+                        if out.firstSkipped == nil { out.firstSkipped = location }
+                        continue
+                    }
+                    if tokenizer.bosId >= 0 { out.ids.append(tokenizer.bosId) }
+                    out.documents += 1
+                    out.textBytes += value.count
+                    try append(value, to: &out)
+                    out.cuts.append(out.ids.count)
+                case .invalidText:
+                    out.skipped += 1
+                    if out.firstSkipped == nil { out.firstSkipped = location }
+                case .missing(let keys):
+                    let seen = keys.isEmpty ? "it has no fields" : "its fields: " + keys.prefix(8).joined(separator: ", ")
+                    throw UserError("\(location): the record has no \"\(textField)\" field (\(seen)); pass --text-field with the field that holds the text")
+                case .notAString:
+                    throw UserError("\(location): the \"\(textField)\" field is not a string; pass --text-field with the field that holds the text")
+                case .malformed(let at):
+                    throw UserError("\(location): not a JSON object (malformed at column \(at + 1)); a .jsonl file holds one JSON object per line")
+                }
+            }
+        }
+        return out
+    }
+
+    private func append(_ text: [UInt8], to out: inout EncodedChunk) throws {
+        let base = out.ids.count
+        let (ids, ends) = try text.withUnsafeBytes { try tokenizer.encodeLines($0, newline: newline) }
+        out.ids += ids
+        if out.cuts.isEmpty && base == 0 { out.cuts = ends } else { out.cuts += ends.map { $0 + base } }
+    }
+
+    /// The lines of `text` that are valid UTF-8 without NUL bytes (all of it, usually: one check of the whole);
+    /// the others are skipped and counted. `where` names a line by its index in the chunk.
+    private func validLines(_ text: [UInt8], out: inout EncodedChunk, where location: (Int) -> String) -> [UInt8] {
+        if !text.contains(0), String(validating: text, as: UTF8.self) != nil { return text }
+        var kept: [UInt8] = []
+        kept.reserveCapacity(text.count)
+        var start = 0, index = 0
+        while start < text.count {
+            let end = text[start...].firstIndex(of: 0x0A).map { $0 + 1 } ?? text.count
+            let line = text[start..<end]
+            if !line.contains(0), String(validating: line, as: UTF8.self) != nil {
+                kept += line
+            } else {
+                out.skipped += 1
+                if out.firstSkipped == nil { out.firstSkipped = location(index) }
+            }
+            start = end
+            index += 1
+        }
+        return kept
+    }
+
+    /// CRLF and lone CR become LF.
+    static func unixLineEnds(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        guard bytes.contains(0x0D) else { return Array(bytes) }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            let b = bytes[i]
+            if b == 0x0D {
+                out.append(0x0A)
+                if i + 1 < bytes.endIndex && bytes[i + 1] == 0x0A { i += 1 }
+            } else {
+                out.append(b)
+            }
+            i += 1
+        }
+        return out
+    }
+}
+
+/// The one field of a JSON Lines record that holds the text. A small scanner, not a JSON library: it reads one
+/// object per line, unescapes the wanted string and skips every other value without building it.
+enum JSONLine {
+    enum Field: Equatable {
+        case value([UInt8])
+        case missing(keys: [String])
+        case notAString
+        /// The string's escapes do not make valid UTF-8 (a lone surrogate).
+        case invalidText
+        case malformed(at: Int)
+    }
+
+    static func field(_ name: [UInt8], in line: UnsafeBufferPointer<UInt8>) -> Field {
+        var s = Scanner(bytes: line)
+        s.space()
+        guard s.take(0x7B) else { return .malformed(at: s.i) }   // {
+        var keys: [String] = []
+        var found: Field?
+        s.space()
+        if s.take(0x7D) { return .missing(keys: []) }
+        while true {
+            s.space()
+            guard s.peek == 0x22, let key = s.string() else { return .malformed(at: s.i) }
+            s.space()
+            guard s.take(0x3A) else { return .malformed(at: s.i) }   // :
+            s.space()
+            if found == nil, key.bytes == name {
+                if s.peek == 0x22 {
+                    guard let value = s.string() else { return .malformed(at: s.i) }
+                    found = value.validEscapes ? .value(value.bytes) : .invalidText
+                } else {
+                    guard s.skipValue() else { return .malformed(at: s.i) }
+                    found = .notAString
+                }
+            } else {
+                keys.append(String(decoding: key.bytes, as: UTF8.self))
+                guard s.skipValue() else { return .malformed(at: s.i) }
+            }
+            s.space()
+            if s.take(0x2C) { continue }   // ,
+            guard s.take(0x7D) else { return .malformed(at: s.i) }
+            s.space()
+            guard s.i == line.count else { return .malformed(at: s.i) }
+            return found ?? .missing(keys: keys)
+        }
+    }
+
+    struct Scanner {
+        let bytes: UnsafeBufferPointer<UInt8>
+        var i = 0
+        var peek: UInt8? { i < bytes.count ? bytes[i] : nil }
+        mutating func space() { while let c = peek, c == 0x20 || c == 0x09 || c == 0x0D || c == 0x0A { i += 1 } }
+        mutating func take(_ c: UInt8) -> Bool { if peek == c { i += 1; return true }; return false }
+
+        /// A string at `i` (on its opening quote), unescaped.
+        mutating func string() -> (bytes: [UInt8], validEscapes: Bool)? {
+            guard take(0x22) else { return nil }
+            var out: [UInt8] = []
+            var valid = true
+            while let c = peek {
+                i += 1
+                if c == 0x22 { return (out, valid) }
+                guard c == 0x5C else { out.append(c); continue }   // backslash
+                guard let e = peek else { return nil }
+                i += 1
+                switch e {
+                case 0x22, 0x5C, 0x2F: out.append(e)
+                case 0x62: out.append(0x08)
+                case 0x66: out.append(0x0C)
+                case 0x6E: out.append(0x0A)
+                case 0x72: out.append(0x0D)
+                case 0x74: out.append(0x09)
+                case 0x75:
+                    guard var unit = hex4() else { return nil }
+                    var scalar = UInt32(unit)
+                    if (0xD800..<0xDC00).contains(unit) {
+                        // a high surrogate must be followed by \u and a low one
+                        if peek == 0x5C, i + 1 < bytes.count, bytes[i + 1] == 0x75 {
+                            i += 2
+                            guard let low = hex4() else { return nil }
+                            if (0xDC00..<0xE000).contains(low) {
+                                scalar = 0x10000 + ((UInt32(unit) - 0xD800) << 10) + (UInt32(low) - 0xDC00)
+                            } else { valid = false; unit = low }
+                        } else { valid = false }
+                    } else if (0xDC00..<0xE000).contains(unit) { valid = false }
+                    if valid, let u = Unicode.Scalar(scalar) { out += Array(String(Character(u)).utf8) } else { valid = false }
+                default: return nil
+                }
+            }
+            return nil
+        }
+
+        mutating func hex4() -> UInt16? {
+            guard i + 4 <= bytes.count else { return nil }
+            var v: UInt16 = 0
+            for _ in 0..<4 {
+                let c = bytes[i]
+                let d: UInt16
+                switch c {
+                case 0x30...0x39: d = UInt16(c - 0x30)
+                case 0x41...0x46: d = UInt16(c - 0x41 + 10)
+                case 0x61...0x66: d = UInt16(c - 0x61 + 10)
+                default: return nil
+                }
+                v = v << 4 | d
+                i += 1
+            }
+            return v
+        }
+
+        /// Skips any value: a string, an object or array (nested), or a literal.
+        mutating func skipValue() -> Bool {
+            guard let c = peek else { return false }
+            if c == 0x22 { return string() != nil }
+            if c == 0x7B || c == 0x5B {
+                var depth = 0
+                while let d = peek {
+                    if d == 0x22 { guard string() != nil else { return false }; continue }
+                    i += 1
+                    if d == 0x7B || d == 0x5B { depth += 1 }
+                    if d == 0x7D || d == 0x5D { depth -= 1; if depth == 0 { return true } }
+                }
+                return false
+            }
+            let start = i
+            while let d = peek, d != 0x2C, d != 0x7D, d != 0x5D, d != 0x20, d != 0x09, d != 0x0D { i += 1 }
+            return i > start
+        }
+    }
+}

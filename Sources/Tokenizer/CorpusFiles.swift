@@ -1,0 +1,231 @@
+import CZlib
+import Foundation
+import Kernels
+
+/// One input file of a corpus: UTF-8 text (one document per file) or JSON Lines (one document per record), either
+/// possibly gzip-compressed (recognised by its magic bytes, whatever its name).
+public struct CorpusSource: Codable, Equatable, Sendable {
+    public enum Format: String, Codable, Sendable { case text, jsonl }
+    /// Path relative to the corpus directory (the file name for a single-file corpus): how the manifest names it.
+    public var name: String
+    public var format: Format
+    public var gzip: Bool
+    /// Size and modification time on disk: a source whose either changed is encoded again.
+    public var bytes: Int
+    public var modified: Double
+    /// Uncompressed size: exact for plain files, from the gzip trailer (modulo 4 GiB, lifted past the file size) for gzip.
+    public var estimatedTextBytes: Int
+
+    /// What identifies the file's content for the caches (not its absolute path: a moved corpus stays cached).
+    func sameFile(as other: CorpusSource) -> Bool {
+        name == other.name && format == other.format && gzip == other.gzip && bytes == other.bytes && modified == other.modified
+    }
+}
+
+public enum CorpusFiles {
+    /// File names read from a corpus directory (each also with `.gz`).
+    public static let extensions = [".txt", ".jsonl", ".ndjson"]
+
+    /// The sources of a corpus path: the file itself, or the corpus files under a directory (recursively, sorted by
+    /// path; hidden files skipped). Refuses missing paths, empty directories and unreadable files, each in one line.
+    public static func list(_ path: String) throws -> (root: String, sources: [CorpusSource]) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw UserError("corpus not found: \(path) (pass --corpus with a text or .jsonl file, gzip-compressed or not, or a directory of them)")
+        }
+        guard isDirectory.boolValue else {
+            let root = (path as NSString).deletingLastPathComponent
+            return (root.isEmpty ? "." : root, [try source(root: root.isEmpty ? "." : root, name: (path as NSString).lastPathComponent)])
+        }
+        guard let walker = FileManager.default.enumerator(atPath: path) else {
+            throw UserError("cannot list corpus directory \(path) (check its permissions)")
+        }
+        var names: [String] = []
+        while let entry = walker.nextObject() as? String {
+            let file = (entry as NSString).lastPathComponent
+            if file.hasPrefix(".") { continue }
+            let plain = entry.hasSuffix(".gz") ? String(entry.dropLast(3)) : entry
+            if extensions.contains(where: { plain.hasSuffix($0) }) { names.append(entry) }
+        }
+        guard !names.isEmpty else {
+            throw UserError("corpus directory \(path) has no corpus files (\(extensions.joined(separator: ", ")), each optionally .gz)")
+        }
+        return (path, try names.sorted().map { try source(root: path, name: $0) })
+    }
+
+    static func source(root: String, name: String) throws -> CorpusSource {
+        let path = root + "/" + name
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            throw UserError("cannot read corpus file \(path): \(String(cString: strerror(errno))) (fix its permissions or move it out of the corpus)")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw UserError("corpus file \(path) is not a regular file")
+        }
+        var magic: [UInt8] = [0, 0]
+        let gzip = pread(fd, &magic, 2, 0) == 2 && magic == [0x1F, 0x8B]
+        let plainName = name.hasSuffix(".gz") ? String(name.dropLast(3)) : name
+        let format: CorpusSource.Format = plainName.hasSuffix(".jsonl") || plainName.hasSuffix(".ndjson") ? .jsonl : .text
+        let size = Int(st.st_size)
+        var estimate = size
+        if gzip, size >= 18 {
+            var trailer: UInt32 = 0
+            _ = pread(fd, &trailer, 4, off_t(size - 4))
+            estimate = Int(UInt32(littleEndian: trailer))
+            while estimate < size { estimate += 1 << 32 }
+        }
+        let modified = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+        return CorpusSource(name: name, format: format, gzip: gzip, bytes: size, modified: modified, estimatedTextBytes: estimate)
+    }
+}
+
+/// A sequential reader of a source's (uncompressed) bytes.
+final class SourceReader {
+    let path: String
+    private let fd: Int32
+    private var stream: z_stream?
+    private var input: UnsafeMutablePointer<UInt8>?
+    private static let inputSize = 1 << 18
+    private var finished = false
+    /// Uncompressed bytes delivered so far.
+    private(set) var offset = 0
+
+    init(path: String, gzip: Bool) throws {
+        self.path = path
+        fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw UserError("cannot read corpus file \(path): \(String(cString: strerror(errno)))") }
+        if gzip {
+            var s = z_stream()
+            guard ngpt_inflate_init_gzip(&s) == Z_OK else { close(fd); throw UserError("zlib could not start reading \(path)") }
+            stream = s
+            input = .allocate(capacity: Self.inputSize)
+        }
+    }
+
+    deinit {
+        if stream != nil { inflateEnd(&stream!) }
+        input?.deallocate()
+        close(fd)
+    }
+
+    /// Fills `buffer` as far as the data goes; returns the byte count (less than the buffer only at the end).
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var filled = 0
+        while filled < buffer.count && !finished {
+            let n = stream == nil ? try readPlain(buffer.baseAddress! + filled, buffer.count - filled)
+                                  : try inflate(buffer.baseAddress! + filled, buffer.count - filled)
+            if n == 0 { finished = true }
+            filled += n
+        }
+        offset += filled
+        return filled
+    }
+
+    /// Skips `count` bytes (a seek for plain files; decompressing and discarding for gzip).
+    func skip(_ count: Int) throws {
+        guard count > 0 else { return }
+        if stream == nil {
+            guard lseek(fd, off_t(count), SEEK_CUR) >= 0 else { throw UserError("cannot seek in \(path): \(String(cString: strerror(errno)))") }
+            offset += count
+            return
+        }
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { scratch.deallocate() }
+        var left = count
+        while left > 0 {
+            let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<min(left, scratch.count)]))
+            if n == 0 { return }
+            left -= n
+        }
+    }
+
+    private func readPlain(_ p: UnsafeMutableRawPointer, _ n: Int) throws -> Int {
+        while true {
+            let got = Glibc.read(fd, p, n)
+            if got >= 0 { return got }
+            if errno == EINTR { continue }
+            throw UserError("reading \(path) failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Inflates into p; 0 only at the end of the last gzip member. A file that ends inside a member is truncated.
+    private func inflate(_ p: UnsafeMutableRawPointer, _ n: Int) throws -> Int {
+        stream!.next_out = p.assumingMemoryBound(to: UInt8.self)
+        stream!.avail_out = UInt32(min(n, Int(UInt32.max)))
+        while stream!.avail_out > 0 {
+            if stream!.avail_in == 0 {
+                let got = try readPlain(input!, Self.inputSize)
+                if got == 0 {
+                    if stream!.total_out == 0 && stream!.total_in == 0 { break }   // an empty file: no text
+                    if memberDone { break }
+                    throw UserError("\(path) is truncated: its gzip data ends early after \(offset + n - Int(stream!.avail_out)) bytes of text (re-download or re-compress it)")
+                }
+                stream!.next_in = input
+                stream!.avail_in = UInt32(got)
+            }
+            if memberDone {
+                // another gzip member follows (concatenated .gz files are one stream, as gzip -d reads them)
+                inflateReset(&stream!)
+                memberDone = false
+            }
+            let rc = CZlib.inflate(&stream!, Z_NO_FLUSH)
+            if rc == Z_STREAM_END { memberDone = true; continue }
+            if rc == Z_BUF_ERROR { continue }
+            guard rc == Z_OK else {
+                let reason = stream!.msg.map { String(cString: $0) } ?? "zlib error \(rc)"
+                throw UserError("\(path) is not valid gzip data (\(reason) after \(offset + n - Int(stream!.avail_out)) bytes of text); re-download or re-compress it")
+            }
+        }
+        return n - Int(stream!.avail_out)
+    }
+    private var memberDone = false
+}
+
+/// A source cut into chunks of about `chunkBytes` that end at line breaks (or at the end of the file): what the
+/// encoders work on. Boundaries depend only on the bytes and the chunk size, so a preparation continued from a
+/// chunk's offset cuts the rest exactly as an uninterrupted one.
+final class LineChunker {
+    let reader: SourceReader
+    let chunkBytes: Int
+    /// A line longer than this is refused (the file is probably not line-broken text).
+    static let maxLineBytes = 64 << 20
+    private var pending: [UInt8] = []
+    private var atEnd = false
+    /// Uncompressed offset of the next chunk's first byte.
+    private(set) var offset: Int
+
+    init(reader: SourceReader, chunkBytes: Int) {
+        self.reader = reader; self.chunkBytes = chunkBytes; offset = reader.offset
+    }
+
+    /// The next chunk (ending with "\n" unless it is the file's last), or nil at the end.
+    func next() throws -> [UInt8]? {
+        var want = chunkBytes
+        while true {
+            if pending.count < want && !atEnd {
+                let have = pending.count
+                pending.append(contentsOf: repeatElement(0, count: want - have))
+                let got = try pending.withUnsafeMutableBytes { try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[have...])) }
+                pending.removeLast(want - have - got)
+                if have + got < want { atEnd = true }
+            }
+            if pending.isEmpty { return nil }
+            if atEnd && pending.count <= want { return take(pending.count) }
+            if let nl = pending[..<min(want, pending.count)].lastIndex(of: 0x0A) { return take(nl + 1) }
+            if atEnd { return take(pending.count) }
+            guard want < Self.maxLineBytes else {
+                throw UserError("\(reader.path) has a line longer than \(Self.maxLineBytes >> 20) MiB at byte offset \(offset); a corpus must be text with line breaks")
+            }
+            want = min(want * 2, Self.maxLineBytes)
+        }
+    }
+
+    private func take(_ n: Int) -> [UInt8] {
+        let chunk = Array(pending[..<n])
+        pending.removeFirst(n)
+        offset += n
+        return chunk
+    }
+}
