@@ -74,7 +74,8 @@ public enum CorpusFiles {
             var trailer: UInt32 = 0
             _ = pread(fd, &trailer, 4, off_t(size - 4))
             estimate = Int(UInt32(littleEndian: trailer))
-            while estimate < size { estimate += 1 << 32 }
+            // the trailer holds the size modulo 4 GiB: text compresses at least 2×, so a smaller figure wrapped around
+            if size >= 1 << 20 { while estimate < 2 * size { estimate += 1 << 32 } }
         }
         let modified = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
         return CorpusSource(name: name, format: format, gzip: gzip, bytes: size, modified: modified, estimatedTextBytes: estimate)
@@ -85,7 +86,8 @@ public enum CorpusFiles {
 final class SourceReader {
     let path: String
     private let fd: Int32
-    private var stream: z_stream?
+    /// zlib's state points back at its z_stream: it lives on the heap, never copied.
+    private var stream: UnsafeMutablePointer<z_stream>?
     private var input: UnsafeMutablePointer<UInt8>?
     private static let inputSize = 1 << 18
     private var finished = false
@@ -97,15 +99,16 @@ final class SourceReader {
         fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw UserError("cannot read corpus file \(path): \(String(cString: strerror(errno)))") }
         if gzip {
-            var s = z_stream()
-            guard ngpt_inflate_init_gzip(&s) == Z_OK else { close(fd); throw UserError("zlib could not start reading \(path)") }
+            let s = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+            s.initialize(to: z_stream())
+            guard ngpt_inflate_init_gzip(s) == Z_OK else { s.deallocate(); close(fd); throw UserError("zlib could not start reading \(path)") }
             stream = s
             input = .allocate(capacity: Self.inputSize)
         }
     }
 
     deinit {
-        if stream != nil { inflateEnd(&stream!) }
+        if let stream { inflateEnd(stream); stream.deallocate() }
         input?.deallocate()
         close(fd)
     }
@@ -152,33 +155,35 @@ final class SourceReader {
 
     /// Inflates into p; 0 only at the end of the last gzip member. A file that ends inside a member is truncated.
     private func inflate(_ p: UnsafeMutableRawPointer, _ n: Int) throws -> Int {
-        stream!.next_out = p.assumingMemoryBound(to: UInt8.self)
-        stream!.avail_out = UInt32(min(n, Int(UInt32.max)))
-        while stream!.avail_out > 0 {
-            if stream!.avail_in == 0 {
+        let z = stream!
+        z.pointee.next_out = p.assumingMemoryBound(to: UInt8.self)
+        z.pointee.avail_out = UInt32(min(n, Int(UInt32.max)))
+        func produced() -> Int { offset + n - Int(z.pointee.avail_out) }
+        while z.pointee.avail_out > 0 {
+            if z.pointee.avail_in == 0 {
                 let got = try readPlain(input!, Self.inputSize)
                 if got == 0 {
-                    if stream!.total_out == 0 && stream!.total_in == 0 { break }   // an empty file: no text
+                    if z.pointee.total_out == 0 && z.pointee.total_in == 0 && !memberDone { break }   // an empty file: no text
                     if memberDone { break }
-                    throw UserError("\(path) is truncated: its gzip data ends early after \(offset + n - Int(stream!.avail_out)) bytes of text (re-download or re-compress it)")
+                    throw UserError("\(path) is truncated: its gzip data ends early after \(produced()) bytes of text (re-download or re-compress it)")
                 }
-                stream!.next_in = input
-                stream!.avail_in = UInt32(got)
+                z.pointee.next_in = input
+                z.pointee.avail_in = UInt32(got)
             }
             if memberDone {
                 // another gzip member follows (concatenated .gz files are one stream, as gzip -d reads them)
-                inflateReset(&stream!)
+                inflateReset(z)
                 memberDone = false
             }
-            let rc = CZlib.inflate(&stream!, Z_NO_FLUSH)
+            let rc = CZlib.inflate(z, Z_NO_FLUSH)
             if rc == Z_STREAM_END { memberDone = true; continue }
             if rc == Z_BUF_ERROR { continue }
             guard rc == Z_OK else {
-                let reason = stream!.msg.map { String(cString: $0) } ?? "zlib error \(rc)"
-                throw UserError("\(path) is not valid gzip data (\(reason) after \(offset + n - Int(stream!.avail_out)) bytes of text); re-download or re-compress it")
+                let reason = z.pointee.msg.map { String(cString: $0) } ?? "zlib error \(rc)"
+                throw UserError("\(path) is not valid gzip data (\(reason) after \(produced()) bytes of text); re-download or re-compress it")
             }
         }
-        return n - Int(stream!.avail_out)
+        return n - Int(z.pointee.avail_out)
     }
     private var memberDone = false
 }

@@ -16,11 +16,15 @@ public struct DataOptions: Equatable, Sendable {
     public var textField: String
     /// Tokens held out for validation; nil: 5 % of the corpus, at most `DataPreparation.defaultValidationCap`.
     public var validationTokens: Int?
+    /// Tokens per shard file of a new cache (an existing cache is used whatever its shard size).
+    public var shardTokens: Int
 
     public init(corpus: String? = nil, dataRoot: String = "corpora", tokenizer: TokenizerTrainingOptions = .init(),
-                tokenizerModel: String? = nil, textField: String = "text", validationTokens: Int? = nil) {
+                tokenizerModel: String? = nil, textField: String = "text", validationTokens: Int? = nil,
+                shardTokens: Int = DataPreparation.shardTokens) {
         self.corpus = corpus; self.dataRoot = dataRoot; self.tokenizer = tokenizer
         self.tokenizerModel = tokenizerModel; self.textField = textField; self.validationTokens = validationTokens
+        self.shardTokens = shardTokens
     }
 }
 
@@ -87,8 +91,16 @@ public enum DataPreparation {
     public static let defaultValidationCap = 1_000_000
     public static let defaultValidationFraction = 0.05
 
-    public static func prepare(_ options: DataOptions, context: Int, log: PrepareLog = .silent,
-                               shardTokens: Int = shardTokens) throws -> PreparedData {
+    public static func prepare(_ options: DataOptions, context: Int, log: PrepareLog = .silent) throws -> PreparedData {
+        try prepare(options, context: context, log: log, afterSave: nil)
+    }
+
+    /// `afterSave` sees each saved progress state (tests stop a preparation there).
+    static func prepare(_ options: DataOptions, context: Int, log: PrepareLog,
+                        afterSave: ((TokenManifest) throws -> Void)?, repairing: Bool = false) throws -> PreparedData {
+        signal(SIGXFSZ, SIG_IGN)   // a file-size limit fails the write (EFBIG, reported) instead of killing the process
+        let shardTokens = options.shardTokens
+        guard shardTokens > 0 else { throw UserError("--shard-tokens must be positive, got \(shardTokens)") }
         let started = DispatchTime.now().uptimeNanoseconds
         let corpusPath = try options.corpus ?? ShakespeareCorpus.ensure(root: options.dataRoot, log: log.line)
         let (root, sources) = try CorpusFiles.list(corpusPath)
@@ -142,7 +154,7 @@ public enum DataPreparation {
             let stamp = tokenizerStamp(sources, options: options)
             let stampPath = cacheDirectory + "/tokenizer.trained-on"
             if let cached, let previous, previous.tokenizerSHA256 == SHA256.hex(SHA256.hash(cached.modelBytes)),
-               previous.settings == settings, unchangedPrefix(previous.sources, of: sources) {
+               previous.settings.sameTokens(as: settings), unchangedPrefix(previous.sources, of: sources) {
                 tokenizer = cached   // the cache's own (new files since are encoded with it)
             } else if let cached, (try? String(contentsOfFile: stampPath, encoding: .utf8)) == stamp {
                 tokenizer = cached
@@ -164,7 +176,7 @@ public enum DataPreparation {
 
         // The plan: nothing, the new files after an unchanged cache, or everything (continuing a stopped run).
         var state: TokenManifest
-        if let previous, previous.tokenizerSHA256 == tokenizerSHA, previous.settings == settings,
+        if let previous, previous.tokenizerSHA256 == tokenizerSHA, previous.settings.sameTokens(as: settings),
            unchangedPrefix(previous.sources, of: sources) {
             state = previous
             let added = sources.filter { s in !previous.sources.contains { $0.name == s.name } }
@@ -180,7 +192,7 @@ public enum DataPreparation {
                                   position: .init(source: 0, offset: 0, line: 1), build: newBuildName())
         }
         if state.position != nil, let saved = TokenManifest.read(progressPath), saved.tokenizerSHA256 == tokenizerSHA,
-           saved.settings == settings, saved.sources.count == state.sources.count,
+           saved.settings.sameTokens(as: settings), saved.sources.count == state.sources.count,
            zip(saved.sources, state.sources).allSatisfy({ $0.sameFile(as: $1) }), saved.position != nil {
             log.line("continuing an interrupted preparation at \(saved.sources[saved.position!.source].name), byte \(saved.position!.offset)")
             state = saved
@@ -189,7 +201,7 @@ public enum DataPreparation {
         if state.position != nil {
             let encodeStarted = DispatchTime.now().uptimeNanoseconds
             let writer = SplitWriter(state: state, directory: cacheDirectory, progressPath: progressPath, shardTokens: shardTokens,
-                                     estimatedTextBytes: sources.reduce(0) { $0 + $1.estimatedTextBytes })
+                                     estimatedTextBytes: sources.reduce(0) { $0 + $1.estimatedTextBytes }, afterSave: afterSave)
             let encoded = try encode(root: root, writer: writer, tokenizer: tokenizer, textField: options.textField, log: log)
             state = writer.state
             stats.sourcesEncoded = encoded.sources
@@ -207,8 +219,17 @@ public enum DataPreparation {
             removeUnlisted(in: cacheDirectory, keeping: state)
         }
 
-        let train = try TokenShards(directory: cacheDirectory, records: state.train, vocabSize: tokenizer.vocabSize)
-        let validation = try TokenShards(directory: cacheDirectory, records: state.validation, vocabSize: tokenizer.vocabSize)
+        let train: TokenShards, validation: TokenShards
+        do {
+            train = try TokenShards(directory: cacheDirectory, records: state.train, vocabSize: tokenizer.vocabSize)
+            validation = try TokenShards(directory: cacheDirectory, records: state.validation, vocabSize: tokenizer.vocabSize)
+        } catch let error as UserError where stats.sourcesEncoded == 0 && !repairing {
+            // a damaged cache (a shard deleted, truncated, overwritten): encode again rather than send the user to delete it
+            log.line("the token cache in \(cacheDirectory) is damaged (\(error.message)); encoding the corpus again")
+            unlink(manifestPath)
+            lock.release()
+            return try prepare(options, context: context, log: log, afterSave: afterSave, repairing: true)
+        }
         stats.documents = state.documents
         stats.textBytes = state.textBytes
         stats.trainTokens = train.count
@@ -361,10 +382,12 @@ final class SplitWriter {
     let shardTokens: Int
     let estimatedTextBytes: Int
     private var validation: ShardWriter?, train: ShardWriter?
+    let afterSave: ((TokenManifest) throws -> Void)?
 
-    init(state: TokenManifest, directory: String, progressPath: String, shardTokens: Int, estimatedTextBytes: Int) {
+    init(state: TokenManifest, directory: String, progressPath: String, shardTokens: Int, estimatedTextBytes: Int,
+         afterSave: ((TokenManifest) throws -> Void)? = nil) {
         self.state = state; self.directory = directory; self.progressPath = progressPath
-        self.shardTokens = shardTokens; self.estimatedTextBytes = estimatedTextBytes
+        self.shardTokens = shardTokens; self.estimatedTextBytes = estimatedTextBytes; self.afterSave = afterSave
     }
 
     func consume(_ chunk: EncodedChunk, task: ChunkTask, next: TokenManifest.Position) throws {
@@ -400,7 +423,10 @@ final class SplitWriter {
         state.skipped += chunk.skipped
         if state.firstSkipped == nil { state.firstSkipped = chunk.firstSkipped }
         state.position = next
-        if validation == nil && train == nil { try state.write(to: progressPath) }
+        if validation == nil && train == nil {
+            try state.write(to: progressPath)
+            try afterSave?(state)
+        }
     }
 
     func finishAll(next: TokenManifest.Position) throws {

@@ -62,6 +62,15 @@ public final class MappedFile: @unchecked Sendable {
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
+
+    /// Unmaps the pages of the first `offset` bytes from this process (they stay in the page cache and come back on
+    /// the next read): a pass over a large file need not keep it resident.
+    public func dropPages(before offset: Int) {
+        guard let base = bytes.baseAddress else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let length = min(offset, bytes.count) / page * page
+        if length > 0 { madvise(UnsafeMutableRawPointer(mutating: base), length, MADV_DONTNEED) }
+    }
 }
 
 /// Directories made the way the tools report failures: one line with the system's reason.

@@ -97,29 +97,33 @@ public final class MappedTokens: @unchecked Sendable {
         }
     }
 
-    /// The largest id in the file (one vectorised pass: about a tenth of a second per 100M 16-bit ids).
+    /// The largest id in the file: one vectorised pass (about a tenth of a second per 100M 16-bit ids) in blocks
+    /// whose pages are handed back after reading, so that checking a large cache does not fill the process's memory.
     private func largestId() -> Int {
         guard let b = body, header.count > 0 else { return 0 }
-        let n = header.count
-        if header.width == 2 {
-            var lanes = SIMD32<UInt16>(repeating: 0)
-            var i = 0
-            while i + 32 <= n {
-                lanes = pointwiseMax(lanes, b.loadUnaligned(fromByteOffset: 2 * i, as: SIMD32<UInt16>.self))
-                i += 32
+        let n = header.count, block = 1 << 24
+        var m = 0
+        for start in stride(from: 0, to: n, by: block) {
+            let end = min(n, start + block)
+            var i = start
+            if header.width == 2 {
+                var lanes = SIMD32<UInt16>(repeating: 0)
+                while i + 32 <= end {
+                    lanes = pointwiseMax(lanes, b.loadUnaligned(fromByteOffset: 2 * i, as: SIMD32<UInt16>.self))
+                    i += 32
+                }
+                m = max(m, Int(lanes.max()))
+            } else {
+                var lanes = SIMD16<UInt32>(repeating: 0)
+                while i + 16 <= end {
+                    lanes = pointwiseMax(lanes, b.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self))
+                    i += 16
+                }
+                m = max(m, Int(lanes.max()))
             }
-            var m = Int(lanes.max())
-            while i < n { m = max(m, Int(self[i])); i += 1 }
-            return m
+            while i < end { m = max(m, Int(UInt32(bitPattern: self[i]))); i += 1 }
+            file.dropPages(before: TokenFile.headerSize + end * header.width)
         }
-        var lanes = SIMD16<UInt32>(repeating: 0)
-        var i = 0
-        while i + 16 <= n {
-            lanes = pointwiseMax(lanes, b.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<UInt32>.self))
-            i += 16
-        }
-        var m = Int(lanes.max())
-        while i < n { m = max(m, Int(UInt32(bitPattern: self[i]))); i += 1 }
         return m
     }
 

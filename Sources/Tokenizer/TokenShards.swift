@@ -20,6 +20,11 @@ public struct TokenManifest: Codable, Equatable, Sendable {
         public var validationTokens: Int?
         public var chunkBytes: Int
         public var shardTokens: Int
+
+        /// Whether a cache built with these settings holds the ids these would give (the shard size only cuts files).
+        func sameTokens(as other: Settings) -> Bool {
+            textField == other.textField && validationTokens == other.validationTokens && chunkBytes == other.chunkBytes
+        }
     }
 
     /// Where encoding continues: a source (index into `sources`), a byte offset in its text, the line there.

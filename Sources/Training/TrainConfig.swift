@@ -97,12 +97,16 @@ public struct TrainConfig: Equatable, Sendable {
     /// The configuration of a run: defaults < `--config` file < flags. On resume, the checkpoint's configuration
     /// replaces the defaults and architecture keys may not change (a resumed run also keeps its directory).
     /// Touches no file: the caller reads the checkpoint and claims the directory.
+    ///
+    /// A fine-tuning run (`base`, from `--init-from`) takes its architecture and tokenizer from the base run: a
+    /// setting that contradicts them is refused, naming both values.
     public static func resolve(file: [String: Any]?, flags: [String: Any], resuming: (directory: String, config: TrainConfig)? = nil,
-                               processes: Int = 1) throws -> TrainConfig {
+                               base: BaseRun? = nil, processes: Int = 1) throws -> TrainConfig {
         guard let (dir, stored) = resuming else {
             var config = TrainConfig()
             if let file { try config.apply(file, source: "--config") }
             try config.apply(flags, source: "flags")
+            if let base { try config.adopt(base, explicit: (file ?? [:]).merging(flags) { $1 }) }
             if config.precision == nil { config.precision = GEMM.preferredPrecision }   // recorded, so resume keeps it
             if config.out == nil {
                 let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .current, formatOptions: [.withFullDate, .withTime])
@@ -140,6 +144,28 @@ public struct TrainConfig: Equatable, Sendable {
         config.out = dir
         try config.validate()
         return config
+    }
+
+    /// Takes the base run's architecture and tokenizer, refusing explicit settings that differ.
+    mutating func adopt(_ base: BaseRun, explicit: [String: Any]) throws {
+        var inherited = self
+        let m = base.model
+        inherited.model = m.kind; inherited.layers = m.layers; inherited.dim = m.dim; inherited.heads = m.heads
+        inherited.mlpHidden = m.mlpHidden; inherited.context = m.context; inherited.vocabSize = m.vocabSize
+        for key in TrainingKey.all where key.role == .architecture && explicit[key.name] != nil {
+            let mine = key.text(of: self), theirs = key.text(of: inherited)
+            if mine != theirs {
+                throw UserError("--\(key.name) \(mine) conflicts with --init-from \(base.path), whose \(key.name) is \(theirs); a fine-tuning run keeps the base run's architecture (leave --\(key.name) out)")
+            }
+        }
+        if let own = tokenizer, own != base.tokenizerPath {
+            let bytes = FileManager.default.contents(atPath: own).map { [UInt8]($0) }
+            if bytes != base.tokenizerBytes {
+                throw UserError("--tokenizer \(own) conflicts with --init-from \(base.path), which was trained with \(base.tokenizerPath); a fine-tuning run encodes its corpus with the base run's tokenizer (leave --tokenizer out)")
+            }
+        }
+        inherited.tokenizer = base.tokenizerPath
+        self = inherited
     }
 
     /// Reads `--config FILE.json`.

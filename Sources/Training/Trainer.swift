@@ -27,6 +27,8 @@ public final class Trainer {
     /// The data-parallel job this process is one of (nil: a single process).
     public let world: World?
     let resumePoint: (file: SafeTensors, state: CheckpointState)?
+    /// The run a new fine-tuning run starts from (`--init-from`); nil otherwise and on resume.
+    let base: BaseRun?
     let printer: ProgressPrinter
     let stop: StopRequest?
     /// Train at most this many steps in this invocation, then checkpoint and return (`--stop-after`).
@@ -55,6 +57,7 @@ public final class Trainer {
             config = try TrainConfig.fromJSON(world.broadcast(""))
             directory = nil
             resumePoint = nil
+            base = nil
             try MemoryEstimate(config).check()
             try GEMM.check(config.gemmPrecision)
             return
@@ -64,6 +67,7 @@ public final class Trainer {
             let point = try directory.resumePoint()
             config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings, resuming: (dir, point.config), processes: processes)
             resumePoint = (point.file, point.state)
+            base = nil
             try MemoryEstimate(config).check()
             try GEMM.check(config.gemmPrecision)
             if point.config.processes != processes {
@@ -71,7 +75,9 @@ public final class Trainer {
             }
             self.directory = directory
         } else {
-            config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings, processes: processes)
+            let initFrom = (flagSettings["init-from"] ?? fileSettings?["init-from"]) as? String
+            base = try initFrom.map { try BaseRun($0) }
+            config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings, base: base, processes: processes)
             try MemoryEstimate(config).check()
             try GEMM.check(config.gemmPrecision)
             directory = try RunDirectory(claiming: config.out ?? "checkpoints/run", force: force, resuming: false)
@@ -244,6 +250,11 @@ public final class Trainer {
         let model = try NGPT.makeModel(config.modelConfig)
         model.initialize(seed: UInt64(config.seed))
         let optimizer = AdamW(layout: model.layout, settings: .init(weightDecay: Float(config.decay), clipNorm: config.gradClip))
+        if let base, resumePoint == nil {
+            try base.load(into: model)
+            let loss = base.state.bestValLoss.isFinite ? String(format: ", val loss %.4f", base.state.bestValLoss) : ""
+            printer.line("fine-tuning from \(base.checkpointPath) (step \(base.state.step)\(loss)); a fresh optimiser, step 0")
+        }
         guard let (file, state) = resumePoint, let directory else { return (model, optimizer, nil) }
         try Checkpoint.load(file, into: model, optimizer: optimizer, path: directory.latestCheckpoint)
         printer.line("resuming at step \(state.step) of \(config.steps) (best val loss \(String(format: "%.4f", state.bestValLoss)))")

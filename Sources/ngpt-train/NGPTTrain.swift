@@ -43,7 +43,11 @@ struct DataFlags: ParsableArguments {
     @Option(parsing: .unconditional, help: "Tokens held out for validation, taken from the start of the corpus and cut at a line or record end. (default: 5% of the corpus, at most 1000000)")
     var valTokens: Int?
 
+    @Option(parsing: .unconditional, help: "Tokens per shard file of a new cache (2 bytes each with a vocabulary up to 65536, else 4); an existing cache is used as it is.")
+    var shardTokens: Int = DataPreparation.shardTokens
+
     func validate() throws {
+        guard shardTokens > 0 else { throw ValidationError("--shard-tokens must be positive, got \(shardTokens)") }
         guard vocabSize >= 2, vocabSize <= 1 << 20 else { throw ValidationError("--vocab-size must be in 2...1048576, got \(vocabSize)") }
         guard tokenizerSampleMb > 0 else { throw ValidationError("--tokenizer-sample-mb must be positive, got \(tokenizerSampleMb)") }
         if let v = valTokens, v <= 0 { throw ValidationError("--val-tokens must be positive, got \(v)") }
@@ -53,7 +57,7 @@ struct DataFlags: ParsableArguments {
     var options: DataOptions {
         DataOptions(corpus: corpus, dataRoot: dataDir,
                     tokenizer: TokenizerTrainingOptions(vocabSize: vocabSize, modelType: tokenizerType, sampleBytes: tokenizerSampleMb * 1_000_000),
-                    tokenizerModel: tokenizer, textField: textField, validationTokens: valTokens)
+                    tokenizerModel: tokenizer, textField: textField, validationTokens: valTokens, shardTokens: shardTokens)
     }
 }
 
@@ -90,9 +94,9 @@ struct Prepare: ParsableCommand {
         let prepared = try DataPreparation.prepare(data.options, context: context, log: log)
         shown.clear()
         let s = prepared.stats
-        let encoded = s.sourcesEncoded == 0 ? "reused" : String(format: "%d of %d files encoded now, %@ in %@: %.1f MB/s on %d threads",
+        let encoded = s.sourcesEncoded == 0 ? "reused" : String(format: "%d of %d files encoded now, %@ in %@: %.1f MB/s on %d thread%@",
             s.sourcesEncoded, s.sources, formatBytes(s.bytesEncoded), formatDuration(s.encodeSeconds),
-            Double(s.bytesEncoded) / 1e6 / max(s.encodeSeconds, 1e-9), Threads.count)
+            Double(s.bytesEncoded) / 1e6 / max(s.encodeSeconds, 1e-9), Threads.count, Threads.count == 1 ? "" : "s")
         var rows: [(String, String)] = [
             ("corpus", "\(prepared.corpusPath) (\(s.sources) file\(s.sources == 1 ? "" : "s"), \(s.documents) documents, \(formatBytes(s.textBytes)) of text)"),
             ("tokens (train / val)", "\(s.trainTokens) / \(s.validationTokens) in \(s.trainShards) + \(s.validationShards) shard\(s.trainShards + s.validationShards == 1 ? "" : "s")"),

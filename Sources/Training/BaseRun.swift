@@ -1,0 +1,51 @@
+import Foundation
+import Kernels
+import NGPT
+import Runs
+import Tokenizer
+
+/// The run a fine-tuning run starts from (`--init-from`): a run directory (its best checkpoint, else its latest) or
+/// a .safetensors checkpoint, with the tokenizer.model beside it. Its weights initialise the new model; its
+/// architecture and tokenizer are the new run's; its optimiser state and schedule are not carried over.
+public struct BaseRun: @unchecked Sendable {
+    public let path: String
+    public let checkpointPath: String
+    public let file: SafeTensors
+    public let state: CheckpointState
+    public let tokenizerPath: String
+    public let tokenizerBytes: [UInt8]
+    public var model: ModelConfig { state.model }
+
+    public init(_ path: String) throws {
+        self.path = path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw UserError("--init-from \(path): not found (pass a run directory from ngpt-train or a .safetensors checkpoint)")
+        }
+        var checkpoint = path
+        if isDirectory.boolValue {
+            guard let found = ["best.safetensors", "latest.safetensors"].map({ path + "/" + $0 }).first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+                throw UserError("--init-from \(path) holds no best.safetensors or latest.safetensors; pass a trained run's directory")
+            }
+            checkpoint = found
+        }
+        checkpointPath = checkpoint
+        do { file = try SafeTensors(path: checkpoint) } catch let e as UserError {
+            throw UserError("--init-from: cannot read \(checkpoint): \(e.message)")
+        }
+        state = try Checkpoint.read(file, path: checkpoint)
+        tokenizerPath = (checkpoint as NSString).deletingLastPathComponent + "/tokenizer.model"
+        guard let bytes = FileManager.default.contents(atPath: tokenizerPath) else {
+            throw UserError("--init-from \(path): no tokenizer.model beside \(checkpoint); the base run's tokenizer is needed to encode the new corpus")
+        }
+        tokenizerBytes = [UInt8](bytes)
+        if !state.tokenizerSHA256.isEmpty, SHA256.hex(SHA256.hash(tokenizerBytes)) != state.tokenizerSHA256 {
+            throw UserError("--init-from \(path): \(tokenizerPath) is not the tokenizer \(checkpoint) was trained with; put the run's own tokenizer.model back")
+        }
+    }
+
+    /// Copies the base weights into `model` (of the base's architecture).
+    func load(into model: LanguageModel) throws {
+        try Checkpoint.load(file, into: model, optimizer: nil, path: checkpointPath)
+    }
+}
