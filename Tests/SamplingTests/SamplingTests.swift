@@ -245,8 +245,11 @@ func fixture(_ name: String) throws -> String {
         let trainer = try Trainer(fileSettings: nil, flagSettings: settings, resume: nil, force: false,
                                   printer: ProgressPrinter(isTerminal: false))
         let summary = try trainer.run()
-        let validation = try Corpus.split([Document(name: "one.txt", text: corpus)]).validation[0].text
         let m = try LoadedModel.load(checkpoint: dir + "/run/latest.safetensors")
+        // the run's validation split, as text
+        let data = try DataPreparation.prepare(trainer.config.dataOptions, context: 32)
+        let ids = data.validation.shards.flatMap { s in (0..<s.count).map { s[$0] } }
+        let validation = try m.tokenizer.decode(ids.filter { $0 != m.tokenizer.bosId })
         let report = try Perplexity.evaluate(text: validation, model: m.model, tokenizer: m.tokenizer, batch: 4)
         #expect(abs(report.meanLoss - summary.finalValLoss) < 1e-6 * summary.finalValLoss, "\(report.meanLoss) vs \(summary.finalValLoss)")
         #expect(abs(report.perplexity - exp(report.meanLoss)) < 1e-9)

@@ -18,27 +18,6 @@ import Kernels
         #expect(Corpus.stripGutenbergBoilerplate(text) == "ACT I.\nTo be, or not to be.\n")
         #expect(Corpus.stripGutenbergBoilerplate("plain text\n") == "plain text\n")
     }
-
-    @Test func splitIsByDocumentDeterministicAndDisjoint() throws {
-        let docs = (0..<40).map { Document(name: "play\($0).txt", text: syntheticText(lines: 20 + $0, seed: UInt64($0))) }
-        let split = try Corpus.split(docs)
-        let train = Set(split.train.map(\.name)), val = Set(split.validation.map(\.name))
-        #expect(train.isDisjoint(with: val))
-        #expect(train.union(val) == Set(docs.map(\.name)))
-        let valChars = split.validation.reduce(0) { $0 + $1.text.utf8.count }
-        let total = docs.reduce(0) { $0 + $1.text.utf8.count }
-        #expect(Double(valChars) >= 0.05 * Double(total) && Double(valChars) < 0.15 * Double(total))
-        // independent of input order
-        let again = try Corpus.split(docs.reversed())
-        #expect(Set(again.validation.map(\.name)) == val)
-        // single document: a contiguous tail at a line boundary
-        let one = Document(name: "one.txt", text: syntheticText(lines: 400, seed: 5))
-        let s1 = try Corpus.split([one])
-        #expect(s1.train[0].text + s1.validation[0].text == one.text)
-        #expect(s1.train[0].text.hasSuffix("\n"))
-        let fraction = Double(s1.validation[0].text.count) / Double(one.text.count)
-        #expect(fraction > 0.03 && fraction < 0.07)
-    }
 }
 
 @Suite struct TokenFileTests {

@@ -46,11 +46,13 @@ import Training
                      "--vocab-size", "512", "--corpus", "a.txt", "--data-dir", "d", "--tokenizer", "t.model", "--batch-size", "2",
                      "--grad-accum", "3", "--steps", "50", "--lr=0.01", "--min-lr", "0.001", "--warmup", "5", "--weight-decay", "0.2",
                      "--grad-clip", "0.5", "--seed", "7", "--precision", "fp32", "--eval-every", "10", "--eval-windows", "8", "--sample-tokens", "4",
-                     "--log-every", "2", "--out", "o", "--threads", "1"]
+                     "--log-every", "2", "--out", "o", "--threads", "1", "--text-field", "content", "--val-tokens", "5000",
+                     "--tokenizer-sample-mb", "16", "--init-from", "base-run"]
         let settings = try TrainingKey.settings(fromFlags: flags)
         #expect(Set(settings.keys) == Set(TrainingKey.all.map(\.name)), "a key without a flag in this test")
         try config.apply(settings, source: "flags")
         #expect(config.model == .gpt && config.mlpHidden == 100 && config.lr == 0.01 && config.warmup == 5 && config.out == "o")
+        #expect(config.textField == "content" && config.valTokens == 5000 && config.tokenizerSampleMB == 16 && config.initFrom == "base-run")
         #expect(try TrainConfig.fromJSON(config.json()) == config)
         let unknown = #expect(throws: UserError.self) { try TrainingKey.settings(fromFlags: ["--stpes", "3"]) }
         #expect(unknown?.message.contains("did you mean --steps?") == true)
