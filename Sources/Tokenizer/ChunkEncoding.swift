@@ -24,99 +24,73 @@ struct EncodedChunk: Sendable {
     var firstSkipped: String?
 }
 
-/// How the text of a chunk becomes ids. Runs on any thread: every input is read-only.
-struct ChunkEncoder: Sendable {
-    let tokenizer: SentencePieceModel
-    let newline: [Int32]
-    let textField: String
-    let fieldBytes: [UInt8]
+/// The documents' text in a chunk: a text file's valid lines (one document, begun by the source's first chunk) or
+/// each JSON Lines record's field (one document each). Invalid UTF-8 (or a NUL byte) skips the line or record, counted;
+/// a record that is not a JSON object, or lacks the field, is an error naming its line.
+struct ChunkText {
+    struct Piece { var text: [UInt8]; var opensDocument: Bool }
+    var pieces: [Piece] = []
+    var skipped = 0
+    var firstSkipped: String?
 
-    init(tokenizer: SentencePieceModel, textField: String) throws {
-        self.tokenizer = tokenizer
-        newline = try tokenizer.encode("\n")
-        self.textField = textField
-        fieldBytes = Array(textField.utf8)
-    }
-
-    func encode(_ task: ChunkTask, source: CorpusSource, path: String) throws -> EncodedChunk {
-        var out = EncodedChunk()
-        switch source.format {
+    init(_ task: ChunkTask, format: CorpusSource.Format, textField: [UInt8], path: String) throws {
+        // a line is named by its number when the chunk's first line number is known (encoding), else by byte offset
+        func location(line: Int, byte: Int) -> String { task.line > 0 ? "\(path) line \(task.line + line)" : "\(path) at byte \(task.offset + byte)" }
+        switch format {
         case .text:
             var body = task.bytes[...]
-            if task.first {
-                if body.starts(with: [0xEF, 0xBB, 0xBF]) { body = body.dropFirst(3) }
-                if tokenizer.bosId >= 0 { out.ids.append(tokenizer.bosId) }
-                out.documents = 1
+            if task.first && body.starts(with: [0xEF, 0xBB, 0xBF]) { body = body.dropFirst(3) }
+            let text = Self.unixLineEnds(body)
+            if !text.contains(0), String(validating: text, as: UTF8.self) != nil {
+                pieces = [Piece(text: text, opensDocument: task.first)]   // the usual case: one check of the whole
+                return
             }
-            let text = validLines(Self.unixLineEnds(body), out: &out) { "\(path) line \(task.line + $0)" }
-            out.textBytes = text.count
-            try append(text, to: &out)
+            var kept: [UInt8] = []
+            kept.reserveCapacity(text.count)
+            var start = 0, index = 0
+            while start < text.count {
+                let end = text[start...].firstIndex(of: 0x0A).map { $0 + 1 } ?? text.count
+                let line = text[start..<end]
+                if !line.contains(0), String(validating: line, as: UTF8.self) != nil { kept += line } else { skip(location(line: index, byte: start)) }
+                start = end
+                index += 1
+            }
+            pieces = [Piece(text: kept, opensDocument: task.first)]
         case .jsonl:
-            var lineNumber = task.line
+            var index = 0
             var start = task.bytes.startIndex
             while start < task.bytes.endIndex {
                 let end = task.bytes[start...].firstIndex(of: 0x0A) ?? task.bytes.endIndex
-                defer { start = end + 1; lineNumber += 1 }
+                defer { start = end + 1; index += 1 }
                 let line = task.bytes[start..<end]
                 if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-                let parsed = line.withUnsafeBufferPointer { JSONLine.field(fieldBytes, in: $0) }
-                let location = "\(path) line \(lineNumber)"
-                switch parsed {
+                let here = location(line: index, byte: start)
+                let fieldName = String(decoding: textField, as: UTF8.self)
+                switch line.withUnsafeBufferPointer({ JSONLine.field(textField, in: $0) }) {
                 case .value(let raw):
-                    let value = Self.unixLineEnds(raw[...])
-                    guard String(validating: value, as: UTF8.self) != nil, !value.contains(0) else {
-                        out.skipped += 1
-                        if out.firstSkipped == nil { out.firstSkipped = location }
-                        continue
+                    let text = Self.unixLineEnds(raw[...])
+                    if !text.contains(0), String(validating: text, as: UTF8.self) != nil {
+                        pieces.append(Piece(text: text, opensDocument: true))
+                    } else {
+                        skip(here)
                     }
-                    if tokenizer.bosId >= 0 { out.ids.append(tokenizer.bosId) }
-                    out.documents += 1
-                    out.textBytes += value.count
-                    try append(value, to: &out)
-                    out.cuts.append(out.ids.count)
                 case .invalidText:
-                    out.skipped += 1
-                    if out.firstSkipped == nil { out.firstSkipped = location }
+                    skip(here)
                 case .missing(let keys):
                     let seen = keys.isEmpty ? "it has no fields" : "its fields: " + keys.prefix(8).joined(separator: ", ")
-                    throw UserError("\(location): the record has no \"\(textField)\" field (\(seen)); pass --text-field with the field that holds the text")
+                    throw UserError("\(here): the record has no \"\(fieldName)\" field (\(seen)); pass --text-field with the field that holds the text")
                 case .notAString:
-                    throw UserError("\(location): the \"\(textField)\" field is not a string; pass --text-field with the field that holds the text")
+                    throw UserError("\(here): the \"\(fieldName)\" field is not a string; pass --text-field with the field that holds the text")
                 case .malformed(let at):
-                    throw UserError("\(location): not a JSON object (malformed at column \(at + 1)); a .jsonl file holds one JSON object per line")
+                    throw UserError("\(here): not a JSON object (malformed at column \(at + 1)); a .jsonl file holds one JSON object per line")
                 }
             }
         }
-        return out
     }
 
-    private func append(_ text: [UInt8], to out: inout EncodedChunk) throws {
-        let base = out.ids.count
-        let (ids, ends) = try text.withUnsafeBytes { try tokenizer.encodeLines($0, newline: newline) }
-        out.ids += ids
-        if out.cuts.isEmpty && base == 0 { out.cuts = ends } else { out.cuts += ends.map { $0 + base } }
-    }
-
-    /// The lines of `text` that are valid UTF-8 without NUL bytes (all of it, usually: one check of the whole);
-    /// the others are skipped and counted. `where` names a line by its index in the chunk.
-    private func validLines(_ text: [UInt8], out: inout EncodedChunk, where location: (Int) -> String) -> [UInt8] {
-        if !text.contains(0), String(validating: text, as: UTF8.self) != nil { return text }
-        var kept: [UInt8] = []
-        kept.reserveCapacity(text.count)
-        var start = 0, index = 0
-        while start < text.count {
-            let end = text[start...].firstIndex(of: 0x0A).map { $0 + 1 } ?? text.count
-            let line = text[start..<end]
-            if !line.contains(0), String(validating: line, as: UTF8.self) != nil {
-                kept += line
-            } else {
-                out.skipped += 1
-                if out.firstSkipped == nil { out.firstSkipped = location(index) }
-            }
-            start = end
-            index += 1
-        }
-        return kept
+    private mutating func skip(_ location: String) {
+        skipped += 1
+        if firstSkipped == nil { firstSkipped = location }
     }
 
     /// CRLF and lone CR become LF.
@@ -134,6 +108,40 @@ struct ChunkEncoder: Sendable {
                 out.append(b)
             }
             i += 1
+        }
+        return out
+    }
+}
+
+/// How the text of a chunk becomes ids: each document begun with BOS, its text encoded line by line. Runs on any
+/// thread: every input is read-only.
+struct ChunkEncoder: Sendable {
+    let tokenizer: SentencePieceModel
+    let newline: [Int32]
+    let textField: [UInt8]
+
+    init(tokenizer: SentencePieceModel, textField: String) throws {
+        self.tokenizer = tokenizer
+        newline = try tokenizer.encode("\n")
+        self.textField = Array(textField.utf8)
+    }
+
+    func encode(_ task: ChunkTask, source: CorpusSource, path: String) throws -> EncodedChunk {
+        let text = try ChunkText(task, format: source.format, textField: textField, path: path)
+        var out = EncodedChunk(skipped: text.skipped, firstSkipped: text.firstSkipped)
+        for piece in text.pieces {
+            if piece.opensDocument {
+                if tokenizer.bosId >= 0 { out.ids.append(tokenizer.bosId) }
+                out.documents += 1
+            }
+            out.textBytes += piece.text.count
+            let base = out.ids.count
+            let (ids, lineEnds) = try piece.text.withUnsafeBytes { try tokenizer.encodeLines($0, newline: newline) }
+            out.ids += ids
+            switch source.format {
+            case .text: out.cuts += lineEnds.map { $0 + base }   // validation may end at any line
+            case .jsonl: out.cuts.append(out.ids.count)            // or after a whole record
+            }
         }
         return out
     }

@@ -99,136 +99,66 @@ public enum DataPreparation {
     static func prepare(_ options: DataOptions, context: Int, log: PrepareLog,
                         afterSave: ((TokenManifest) throws -> Void)?, repairing: Bool = false) throws -> PreparedData {
         signal(SIGXFSZ, SIG_IGN)   // a file-size limit fails the write (EFBIG, reported) instead of killing the process
-        let shardTokens = options.shardTokens
-        guard shardTokens > 0 else { throw UserError("--shard-tokens must be positive, got \(shardTokens)") }
         let started = DispatchTime.now().uptimeNanoseconds
+        guard options.shardTokens > 0 else { throw UserError("--shard-tokens must be positive, got \(options.shardTokens)") }
+        if let v = options.validationTokens, v < 1 { throw UserError("--val-tokens must be positive, got \(v)") }
         let corpusPath = try options.corpus ?? ShakespeareCorpus.ensure(root: options.dataRoot, log: log.line)
         let (root, sources) = try CorpusFiles.list(corpusPath)
-        if let v = options.validationTokens, v < 1 { throw UserError("--val-tokens must be positive, got \(v)") }
         let settings = TokenManifest.Settings(textField: options.textField, validationTokens: options.validationTokens,
-                                              chunkBytes: chunkBytes, shardTokens: shardTokens)
-
-        // Cache directory: beside the default corpus, or under <root>/cache for a user corpus; one per tokenizer.
-        let cacheBase: String
-        if options.corpus == nil {
-            cacheBase = options.dataRoot + "/shakespeare/data"
-        } else {
-            let absolute = URL(fileURLWithPath: corpusPath).standardizedFileURL.path
-            let base = URL(fileURLWithPath: absolute).lastPathComponent.filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }
-            cacheBase = options.dataRoot + "/cache/\(base.prefix(40))-\(SHA256.hex(SHA256.hash(Array(absolute.utf8))).prefix(10))"
-        }
-        let trainedTag = "\(options.tokenizer.modelType.rawValue)-\(options.tokenizer.vocabSize)"
-        var externalModel: SentencePieceModel?
-        var cacheDirectory = cacheBase + "/" + trainedTag
-        if let modelPath = options.tokenizerModel {
-            let model = try SentencePieceModel(path: modelPath)
-            externalModel = model
-            // A model that is the one trained here for this corpus (a resumed run's copy) shares that cache.
-            let trained = FileManager.default.contents(atPath: cacheBase + "/" + trainedTag + "/tokenizer.model").map { [UInt8]($0) }
-            if trained != model.modelBytes {
-                cacheDirectory = cacheBase + "/model-" + String(SHA256.hex(SHA256.hash(model.modelBytes)).prefix(12))
-            }
-        }
-        try Directories.create(cacheDirectory, fix: "pass a writable --data-dir")
-        let lock = try DirectoryLock(cacheDirectory, log: log)
+                                              chunkBytes: chunkBytes, shardTokens: options.shardTokens)
+        let cache = try CacheDirectory(options: options, corpusPath: corpusPath)
+        try Directories.create(cache.path, fix: "pass a writable --data-dir")
+        let lock = try DirectoryLock(cache.path, log: log)
         defer { lock.release() }
 
         var stats = PrepareStats()
         stats.sources = sources.count
-        let manifestPath = cacheDirectory + "/manifest.json", progressPath = cacheDirectory + "/progress.json"
-        let cachedTokenizerPath = cacheDirectory + "/tokenizer.model"
-        let previous = TokenManifest.read(manifestPath)
-        if previous == nil, FileManager.default.fileExists(atPath: cacheDirectory + "/train.bin") {
-            log.line("the token cache in \(cacheDirectory) was built by an earlier ngpt (train.bin, val.bin); rebuilding it as shards with a manifest")
+        let previous = TokenManifest.read(cache.manifest)
+        if previous == nil, FileManager.default.fileExists(atPath: cache.path + "/train.bin") {
+            log.line("the token cache in \(cache.path) was built by an earlier ngpt (train.bin, val.bin); rebuilding it as shards with a manifest")
         }
-
-        // The tokenizer: given, or this cache's, or trained now on a sample.
-        let tokenizer: SentencePieceModel
-        let tokenizerPath: String
-        if let model = externalModel, let path = options.tokenizerModel, cacheDirectory != cacheBase + "/" + trainedTag {
-            tokenizer = model
-            tokenizerPath = path
-        } else {
-            tokenizerPath = cachedTokenizerPath
-            let cached = (try? SentencePieceModel(path: cachedTokenizerPath))
-            let stamp = tokenizerStamp(sources, options: options)
-            let stampPath = cacheDirectory + "/tokenizer.trained-on"
-            if let cached, let previous, previous.tokenizerSHA256 == SHA256.hex(SHA256.hash(cached.modelBytes)),
-               previous.settings.sameTokens(as: settings), unchangedPrefix(previous.sources, of: sources) {
-                tokenizer = cached   // the cache's own (new files since are encoded with it)
-            } else if let cached, (try? String(contentsOfFile: stampPath, encoding: .utf8)) == stamp {
-                tokenizer = cached
-            } else if let model = externalModel {
-                tokenizer = model    // rank 0's tokenizer, handed to another process of a job
-                try AtomicFile.write(model.modelBytes, to: cachedTokenizerPath)
-                try AtomicFile.write(stamp, to: stampPath)
-            } else {
-                let (model, sampleBytes) = try trainTokenizer(root: root, sources: sources, options: options, log: log)
-                try AtomicFile.write(model.modelBytes, to: cachedTokenizerPath)
-                try AtomicFile.write(stamp, to: stampPath)
-                tokenizer = model
-                stats.tokenizerTrained = true
-                stats.tokenizerSampleBytes = sampleBytes
-            }
-        }
+        let (tokenizer, tokenizerPath) = try chooseTokenizer(cache: cache, previous: previous, sources: sources, root: root, settings: settings,
+                                                             options: options, stats: &stats, log: log)
         stats.vocabSize = tokenizer.vocabSize
-        let tokenizerSHA = SHA256.hex(SHA256.hash(tokenizer.modelBytes))
 
-        // The plan: nothing, the new files after an unchanged cache, or everything (continuing a stopped run).
-        var state: TokenManifest
-        if let previous, previous.tokenizerSHA256 == tokenizerSHA, previous.settings.sameTokens(as: settings),
-           unchangedPrefix(previous.sources, of: sources) {
-            state = previous
-            let added = sources.filter { s in !previous.sources.contains { $0.name == s.name } }
-            if !added.isEmpty {
-                log.line("\(added.count) file\(added.count == 1 ? "" : "s") added to the corpus since the cache was built: encoding \(added.count == 1 ? "it" : "them") alone")
-                state.sources += added
-                state.position = TokenManifest.Position(source: previous.sources.count, offset: 0, line: 1)
-                state.build = newBuildName()
-            }
-        } else {
-            if previous != nil { log.line("the corpus, tokenizer or settings changed since the cache in \(cacheDirectory) was built; encoding it again") }
-            state = TokenManifest(tokenizerSHA256: tokenizerSHA, vocabSize: tokenizer.vocabSize, settings: settings, sources: sources,
-                                  position: .init(source: 0, offset: 0, line: 1), build: newBuildName())
-        }
-        if state.position != nil, let saved = TokenManifest.read(progressPath), saved.tokenizerSHA256 == tokenizerSHA,
-           saved.settings.sameTokens(as: settings), saved.sources.count == state.sources.count,
-           zip(saved.sources, state.sources).allSatisfy({ $0.sameFile(as: $1) }), saved.position != nil {
-            log.line("continuing an interrupted preparation at \(saved.sources[saved.position!.source].name), byte \(saved.position!.offset)")
-            state = saved
-        }
-
+        var state = plan(cache: cache, previous: previous, sources: sources, tokenizer: tokenizer, settings: settings, log: log)
         if state.position != nil {
             let encodeStarted = DispatchTime.now().uptimeNanoseconds
-            let writer = SplitWriter(state: state, directory: cacheDirectory, progressPath: progressPath, shardTokens: shardTokens,
+            let writer = SplitWriter(state: state, directory: cache.path, progressPath: cache.progress, shardTokens: options.shardTokens,
                                      estimatedTextBytes: sources.reduce(0) { $0 + $1.estimatedTextBytes }, afterSave: afterSave)
             let encoded = try encode(root: root, writer: writer, tokenizer: tokenizer, textField: options.textField, log: log)
             state = writer.state
             stats.sourcesEncoded = encoded.sources
             stats.bytesEncoded = encoded.bytes
             stats.encodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - encodeStarted) / 1e9
-            guard !state.train.isEmpty, state.trainTokens > 0 else {
+            guard state.trainTokens > 0 else {
                 throw UserError("the validation split took the whole corpus (\(state.validationTokens) tokens); use a smaller --val-tokens or add text")
             }
             state.position = nil
-            try state.write(to: manifestPath)
-            unlink(progressPath)
-            removeUnlisted(in: cacheDirectory, keeping: state)
-        } else if FileManager.default.fileExists(atPath: progressPath) {
-            unlink(progressPath)   // a stopped preparation of other settings: its shards go too
-            removeUnlisted(in: cacheDirectory, keeping: state)
+            try state.write(to: cache.manifest)
+            unlink(cache.progress)
+            removeUnlisted(in: cache.path, keeping: state)
+        } else if FileManager.default.fileExists(atPath: cache.progress) {
+            unlink(cache.progress)   // a stopped preparation of other settings: its shards go too
+            removeUnlisted(in: cache.path, keeping: state)
         }
 
         let train: TokenShards, validation: TokenShards
         do {
-            train = try TokenShards(directory: cacheDirectory, records: state.train, vocabSize: tokenizer.vocabSize)
-            validation = try TokenShards(directory: cacheDirectory, records: state.validation, vocabSize: tokenizer.vocabSize)
+            train = try TokenShards(directory: cache.path, records: state.train, vocabSize: tokenizer.vocabSize)
+            validation = try TokenShards(directory: cache.path, records: state.validation, vocabSize: tokenizer.vocabSize)
         } catch let error as UserError where stats.sourcesEncoded == 0 && !repairing {
             // a damaged cache (a shard deleted, truncated, overwritten): encode again rather than send the user to delete it
-            log.line("the token cache in \(cacheDirectory) is damaged (\(error.message)); encoding the corpus again")
-            unlink(manifestPath)
+            log.line("the token cache in \(cache.path) is damaged (\(error.message)); encoding the corpus again")
+            unlink(cache.manifest)
             lock.release()
             return try prepare(options, context: context, log: log, afterSave: afterSave, repairing: true)
+        }
+        guard train.shards.contains(where: { $0.count >= context + 1 }) else {
+            throw UserError("the training split has \(train.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context")
+        }
+        guard validation.shards.contains(where: { $0.count >= context + 1 }) else {
+            throw UserError("the validation split has \(validation.count) tokens, fewer than one window of \(context + 1); use a larger corpus, a larger --val-tokens or a smaller --context")
         }
         stats.documents = state.documents
         stats.textBytes = state.textBytes
@@ -238,15 +168,105 @@ public enum DataPreparation {
         stats.validationShards = validation.shards.count
         stats.skipped = state.skipped
         stats.firstSkipped = state.firstSkipped
-        guard train.shards.contains(where: { $0.count >= context + 1 }) else {
-            throw UserError("the training split has \(train.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context")
-        }
-        guard validation.shards.contains(where: { $0.count >= context + 1 }) else {
-            throw UserError("the validation split has \(validation.count) tokens, fewer than one window of \(context + 1); use a larger corpus, a larger --val-tokens or a smaller --context")
-        }
         stats.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        return PreparedData(tokenizer: tokenizer, tokenizerPath: tokenizerPath, corpusPath: corpusPath, cacheDirectory: cacheDirectory,
+        return PreparedData(tokenizer: tokenizer, tokenizerPath: tokenizerPath, corpusPath: corpusPath, cacheDirectory: cache.path,
                             manifest: state, train: train, validation: validation, stats: stats)
+    }
+
+    /// Where a corpus's cache lives and which tokenizer it is for: `<base>/<type>-<vocab>` for a tokenizer trained
+    /// here, `<base>/model-<hash>` for a given one — unless the given one is the trained one (a resumed run's copy,
+    /// rank 0's model handed to the other processes of a job), which then shares its cache.
+    struct CacheDirectory {
+        let path: String
+        /// The tokenizer given with --tokenizer (or by the trainer), if any.
+        let given: SentencePieceModel?
+        /// Whether the directory keeps its own tokenizer.model (trained here, or the given one when it is that).
+        let ownsTokenizer: Bool
+        var manifest: String { path + "/manifest.json" }
+        var progress: String { path + "/progress.json" }
+        var tokenizer: String { path + "/tokenizer.model" }
+        var tokenizerStamp: String { path + "/tokenizer.trained-on" }
+
+        init(options: DataOptions, corpusPath: String) throws {
+            let base: String
+            if options.corpus == nil {
+                base = options.dataRoot + "/shakespeare/data"
+            } else {
+                let absolute = URL(fileURLWithPath: corpusPath).standardizedFileURL.path
+                let name = URL(fileURLWithPath: absolute).lastPathComponent.filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }
+                base = options.dataRoot + "/cache/\(name.prefix(40))-\(SHA256.hex(SHA256.hash(Array(absolute.utf8))).prefix(10))"
+            }
+            let trained = base + "/\(options.tokenizer.modelType.rawValue)-\(options.tokenizer.vocabSize)"
+            guard let modelPath = options.tokenizerModel else {
+                path = trained; given = nil; ownsTokenizer = true
+                return
+            }
+            let model = try SentencePieceModel(path: modelPath)
+            given = model
+            if FileManager.default.contents(atPath: trained + "/tokenizer.model").map({ [UInt8]($0) }) == model.modelBytes {
+                path = trained; ownsTokenizer = true
+            } else {
+                path = base + "/model-" + String(SHA256.hex(SHA256.hash(model.modelBytes)).prefix(12)); ownsTokenizer = false
+            }
+        }
+    }
+
+    /// The tokenizer: the given one; else the cache's own while its corpus and options are unchanged (or only grew);
+    /// else one trained now on a sample (or the given one, recorded as this cache's).
+    static func chooseTokenizer(cache: CacheDirectory, previous: TokenManifest?, sources: [CorpusSource], root: String,
+                                settings: TokenManifest.Settings, options: DataOptions, stats: inout PrepareStats,
+                                log: PrepareLog) throws -> (SentencePieceModel, String) {
+        if let given = cache.given, !cache.ownsTokenizer { return (given, options.tokenizerModel ?? cache.tokenizer) }
+        let cached = try? SentencePieceModel(path: cache.tokenizer)
+        let stamp = tokenizerStamp(sources, options: options)
+        if let cached, let previous, previous.tokenizerSHA256 == SHA256.hex(SHA256.hash(cached.modelBytes)),
+           previous.settings.sameTokens(as: settings), unchangedPrefix(previous.sources, of: sources) {
+            return (cached, cache.tokenizer)   // new files since the cache was built are encoded with it
+        }
+        if let cached, (try? String(contentsOfFile: cache.tokenizerStamp, encoding: .utf8)) == stamp { return (cached, cache.tokenizer) }
+        let model: SentencePieceModel
+        if let given = cache.given {
+            model = given
+        } else {
+            let (trained, sampleBytes) = try trainTokenizer(root: root, sources: sources, options: options, log: log)
+            model = trained
+            stats.tokenizerTrained = true
+            stats.tokenizerSampleBytes = sampleBytes
+        }
+        try AtomicFile.write(model.modelBytes, to: cache.tokenizer)
+        try AtomicFile.write(stamp, to: cache.tokenizerStamp)
+        return (model, cache.tokenizer)
+    }
+
+    /// What to encode: nothing (the cache is current), the files added since it was built, or everything — and, when a
+    /// preparation of the same plan was stopped, the rest of it from where it stopped. A state with a position
+    /// has work to do.
+    static func plan(cache: CacheDirectory, previous: TokenManifest?, sources: [CorpusSource], tokenizer: SentencePieceModel,
+                     settings: TokenManifest.Settings, log: PrepareLog) -> TokenManifest {
+        let tokenizerSHA = SHA256.hex(SHA256.hash(tokenizer.modelBytes))
+        var state: TokenManifest
+        if let previous, previous.tokenizerSHA256 == tokenizerSHA, previous.settings.sameTokens(as: settings),
+           unchangedPrefix(previous.sources, of: sources) {
+            state = previous
+            let added = sources.filter { s in !previous.sources.contains { $0.name == s.name } }
+            if added.isEmpty { return state }
+            log.line("\(added.count) file\(added.count == 1 ? "" : "s") added to the corpus since the cache was built: encoding \(added.count == 1 ? "it" : "them") alone")
+            state.sources += added
+            state.position = TokenManifest.Position(source: previous.sources.count, offset: 0, line: 1)
+            state.build = newBuildName()
+        } else {
+            if previous != nil { log.line("the corpus, tokenizer or settings changed since the cache in \(cache.path) was built; encoding it again") }
+            state = TokenManifest(tokenizerSHA256: tokenizerSHA, vocabSize: tokenizer.vocabSize, settings: settings, sources: sources,
+                                  position: .init(source: 0, offset: 0, line: 1), build: newBuildName())
+        }
+        if let saved = TokenManifest.read(cache.progress), let position = saved.position, saved.tokenizerSHA256 == tokenizerSHA,
+           saved.settings.sameTokens(as: settings), saved.sources.count == state.sources.count,
+           zip(saved.sources, state.sources).allSatisfy({ $0.sameFile(as: $1) }) {
+            let name = position.source < saved.sources.count ? saved.sources[position.source].name : "the end"
+            log.line("continuing an interrupted preparation at \(name), byte \(position.offset)")
+            return saved
+        }
+        return state
     }
 
     /// Whether every source of an earlier preparation is still there, unchanged.
@@ -502,7 +522,7 @@ enum TokenizerSample {
         var starts: [Int] = []   // cumulative source offsets
         var sum = 0
         for s in sources { starts.append(sum); sum += s.estimatedTextBytes }
-        let extractor = SampleText(textField: textField)
+        let field = Array(textField.utf8)
         var text: [UInt8] = []
         text.reserveCapacity(min(budget, span) + chunk)
         var reader: SourceReader?, readerSource = -1
@@ -519,13 +539,18 @@ enum TokenizerSample {
                 }
                 try reader!.skip(local - reader!.offset)
                 let chunker = LineChunker(reader: reader!, chunkBytes: min(want, chunk))
-                var first = local > 0
-                while want > 0, let bytes = try chunker.next() {
+                var partialFirstLine = local > 0
+                while want > 0 {
+                    let at = chunker.offset
+                    guard let bytes = try chunker.next() else { break }
                     var piece = bytes[...]
-                    if first, let nl = piece.firstIndex(of: 0x0A) { piece = piece[(nl + 1)...] }   // a partial first line
-                    first = false
-                    let kept = try extractor.text(piece, format: sources[source].format, path: root + "/" + sources[source].name)
-                    text += kept
+                    if partialFirstLine, let nl = piece.firstIndex(of: 0x0A) { piece = piece[(nl + 1)...] }
+                    partialFirstLine = false
+                    let task = ChunkTask(source: source, offset: at + (bytes.count - piece.count), line: 0, lines: 0, bytes: Array(piece), first: at == 0)
+                    for p in try ChunkText(task, format: sources[source].format, textField: field, path: root + "/" + sources[source].name).pieces {
+                        text += p.text
+                        text.append(0x0A)   // a record's last line, ended (the sentences are the non-empty lines)
+                    }
                     want -= bytes.count
                 }
                 source += 1
@@ -534,41 +559,6 @@ enum TokenizerSample {
             progress(text.count)
         }
         return String(decoding: text, as: UTF8.self)
-    }
-}
-
-/// The valid text lines of a sample chunk (text), or the texts of its records (JSON Lines).
-struct SampleText {
-    let textField: String
-    func text(_ bytes: ArraySlice<UInt8>, format: CorpusSource.Format, path: String) throws -> [UInt8] {
-        let field = Array(textField.utf8)
-        var out: [UInt8] = []
-        var start = bytes.startIndex
-        while start < bytes.endIndex {
-            let end = bytes[start...].firstIndex(of: 0x0A) ?? bytes.endIndex
-            defer { start = end + 1 }
-            let line = ChunkEncoder.unixLineEnds(bytes[start..<end])
-            switch format {
-            case .text:
-                if !line.isEmpty, !line.contains(0), String(validating: line, as: UTF8.self) != nil { out += line; out.append(0x0A) }
-            case .jsonl:
-                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-                switch line.withUnsafeBufferPointer({ JSONLine.field(field, in: $0) }) {
-                case .value(let v):
-                    let text = ChunkEncoder.unixLineEnds(v[...])
-                    if !text.contains(0), String(validating: text, as: UTF8.self) != nil { out += text; out.append(0x0A) }
-                case .missing(let keys):
-                    throw UserError("\(path): a record has no \"\(textField)\" field (its fields: \(keys.prefix(8).joined(separator: ", "))); pass --text-field with the field that holds the text")
-                case .notAString:
-                    throw UserError("\(path): a record's \"\(textField)\" field is not a string; pass --text-field with the field that holds the text")
-                case .malformed:
-                    continue   // the encoding pass names the line
-                case .invalidText:
-                    continue
-                }
-            }
-        }
-        return out
     }
 }
 
