@@ -208,7 +208,7 @@ public struct TrainConfig: Equatable, Sendable {
             ("model", model.rawValue), ("layers", "\(layers)"), ("dim", "\(dim)"), ("heads", "\(heads) (head size \(m.headDim))"),
             ("mlp-hidden", "\(mlpHidden)"), ("context", "\(context)"), ("vocab-size", "\(vocabSize)"),
             ("parameters", "\(m.parameterCount)"), ("memory (estimated)", MemoryEstimate(self).description), ("corpus", corpus ?? "(default: Shakespeare)"),
-            ("tokenizer", tokenizer ?? "(trained: bpe \(vocabSize))"), processes > 1
+            ("tokenizer", tokenizer ?? "(trained: bpe \(vocabSize))"), ("init from", initFrom ?? "none (random initialisation)"), processes > 1
                 ? ("processes × batch-size × grad-accum", "\(processes) × \(batchSize) × \(gradAccum) (× context \(context)) = \(tokensPerStep) tokens/step")
                 : ("batch-size × grad-accum", "\(batchSize) × \(gradAccum) = \(tokensPerStep) tokens/step"),
             ("steps", "\(steps)"), ("lr", "\(peakLR) → \(minLr) (cosine)"), ("warmup", "\(warmupSteps) steps"),

@@ -20,7 +20,7 @@ struct NGPTInspect: Tool {
 
     @Argument(help: "One or two run directories or .safetensors checkpoints.") var checkpoints: [String]
     @Option(help: "Comma-separated words whose nearest neighbours in E_in to list, e.g. \"king,love,death\".") var neighbours: String?
-    @Option(help: "UTF-8 text for the hidden-state geometry. (default: the Shakespeare validation split when prepared)") var text: String?
+    @Option(help: "UTF-8 text for the hidden-state geometry. (default: the Shakespeare corpus's held-out head, its first 5 %, when fetched)") var text: String?
     @Option(parsing: .unconditional, help: "Tokens of --text to run through the model (whole context windows).") var maxTokens: Int = 4096
     @Flag(help: "Print the report as JSON instead of a table.") var json = false
     @Option(help: "Write SVG (and PNG) figures into this directory.") var plot: String?
