@@ -28,12 +28,15 @@ public struct DataOptions: Equatable, Sendable {
     }
 }
 
-/// Where preparation reports: lines that stay, and a live progress line (rewritten in place on a terminal).
+/// Where preparation reports (lines that stay, and a live progress line rewritten in place on a terminal), and how it
+/// learns that it should stop (a signal's name, checked between batches of chunks).
 public struct PrepareLog: Sendable {
     public let line: @Sendable (String) -> Void
     public let progress: @Sendable (String) -> Void
-    public init(line: @escaping @Sendable (String) -> Void, progress: @escaping @Sendable (String) -> Void = { _ in }) {
-        self.line = line; self.progress = progress
+    public let stopRequested: @Sendable () -> String?
+    public init(line: @escaping @Sendable (String) -> Void, progress: @escaping @Sendable (String) -> Void = { _ in },
+                stopRequested: @escaping @Sendable () -> String? = { nil }) {
+        self.line = line; self.progress = progress; self.stopRequested = stopRequested
     }
     public static let silent = PrepareLog(line: { _ in })
 }
@@ -343,6 +346,10 @@ public enum DataPreparation {
                 var tasks: [ChunkTask] = []
                 while tasks.count < inFlight, let task = try stream.next() { tasks.append(task) }
                 if tasks.isEmpty { break }
+                if let signal = log.stopRequested() {
+                    try writer.saveNow()
+                    throw UserError("\(signal): data preparation stopped after \(formatBytes(done)); run the same command again to continue where it stopped")
+                }
                 let results = encodeConcurrently(tasks) { task in
                     try encoder.encode(task, source: sources[task.source], path: root + "/" + sources[task.source].name)
                 }
@@ -447,6 +454,15 @@ final class SplitWriter {
             try state.write(to: progressPath)
             try afterSave?(state)
         }
+    }
+
+    /// Closes the open shards where they are (a stop: the shards then end there rather than at the shard size) and
+    /// saves the progress, so that the next run continues exactly after the last chunk written.
+    func saveNow() throws {
+        if let v = validation { if v.count > 0 { state.validation.append(try v.finish()) } else { v.discard() } }
+        if let t = train { if t.count > 0 { state.train.append(try t.finish()) } else { t.discard() } }
+        validation = nil; train = nil
+        try state.write(to: progressPath)
     }
 
     func finishAll(next: TokenManifest.Position) throws {

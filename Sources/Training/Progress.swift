@@ -66,8 +66,10 @@ public final class StopRequest: @unchecked Sendable {
     private let lock = NSLock()
     private var signalName: String?
     private var sources: [DispatchSourceSignal] = []
+    /// What the first signal does, as the message says it.
+    private let action: String
 
-    public init() {}
+    public init(action: String = "finishing this step and writing a checkpoint") { self.action = action }
 
     public func install() {
         // SIGUSR1 too: Open MPI's mpirun forwards it to every process of a job (SIGINT and SIGTERM to mpirun abort the job).
@@ -84,7 +86,7 @@ public final class StopRequest: @unchecked Sendable {
                     FileHandle.standardError.write(Data("\n\(name) again: stopping now; the last checkpoint is intact\n".utf8))
                     exit(130)
                 }
-                FileHandle.standardError.write(Data("\n\(name): finishing this step and writing a checkpoint (again to stop at once)\n".utf8))
+                FileHandle.standardError.write(Data("\n\(name): \(action) (again to stop at once)\n".utf8))
             }
             source.resume()
             sources.append(source)

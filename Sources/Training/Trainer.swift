@@ -222,7 +222,8 @@ public final class Trainer {
         let show = !quiet && writes
         let periodic = Throttle(seconds: 30)
         let log = PrepareLog(line: { [printer] in if show { printer.line($0) } },
-                             progress: { [printer] in if show { printer.progress($0, periodic: periodic.due()) } })
+                             progress: { [printer] in if show { printer.progress($0, periodic: periodic.due()) } },
+                             stopRequested: { [stop] in stop?.requested })
         let data = try DataPreparation.prepare(options, context: config.context, log: log)
         if data.tokenizer.vocabSize != config.vocabSize {
             if resumePoint != nil || (config.tokenizer == nil && tokenizer == nil) {

@@ -89,10 +89,13 @@ struct Prepare: ParsableCommand {
         let live = isatty(STDERR_FILENO) != 0
         let periodic = Throttle(seconds: 30)
         let shown = LiveLine()
+        let stop = StopRequest(action: "stopping after this batch of chunks; the next run continues from the last saved point")
+        stop.install()
         let log = PrepareLog(line: { shown.clear(); printError($0) },
                              progress: { text in
                                  if live { shown.show(text) } else if periodic.due() { printError(text) }
-                             })
+                             },
+                             stopRequested: { stop.requested })
         let prepared = try DataPreparation.prepare(data.options, context: context, log: log)
         shown.clear()
         let s = prepared.stats

@@ -299,6 +299,28 @@ func message(_ body: () throws -> Void) -> String {
         #expect(leftovers.isEmpty)
     }
 
+    /// A stop request (Ctrl-C) closes the open shards where they are and saves the position: the next run continues
+    /// exactly there, and the splits hold the same ids as an uninterrupted preparation's.
+    @Test func aStopRequestSavesWhereItStopped() throws {
+        let dir = try temporaryDirectory()
+        let path = try corpus(in: dir)
+        let reference = try DataPreparation.prepare(options(path, dir + "/ref", shardTokens: 1_000_000), context: 32)
+        let checks = LockedLines()
+        let stopping = PrepareLog(line: { _ in }, stopRequested: {
+            checks.append("check")
+            return checks.all.count >= 2 ? "SIGINT" : nil   // after the first batch of chunks
+        })
+        let error = message { _ = try DataPreparation.prepare(options(path, dir + "/d", shardTokens: 1_000_000), context: 32, log: stopping) }
+        #expect(error.contains("SIGINT: data preparation stopped") && error.contains("continue where it stopped"), "\(error)")
+        let lines = LockedLines()
+        let resumed = try DataPreparation.prepare(options(path, dir + "/d", shardTokens: 1_000_000), context: 32,
+                                                  log: PrepareLog(line: { lines.append($0) }))
+        #expect(lines.all.contains { $0.contains("continuing an interrupted preparation") })
+        #expect(resumed.stats.sourcesEncoded > 0 && resumed.stats.sourcesEncoded < 13)
+        #expect(resumed.train.shards.count == 2)   // the shard closed at the stop, and the rest
+        #expect(allIds(resumed.train) == allIds(reference.train) && allIds(resumed.validation) == allIds(reference.validation))
+    }
+
     @Test func addedFilesAreEncodedAloneAndChangedFilesReencodeEverything() throws {
         let dir = try temporaryDirectory()
         let path = try corpus(in: dir)
