@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "ngpt-sample", targets: ["ngpt-sample"]),
         .executable(name: "ngpt-compare", targets: ["ngpt-compare"]),
         .executable(name: "ngpt-inspect", targets: ["ngpt-inspect"]),
+        .executable(name: "ngpt-plot", targets: ["ngpt-plot"]),
         .executable(name: "ngpt-train", targets: ["ngpt-train"]),
         .executable(name: "ngpt-bench", targets: ["ngpt-bench"]),
     ],
@@ -74,6 +75,10 @@ let package = Package(
         ]),
         .executableTarget(name: "ngpt-compare", dependencies: [
             "Kernels", "Training", "ToolSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "ngpt-plot", dependencies: [
+            "Kernels", "Runs", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ngpt-inspect", dependencies: [

@@ -146,12 +146,8 @@ public enum Perplexity {
         let total = Evaluation.meanLoss(model: model, windows: windows, context: T, batch: batch) { w, inputs, targets in
             for j in 0..<T { inputs[j] = ids[w * T + j]; targets[j] = ids[w * T + j + 1] }
         }
-        var pieceBytes = [Int](repeating: -1, count: tokenizer.vocabSize)
-        var bytes = 0
-        for id in ids[1...(windows * T)] {
-            if pieceBytes[Int(id)] < 0 { pieceBytes[Int(id)] = try tokenizer.decodeBytes([id]).count }
-            bytes += pieceBytes[Int(id)]
-        }
+        let pieceBytes = try tokenizer.byteLengths()
+        let bytes = ids[1...(windows * T)].reduce(0) { $0 + pieceBytes[Int($1)] }
         return PerplexityReport(meanLoss: total, bitsPerByte: total * Double(windows * T) / log(2) / Double(max(1, bytes)),
                                 tokens: windows * T, bytes: bytes, windows: windows)
     }

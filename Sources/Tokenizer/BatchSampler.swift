@@ -56,6 +56,17 @@ public struct ValidationWindows: Sendable {
         count = min(layout.windows, maxWindows ?? layout.windows)
     }
 
+    /// UTF-8 bytes of the text all windows predict (their targets), from `byteLengths` per id.
+    public func targetBytes(byteLengths: [Int]) -> Int {
+        var total = 0
+        for w in 0..<count {
+            let (shard, index) = layout.locate(w)
+            let s = tokens.shards[shard]
+            for j in (index * context + 1)...(index * context + context) { total += byteLengths[Int(s[j])] }
+        }
+        return total
+    }
+
     /// Fills window `index`'s inputs and targets, each [context].
     public func fill(window index: Int, inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>) {
         precondition(index >= 0 && index < count)

@@ -211,6 +211,22 @@ public final class SentencePieceModel: @unchecked Sendable {
         String(decoding: try decodeBytes(ids), as: UTF8.self)
     }
 
+    /// UTF-8 bytes each id stands for in decoded text: 0 for a control piece (BOS, EOS), 1 for a byte-fallback piece
+    /// (`<0xE2>`: alone it would decode to U+FFFD), the decoded piece's length otherwise. Summed over a sequence they
+    /// give the length of its text: what bits per byte divide by.
+    public func byteLengths() throws -> [Int] {
+        try (0..<Int32(vocabSize)).map { id in
+            var kind: Int32 = 0
+            var err = [CChar](repeating: 0, count: 256)
+            guard spm_piece_kind(handle, id, &kind, &err, err.count) == SPM_OK else { throw UserError(Self.text(err)) }
+            switch kind {
+            case 2: return 0
+            case 3: return 1
+            default: return try decodeBytes([id]).count
+            }
+        }
+    }
+
     /// The id of a piece (the unk id when the model has no such piece).
     public func id(ofPiece piece: String) -> Int32 {
         var id: Int32 = -1

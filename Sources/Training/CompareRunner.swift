@@ -29,7 +29,11 @@ public struct CompareOptions {
 public struct CompareSummary: Codable, Sendable {
     public struct Run: Codable, Sendable {
         public var arm: String, lr: Double, seed: Int, steps: Int, finalValLoss: Double, secondsPerStep: Double, directory: String
+        /// The final validation loss in bits per byte (`finalValLoss × bitsPerNat`).
+        public var finalValBitsPerByte: Double = .nan
     }
+    /// Bits per byte for one nat per token on the comparison's validation windows (the same for every run).
+    public var bitsPerNat: Double
     public var budgetSteps: Int
     public var tokensPerStep: Int
     public var tokensSeen: Int
@@ -136,6 +140,12 @@ public final class CompareRunner {
     public func run() throws -> CompareSummary {
         let started = DispatchTime.now().uptimeNanoseconds
         let N = budget
+        var c = TrainConfig()
+        try c.apply(options.training, source: "")
+        // The data every run trains on (prepared here first: the runs then reuse the cache) and its bits per nat.
+        let data = try DataPreparation.prepare(c.dataOptions, context: c.context, log: PrepareLog(line: { [printer] in printer.line($0) }))
+        let windows = try ValidationWindows(tokens: data.validation, context: c.context, maxWindows: c.evalWindows)
+        let bitsPerNat = try EvaluationRound.bitsPerNat(windows, tokenizer: data.tokenizer)
         let first = options.seeds[0]
         // 1. learning rates on the first seed, per arm; 2. the other seeds at each arm's best; 3. the nGPT ladder.
         var plan: [Planned] = options.gptLRs.map { Planned(arm: .gpt, lr: $0, seed: first, steps: 0) }
@@ -181,10 +191,9 @@ public final class CompareRunner {
             if let target = perSeed.first(where: { $0.seed == seed })?.gptFinal,
                let s = ladderSpeedup(budgets: budgets, finals: finals, target: target, fullBudget: N) { ladderValues.append(s) }
         }
-        var c = TrainConfig()
-        try c.apply(options.training, source: "")
+        for (key, run) in runs { runs[key]?.finalValBitsPerByte = run.finalValLoss * bitsPerNat }
         let summary = CompareSummary(
-            budgetSteps: N, tokensPerStep: c.tokensPerStep, tokensSeen: N * c.tokensPerStep, seeds: options.seeds,
+            bitsPerNat: bitsPerNat, budgetSteps: N, tokensPerStep: c.tokensPerStep, tokensSeen: N * c.tokensPerStep, seeds: options.seeds,
             gptLR: gptLR, ngptLR: ngptLR,
             lrSweep: options.gptLRs.compactMap { runs[Planned(arm: .gpt, lr: $0, seed: first, steps: 0).name] }
                 + options.ngptLRs.compactMap { runs[Planned(arm: .ngpt, lr: $0, seed: first, steps: 0).name] },
@@ -243,14 +252,15 @@ public final class CompareRunner {
         r += "- Speedup N/s* (steps nGPT needs to reach the GPT's final validation loss): \(spread(s.speedup)).\n"
         r += "- Wall-clock speedup (step speedup × GPT s/step ÷ nGPT s/step): \(spread(s.wallClockSpeedup)).\n"
         if !s.ladder.isEmpty { r += "- Budget-ladder speedup (nGPT at \(s.ladder.map { String($0.steps) }.joined(separator: ", ")) steps, own schedules; log-budget interpolation): \(f(s.ladderSpeedup, 2)).\n" }
-        r += "- Final validation loss: GPT \(spread(s.gptFinal, 4)); nGPT \(spread(s.ngptFinal, 4)).\n\n"
-        r += "| seed | GPT final | nGPT final | nGPT steps to GPT final | speedup N/s* | reverse (GPT steps to nGPT final)/N | GPT s/step | nGPT s/step | wall-clock speedup |\n|---|---|---|---|---|---|---|---|---|\n"
+        r += "- Final validation loss (nats/token): GPT \(spread(s.gptFinal, 4)); nGPT \(spread(s.ngptFinal, 4)).\n"
+        r += "- In bits per byte of the validation text (× \(f(s.bitsPerNat)), vocabulary-independent): GPT \(f((s.gptFinal?.mean ?? .nan) * s.bitsPerNat)); nGPT \(f((s.ngptFinal?.mean ?? .nan) * s.bitsPerNat)) (means).\n\n"
+        r += "| seed | GPT final | nGPT final | GPT bits/byte | nGPT bits/byte | nGPT steps to GPT final | speedup N/s* | reverse (GPT steps to nGPT final)/N | GPT s/step | nGPT s/step | wall-clock speedup |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
         for p in s.perSeed {
-            r += "| \(p.seed) | \(f(p.gptFinal)) | \(f(p.ngptFinal)) | \(f(p.ngptStepsToTarget, 0)) | \(f(p.speedup, 2)) | \(f(p.reverseRatio, 2)) | \(f(p.gptSecondsPerStep, 3)) | \(f(p.ngptSecondsPerStep, 3)) | \(f(p.wallClockSpeedup, 2)) |\n"
+            r += "| \(p.seed) | \(f(p.gptFinal)) | \(f(p.ngptFinal)) | \(f(p.gptFinal * s.bitsPerNat)) | \(f(p.ngptFinal * s.bitsPerNat)) | \(f(p.ngptStepsToTarget, 0)) | \(f(p.speedup, 2)) | \(f(p.reverseRatio, 2)) | \(f(p.gptSecondsPerStep, 3)) | \(f(p.ngptSecondsPerStep, 3)) | \(f(p.wallClockSpeedup, 2)) |\n"
         }
         if s.lrSweep.count > 2 {
-            r += "\n**Learning-rate sweep** (seed \(s.seeds[0]), final validation loss):\n\n| arm | lr | final val loss |\n|---|---|---|\n"
-            for run in s.lrSweep { r += "| \(run.arm) | \(run.lr) | \(f(run.finalValLoss)) |\n" }
+            r += "\n**Learning-rate sweep** (seed \(s.seeds[0]), final validation loss):\n\n| arm | lr | final val loss | bits/byte |\n|---|---|---|---|\n"
+            for run in s.lrSweep { r += "| \(run.arm) | \(run.lr) | \(f(run.finalValLoss)) | \(f(run.finalValBitsPerByte)) |\n" }
         }
         if !s.ladder.isEmpty {
             r += "\n**Budget ladder** (nGPT, lr \(s.ngptLR)):\n\n| seed | steps | final val loss |\n|---|---|---|\n"

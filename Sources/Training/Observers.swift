@@ -2,6 +2,7 @@ import Cluster
 import Dispatch
 import Foundation
 import NGPT
+import Runs
 
 /// One finished optimiser step, as the observers see it.
 public struct StepReport {
@@ -19,6 +20,8 @@ public struct StepReport {
 public struct EvalReport {
     public var step: Int, tokens: Int
     public var valLoss: Double, bestValLoss: Double, improved: Bool
+    /// The validation loss in bits per UTF-8 byte of the text predicted (independent of the tokenizer).
+    public var valBitsPerByte: Double
     public var lr: Double, trainSeconds: Double, evalSeconds: Double
     /// The greedy sample (empty when disabled).
     public var sample: String
@@ -46,7 +49,8 @@ final class ProgressLine: TrainingObserver {
     }
 
     func evaluated(_ r: EvalReport) {
-        printer.line(String(format: "step %d: val loss %.4f%@ (eval %.1fs)", r.step, r.valLoss, r.improved ? " (best)" : "", r.evalSeconds))
+        printer.line(String(format: "step %d: val loss %.4f, %.4f bits/byte%@ (eval %.1fs)", r.step, r.valLoss, r.valBitsPerByte,
+                            r.improved ? " (best)" : "", r.evalSeconds))
         if !r.sample.isEmpty { printer.line("  sample: " + r.sample.replacingOccurrences(of: "\n", with: " ↵ ")) }
     }
 }
@@ -72,8 +76,24 @@ final class MetricsRecorder: TrainingObserver {
     }
 
     func evaluated(_ r: EvalReport) {
-        directory.appendMetrics(["type": "eval", "step": r.step, "tokens": r.tokens, "val_loss": r.valLoss, "best_val_loss": r.bestValLoss,
+        directory.appendMetrics(["type": "eval", "step": r.step, "tokens": r.tokens, "val_loss": r.valLoss, "val_bpb": r.valBitsPerByte, "best_val_loss": r.bestValLoss,
                                  "lr": r.lr, "wall_s": r.trainSeconds, "eval_s": r.evalSeconds])
+    }
+}
+
+/// The run's own charts, `curves/*.svg`, redrawn from metrics.jsonl after every evaluation (so a run can be looked at
+/// while it trains), and as PNG too when the run ends. A chart that cannot be written never stops training.
+final class CurvesWriter: TrainingObserver {
+    let directory: String
+
+    init(directory: String) { self.directory = directory }
+
+    func stepFinished(_ r: StepReport) {}
+    func evaluated(_ r: EvalReport) { draw(png: false) }
+
+    func draw(png: Bool) {
+        guard let metrics = try? RunMetrics.read(directory: directory) else { return }
+        _ = try? RunCurves.write([metrics], to: directory + "/curves", png: png)
     }
 }
 

@@ -116,9 +116,10 @@ public final class Trainer {
         state.dataSHA256 = data.train.sha256
         let batches = try BatchSource(tokens: data.train, config: config, rank: world?.rank ?? 0)
         let evaluation = try EvaluationRound(model: model, data: data, config: config, samples: writes)
+        let curves = directory.map { CurvesWriter(directory: $0.path) }
         let observers: [TrainingObserver] = directory.map {
             [ProgressLine(printer: printer, flopsPerToken: config.modelConfig.trainingFlopsPerToken), MetricsRecorder(directory: $0, model: model)]
-        } ?? []
+        }.map { $0 + [curves!] } ?? []
         let schedule = LRSchedule(config)
         var timer = StepTimer()
         let startStep = state.step
@@ -173,6 +174,7 @@ public final class Trainer {
             }
         }
         printer.finish()
+        curves?.draw(png: true)
         if let sync = gradientSync as? ProcessGradients, writes {
             printer.line(String(format: "allreduce: %.1f ms per step on average (%.1f %% of the step time)", sync.meanSeconds * 1000,
                                 100 * sync.totalSeconds / max(state.wallSeconds - (resumed?.wallSeconds ?? 0), 1e-9)))
@@ -319,12 +321,22 @@ final class EvaluationRound {
     /// Whether to decode the greedy sample (only where it is printed).
     let samples: Bool
 
+    /// Bits per byte for one nat per token on these windows: their token count over ln 2 × their text's bytes.
+    let bitsPerNat: Double
+
     init(model: LanguageModel, data: PreparedData, config: TrainConfig, samples: Bool = true) throws {
         self.model = model
         self.samples = samples
         tokenizer = data.tokenizer
         windows = try ValidationWindows(tokens: data.validation, context: config.context, maxWindows: config.evalWindows)
+        bitsPerNat = try Self.bitsPerNat(windows, tokenizer: data.tokenizer)
         self.config = config
+    }
+
+    /// The factor from nats per token to bits per byte on a set of validation windows.
+    static func bitsPerNat(_ windows: ValidationWindows, tokenizer: SentencePieceModel) throws -> Double {
+        let bytes = windows.targetBytes(byteLengths: try tokenizer.byteLengths())
+        return Double(windows.count * windows.context) / (log(2) * Double(max(1, bytes)))
     }
 
     /// Evaluates, updates the best loss and checkpoints (latest, and best when improved).
@@ -339,6 +351,7 @@ final class EvaluationRound {
         let sample = config.sampleTokens > 0 && samples ? ((try? greedySample(model: model, tokenizer: tokenizer, tokens: config.sampleTokens)) ?? "") : ""
         try save(state, improved)
         return EvalReport(step: state.step, tokens: state.tokens, valLoss: state.valLoss, bestValLoss: state.bestValLoss, improved: improved,
+                          valBitsPerByte: state.valLoss * bitsPerNat,
                           lr: lr, trainSeconds: state.wallSeconds, evalSeconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9,
                           sample: sample)
     }

@@ -107,3 +107,18 @@ import Testing
         #expect(SHA256.hex(h.finalize()) == SHA256.hex(SHA256.hash(Array("abc".utf8))))
     }
 }
+
+@Suite struct ByteLengthTests {
+    /// Summed over any encoded text, the per-id byte lengths give its UTF-8 length: byte-fallback pieces count one
+    /// byte each (a lone one would decode to U+FFFD's three), control pieces none.
+    @Test func byteLengthsSumToTheTextsLength() throws {
+        let dir = try temporaryDirectory()
+        let tokenizer = try SentencePieceModel(path: try trainSmallModel(in: dir))
+        let lengths = try tokenizer.byteLengths()
+        #expect(lengths.count == tokenizer.vocabSize && lengths[Int(tokenizer.bosId)] == 0)
+        for text in [syntheticText(lines: 50, seed: 3), "emoji 😀 and 漢字 fall back to bytes\n", "    indented\ttabs\n"] {
+            let ids = [tokenizer.bosId] + (try tokenizer.encode(text))
+            #expect(ids.reduce(0) { $0 + lengths[Int($1)] } == text.utf8.count, "\(text)")
+        }
+    }
+}

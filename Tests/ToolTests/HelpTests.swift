@@ -11,7 +11,7 @@ import Training
 @Suite struct HelpTests {
     static let snapshots = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Snapshots").path
     static let commands: [[String]] = [
-        ["ngpt-train"], ["ngpt-train", "train"], ["ngpt-train", "prepare"], ["ngpt-sample"], ["ngpt-compare"], ["ngpt-inspect"],
+        ["ngpt-train"], ["ngpt-train", "train"], ["ngpt-train", "prepare"], ["ngpt-sample"], ["ngpt-compare"], ["ngpt-inspect"], ["ngpt-plot"],
         ["ngpt-bench"], ["ngpt-bench", "kernels"], ["ngpt-bench", "train"], ["ngpt-bench", "sample"],
     ]
 
@@ -65,6 +65,7 @@ import Training
         ["ngpt-train", "--steps", "0", "--out", "/tmp/ngpt-help-test-never-created"],
         ["ngpt-sample", "--checkpoint", "/nonexistent/run"],
         ["ngpt-inspect", "/nonexistent/run"],
+        ["ngpt-plot", "/nonexistent/run", "--out", "/tmp/ngpt-help-test-never-created"],
         ["ngpt-compare", "--preset", "tiny", "--lr", "0.1", "--dir", "/tmp/ngpt-help-test-compare"],
         ["ngpt-compare", "--preset", "tiny", "--dir", "/etc/passwd"],
         ["ngpt-train", "--steps", "1", "--out", "/etc/passwd/sub"],

@@ -113,6 +113,18 @@ enum Fixture {
         #expect(evals.last! < evals.first!)
         let gpt = try Fixture.run(Fixture.settings("gpt", steps: 60, out: Fixture.newDir("learn-gpt"), extra: ["eval-every": 20, "lr": 1e-2]))
         #expect(gpt.finalValLoss < log(300.0) - 1.0)
+
+        // bits per byte beside nats per token: one factor for the fixed windows (their tokens over ln 2 × their bytes)
+        let records = Fixture.metrics(dir).filter { $0["type"] as? String == "eval" }
+        let ratios = records.compactMap { r in (r["val_bpb"] as? Double).flatMap { b in (r["val_loss"] as? Double).map { b / $0 } } }
+        #expect(ratios.count == 3 && ratios.allSatisfy { abs($0 - ratios[0]) < 1e-9 })
+        #expect(ratios[0] > 1 / (log(2) * 6) && ratios[0] < 1 / log(2))   // between 1 and 6 bytes per token
+        // the run's own curves, redrawn at each evaluation (PNG at the end when rsvg-convert is installed)
+        let svg = try String(contentsOfFile: dir + "/curves/val-loss-vs-step.svg", encoding: .utf8)
+        #expect(svg.components(separatedBy: "<polyline").count == 2)
+        for name in ["train-loss-vs-tokens", "lr-vs-step", "grad-norm-vs-step", "alpha_attn-vs-step", "val-bpb-vs-step"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/curves/\(name).svg"), "\(name)")
+        }
     }
 
     @Test func ngptKeepsUnitRowsAndHasNoDecay() throws {
