@@ -74,7 +74,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ngpt-compare", dependencies: [
-            "Kernels", "Training", "ToolSupport",
+            "Kernels", "Tokenizer", "Training", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ngpt-plot", dependencies: [

@@ -316,13 +316,13 @@ public enum DataPreparation {
                                 Double(read) / 1e6 / max(seconds, 1e-9)))
         }
         log.line("training a \(options.tokenizer.modelType.rawValue) tokenizer, vocab \(options.tokenizer.vocabSize), on \(formatBytes(sample.utf8.count)) sampled from \(formatBytes(total))…")
-        let ticker = Ticker(every: 1) { seconds in log.progress("training the tokenizer: \(formatSeconds(seconds)) (SentencePiece reports no progress)") }
+        let ticker = Ticker(every: 1) { seconds in log.progress("training the tokenizer: \(formatDuration(seconds)) (SentencePiece reports no progress)") }
         defer { ticker.stop() }
         let lines = sample.split(separator: "\n")
         let model = try SentencePieceModel.train(sentences: lines, options: options.tokenizer)
         ticker.stop()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        log.line(String(format: "tokenizer trained in %@ (%d sentences)", formatSeconds(seconds), lines.count))
+        log.line(String(format: "tokenizer trained in %@ (%d sentences)", formatDuration(seconds), lines.count))
         return (model, sample.utf8.count)
     }
 
@@ -366,7 +366,7 @@ public enum DataPreparation {
                     let rate = Double(done) / seconds
                     let eta = rate > 0 ? Double(max(0, totalBytes - done)) / rate : .infinity
                     log.progress(String(format: "encoding: %@ of %@ (%.0f %%), %.1f MB/s, %@ tokens/s, ETA %@", formatBytes(done), formatBytes(totalBytes),
-                                        100 * Double(done) / Double(max(totalBytes, 1)), rate / 1e6, formatCount(Double(tokens) / seconds), formatSeconds(eta)))
+                                        100 * Double(done) / Double(max(totalBytes, 1)), rate / 1e6, formatCount(Double(tokens) / seconds), formatDuration(eta)))
                 }
             }
             try writer.finishAll(next: TokenManifest.Position(source: sources.count, offset: 0, line: 1))
@@ -613,30 +613,6 @@ final class Ticker: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         if !stopped { stopped = true; timer.cancel() }
     }
-}
-
-/// "812 MB", "2.0 GB", "340 kB".
-public func formatBytes(_ n: Int) -> String {
-    let x = Double(n)
-    if x >= 1e9 { return String(format: "%.2f GB", x / 1e9) }
-    if x >= 1e6 { return String(format: "%.1f MB", x / 1e6) }
-    if x >= 1e3 { return String(format: "%.0f kB", x / 1e3) }
-    return "\(n) B"
-}
-
-/// "2.5M", "830k".
-func formatCount(_ x: Double) -> String {
-    if x >= 1e6 { return String(format: "%.2fM", x / 1e6) }
-    if x >= 1e3 { return String(format: "%.0fk", x / 1e3) }
-    return String(format: "%.0f", x)
-}
-
-/// "42 s", "3m05s".
-func formatSeconds(_ s: Double) -> String {
-    guard s.isFinite, s >= 0 else { return "?" }
-    if s < 60 { return String(format: "%.0f s", s) }
-    let t = Int(s.rounded())
-    return t >= 3600 ? String(format: "%dh%02dm", t / 3600, (t % 3600) / 60) : String(format: "%dm%02ds", t / 60, t % 60)
 }
 
 extension String {

@@ -1,6 +1,7 @@
 import Cluster
 import Dispatch
 import Foundation
+import Tokenizer
 import NGPT
 import Runs
 

@@ -51,15 +51,6 @@ public final class Throttle: @unchecked Sendable {
     }
 }
 
-/// "3m05s", "1h02m".
-public func formatDuration(_ seconds: Double) -> String {
-    guard seconds.isFinite, seconds >= 0 else { return "?" }
-    let s = Int(seconds.rounded())
-    if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
-    if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
-    return "\(s)s"
-}
-
 /// Requests to stop (SIGINT, SIGTERM): the trainer finishes its step, checkpoints and exits 0. A second signal
 /// exits at once (the last checkpoint stays intact: checkpoints are written by rename).
 public final class StopRequest: @unchecked Sendable {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tokenizer
 import Kernels
 import ToolSupport
 import Training
