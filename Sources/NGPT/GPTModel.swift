@@ -30,7 +30,7 @@ struct GPTTensors<P> {
 public final class GPTModel: LanguageModel {
     public static let displayName = "GPT"
     /// AdamW with weight decay 0.1 on matrices and embeddings and a linear warmup over 5 % of the run (spec §3).
-    public static let recipe = Recipe(learningRate: 3e-3, weightDecay: 0.1, warmupPercent: 5)
+    public static let recipe = Recipe(learningRate: 1.5e-3, referenceDim: 256, widthExponent: 1, weightDecay: 0.1, warmupPercent: 5)
     public static let rmsEps: Float = 1e-6
 
     /// N(0, 0.02²) for matrices and embeddings, 0.02/√(2L) for W_o and W_down, gains 1.

@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 
 /// Which architecture: the one registration of every model type. Adding a model is its own files (a type that
@@ -24,12 +25,27 @@ public enum ModelKind: String, Codable, Sendable, CaseIterable {
 
 /// A model's training recipe defaults (spec §3); a run may override each.
 public struct Recipe: Sendable, Equatable {
-    /// Peak learning rate of the cosine schedule.
+    /// Peak learning rate of the cosine schedule at width `referenceDim` (measured: docs/lr-sweeps/).
     public var learningRate: Double
+    /// How the default learning rate follows the model's width d: learningRate × (referenceDim / d)^widthExponent.
+    public var referenceDim = 256
+    public var widthExponent = 0.0
     /// AdamW weight decay on the tensors whose spec says `decay`.
     public var weightDecay: Double
     /// Linear warmup over this percentage of the steps (at least one step when not 0).
     public var warmupPercent: Int
+
+    /// The default peak learning rate of a model of width `dim`.
+    public func learningRate(dim: Int) -> Double { learningRate * pow(Double(referenceDim) / Double(dim), widthExponent) }
+
+    /// The rule as help shows it: "0.008 × (256/dim)^0.5".
+    public var learningRateRule: String {
+        switch widthExponent {
+        case 0: "\(learningRate)"
+        case 1: "\(learningRate) × \(referenceDim)/dim"
+        default: "\(learningRate) × (\(referenceDim)/dim)^\(widthExponent)"
+        }
+    }
 
     public func warmupSteps(totalSteps: Int) -> Int { warmupPercent == 0 ? 0 : max(1, totalSteps * warmupPercent / 100) }
 }

@@ -40,7 +40,7 @@ struct NGPTTensors<P> {
 public final class NGPTModel: LanguageModel {
     public static let displayName = "nGPT"
     /// Adam without weight decay or warmup (spec §3); every matrix row renormalised after each step.
-    public static let recipe = Recipe(learningRate: 4e-3, weightDecay: 0, warmupPercent: 0)
+    public static let recipe = Recipe(learningRate: 8e-3, referenceDim: 256, widthExponent: 1, weightDecay: 0, warmupPercent: 0)
 
     /// Every matrix and embedding is renormalised (its initial scale is irrelevant once rows are projected onto
     /// the sphere): N(0, 1/d), output projections /√(2L). Scale vectors start at their raw init (spec §1.2).

@@ -231,8 +231,19 @@ public final class CompareRunner {
         }
         byStep.reference = (target, "GPT final (mean)")
         byTime.reference = (target, "GPT final (mean)")
+        // The learning-rate sweep: final validation loss against log10(lr), one line per arm.
+        var bySweep = LineChart(title: "Learning-rate sweep (seed \(s.seeds[0]))", xLabel: "log10(learning rate)", yLabel: "final validation loss (nats/token)")
+        for (arm, color) in [("gpt", "#d62728"), ("ngpt", "#1f77b4")] {
+            let points = s.lrSweep.filter { $0.arm == arm }.sorted { $0.lr < $1.lr }
+            if points.count > 1 {
+                bySweep.series.append(.init(label: ModelKind(rawValue: arm)?.displayName ?? arm, color: color,
+                                            x: points.map { log10($0.lr) }, y: points.map(\.finalValLoss)))
+            }
+        }
+        var charts = [("loss-vs-step", byStep), ("loss-vs-time", byTime)]
+        if !bySweep.series.isEmpty { charts.append(("lr-sweep", bySweep)) }
         var pngs: [String] = []
-        for (name, chart) in [("loss-vs-step", byStep), ("loss-vs-time", byTime)] {
+        for (name, chart) in charts {
             try AtomicFile.write(chart.svg(), to: dir + "/\(name).svg")
             if let png = renderPNG(svgPath: dir + "/\(name).svg") { pngs.append(png) }
         }
@@ -261,6 +272,7 @@ public final class CompareRunner {
         if s.lrSweep.count > 2 {
             r += "\n**Learning-rate sweep** (seed \(s.seeds[0]), final validation loss):\n\n| arm | lr | final val loss | bits/byte |\n|---|---|---|---|\n"
             for run in s.lrSweep { r += "| \(run.arm) | \(run.lr) | \(f(run.finalValLoss)) | \(f(run.finalValBitsPerByte)) |\n" }
+            r += "\n![learning-rate sweep](lr-sweep.\(havePNG ? "png" : "svg"))\n"
         }
         if !s.ladder.isEmpty {
             r += "\n**Budget ladder** (nGPT, lr \(s.ngptLR)):\n\n| seed | steps | final val loss |\n|---|---|---|\n"

@@ -44,7 +44,7 @@ public struct TrainConfig: Equatable, Sendable {
     public var modelConfig: ModelConfig {
         ModelConfig(kind: model, vocabSize: vocabSize, dim: dim, layers: layers, heads: heads, mlpHidden: mlpHidden, context: context)
     }
-    public var peakLR: Double { lr ?? model.recipe.learningRate }
+    public var peakLR: Double { lr ?? model.recipe.learningRate(dim: dim) }
     public var warmupSteps: Int { warmup ?? model.recipe.warmupSteps(totalSteps: steps) }
     public var decay: Double { weightDecay ?? model.recipe.weightDecay }
     public var tokensPerStep: Int { processes * batchSize * gradAccum * context }

@@ -20,7 +20,7 @@ struct NGPTCompare: Tool {
             DIR/loss-vs-step.{svg,png}, DIR/loss-vs-time.{svg,png}.
 
             Presets: default (about 45 minutes on 2 cores: d 128, 4 layers, 2 heads of 64, SwiGLU 512, context 256, \
-            batch 8, 1200 steps, seeds 1 and 2, learning rates GPT 1.5e-3/3e-3/6e-3 and nGPT 3e-3/6e-3/1.2e-2); \
+            batch 8, 1200 steps, seeds 1 and 2, learning rates GPT 1.5e-3/3e-3/6e-3 and nGPT 6e-3/1.2e-2/2.4e-2, around each model's default rule); \
             tiny (a seconds-long smoke test). Explicit flags override the preset.
             """)
 
@@ -42,12 +42,12 @@ struct NGPTCompare: Tool {
             presetSettings = ["dim": 128, "layers": 4, "heads": 2, "mlp-hidden": 512, "context": 256, "batch-size": 8,
                               "vocab-size": 4096, "steps": 1200, "eval-every": 100, "eval-windows": 64, "sample-tokens": 0,
                               "log-every": 100]
-            seedList = [1, 2]; gpt = [1.5e-3, 3e-3, 6e-3]; ngpt = [3e-3, 6e-3, 1.2e-2]
+            seedList = [1, 2]; gpt = [1.5e-3, 3e-3, 6e-3]; ngpt = [6e-3, 1.2e-2, 2.4e-2]
         case "tiny":
             presetSettings = ["dim": 32, "layers": 2, "heads": 2, "mlp-hidden": 48, "context": 32, "batch-size": 4,
                               "vocab-size": 512, "steps": 30, "eval-every": 10, "eval-windows": 8, "sample-tokens": 0,
                               "log-every": 10]
-            seedList = [1, 2]; gpt = [3e-3]; ngpt = [6e-3]
+            seedList = [1, 2]; gpt = [1.2e-2]; ngpt = [6.4e-2]   // the default rules at d 32
         default:
             throw ValidationError("--preset must be default or tiny, got \(preset)")
         }

@@ -36,7 +36,7 @@ import Training
             #expect(out.contains("--\(key.name) <"), "--\(key.name) missing from the help")
             #expect(out.contains("(default: \(key.defaultText))"), "default of --\(key.name) missing")
         }
-        #expect(out.contains("(default: \(NGPTModel.recipe.learningRate) for ngpt, \(GPTModel.recipe.learningRate) for gpt)"))
+        #expect(out.contains("(default: \(NGPTModel.recipe.learningRateRule) for ngpt, \(GPTModel.recipe.learningRateRule) for gpt)"))
     }
 
     /// Flags, JSON settings and the stored config all go through the one table.

@@ -144,6 +144,21 @@ enum Fixture {
         #expect(c.decay == 0.1 && c.warmupSteps == c.steps / 20)
     }
 
+    /// Default learning rates follow the width by the rules the sweeps support (docs/lr-sweeps/).
+    @Test func defaultLearningRatesFollowTheWidth() {
+        var c = TrainConfig()
+        c.model = .ngpt
+        #expect(abs(c.peakLR - 8e-3) < 1e-15)                      // config S, d 256: the sweep's best
+        c.dim = 64
+        #expect(abs(c.peakLR - 3.2e-2) < 1e-12)                    // × 256/64
+        c.model = .gpt
+        #expect(abs(c.peakLR - 6e-3) < 1e-12)                      // 1.5e-3 × 256/64
+        c.dim = 256
+        #expect(abs(c.peakLR - 1.5e-3) < 1e-15)
+        c.lr = 2e-3
+        #expect(c.peakLR == 2e-3)                                  // an explicit --lr wins
+    }
+
     @Test func scheduleShapes() {
         let s = LRSchedule(peak: 1e-3, minLR: 1e-4, warmup: 10, steps: 110)
         #expect(abs(s.lr(at: 0) - 1e-4) < 1e-12)        // linear from 0: (0+1)/10 of the peak
