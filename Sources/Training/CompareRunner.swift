@@ -204,7 +204,7 @@ public final class CompareRunner {
             verdict: Verdict.text(gptFinals: perSeed.map(\.gptFinal), ngptFinals: perSeed.map(\.ngptFinal)),
             ladder: ladderRuns, ladderSpeedup: ladderValues.isEmpty ? nil : ladderValues.reduce(0, +) / Double(ladderValues.count),
             secondsTotal: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9,
-            machine: "\(ProcessInfo.processInfo.activeProcessorCount) cores; \(Threads.startupLine)",
+            machine: "\(ProcessInfo.processInfo.activeProcessorCount) cores; \(GEMM.withPrecision(c.gemmPrecision) { Threads.startupLine })",
             date: ISO8601DateFormatter().string(from: Date()), command: options.command)
         try writeOutputs(summary, curves: curves, gptLR: gptLR, ngptLR: ngptLR, config: c)
         return summary
@@ -280,7 +280,10 @@ public final class CompareRunner {
         }
         let ext = havePNG ? "png" : "svg"
         r += "\n![validation loss vs step](loss-vs-step.\(ext))\n\n![validation loss vs time](loss-vs-time.\(ext))\n\n"
-        r += "## How it was run\n\n```\n\(s.command)\n```\n\n- Machine: \(s.machine)\n- Date: \(s.date)\n- Total time: \(formatDuration(s.secondsTotal))\n"
+        var trained: [String: Double] = [:]   // every run once: its steps × seconds per step
+        for run in s.lrSweep + s.runs + s.ladder { trained[run.directory] = Double(run.steps) * run.secondsPerStep }
+        r += "## How it was run\n\n```\n\(s.command)\n```\n\n- Machine: \(s.machine)\n- Date: \(s.date)\n"
+        r += "- Training time of the \(trained.count) runs (evaluations excluded): \(formatDuration(trained.values.reduce(0, +))); this invocation: \(formatDuration(s.secondsTotal)) (finished runs are reused)\n"
         r += "- Method: both arms see the same data order (same seed), tokenizer, batch, context, budget and validation windows; GPT uses AdamW with weight decay \(ModelKind.gpt.recipe.weightDecay) and \(ModelKind.gpt.recipe.warmupPercent) % warmup, nGPT Adam without decay or warmup with renormalisation; both decay by a cosine to \(c.minLr) and clip the gradient norm at \(c.gradClip == 0 ? "∞ (off)" : "\(c.gradClip)"). s* is the first step at which nGPT's validation curve, linearly interpolated between evaluations, reaches the GPT's final loss of the same seed.\n"
         return r
     }
