@@ -134,6 +134,9 @@ public enum DataPreparation {
             stats.sourcesEncoded = encoded.sources
             stats.bytesEncoded = encoded.bytes
             stats.encodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - encodeStarted) / 1e9
+            guard state.trainTokens + state.validationTokens > 0 else {
+                throw UserError("corpus \(corpusPath) holds no text to train on (its files are empty, or every line was invalid UTF-8)")
+            }
             guard state.trainTokens > 0 else {
                 throw UserError("the validation split took the whole corpus (\(state.validationTokens) tokens); use a smaller --val-tokens or add text")
             }
@@ -314,6 +317,9 @@ public enum DataPreparation {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             log.progress(String(format: "reading the tokenizer's sample: %@ of %@, %.0f MB/s", formatBytes(read), formatBytes(min(budget, total - head)),
                                 Double(read) / 1e6 / max(seconds, 1e-9)))
+        }
+        guard sample.contains(where: { !$0.isWhitespace }) else {
+            throw UserError("corpus \(options.corpus ?? root) holds no text to train a tokenizer on (its files are empty, or every line was invalid UTF-8)")
         }
         log.line("training a \(options.tokenizer.modelType.rawValue) tokenizer, vocab \(options.tokenizer.vocabSize), on \(formatBytes(sample.utf8.count)) sampled from \(formatBytes(total))…")
         let ticker = Ticker(every: 1) { seconds in log.progress("training the tokenizer: \(formatDuration(seconds)) (SentencePiece reports no progress)") }

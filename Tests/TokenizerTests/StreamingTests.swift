@@ -392,6 +392,10 @@ func message(_ body: () throws -> Void) -> String {
         try refused("zz.jsonl", Array("{\"text\": \"fine\"}\n{\"content\": \"where is it\"}\n".utf8), "zz.jsonl line 2: the record has no \"text\" field")
         let gz = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path + "/doc1.txt.gz")))
         try refused("zz.txt.gz", Array(gz.prefix(gz.count - 40)), "is truncated")
+        // a corpus with no text
+        try FileManager.default.createDirectory(atPath: dir + "/empty", withIntermediateDirectories: true)
+        try AtomicFile.write("", to: dir + "/empty/a.txt")
+        #expect(message { _ = try DataPreparation.prepare(options(dir + "/empty", dir + "/d2"), context: 32) }.contains("holds no text"))
         // invalid UTF-8 lines are skipped and counted
         try AtomicFile.write(Array("good line\n".utf8) + [0xFF, 0xFE, 0x0A] + Array("another\n".utf8), to: path + "/zz-latin.txt")
         let skipped = try DataPreparation.prepare(options(path, dir + "/d"), context: 32)
