@@ -65,7 +65,6 @@ struct ChunkText {
                 let line = task.bytes[start..<end]
                 if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
                 let here = location(line: index, byte: start)
-                let fieldName = String(decoding: textField, as: UTF8.self)
                 switch line.withUnsafeBufferPointer({ JSONLine.field(textField, in: $0) }) {
                 case .value(let raw):
                     let text = Self.unixLineEnds(raw[...])
@@ -77,9 +76,11 @@ struct ChunkText {
                 case .invalidText:
                     skip(here)
                 case .missing(let keys):
+                    let fieldName = String(decoding: textField, as: UTF8.self)
                     let seen = keys.isEmpty ? "it has no fields" : "its fields: " + keys.prefix(8).joined(separator: ", ")
                     throw UserError("\(here): the record has no \"\(fieldName)\" field (\(seen)); pass --text-field with the field that holds the text")
                 case .notAString:
+                    let fieldName = String(decoding: textField, as: UTF8.self)
                     throw UserError("\(here): the \"\(fieldName)\" field is not a string; pass --text-field with the field that holds the text")
                 case .malformed(let at):
                     throw UserError("\(here): not a JSON object (malformed at column \(at + 1)); a .jsonl file holds one JSON object per line")

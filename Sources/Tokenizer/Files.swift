@@ -63,13 +63,14 @@ public final class MappedFile: @unchecked Sendable {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
 
-    /// Unmaps the pages of the first `offset` bytes from this process (they stay in the page cache and come back on
-    /// the next read): a pass over a large file need not keep it resident.
-    public func dropPages(before offset: Int) {
+    /// Unmaps the pages from the one holding `range`'s start up to the last whole page before its end, from this
+    /// process (they stay in the page cache and come back on the next read): a pass over a large file, handing back
+    /// what it has read, need not keep the file resident.
+    public func dropPages(_ range: Range<Int>) {
         guard let base = bytes.baseAddress else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let length = min(offset, bytes.count) / page * page
-        if length > 0 { madvise(UnsafeMutableRawPointer(mutating: base), length, MADV_DONTNEED) }
+        let start = range.lowerBound / page * page, end = min(range.upperBound, bytes.count) / page * page
+        if end > start { madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED) }
     }
 }
 

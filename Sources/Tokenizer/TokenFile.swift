@@ -122,7 +122,7 @@ public final class MappedTokens: @unchecked Sendable {
                 m = max(m, Int(lanes.max()))
             }
             while i < end { m = max(m, Int(UInt32(bitPattern: self[i]))); i += 1 }
-            file.dropPages(before: TokenFile.headerSize + end * header.width)
+            file.dropPages((TokenFile.headerSize + start * header.width)..<(TokenFile.headerSize + end * header.width))
         }
         return m
     }

@@ -9,7 +9,13 @@ public final class ProgressPrinter: @unchecked Sendable {
     /// Prints nothing (the processes of a data-parallel job other than rank 0).
     public var silent = false
 
-    public init(isTerminal: Bool = isatty(STDOUT_FILENO) != 0) { self.isTerminal = isTerminal }
+    private let output: FileHandle
+
+    /// Writes to standard output by default; `ngpt-train prepare` writes its progress to standard error.
+    public init(output: FileHandle = .standardOutput, isTerminal: Bool? = nil) {
+        self.output = output
+        self.isTerminal = isTerminal ?? (isatty(output.fileDescriptor) != 0)
+    }
 
     /// A line that stays (config table, evaluation results, messages).
     public func line(_ text: String) {
@@ -32,7 +38,7 @@ public final class ProgressPrinter: @unchecked Sendable {
     public func finish() { if liveLineShown { write("\n"); liveLineShown = false } }
 
     private func write(_ s: String) {
-        FileHandle.standardOutput.write(Data(s.utf8))
+        output.write(Data(s.utf8))
     }
 }
 

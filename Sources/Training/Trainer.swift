@@ -117,9 +117,11 @@ public final class Trainer {
         let batches = try BatchSource(tokens: data.train, config: config, rank: world?.rank ?? 0)
         let evaluation = try EvaluationRound(model: model, data: data, config: config, samples: writes)
         let curves = directory.map { CurvesWriter(directory: $0.path) }
-        let observers: [TrainingObserver] = directory.map {
-            [ProgressLine(printer: printer, flopsPerToken: config.modelConfig.trainingFlopsPerToken), MetricsRecorder(directory: $0, model: model)]
-        }.map { $0 + [curves!] } ?? []
+        var observers: [TrainingObserver] = []
+        if let directory, let curves {
+            observers = [ProgressLine(printer: printer, flopsPerToken: config.modelConfig.trainingFlopsPerToken),
+                         MetricsRecorder(directory: directory, model: model), curves]
+        }
         let schedule = LRSchedule(config)
         var timer = StepTimer()
         let startStep = state.step

@@ -86,18 +86,14 @@ struct Prepare: ParsableCommand {
     func run() throws {
         Threads.configure(threads: threads)
         printError(Threads.startupLine)
-        let live = isatty(STDERR_FILENO) != 0
+        let printer = ProgressPrinter(output: .standardError)
         let periodic = Throttle(seconds: 30)
-        let shown = LiveLine()
         let stop = StopRequest(action: "stopping after this batch of chunks; the next run continues from the last saved point")
         stop.install()
-        let log = PrepareLog(line: { shown.clear(); printError($0) },
-                             progress: { text in
-                                 if live { shown.show(text) } else if periodic.due() { printError(text) }
-                             },
+        let log = PrepareLog(line: { printer.line($0) }, progress: { printer.progress($0, periodic: periodic.due()) },
                              stopRequested: { stop.requested })
-        let prepared = try DataPreparation.prepare(data.options, context: context, log: log)
-        shown.clear()
+        let prepared: PreparedData
+        do { defer { printer.finish() }; prepared = try DataPreparation.prepare(data.options, context: context, log: log) }
         let s = prepared.stats
         let encoded = s.sourcesEncoded == 0 ? "reused" : String(format: "%d of %d files encoded now, %@ in %@: %.1f MB/s on %d thread%@",
             s.sourcesEncoded, s.sources, formatBytes(s.bytesEncoded), formatDuration(s.encodeSeconds),
@@ -116,20 +112,5 @@ struct Prepare: ParsableCommand {
         }
         let width = rows.map(\.0.count).max() ?? 0
         for (k, v) in rows { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
-    }
-}
-
-/// The live progress line on stderr (a terminal): rewritten in place, cleared before a line that stays.
-final class LiveLine: @unchecked Sendable {
-    private let lock = NSLock()
-    private var shown = false
-    func show(_ text: String) {
-        lock.lock(); defer { lock.unlock() }
-        FileHandle.standardError.write(Data(("\r\u{1B}[2K" + text).utf8))
-        shown = true
-    }
-    func clear() {
-        lock.lock(); defer { lock.unlock() }
-        if shown { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)); shown = false }
     }
 }
