@@ -124,11 +124,24 @@ extension LanguageModel {
     public func makeDecoder() -> TokenDecoder { makeDecoder(precision: .fp32) }
 }
 
+/// A model of `config`, initialised with seed 0. Validates the configuration and checks that the model fits in
+/// the memory available before anything is allocated (training checks its larger estimate before this).
 public func makeModel(_ config: ModelConfig) throws -> LanguageModel {
     try config.validate()
+    try AvailableMemory.check(needed: config.modelBytes, what: "a \(config.kind.displayName) of this size",
+                              parts: "\(config.parameterCount) parameters with their gradients, activations and caches",
+                              fix: "it cannot be loaded on this machine")
     let model = config.kind.modelType.init(config: config)
     model.initialize(seed: 0)
     return model
+}
+
+extension ModelConfig {
+    /// Bytes a model of this configuration allocates to evaluate and sample (no optimiser): parameters and their
+    /// gradient buffer, the working buffers at batch 1, the decoder's caches and the RoPE table.
+    public var modelBytes: Int {
+        4 * (2 * parameterCount + kind.modelType.workingFloats(self, batch: 1) + 2 * layers * context * dim + context * headDim)
+    }
 }
 
 /// The matrices every Transformer here has, by role ([rows, d] each, rows as in `ParameterLayout`).

@@ -20,22 +20,55 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     public var headDim: Int { dim / heads }
 
-    /// Throws a one-line error naming the first invalid field.
-    public func validate() throws {
-        for (name, value) in [("vocab size", vocabSize), ("dim", dim), ("layers", layers), ("heads", heads),
-                              ("MLP hidden", mlpHidden), ("context", context)] where value <= 0 {
-            throw UserError("\(name) must be positive, got \(value)")
+    /// The largest value each size may take: far beyond what trains on a CPU, small enough that no product of
+    /// sizes the models compute can overflow (`validate` also bounds the products) and that a layout is cheap to
+    /// build. A file or flag past one is refused before anything is allocated.
+    public static let limits = (vocabSize: 1 << 20, dim: 1 << 16, layers: 1 << 12, mlpHidden: 1 << 18, context: 1 << 20)
+
+    /// How `validate` names the fields: as flags (`--dim`) for a configuration the user typed, or as keys (`dim`)
+    /// for one read from a file, whose reader says which file.
+    public enum FieldNames: Sendable { case flags, keys }
+
+    /// Throws a one-line error naming the first invalid field: a size that is not positive or is past its limit,
+    /// a head count that does not divide the width into an even head size, or sizes whose products could
+    /// overflow (`floatBound`). Cheap for any values, so it runs before anything is built from them.
+    public func validate(naming: FieldNames = .flags) throws {
+        func name(_ key: String) -> String { naming == .flags ? "--" + key : key }
+        let limits = Self.limits
+        for (key, value, limit) in [("vocab-size", vocabSize, limits.vocabSize), ("dim", dim, limits.dim), ("layers", layers, limits.layers),
+                                    ("heads", heads, dim), ("mlp-hidden", mlpHidden, limits.mlpHidden), ("context", context, limits.context)] {
+            guard value > 0 else { throw UserError("\(name(key)) must be positive, got \(value)") }
+            guard value <= max(limit, 1) else { throw UserError("\(name(key)) \(value) is too large (at most \(limit)\(key == "heads" ? ", the width" : ""))") }
         }
         guard dim % 2 == 0 else {
-            throw UserError("--dim \(dim) is odd, but every head's size dim/heads must be even (RoPE rotates pairs); use --dim \(dim - 1) or \(dim + 1)")
+            throw UserError("\(name("dim")) \(dim) is odd, but every head's size dim/heads must be even (RoPE rotates pairs); use \(name("dim")) \(dim - 1) or \(dim + 1)")
         }
         guard dim % heads == 0 else {
-            throw UserError("--heads \(heads) must divide --dim \(dim) into an even head size; e.g. --heads \(Self.headsNear(dim, heads))")
+            throw UserError("\(name("heads")) \(heads) must divide \(name("dim")) \(dim) into an even head size; e.g. \(name("heads")) \(Self.headsNear(dim, heads))")
         }
         guard headDim % 2 == 0 else {
-            throw UserError("the head size dim/heads = \(headDim) must be even (RoPE rotates pairs); e.g. --heads \(Self.headsNear(dim, heads))")
+            throw UserError("the head size dim/heads = \(headDim) must be even (RoPE rotates pairs); e.g. \(name("heads")) \(Self.headsNear(dim, heads))")
         }
-        guard vocabSize <= Int(Int32.max) else { throw UserError("vocab size \(vocabSize) is too large") }
+        guard floatBound(batch: 1) <= Self.maxFloats else {
+            throw UserError(String(format: "this model is too large to build (about %.1e parameters and activations); lower %@, %@ or %@",
+                                   floatBound(batch: 1), name("layers"), name("dim"), name("context")))
+        }
+    }
+
+    /// No buffer count may exceed 2^50 floats (4 PB): past any machine's memory, far below Int's range.
+    public static let maxFloats = Double(1 << 50)
+
+    /// An upper bound, in Double (it cannot overflow), of every float count a model of this configuration
+    /// allocates or computes when it trains or evaluates `batch` sequences: parameters with gradients and both
+    /// moments, every activation of every layer with its gradient (attention's [T, T] scores per head included),
+    /// the logits, the decoder's caches, the RoPE table. Each size the models multiply out is one term of it, so a
+    /// configuration under `maxFloats` computes no Int product that overflows.
+    public func floatBound(batch: Int) -> Double {
+        let (v, d, l, h, f, t, b) = (Double(vocabSize), Double(dim), Double(layers), Double(heads), Double(mlpHidden),
+                                     Double(context), Double(max(batch, 1)))
+        let parameters = 2 * v * d + v + (l + 1) * (4 * d * d + 3 * f * d + 4 * d + 2 * f)
+        let activations = b * t * ((l + 1) * (32 * d + 16 * f + 4 * h * t) + 4 * v)
+        return 8 * parameters + 4 * activations + 4 * (l + 1) * t * d + t * d
     }
 
     /// The head count nearest `k` that divides an even `dim` into an even head size (dim/2 always does).

@@ -28,11 +28,10 @@ public struct SafeTensors {
 
     // MARK: Reading
 
+    /// Reads a regular file whole (it is refused when larger than the memory available to hold it).
     public init(path: String) throws {
-        guard let d = FileManager.default.contents(atPath: path) else {
-            throw UserError("cannot read \(path) (missing or unreadable)")
-        }
-        do { try self.init(bytes: [UInt8](d)) } catch let e as UserError {
+        let bytes = try InputFile.read(path, what: "checkpoint", limit: AvailableMemory.bytes() ?? Int.max)
+        do { try self.init(bytes: bytes) } catch let e as UserError {
             throw UserError("\(path): \(e.message)")
         }
     }
@@ -76,7 +75,8 @@ public struct SafeTensors {
             let (numel, overflow) = dims.reduce((1, false)) { acc, x in
                 let r = acc.0.multipliedReportingOverflow(by: x); return (r.partialValue, acc.1 || r.overflow)
             }
-            guard !overflow, end - begin == numel * size else {
+            let bytes = numel.multipliedReportingOverflow(by: size)
+            guard !overflow, !bytes.overflow, end - begin == bytes.partialValue else {
                 throw UserError("tensor \"\(key)\": \(end - begin) bytes for shape \(dims) of \(dtype)")
             }
             entries[key] = Entry(dtype: dtype, shape: dims, begin: begin, end: end)

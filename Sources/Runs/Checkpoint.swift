@@ -62,8 +62,12 @@ public enum Checkpoint {
                                             "ngpt.val_loss", "ngpt.wall_seconds", "ngpt.tokenizer_sha256", "ngpt.tokenizer_path",
                                             "ngpt.data_sha256", "ngpt.adam_step"]
 
-    /// Reads a checkpoint's metadata and checks it is an ngpt checkpoint.
-    public static func read(_ file: SafeTensors, path: String) throws -> CheckpointState {
+    /// Reads a checkpoint's metadata and checks, before anything is built from it, that it is an ngpt
+    /// checkpoint of a valid model: the sizes in `ngpt.model` pass `ModelConfig.validate` (bounded, divisible,
+    /// products that cannot overflow) and every tensor the model needs (with both Adam moments when `moments`)
+    /// is there, F32, of the layout's shape. A model then built from `model` allocates no more than the file
+    /// holds, plus activations the memory check bounds. Every refusal names `path`.
+    public static func read(_ file: SafeTensors, path: String, moments: Bool = false) throws -> CheckpointState {
         let m = file.metadata
         func need(_ key: String) throws -> String {
             guard let v = m[key] else { throw UserError("\(path) is not an ngpt checkpoint (no \(key) in its metadata)") }
@@ -73,15 +77,68 @@ public enum Checkpoint {
         do { model = try JSONDecoder().decode(ModelConfig.self, from: Data(try need("ngpt.model").utf8)) } catch let e as UserError {
             throw e
         } catch {
-            throw UserError("\(path) has an unreadable model configuration in its metadata (\(error))")
+            throw UserError("\(path) has an unreadable model configuration in its metadata (ngpt.model is not the JSON of a model's sizes); the file is damaged or not from ngpt")
         }
-        guard let step = Int(try need("ngpt.step")), let tokens = Int(try need("ngpt.tokens")) else {
-            throw UserError("\(path) has a corrupt step count in its metadata")
+        do { try model.validate(naming: .keys) } catch let e as UserError {
+            throw UserError("\(path) has an invalid model configuration in its metadata: \(e.message); the file is damaged or not from ngpt")
+        }
+        guard let step = Int(try need("ngpt.step")), let tokens = Int(try need("ngpt.tokens")), step >= 0, tokens >= 0 else {
+            throw UserError("\(path) has a corrupt step or token count in its metadata")
+        }
+        try checkTensors(file, layout: ParameterLayout(config: model), moments: moments, path: path)
+        if moments {
+            guard let s = m["ngpt.adam_step"].flatMap(Int.init), s >= 0 else {
+                throw UserError("\(path) has no valid optimiser step count (ngpt.adam_step) in its metadata")
+            }
         }
         return CheckpointState(model: model, step: step, tokens: tokens, bestValLoss: Double(m["ngpt.best_val_loss"] ?? "") ?? .infinity,
                                valLoss: Double(m["ngpt.val_loss"] ?? "") ?? .nan, wallSeconds: Double(m["ngpt.wall_seconds"] ?? "") ?? 0,
                                tokenizerSHA256: m["ngpt.tokenizer_sha256"] ?? "", dataSHA256: m["ngpt.data_sha256"] ?? "",
                                extra: m.filter { !standardKeys.contains($0.key) })
+    }
+
+    /// Every tensor of `layout` (and its `opt.m.`/`opt.v.` moments when `moments`) is in the file as F32 of its
+    /// shape; checked on the header alone, before a model is allocated or a byte copied.
+    static func checkTensors(_ file: SafeTensors, layout: ParameterLayout, moments: Bool, path: String) throws {
+        for t in layout.tensors {
+            for name in moments ? [t.name, "opt.m." + t.name, "opt.v." + t.name] : [t.name] {
+                guard let e = file.entries[name] else {
+                    throw UserError("\(path) lacks tensor \(name) (incomplete or from another model)")
+                }
+                guard e.shape == t.shape, e.dtype == "F32" else {
+                    throw UserError("\(path): tensor \(name) is \(e.dtype) \(e.shape), the model needs F32 \(t.shape)")
+                }
+            }
+        }
+    }
+
+    /// The checkpoint a reader takes from `path`: the file itself, or in a run directory its best checkpoint by
+    /// validation loss, else its latest. While a `--force` run has moved the previous run's files aside and not
+    /// yet written its own first checkpoint, they wait in `DIR/.replaced/` with their tokenizer, and readers take
+    /// them from there: a run directory is never without a readable checkpoint. Nil when there is none.
+    public static func locate(_ path: String) -> String? {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return nil }
+        guard isDirectory.boolValue else { return path }
+        let candidates = [path, path + "/" + replacedDirectory].flatMap { [$0 + "/best.safetensors", $0 + "/latest.safetensors"] }
+        return candidates.first { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    /// Where a `--force` run keeps the run it replaces until its own first checkpoint.
+    public static let replacedDirectory = ".replaced"
+
+    /// Reads the checkpoint at `path` (a file or a run directory, see `locate`) with `body`. A reader that races a
+    /// `--force` run's first checkpoint may find the file it chose gone (the old run is deleted right after):
+    /// then it looks again, and takes the new run's checkpoint.
+    public static func reading<T>(_ path: String, missing: () -> UserError, _ body: (String) throws -> T) throws -> T {
+        var attempt = 0
+        while true {
+            guard let file = locate(path) else { throw missing() }
+            do { return try body(file) } catch {
+                attempt += 1
+                if attempt >= 3 || FileManager.default.fileExists(atPath: file) { throw error }
+            }
+        }
     }
 
     /// Loads weights (and moments when `optimizer` is given) into a model of the checkpoint's architecture,

@@ -16,31 +16,28 @@ public struct LoadedModel {
 
     /// `path` is a run directory (its best checkpoint by validation loss, else its latest) or a .safetensors file.
     /// The tokenizer is `tokenizerPath`, or the `tokenizer.model` beside the checkpoint.
-    public static func load(checkpoint path: String, tokenizer tokenizerPath: String? = nil) throws -> LoadedModel {
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: path, isDirectory: &isDir) else {
+    /// `tokenizerFlag` is the flag that names another tokenizer in the calling tool, if it has one (for messages).
+    public static func load(checkpoint path: String, tokenizer tokenizerPath: String? = nil, tokenizerFlag: String? = nil) throws -> LoadedModel {
+        guard FileManager.default.fileExists(atPath: path) else {
             throw UserError("checkpoint not found: \(path) (pass a run directory from ngpt-train or a .safetensors file)")
         }
-        var file = path
-        if isDir.boolValue {
-            let best = path + "/best.safetensors", latest = path + "/latest.safetensors"
-            guard let found = [best, latest].first(where: { fm.fileExists(atPath: $0) }) else {
-                throw UserError("\(path) holds no best.safetensors or latest.safetensors; train first with ngpt-train --out \(path)")
-            }
-            file = found
-        }
+        let missing = UserError("\(path) holds no best.safetensors or latest.safetensors; train first with ngpt-train --out \(path)")
+        return try Checkpoint.reading(path, missing: { missing }) { file in try load(file: file, tokenizer: tokenizerPath, tokenizerFlag: tokenizerFlag) }
+    }
+
+    static func load(file: String, tokenizer tokenizerPath: String?, tokenizerFlag: String?) throws -> LoadedModel {
         let tensors: SafeTensors
         do { tensors = try SafeTensors(path: file) } catch let e as UserError {
-            throw UserError("cannot read the checkpoint: \(e.message) (corrupt or truncated; try the run's other checkpoint)")
+            throw UserError("cannot load the checkpoint: \(e.message) (corrupt or truncated; try the run's other checkpoint)")
         }
         let state = try Checkpoint.read(tensors, path: file)
-        let model = try makeModel(state.model)
+        let model: LanguageModel
+        do { model = try makeModel(state.model) } catch let e as UserError { throw UserError("\(file): \(e.message)") }
         try Checkpoint.load(tensors, into: model, optimizer: nil, path: file)
         let tokPath = tokenizerPath ?? ((file as NSString).deletingLastPathComponent + "/tokenizer.model")
         let tokenizer: SentencePieceModel
         do { tokenizer = try SentencePieceModel(path: tokPath) } catch let e as UserError {
-            throw UserError(e.message + (tokenizerPath == nil ? " (or pass --tokenizer PATH)" : ""))
+            throw UserError(e.message + (tokenizerPath == nil ? tokenizerFlag.map { " (or pass \($0) PATH)" } ?? "" : ""))
         }
         guard tokenizer.vocabSize == state.model.vocabSize else {
             throw UserError("the tokenizer \(tokPath) has \(tokenizer.vocabSize) pieces but the model was trained with \(state.model.vocabSize); pass the run's own tokenizer.model")

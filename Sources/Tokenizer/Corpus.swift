@@ -2,13 +2,13 @@ import Foundation
 import Kernels
 
 public enum Corpus {
+    /// The largest text read whole (texts to score or inspect; corpora stream and have no limit).
+    public static let maxTextBytes = 1 << 30
+
     /// Reads a file as UTF-8 text, with a BOM removed and CRLF/CR line ends made LF. Binary or non-UTF-8 files
     /// are refused with the offset of the first bad byte.
     public static func readText(_ path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw UserError("cannot read \(path) (check that it exists and is readable)")
-        }
-        var bytes = [UInt8](data)
+        var bytes = try InputFile.read(path, what: "text file", limit: maxTextBytes)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
         if let nul = bytes.firstIndex(of: 0) {
             throw UserError("\(path) looks binary (a NUL byte at offset \(nul)); a corpus must be UTF-8 text")

@@ -55,15 +55,11 @@ public enum CorpusFiles {
 
     static func source(root: String, name: String) throws -> CorpusSource {
         let path = root + "/" + name
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else {
-            throw UserError("cannot read corpus file \(path): \(String(cString: strerror(errno))) (fix its permissions or move it out of the corpus)")
-        }
+        // FIFOs, devices and sockets are refused before a read could block or never end.
+        let (fd, _) = try InputFile.open(path, what: "corpus file")
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            throw UserError("corpus file \(path) is not a regular file")
-        }
+        guard fstat(fd, &st) == 0 else { throw UserError("cannot read corpus file \(path): \(String(cString: strerror(errno)))") }
         var magic: [UInt8] = [0, 0]
         let gzip = pread(fd, &magic, 2, 0) == 2 && magic == [0x1F, 0x8B]
         let plainName = name.hasSuffix(".gz") ? String(name.dropLast(3)) : name
@@ -96,8 +92,7 @@ final class SourceReader {
 
     init(path: String, gzip: Bool) throws {
         self.path = path
-        fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw UserError("cannot read corpus file \(path): \(String(cString: strerror(errno)))") }
+        fd = try InputFile.open(path, what: "corpus file").fd
         if gzip {
             let s = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
             s.initialize(to: z_stream())

@@ -62,16 +62,17 @@ public final class SentencePieceModel: @unchecked Sendable {
     /// The serialized model, as loaded (hashed into token caches and copied into run directories).
     public let modelBytes: [UInt8]
 
+    /// The largest .model file read (a 1M-piece model is about 20 MB).
+    public static let maxModelBytes = 1 << 30
+
     /// Loads a `.model` file, including ones trained by other tools.
     public convenience init(path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else {
             throw UserError("tokenizer model not found: \(path) (train one with `ngpt-train prepare`, or pass the path of an existing SentencePiece .model)")
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw UserError("cannot read tokenizer model \(path)")
-        }
+        let data = try InputFile.read(path, what: "tokenizer model", limit: Self.maxModelBytes)
         do {
-            try self.init(bytes: [UInt8](data))
+            try self.init(bytes: data)
         } catch let error as UserError {
             throw UserError("\(path) is not a valid SentencePiece model (\(error.message)); pass a valid .model")
         }

@@ -17,28 +17,25 @@ public struct BaseRun: @unchecked Sendable {
     public var model: ModelConfig { state.model }
 
     public init(_ path: String) throws {
-        self.path = path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        guard FileManager.default.fileExists(atPath: path) else {
             throw UserError("--init-from \(path): not found (pass a run directory from ngpt-train or a .safetensors checkpoint)")
         }
-        var checkpoint = path
-        if isDirectory.boolValue {
-            guard let found = ["best.safetensors", "latest.safetensors"].map({ path + "/" + $0 }).first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-                throw UserError("--init-from \(path) holds no best.safetensors or latest.safetensors; pass a trained run's directory")
-            }
-            checkpoint = found
-        }
+        let missing = UserError("--init-from \(path) holds no best.safetensors or latest.safetensors; pass a trained run's directory")
+        self = try Checkpoint.reading(path, missing: { missing }) { try BaseRun(path: path, checkpoint: $0) }
+    }
+
+    private init(path: String, checkpoint: String) throws {
+        self.path = path
         checkpointPath = checkpoint
         do { file = try SafeTensors(path: checkpoint) } catch let e as UserError {
-            throw UserError("--init-from: cannot read \(checkpoint): \(e.message)")
+            throw UserError("--init-from: cannot load \(checkpoint): \(e.message)")
         }
         state = try Checkpoint.read(file, path: checkpoint)
         tokenizerPath = (checkpoint as NSString).deletingLastPathComponent + "/tokenizer.model"
-        guard let bytes = FileManager.default.contents(atPath: tokenizerPath) else {
+        guard InputFile.isRegular(tokenizerPath) != nil else {
             throw UserError("--init-from \(path): no tokenizer.model beside \(checkpoint); the base run's tokenizer is needed to encode the new corpus")
         }
-        tokenizerBytes = [UInt8](bytes)
+        tokenizerBytes = try InputFile.read(tokenizerPath, what: "tokenizer model", limit: SentencePieceModel.maxModelBytes)
         if !state.tokenizerSHA256.isEmpty, SHA256.hex(SHA256.hash(tokenizerBytes)) != state.tokenizerSHA256 {
             throw UserError("--init-from \(path): \(tokenizerPath) is not the tokenizer \(checkpoint) was trained with; put the run's own tokenizer.model back")
         }

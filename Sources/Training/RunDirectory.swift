@@ -25,6 +25,10 @@ public final class RunDirectory {
     private var hasCheckpoint = false
     /// This run has started writing its files (`begin`).
     private var began = false
+    /// A `--force` run that moved the previous run aside and has not yet written its own first checkpoint: a stop
+    /// now must bring the previous run back rather than replace it with a checkpoint of a run barely begun.
+    public var isReplacing: Bool { movedAside && !hasCheckpoint }
+    private var movedAside = false
     private var metrics: FileHandle?
 
     public var latestCheckpoint: String { path + "/latest.safetensors" }
@@ -33,7 +37,7 @@ public final class RunDirectory {
     public var metricsPath: String { path + "/metrics.jsonl" }
     public var configPath: String { path + "/config.json" }
     var lockPath: String { path + "/.lock" }
-    var replacedPath: String { path + "/.replaced" }
+    var replacedPath: String { path + "/" + Checkpoint.replacedDirectory }
     /// The files a run writes (what `--force` replaces).
     var runFiles: [String] { ["config.json", "tokenizer.model", "latest.safetensors", "best.safetensors", "metrics.jsonl"] }
 
@@ -121,11 +125,14 @@ public final class RunDirectory {
         do { file = try SafeTensors(path: path) } catch let e as UserError {
             throw UserError("cannot resume: \(e.message) (the checkpoint is corrupt; best.safetensors may still be usable)")
         }
-        let state = try Checkpoint.read(file, path: path)
+        let state = try Checkpoint.read(file, path: path, moments: true)
         guard let stored = state.extra[TrainingMetadata.configKey] else {
             throw UserError("\(path) is not a training checkpoint (no \(TrainingMetadata.configKey) in its metadata); start a new run with --out")
         }
-        let config = try TrainConfig.fromJSON(stored)
+        let config: TrainConfig
+        do { config = try TrainConfig.fromJSON(stored) } catch let e as UserError {
+            throw UserError("\(path) holds an invalid training configuration (\(TrainingMetadata.configKey)): \(e.message)")
+        }
         let foreign = "\(path) does not belong to the run in \(self.path)"
         guard config.modelConfig == state.model else {
             throw UserError("\(foreign): its configuration and its model disagree; put the run's own checkpoint back or start a new run")
@@ -153,6 +160,7 @@ public final class RunDirectory {
                 for name in runFiles where fm.fileExists(atPath: path + "/" + name) {
                     try fm.moveItem(atPath: path + "/" + name, toPath: replacedPath + "/" + name)
                 }
+                movedAside = true
             } catch {
                 restoreReplaced()
                 throw UserError("cannot move the previous run in \(path) aside (\(error.localizedDescription)); check the directory's permissions")

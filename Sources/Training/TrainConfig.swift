@@ -57,12 +57,25 @@ public struct TrainConfig: Equatable, Sendable {
                     tokenizerModel: tokenizer, textField: textField, validationTokens: valTokens)
     }
 
+    /// The largest step count, evaluation period or log period (a bound, so that no count overflows).
+    static let countLimit = 1 << 40
+
     /// Checks every value; the message names the flag.
     public func validate() throws {
         try modelConfig.validate()
-        func positive(_ key: String, _ v: Int) throws { if v <= 0 { throw UserError("--\(key) must be positive, got \(v)") } }
-        try positive("batch-size", batchSize); try positive("grad-accum", gradAccum); try positive("steps", steps)
-        try positive("eval-every", evalEvery); try positive("eval-windows", evalWindows); try positive("log-every", logEvery)
+        func positive(_ key: String, _ v: Int, atMost limit: Int = Self.countLimit) throws {
+            if v <= 0 { throw UserError("--\(key) must be positive, got \(v)") }
+            if v > limit { throw UserError("--\(key) \(v) is too large (at most \(limit))") }
+        }
+        try positive("batch-size", batchSize, atMost: 1 << 20); try positive("grad-accum", gradAccum, atMost: 1 << 20)
+        try positive("steps", steps); try positive("eval-every", evalEvery); try positive("eval-windows", evalWindows, atMost: 1 << 20)
+        try positive("log-every", logEvery)
+        guard processes >= 1, processes <= 1 << 16 else { throw UserError("the number of processes must be in 1...65536, got \(processes)") }
+        // Every count below is then an exact Int: tokens per step, tokens over the run, the memory estimate.
+        guard Double(processes) * Double(gradAccum) * Double(batchSize) * Double(context) * Double(steps) <= Double(1 << 60),
+              modelConfig.floatBound(batch: batchSize) <= ModelConfig.maxFloats else {
+            throw UserError("--steps \(steps) × --batch-size \(batchSize) × --grad-accum \(gradAccum) × --context \(context) is too large; lower one of them")
+        }
         guard peakLR > 0, peakLR.isFinite, peakLR < 1 else { throw UserError("--lr must be in (0, 1), got \(peakLR)") }
         guard minLr >= 0, minLr <= peakLR else { throw UserError("--min-lr must be in [0, --lr], got \(minLr)") }
         guard warmupSteps >= 0, warmupSteps <= steps else { throw UserError("--warmup must be in 0...--steps, got \(warmupSteps)") }
@@ -70,11 +83,12 @@ public struct TrainConfig: Equatable, Sendable {
         guard gradClip >= 0 else { throw UserError("--grad-clip must be ≥ 0 (0 disables), got \(gradClip)") }
         guard seed >= 0 else { throw UserError("--seed must be ≥ 0, got \(seed)") }
         guard sampleTokens >= 0, sampleTokens <= context else { throw UserError("--sample-tokens must be in 0...--context, got \(sampleTokens)") }
-        guard threads >= 0 else { throw UserError("--threads must be ≥ 0 (0 = all cores), got \(threads)") }
+        guard threads >= 0, threads <= 1 << 16 else { throw UserError("--threads must be in 0...65536 (0 = all cores), got \(threads)") }
         if let v = valTokens, v <= 0 { throw UserError("--val-tokens must be positive, got \(v)") }
-        guard tokenizerSampleMB > 0 else { throw UserError("--tokenizer-sample-mb must be positive, got \(tokenizerSampleMB)") }
+        guard tokenizerSampleMB > 0, tokenizerSampleMB <= 1 << 20 else {
+            throw UserError("--tokenizer-sample-mb must be in 1...1048576, got \(tokenizerSampleMB)")
+        }
         guard !textField.isEmpty else { throw UserError("--text-field must not be empty") }
-        guard vocabSize <= 1 << 20 else { throw UserError("--vocab-size must be at most 1048576, got \(vocabSize)") }
     }
 
     // MARK: layering: defaults < config file < flags

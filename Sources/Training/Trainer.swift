@@ -106,6 +106,9 @@ public final class Trainer {
             if world.isRoot { printer.line(line) } else { FileHandle.standardError.write(Data((line + "\n").utf8)) }
         }
         let data = try prepareData()
+        if let reason = stop?.requested, resumePoint == nil, writes {
+            throw UserError("\(reason) before training began: \(runDirectory) is left as it was")
+        }
         try directory?.begin(config: config, tokenizer: resumePoint == nil ? data.tokenizer.modelBytes : nil)
         if !quiet { printConfiguration(data) }
         let (model, optimizer, resumed) = try makeModel()
@@ -139,6 +142,9 @@ public final class Trainer {
             var reason = stop?.requested ?? (stopAfter.map { state.step - startStep >= $0 } == true ? "--stop-after" : nil)
             if let world, world.any(reason != nil) { reason = reason ?? "a stop request to another process" }   // every process stops together
             if let reason {
+                if directory?.isReplacing == true {
+                    throw UserError("\(reason) before the new run's first checkpoint: the previous run in \(runDirectory) is restored unchanged (nothing was replaced)")
+                }
                 try save(state, best: false)
                 printer.finish()
                 return summary(state, tokensPerSecond: timer.tokensPerSecond(config.tokensPerStep), interrupted: reason)

@@ -56,7 +56,7 @@ struct NGPTSample: Tool {
     func run() throws {
         Threads.configure(threads: threads)
         printError(Threads.startupLine)
-        let loaded = try LoadedModel.load(checkpoint: checkpoint, tokenizer: tokenizer)
+        let loaded = try LoadedModel.load(checkpoint: checkpoint, tokenizer: tokenizer, tokenizerFlag: "--tokenizer")
         if let w = loaded.tokenizerWarning { printError(w) }
         printError("\(loaded.model.config.kind.rawValue) from \(loaded.checkpointPath) (step \(loaded.step))")
         if let path = perplexity {
@@ -69,7 +69,11 @@ struct NGPTSample: Tool {
         let promptText: String
         if let p = prompt { promptText = p }
         else if let f = promptFile { promptText = try readText(f) }
-        else if isatty(STDIN_FILENO) == 0 { promptText = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
+        else if isatty(STDIN_FILENO) == 0 {
+            let bytes = try InputFile.readStream(STDIN_FILENO, what: "the prompt on standard input", limit: Self.maxPromptBytes)
+            guard let text = String(validating: bytes, as: UTF8.self) else { throw UserError("the prompt on standard input is not UTF-8 text") }
+            promptText = text
+        }
         else { promptText = "" }
         let generator = Generator(model: loaded.model, tokenizer: loaded.tokenizer, precision: precision)
         let (ids, dropped) = try generator.promptIds(promptText)
@@ -90,10 +94,11 @@ struct NGPTSample: Tool {
         printError(String(format: "%d tokens in %.2f s (%.0f tokens/s)", totalTokens, totalSeconds, Double(totalTokens) / max(totalSeconds, 1e-9)))
     }
 
+    /// A prompt is cut to the context anyway; more than this on standard input is a mistake (`< /dev/zero`).
+    static let maxPromptBytes = 16 << 20
+
     func readText(_ path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else { throw UserError("cannot read \(path)") }
-        guard let text = String(validating: data, as: UTF8.self) else { throw UserError("\(path) is not UTF-8 text") }
-        return text
+        try InputFile.text(path, what: "text file", limit: 1 << 30)
     }
 }
 
