@@ -32,11 +32,17 @@ public enum Threads {
     public static var count: Int { budget }
 
     /// Sets the budget (nil or 0 means every core) and hands it to OpenBLAS. Call once at start-up.
+    /// A request above the cores is capped to them (the start-up line says so): more threads than cores only
+    /// make the spinning workers contend.
     public static func configure(threads: Int? = nil) {
         let wanted = threads.flatMap { $0 > 0 ? $0 : nil } ?? maxWorkers
         budget = min(max(1, wanted), maxWorkers)
+        cappedRequest = wanted > maxWorkers ? wanted : nil
         openblas_set_num_threads(Int32(budget))
     }
+
+    /// The `--threads` value that was capped to the cores, if one was.
+    nonisolated(unsafe) public private(set) static var cappedRequest: Int?
 
     /// OpenBLAS' kernel family, e.g. "Haswell" or "Cooperlake" (it follows OPENBLAS_CORETYPE when set).
     public static var blasCoreName: String {
@@ -47,6 +53,7 @@ public enum Threads {
     /// One line for the start-up log of every executable: the CPU, the GEMM path and the thread budget.
     public static var startupLine: String {
         "\(GEMM.cpuModel); GEMM \(GEMM.description); thread budget \(budget) of \(maxWorkers) cores"
+            + (cappedRequest.map { " (--threads \($0) is more than the cores: capped)" } ?? "")
     }
 
     /// Runs `body` over contiguous chunks of `0..<count`, in parallel when `count * workPerItem` is at least

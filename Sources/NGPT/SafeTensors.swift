@@ -45,8 +45,8 @@ public struct SafeTensors {
         guard headerEnd <= bytes.count else { throw UserError("truncated: header needs \(n) bytes, file has \(bytes.count - 8)") }
         guard n >= 2, bytes[8] == UInt8(ascii: "{") else { throw UserError("header is not a JSON object") }
         let json: Any
-        do { json = try JSONSerialization.jsonObject(with: Data(bytes[8..<headerEnd])) } catch {
-            throw UserError("header is not valid JSON")
+        do { json = try StrictJSON.parse(Array(bytes[8..<headerEnd]), what: "header") } catch let e as UserError {
+            throw UserError("\(e.message) (the header is not valid JSON)")
         }
         guard let object = json as? [String: Any] else { throw UserError("header is not a JSON object") }
         var meta: [String: String] = [:]

@@ -91,7 +91,8 @@ public final class Generator {
         var stream = StreamingDetokenizer(tokenizer: tokenizer)
         var generated: [Int32] = []
         var text = "", released = 0
-        let holdBack = (stop.map(\.count).max() ?? 1) - 1
+        let stop = stop.filter { !$0.isEmpty }   // an empty stop text would match everywhere: it stops nothing
+        let holdBack = max(0, (stop.map(\.count).max() ?? 1) - 1)
         var stoppedAt: String?
 
         func release(upTo end: Int) {

@@ -15,6 +15,23 @@ public struct CorpusSource: Codable, Equatable, Sendable {
     public var modified: Double
     /// Uncompressed size: exact for plain files, from the gzip trailer (modulo 4 GiB, lifted past the file size) for gzip.
     public var estimatedTextBytes: Int
+    /// `estimatedTextBytes` was measured by decompressing (gzip; plain files are always exact).
+    public var exactTextBytes: Bool = false
+
+    enum CodingKeys: String, CodingKey { case name, format, gzip, bytes, modified, estimatedTextBytes, exactTextBytes }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name); format = try c.decode(Format.self, forKey: .format)
+        gzip = try c.decode(Bool.self, forKey: .gzip); bytes = try c.decode(Int.self, forKey: .bytes)
+        modified = try c.decode(Double.self, forKey: .modified); estimatedTextBytes = try c.decode(Int.self, forKey: .estimatedTextBytes)
+        exactTextBytes = try c.decodeIfPresent(Bool.self, forKey: .exactTextBytes) ?? !gzip   // manifests before it was recorded
+    }
+
+    init(name: String, format: Format, gzip: Bool, bytes: Int, modified: Double, estimatedTextBytes: Int) {
+        self.name = name; self.format = format; self.gzip = gzip; self.bytes = bytes; self.modified = modified
+        self.estimatedTextBytes = estimatedTextBytes; exactTextBytes = !gzip
+    }
 
     /// What identifies the file's content for the caches (not its absolute path: a moved corpus stays cached).
     func sameFile(as other: CorpusSource) -> Bool {
@@ -75,6 +92,38 @@ public enum CorpusFiles {
         }
         let modified = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
         return CorpusSource(name: name, format: format, gzip: gzip, bytes: size, modified: modified, estimatedTextBytes: estimate)
+    }
+}
+
+extension CorpusFiles {
+    /// Gives every gzip source its exact uncompressed size. The gzip trailer holds only the last member's size
+    /// (modulo 4 GiB), so a file of concatenated members would otherwise be taken for a smaller text, and the
+    /// validation split and the tokenizer's sample, both placed by size, would differ from those of the same text
+    /// uncompressed. One decompression pass per file, remembered in the manifest (`known`: same name, size and
+    /// modification time) so that it is paid once.
+    static func measuringGzip(_ sources: [CorpusSource], root: String, known: [CorpusSource], log: PrepareLog) throws -> [CorpusSource] {
+        var out = sources
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        for (i, source) in sources.enumerated() where source.gzip {
+            if let same = known.first(where: { $0.sameFile(as: source) && $0.exactTextBytes }) {
+                out[i].estimatedTextBytes = same.estimatedTextBytes
+                out[i].exactTextBytes = true
+                continue
+            }
+            let reader = try SourceReader(path: root + "/" + source.name, gzip: true)
+            var total = 0
+            while true {
+                if let signal = log.stopRequested() { throw UserError("\(signal): stopped while measuring \(source.name); run the same command again") }
+                let n = try reader.read(into: buffer)
+                if n == 0 { break }
+                total += n
+                log.progress("measuring \(source.name): \(formatBytes(total)) of text")
+            }
+            out[i].estimatedTextBytes = total
+            out[i].exactTextBytes = true
+        }
+        return out
     }
 }
 

@@ -106,7 +106,7 @@ public enum DataPreparation {
         guard options.shardTokens > 0 else { throw UserError("--shard-tokens must be positive, got \(options.shardTokens)") }
         if let v = options.validationTokens, v < 1 { throw UserError("--val-tokens must be positive, got \(v)") }
         let corpusPath = try options.corpus ?? ShakespeareCorpus.ensure(root: options.dataRoot, log: log.line)
-        let (root, sources) = try CorpusFiles.list(corpusPath)
+        let (root, listed) = try CorpusFiles.list(corpusPath)
         let settings = TokenManifest.Settings(textField: options.textField, validationTokens: options.validationTokens,
                                               chunkBytes: chunkBytes, shardTokens: options.shardTokens)
         let cache = try CacheDirectory(options: options, corpusPath: corpusPath)
@@ -115,8 +115,10 @@ public enum DataPreparation {
         defer { lock.release() }
 
         var stats = PrepareStats()
-        stats.sources = sources.count
         let previous = TokenManifest.read(cache.manifest)
+        let known = (previous?.sources ?? []) + (TokenManifest.read(cache.progress)?.sources ?? [])
+        let sources = try CorpusFiles.measuringGzip(listed, root: root, known: known, log: log)
+        stats.sources = sources.count
         if previous == nil, FileManager.default.fileExists(atPath: cache.path + "/train.bin") {
             log.line("the token cache in \(cache.path) was built by an earlier ngpt (train.bin, val.bin); rebuilding it as shards with a manifest")
         }

@@ -182,13 +182,13 @@ public struct TrainConfig: Equatable, Sendable {
         self = inherited
     }
 
-    /// Reads `--config FILE.json`.
+    /// Reads `--config FILE.json`: a JSON object of settings, read strictly (a key given twice, a number out of
+    /// range or a file that is not a regular one is refused, naming the file).
     public static func settings(fromFile path: String) throws -> [String: Any] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw UserError("cannot read config file \(path)")
-        }
-        guard let object = try? JSONSerialization.jsonObject(with: data), let dict = object as? [String: Any] else {
-            throw UserError("config file \(path) is not a JSON object of settings (e.g. {\"steps\": 1000, \"lr\": 0.003})")
+        let bytes = try InputFile.read(path, what: "--config file", limit: 1 << 20)
+        let object = try StrictJSON.parse(bytes, what: "--config file \(path)")
+        guard let dict = object as? [String: Any] else {
+            throw UserError("--config file \(path) is not a JSON object of settings (e.g. {\"steps\": 1000, \"lr\": 0.003})")
         }
         return dict
     }
@@ -206,11 +206,11 @@ public struct TrainConfig: Equatable, Sendable {
     }
 
     public static func fromJSON(_ text: String) throws -> TrainConfig {
-        guard var object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
-            throw UserError("stored config is not a JSON object")
+        guard var object = try StrictJSON.parse(Array(text.utf8), what: "the stored configuration") as? [String: Any] else {
+            throw UserError("the stored configuration is not a JSON object")
         }
         var config = TrainConfig()
-        if let n = object.removeValue(forKey: "processes") as? NSNumber, n.intValue >= 1 { config.processes = n.intValue }
+        if let n = object.removeValue(forKey: "processes") as? NSNumber, let p = Int(exactly: n.doubleValue), p >= 1 { config.processes = p }
         try config.apply(object, source: "stored config")
         return config
     }
@@ -228,7 +228,7 @@ public struct TrainConfig: Equatable, Sendable {
             ("steps", "\(steps)"), ("lr", "\(peakLR) → \(minLr) (cosine)"), ("warmup", "\(warmupSteps) steps"),
             ("weight-decay", "\(decay)"), ("grad-clip", "\(gradClip)"), ("seed", "\(seed)"), ("precision", gemmPrecision.rawValue),
             ("eval", "every \(evalEvery) steps on \(evalWindows) windows; sample \(sampleTokens) tokens"),
-            ("out", out ?? "-"), ("threads", threads == 0 ? "all cores" : "\(threads)"),
+            ("out", out ?? "-"), ("threads", threads == 0 ? "all cores" : threads > Threads.maxWorkers ? "\(Threads.maxWorkers) (--threads \(threads) capped to the cores)" : "\(threads)"),
         ]
     }
 }

@@ -52,7 +52,7 @@ struct NGPTCompare: Tool {
             throw ValidationError("--preset must be default or tiny, got \(preset)")
         }
         for (k, v) in try TrainingKey.settings(fromFlags: training) { presetSettings[k] = v }
-        if let s = seeds { seedList = try list(s, "--seeds").map { Int($0) } }
+        if let s = seeds { seedList = try seedsList(s) }
         if let s = gptLr { gpt = try list(s, "--gpt-lr") }
         if let s = ngptLr { ngpt = try list(s, "--ngpt-lr") }
         let ladder = try budgets.map { try $0.split(separator: ",").map { try fraction(String($0)) } } ?? []
@@ -76,11 +76,23 @@ struct NGPTCompare: Tool {
     }
 
     func list(_ s: String, _ flag: String) throws -> [Double] {
-        let values = s.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! > 0 }) else {
+        let values = s.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.allSatisfy({ $0 != nil && $0! > 0 && $0!.isFinite }) else {
             throw UserError("\(flag) must be a comma-separated list of positive numbers, got \(s)")
         }
-        return values.compactMap { $0 }
+        let numbers = values.compactMap { $0 }
+        guard Set(numbers).count == numbers.count else { throw UserError("\(flag) lists a value twice: \(s)") }
+        return numbers
+    }
+
+    func seedsList(_ s: String) throws -> [Int] {
+        let values = s.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.allSatisfy({ $0 != nil && $0! >= 0 }) else {
+            throw UserError("--seeds must be a comma-separated list of integers ≥ 0, got \(s)")
+        }
+        let seeds = values.compactMap { $0 }
+        guard Set(seeds).count == seeds.count else { throw UserError("--seeds lists a seed twice: \(s)") }
+        return seeds
     }
 
     func fraction(_ s: String) throws -> Double {

@@ -50,6 +50,7 @@ struct NGPTSample: Tool {
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be ≥ 1, got \(maxTokens)") }
         guard numSamples >= 1 else { throw ValidationError("--num-samples must be ≥ 1, got \(numSamples)") }
         guard threads >= 0 else { throw ValidationError("--threads must be ≥ 0, got \(threads)") }
+        guard !stop.contains("") else { throw ValidationError("--stop must not be empty (an empty text would stop at once)") }
         guard prompt == nil || promptFile == nil else { throw ValidationError("give either --prompt or --prompt-file, not both") }
     }
 

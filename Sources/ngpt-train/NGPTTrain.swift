@@ -43,7 +43,7 @@ struct DataFlags: ParsableArguments {
     @Option(parsing: .unconditional, help: "Tokens held out for validation, taken from the start of the corpus and cut at a line or record end. (default: 5% of the corpus, at most 1000000)")
     var valTokens: Int?
 
-    @Option(parsing: .unconditional, help: "Tokens per shard file of a new cache (2 bytes each with a vocabulary up to 65536, else 4); an existing cache is used as it is.")
+    @Option(parsing: .unconditional, help: "Tokens per shard file of a new cache (2 bytes each with a vocabulary up to 65536, else 4): a shard closes at the first chunk end past this count, so it holds up to one chunk (1 MiB of text, some 250k tokens) more. An existing cache is used as it is.")
     var shardTokens: Int = DataPreparation.shardTokens
 
     func validate() throws {

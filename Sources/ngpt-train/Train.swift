@@ -30,7 +30,7 @@ struct Train: ParsableCommand {
     @Option(help: "A JSON file of settings (the keys below, e.g. {\"steps\": 1000}). (default: none)") var config: String?
     @Option(help: "Continue the run in this directory from its latest checkpoint. (default: none)") var resume: String?
     @Flag(help: "Start over in an existing --out directory, deleting its checkpoints.") var force = false
-    @Option(help: "Train at most N steps in this invocation, then checkpoint and exit 0 (continue with --resume). (default: no limit)")
+    @Option(parsing: .unconditional, help: "Train at most N steps in this invocation, then checkpoint and exit 0 (continue with --resume). (default: no limit)")
     var stopAfter: Int?
 
     func validate() throws {
