@@ -114,11 +114,13 @@ extension CorpusFiles {
             let reader = try SourceReader(path: root + "/" + source.name, gzip: true)
             var total = 0
             while true {
-                if let signal = log.stopRequested() { throw UserError("\(signal): stopped while measuring \(source.name); run the same command again") }
                 let n = try reader.read(into: buffer)
                 if n == 0 { break }
                 total += n
-                log.progress("measuring \(source.name): \(formatBytes(total)) of text")
+                if total % (64 << 20) < n {   // every 64 MiB of text: a long file shows progress and can be stopped
+                    log.progress("measuring \(source.name): \(formatBytes(total)) of text")
+                    if let signal = log.stopRequested() { throw UserError("\(signal): stopped while measuring \(source.name); run the same command again") }
+                }
             }
             out[i].estimatedTextBytes = total
             out[i].exactTextBytes = true

@@ -50,7 +50,10 @@ public final class RunDirectory {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         let exists = fm.fileExists(atPath: path, isDirectory: &isDir)
-        if exists && !isDir.boolValue { throw UserError("--out \(path) exists and is not a directory; choose another --out") }
+        if exists && !isDir.boolValue {
+            throw UserError(resuming ? "--resume \(path) is not a run directory (pass the --out directory of an ngpt-train run)"
+                                     : "--out \(path) exists and is not a directory; choose another --out")
+        }
         if resuming && !exists {
             throw UserError("no run to resume in \(path) (the directory does not exist); start a new run with --out")
         }

@@ -3,7 +3,9 @@ import Kernels
 import NGPT
 import Runs
 import Testing
+import TestSupport
 import Training
+@testable import Sampling
 
 /// A checkpoint is a file people download and share: it must be safe to open. A real checkpoint's header and
 /// metadata are mutated a few hundred times (fixed seed): sizes in `ngpt.model` and in the stored training
@@ -224,5 +226,36 @@ import Training
         try Data(parts.file()).write(to: URL(fileURLWithPath: path))
         let huge = #expect(throws: UserError.self) { _ = try LoadedModel.load(checkpoint: path) }
         #expect(huge?.message.contains("layers 4611686018427387904 is too large") == true, "\(huge?.message ?? "")")
+    }
+}
+
+/// Hostile input besides checkpoints: an empty stop text, endless standard input.
+@Suite struct HostileInputTests {
+    /// An empty stop text would match everywhere (and its hold-back was negative): the generator ignores it, the
+    /// tool refuses it.
+    @Test func anEmptyStopTextStopsNothing() throws {
+        let m = try LoadedModel.load(checkpoint: try fixture("tiny-ngpt.safetensors"))
+        let g = Generator(model: m.model, tokenizer: m.tokenizer)
+        var a = Sampler(SamplerSettings(temperature: 0)), b = Sampler(SamplerSettings(temperature: 0))
+        let plain = try g.generate(prompt: [], maxTokens: 20, sampler: &a)
+        let withEmpty = try g.generate(prompt: [], maxTokens: 20, sampler: &b, stop: [""])
+        #expect(withEmpty.text == plain.text && withEmpty.stoppedAt == nil)
+    }
+
+    /// A prompt on standard input is read up to a limit: `< /dev/zero` is refused in one line, not read forever.
+    @Test func endlessStandardInputIsRefused() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: productsDirectory() + "/ngpt-sample")
+        p.arguments = ["--checkpoint", try fixture("tiny-ngpt.safetensors"), "--max-tokens", "1"]
+        p.standardInput = try #require(FileHandle(forReadingAtPath: "/dev/zero"))
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        let started = Date()
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 1 && text.contains("error: the prompt on standard input is longer than 16 MB"), "\(text)")
+        #expect(Date().timeIntervalSince(started) < 10)
     }
 }

@@ -295,7 +295,7 @@ func fixture(_ name: String) throws -> String {
         let ckpt = try fixture("tiny-ngpt.safetensors")
         for args in [["--top-p", "1.5"], ["--temperature", "-0.1"], ["--top-k", "-1"], ["--max-tokens", "0"]] {
             let (status, _, err) = try runProcess([exe, "--checkpoint", ckpt] + args)
-            #expect(status != 0 && err.contains("Error"), "\(args): \(err)")
+            #expect(status == 1 && err.hasPrefix("error: ") && err.split(separator: "\n").count == 1, "\(args): \(err)")
         }
         let (status, _, err) = try runProcess([exe, "--checkpoint", "/nonexistent/run"])
         #expect(status == 1 && err.contains("error: checkpoint not found"))

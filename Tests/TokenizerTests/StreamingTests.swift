@@ -41,7 +41,7 @@ func message(_ body: () throws -> Void) -> String {
         #expect(message { _ = try CorpusFiles.list(dir + "/none") }.contains("has no corpus files"))
         try FileManager.default.createSymbolicLink(atPath: dir + "/c/gone.txt", withDestinationPath: dir + "/nowhere")
         let unreadable = message { _ = try CorpusFiles.list(dir + "/c") }
-        #expect(unreadable.contains("cannot read corpus file") && unreadable.contains("gone.txt"), "\(unreadable)")
+        #expect(unreadable.contains("cannot read the corpus file") && unreadable.contains("gone.txt: not found"), "\(unreadable)")
     }
 
     @Test func readsGzipIncludingConcatenatedMembersAndRefusesTruncatedOrCorruptData() throws {
@@ -400,6 +400,47 @@ func message(_ body: () throws -> Void) -> String {
         try AtomicFile.write(Array("good line\n".utf8) + [0xFF, 0xFE, 0x0A] + Array("another\n".utf8), to: path + "/zz-latin.txt")
         let skipped = try DataPreparation.prepare(options(path, dir + "/d"), context: 32)
         #expect(skipped.stats.skipped == 1 && skipped.stats.firstSkipped?.contains("zz-latin.txt line 2") == true)
+    }
+
+    /// Only regular files are corpora: a FIFO (whose open would block until a writer comes), a device and a socket
+    /// are refused with one line naming the file, alone or inside a corpus directory.
+    @Test func onlyRegularFilesAreRead() throws {
+        let dir = try temporaryDirectory()
+        let path = try corpus(in: dir)
+        #expect(mkfifo(path + "/pipe.txt", 0o644) == 0)
+        let inside = message { _ = try DataPreparation.prepare(options(path, dir + "/d"), context: 32) }
+        #expect(inside.contains(path + "/pipe.txt") && inside.contains("a FIFO (named pipe), not a regular file"), "\(inside)")
+        let alone = message { _ = try DataPreparation.prepare(options(path + "/pipe.txt", dir + "/d"), context: 32) }
+        #expect(alone.contains("a FIFO (named pipe), not a regular file"), "\(alone)")
+        let device = message { _ = try DataPreparation.prepare(options("/dev/zero", dir + "/d"), context: 32) }
+        #expect(device.contains("/dev/zero is a character device, not a regular file"), "\(device)")
+        #expect(message { _ = try Corpus.readText(path + "/pipe.txt") }.contains("not a regular file"))
+    }
+
+    /// Concatenated gzip members are one text: the same split and the same tokenizer as that text uncompressed
+    /// (the gzip trailer holds only the last member's size, so sizes are measured by decompressing).
+    @Test func concatenatedGzipMembersPrepareLikeThePlainText() throws {
+        let dir = try temporaryDirectory()
+        let lines = syntheticText(lines: 6000, seed: 9).split(separator: "\n", omittingEmptySubsequences: false)
+        let first = lines[..<2000].joined(separator: "\n") + "\n", second = lines[2000...].joined(separator: "\n")
+        try FileManager.default.createDirectory(atPath: dir + "/plain", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/gz", withIntermediateDirectories: true)
+        try AtomicFile.write(first + second, to: dir + "/plain/all.txt")
+        try AtomicFile.write(first, to: dir + "/a.txt")
+        try AtomicFile.write(second, to: dir + "/b.txt")
+        try gzipFile(dir + "/a.txt")
+        try gzipFile(dir + "/b.txt")
+        let members = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/a.txt.gz"))) + [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/b.txt.gz")))
+        try AtomicFile.write(members, to: dir + "/gz/all.txt.gz")
+        let plain = try DataPreparation.prepare(options(dir + "/plain", dir + "/d1", validation: nil), context: 32)
+        let gzip = try DataPreparation.prepare(options(dir + "/gz", dir + "/d2", validation: nil), context: 32)
+        #expect(gzip.manifest.sources[0].estimatedTextBytes == Array((first + second).utf8).count)
+        #expect(gzip.stats.validationTokens == plain.stats.validationTokens, "\(gzip.stats.validationTokens) vs \(plain.stats.validationTokens)")
+        #expect(gzip.tokenizer.modelBytes == plain.tokenizer.modelBytes)
+        #expect(allIds(gzip.validation) == allIds(plain.validation) && allIds(gzip.train) == allIds(plain.train))
+        // the measured size is remembered: a second preparation reuses the cache as it is
+        let again = try DataPreparation.prepare(options(dir + "/gz", dir + "/d2", validation: nil), context: 32)
+        #expect(!again.stats.tokensRebuilt && !again.stats.tokenizerTrained)
     }
 
     /// The encoder's output does not depend on the number of threads, and a write that fails (a file-size limit

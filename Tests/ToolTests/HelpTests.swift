@@ -73,6 +73,28 @@ import Training
         ["ngpt-train", "--dim", "65", "--heads", "2", "--out", "/tmp/ngpt-help-test-never-created"],
         ["ngpt-train", "--context", "30000", "--out", "/tmp/ngpt-help-test-never-created"],
         ["ngpt-train", "--precision", "fp16", "--out", "/tmp/ngpt-help-test-never-created"],
+        // sizes that used to trap or exhaust memory before the memory estimate ran (issue 21)
+        ["ngpt-train", "--layers", "4611686018427387904", "--out", "/tmp/ngpt-help-test-never-created"],
+        ["ngpt-train", "--layers", "1000000000", "--out", "/tmp/ngpt-help-test-never-created"],
+        ["ngpt-train", "--mlp-hidden", "4611686018427387904", "--out", "/tmp/ngpt-help-test-never-created"],
+        ["ngpt-train", "--dim", "1099511627776", "--heads", "2", "--out", "/tmp/ngpt-help-test-never-created"],
+        ["ngpt-train", "--context", "4611686018427387904", "--out", "/tmp/ngpt-help-test-never-created"],
+        ["ngpt-train", "--batch-size", "4611686018427387904", "--out", "/tmp/ngpt-help-test-never-created"],
+        ["ngpt-train", "--steps", "4611686018427387904", "--batch-size", "64", "--out", "/tmp/ngpt-help-test-never-created"],
+        // range and parse errors of the argument parser: one line and exit 1 too
+        ["ngpt-train", "--stop-after", "-1", "--out", "/tmp/ngpt-help-test-never-created"],
+        ["ngpt-train", "prepare", "--shard-tokens", "0"],
+        ["ngpt-train", "prepare", "--context", "abc"],
+        ["ngpt-sample", "--checkpoint", "x", "--temperature", "nan"],
+        ["ngpt-sample", "--checkpoint", "x", "--stop", ""],
+        ["ngpt-sample", "--checkpoint", "x", "--top-p", "2"],
+        ["ngpt-inspect", "x", "--max-tokens", "0"],
+        ["ngpt-compare", "--seeds", "1,,2", "--dir", "/tmp/ngpt-help-test-compare"],
+        // files that are not regular files
+        ["ngpt-train", "--resume", "/dev/null"],
+        ["ngpt-train", "--config", "/dev/zero", "--out", "/tmp/ngpt-help-test-never-created"],
+        ["ngpt-sample", "--checkpoint", "/dev/zero"],
+        ["ngpt-inspect", "/dev/null"],
     ])
     func userErrorsAreOneLine(command: [String]) throws {
         let (status, _, err) = try runProcess([productsDirectory() + "/" + command[0]] + command.dropFirst())
@@ -93,5 +115,27 @@ import Training
         #expect(try error(["ngpt-train", "--context", "30000", "--out", "/tmp/ngpt-x"]).contains("is available"))
         #expect(try error(["ngpt-sample", "--checkpoint", "x", "--max-tokens", "-5"]).contains("--max-tokens must be ≥ 1, got -5"))
         #expect(try error(["ngpt-compare", "--dir", "/etc/passwd"]).contains("cannot create directory /etc/passwd"))
+        #expect(try error(["ngpt-train", "--resume", "/dev/null"]).contains("--resume /dev/null is not a run directory"))
+        #expect(try error(["ngpt-train", "--layers", "1000000000", "--out", "/tmp/ngpt-x"]).contains("--layers 1000000000 is too large (at most 4096)"))
+        #expect(try error(["ngpt-sample", "--checkpoint", "/dev/zero"]).contains("is a character device, not a regular file"))
+        #expect(try error(["ngpt-compare", "--seeds", "1,,2"]).contains("--seeds must be a comma-separated list"))
+        // an unknown flag alone also shows the usage
+        let unknown = try runProcess([productsDirectory() + "/ngpt-sample", "--checkpoint", "x", "--bogus", "1"])
+        #expect(unknown.0 == 1 && unknown.2.hasPrefix("error: Unknown option '--bogus'") && unknown.2.contains("Usage:"), "\(unknown.2)")
+    }
+
+    /// `--config` is read strictly: a key given twice and a number out of range are named, with the file.
+    @Test func configFilesAreReadStrictly() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ngpt-config-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (text, message) in [("{\"steps\": 1e400}", "the number 1e400 is out of range"),
+                                ("{\"steps\": 10, \"steps\": 20}", "the key \"steps\" appears twice"),
+                                ("[1, 2]", "is not a JSON object of settings")] {
+            let path = dir + "/c.json"
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            let (status, _, err) = try runProcess([productsDirectory() + "/ngpt-train", "--config", path, "--out", dir + "/never"])
+            #expect(status == 1 && err.contains(message) && err.contains(path), "\(err)")
+        }
     }
 }

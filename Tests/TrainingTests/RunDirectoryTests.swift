@@ -198,3 +198,52 @@ import Tokenizer
         #expect(summary.steps == lastStep + 2 && summary.interrupted == nil)
     }
 }
+
+/// The window of a `--force` run before its first checkpoint: the previous run's files wait in `.replaced/`.
+/// Readers find them there at every moment, `kill -9` leaves a directory that loads (and the next claim restores
+/// it), and a stop signal brings the previous run back instead of replacing it with a checkpoint of a run barely
+/// begun.
+@Suite(.serialized) struct ForceWindowTests {
+    @Test func theOldRunStaysReadableUntilTheNewRunsFirstCheckpoint() throws {
+        let exe = productsDirectory() + "/ngpt-train"
+        let dir = Fixture.newDir("forcewindow")
+        _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir))
+        let old = try #require(FileManager.default.contents(atPath: dir + "/latest.safetensors"))
+        // the new run would write its first checkpoint only when it stops: the whole run is the window
+        let args = ["--force", "--model", "gpt", "--layers", "2", "--dim", "32", "--heads", "2", "--mlp-hidden", "48", "--context", "32",
+                    "--vocab-size", "300", "--batch-size", "4", "--steps", "100000", "--eval-every", "100000", "--sample-tokens", "0",
+                    "--corpus", Fixture.root + "/corpus", "--data-dir", Fixture.root + "/data", "--threads", "1", "--out", dir]
+        var rng = SplitMix64(seed: 7)
+        for round in 0..<10 {
+            let signal = round % 2 == 0 ? SIGKILL : SIGTERM
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: exe)
+            p.arguments = args
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let deadline = Date().addingTimeInterval(Double(rng.below(1_200)) / 1000)
+            var reads = 0
+            while Date() < deadline {
+                // a reader at any moment finds a checkpoint: the old run's
+                let loaded = try LoadedModel.load(checkpoint: dir)
+                #expect(loaded.model.config.kind == .ngpt && loaded.step == 2, "round \(round)")
+                reads += 1
+                usleep(UInt32(rng.below(50_000)))
+            }
+            kill(p.processIdentifier, signal)
+            p.waitUntilExit()
+            #expect(reads > 0)
+            let loaded = try LoadedModel.load(checkpoint: dir)
+            #expect(loaded.model.config.kind == .ngpt && loaded.step == 2, "round \(round) (signal \(signal))")
+            if signal == SIGTERM {
+                #expect(p.terminationStatus != 0, "round \(round): a stopped --force run must not report success")
+                #expect(FileManager.default.contents(atPath: dir + "/latest.safetensors") == old, "round \(round): the old run was not restored")
+                #expect(!FileManager.default.fileExists(atPath: dir + "/.replaced"), "round \(round)")
+            } else {
+                _ = try RunDirectory(claiming: dir, force: false, resuming: true)   // the next claim restores it
+                #expect(FileManager.default.contents(atPath: dir + "/latest.safetensors") == old, "round \(round)")
+            }
+        }
+    }
+}
