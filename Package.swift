@@ -49,6 +49,7 @@ let package = Package(
         .target(name: "CGEMM"),
         // The program's one pool of worker threads.
         .target(name: "CThreadPool"),
+        .target(name: "CSignals"),
 
         // Libraries, bottom up
         .target(name: "Kernels", dependencies: ["CBLAS", "CGEMM", "CThreadPool"], swiftSettings: kernelFlags),
@@ -58,7 +59,7 @@ let package = Package(
         .target(name: "Runs", dependencies: ["Kernels", "Tokenizer", "NGPT"]),
         // The processes of a data-parallel job (MPI), below the trainer that uses them.
         .target(name: "Cluster", dependencies: ["CMPI"]),
-        .target(name: "Training", dependencies: ["Kernels", "Tokenizer", "NGPT", "Runs", "Cluster"]),
+        .target(name: "Training", dependencies: ["CSignals", "Kernels", "Tokenizer", "NGPT", "Runs", "Cluster"]),
         .target(name: "Sampling", dependencies: ["Kernels", "Tokenizer", "NGPT", "Runs"]),
         .target(name: "Inspect", dependencies: ["CBLAS", "Kernels", "Tokenizer", "NGPT", "Runs"]),
         // The executables' shared entry point (one way to report a user error).

@@ -1,3 +1,4 @@
+import CSignals
 import Foundation
 
 /// Where a run's lines go: a live, rewritten line on a terminal; plain periodic lines otherwise.
@@ -57,12 +58,10 @@ public final class Throttle: @unchecked Sendable {
     }
 }
 
-/// Requests to stop (SIGINT, SIGTERM): the trainer finishes its step, checkpoints and exits 0. A second signal
-/// exits at once (the last checkpoint stays intact: checkpoints are written by rename).
+/// Requests to stop (SIGINT, SIGTERM, SIGUSR1): the trainer finishes its step, checkpoints and exits 0. A second
+/// signal exits at once (the last checkpoint stays intact: checkpoints are written by rename). The handlers are C
+/// (CSignals): installed synchronously, async-signal-safe, and able to see a signal's sender.
 public final class StopRequest: @unchecked Sendable {
-    private let lock = NSLock()
-    private var signalName: String?
-    private var sources: [DispatchSourceSignal] = []
     /// What the first signal does, as the message says it.
     private let action: String
 
@@ -70,28 +69,22 @@ public final class StopRequest: @unchecked Sendable {
 
     public func install() {
         // SIGUSR1 too: Open MPI's mpirun forwards it to every process of a job (SIGINT and SIGTERM to mpirun abort the job).
-        for (sig, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM"), (SIGUSR1, "SIGUSR1")] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [weak self] in
-                guard let self else { return }
-                self.lock.lock()
-                let second = self.signalName != nil
-                self.signalName = name
-                self.lock.unlock()
-                if second {
-                    FileHandle.standardError.write(Data("\n\(name) again: stopping now; the last checkpoint is intact\n".utf8))
-                    exit(130)
-                }
-                FileHandle.standardError.write(Data("\n\(name): \(action) (again to stop at once)\n".utf8))
-            }
-            source.resume()
-            sources.append(source)
-        }
+        let lines = ["SIGINT", "SIGTERM", "SIGUSR1"].map { strdup("\n\($0): \(action) (again to stop at once)\n") }
+        var pointers = lines.map { UnsafePointer($0) }
+        pointers.withUnsafeMutableBufferPointer { ngpt_signals_install($0.baseAddress) }
+        lines.forEach { free($0) }
     }
 
+    /// In a data-parallel job: when the launcher ends the job (another process died), this process cannot finish
+    /// its step; it writes `line` (`error: process R of N on HOST: …`) and exits 1 at once.
+    public func endOnLauncherSignal(line: String) { ngpt_signals_end_on_launcher_signal(line + "\n") }
+
     public var requested: String? {
-        lock.lock(); defer { lock.unlock() }
-        return signalName
+        switch ngpt_signals_received() {
+        case SIGINT: "SIGINT"
+        case SIGTERM: "SIGTERM"
+        case SIGUSR1: "SIGUSR1"
+        default: nil
+        }
     }
 }

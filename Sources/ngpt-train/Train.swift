@@ -61,6 +61,9 @@ struct Train: ParsableCommand {
         if let world { trainer.gradientSync = ProcessGradients(world: world) }
         trainer.stopAfter = stopAfter
         stop.install()
+        if let world, world.size > 1 {
+            stop.endOnLauncherSignal(line: "error: process \(world.rank) of \(world.size) on \(world.host): the launcher is ending the job (another process of it failed or was killed, or mpirun was interrupted); the last checkpoint in \(trainer.runDirectory) is intact")
+        }
         let summary = try trainer.run()
         let f = { (x: Double) in x.isFinite ? String(format: "%.4f", x) : "-" }
         if let signal = summary.interrupted {

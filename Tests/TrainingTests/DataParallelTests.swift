@@ -33,14 +33,19 @@ struct DataParallelTests {
         return try runProcess([mpirun!, "--oversubscribe", "-np", "\(n)", productsDirectory() + "/ngpt-train"] + args)
     }
 
-    /// Starts `mpirun -np 2 ngpt-train ARGS` in the background (output discarded).
-    static func launch(_ args: [String]) throws -> Process {
+    /// Starts `mpirun -np 2 ngpt-train ARGS` in the background (output discarded, or its stderr into `stderr`).
+    static func launch(_ args: [String], stderr: String? = nil) throws -> Process {
         allowRunningAsRoot()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: mpirun!)
         p.arguments = ["--oversubscribe", "-np", "2", productsDirectory() + "/ngpt-train"] + args
         p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
+        if let stderr {
+            FileManager.default.createFile(atPath: stderr, contents: nil)
+            p.standardError = FileHandle(forWritingAtPath: stderr)
+        } else {
+            p.standardError = FileHandle.nullDevice
+        }
         p.standardInput = FileHandle.nullDevice
         try p.run()
         return p
@@ -126,7 +131,8 @@ struct DataParallelTests {
     @Test func aKilledProcessEndsTheJob() throws {
         _ = try Fixture.run(Fixture.settings("ngpt", steps: 1, out: Fixture.newDir("dp-warm")))   // data prepared once
         let dir = Fixture.newDir("dp-kill")
-        let p = try Self.launch(Self.flags(steps: 100_000, out: dir))
+        let log = Fixture.root + "/dp-kill-\(UUID().uuidString.prefix(8)).err"
+        let p = try Self.launch(Self.flags(steps: 100_000, out: dir), stderr: log)
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline && !FileManager.default.fileExists(atPath: dir + "/latest.safetensors") { usleep(20_000) }
         let children = try Self.children(of: p)
@@ -139,6 +145,10 @@ struct DataParallelTests {
         p.waitUntilExit()
         #expect(p.terminationStatus != 0)
         _ = try Checkpoint.read(try SafeTensors(path: dir + "/latest.safetensors"), path: dir)
+        // the survivor says so in the promised form (not "finishing this step": it cannot)
+        let survivor = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(survivor.contains("error: process 0 of 2 on ") && survivor.contains("the launcher is ending the job"), "\(survivor)")
+        #expect(!survivor.contains("finishing this step"), "\(survivor)")
 
         let (status, _, err) = try Self.job(2, Self.flags(steps: 4, out: Fixture.newDir("dp-bad")) + ["--corpus", "/nonexistent/corpus"])
         #expect(status != 0 && err.contains("error: process 0 of 2"), "\(err)")
