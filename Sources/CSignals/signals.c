@@ -1,5 +1,6 @@
 #include "ngpt_signals.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -48,6 +49,14 @@ void ngpt_signals_install(const char *first_lines[3]) {
   sigaction(SIGINT, &action, NULL);
   sigaction(SIGTERM, &action, NULL);
   sigaction(SIGUSR1, &action, NULL);
+  // A process inherits its parent's signal mask (a test runner, a job scheduler may block these): unblocked here,
+  // in the thread that installs, so that they are delivered at all.
+  sigset_t wanted;
+  sigemptyset(&wanted);
+  sigaddset(&wanted, SIGINT);
+  sigaddset(&wanted, SIGTERM);
+  sigaddset(&wanted, SIGUSR1);
+  pthread_sigmask(SIG_UNBLOCK, &wanted, NULL);
 }
 
 int ngpt_signals_received(void) { return atomic_load(&received); }

@@ -77,8 +77,10 @@ public enum CorpusFiles {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw UserError("cannot read corpus file \(path): \(String(cString: strerror(errno)))") }
-        var magic: [UInt8] = [0, 0]
-        let gzip = pread(fd, &magic, 2, 0) == 2 && magic == [0x1F, 0x8B]
+        var head = [UInt8](repeating: 0, count: 1 << 16)
+        let headCount = max(0, pread(fd, &head, head.count, 0))
+        let gzip = headCount >= 2 && head[0] == 0x1F && head[1] == 0x8B
+        if !gzip, let nul = head[..<headCount].firstIndex(of: 0) { throw binaryFile(path, at: nul) }
         let plainName = name.hasSuffix(".gz") ? String(name.dropLast(3)) : name
         let format: CorpusSource.Format = plainName.hasSuffix(".jsonl") || plainName.hasSuffix(".ndjson") ? .jsonl : .text
         let size = Int(st.st_size)
@@ -96,6 +98,12 @@ public enum CorpusFiles {
 }
 
 extension CorpusFiles {
+    /// Text never holds a NUL byte; a file that does (an image, an archive, a model) is not a corpus, and its
+    /// few "lines" of valid UTF-8 would leave the tokenizer too little text to train on.
+    static func binaryFile(_ path: String, at offset: Int) -> UserError {
+        UserError("corpus file \(path) looks binary (a NUL byte at offset \(offset) of its text); a corpus is UTF-8 text: remove the file from the corpus")
+    }
+
     /// Gives every gzip source its exact uncompressed size. The gzip trailer holds only the last member's size
     /// (modulo 4 GiB), so a file of concatenated members would otherwise be taken for a smaller text, and the
     /// validation split and the tokenizer's sample, both placed by size, would differ from those of the same text
@@ -116,6 +124,9 @@ extension CorpusFiles {
             while true {
                 let n = try reader.read(into: buffer)
                 if n == 0 { break }
+                if total == 0, let nul = UnsafeRawBufferPointer(rebasing: buffer[..<min(n, 1 << 16)]).firstIndex(of: 0) {
+                    throw binaryFile(root + "/" + source.name, at: nul)
+                }
                 total += n
                 if total % (64 << 20) < n {   // every 64 MiB of text: a long file shows progress and can be stopped
                     log.progress("measuring \(source.name): \(formatBytes(total)) of text")

@@ -415,6 +415,17 @@ func message(_ body: () throws -> Void) -> String {
         let device = message { _ = try DataPreparation.prepare(options("/dev/zero", dir + "/d"), context: 32) }
         #expect(device.contains("/dev/zero is a character device, not a regular file"), "\(device)")
         #expect(message { _ = try Corpus.readText(path + "/pipe.txt") }.contains("not a regular file"))
+        // a binary file, plain or compressed, is named as such (not left to the tokenizer's vocabulary message)
+        try FileManager.default.removeItem(atPath: path + "/pipe.txt")
+        var binary = [UInt8](repeating: 0x41, count: 5000)
+        binary[1234] = 0
+        try AtomicFile.write(binary, to: path + "/image.txt")
+        let plain = message { _ = try DataPreparation.prepare(options(path, dir + "/d"), context: 32) }
+        #expect(plain.contains("image.txt looks binary (a NUL byte at offset 1234"), "\(plain)")
+        try gzipFile(path + "/image.txt")
+        try FileManager.default.removeItem(atPath: path + "/image.txt")
+        let compressed = message { _ = try DataPreparation.prepare(options(path, dir + "/d"), context: 32) }
+        #expect(compressed.contains("image.txt.gz looks binary"), "\(compressed)")
     }
 
     /// Concatenated gzip members are one text: the same split and the same tokenizer as that text uncompressed
