@@ -14,8 +14,10 @@ if !portable { kernelFlags.append(.unsafeFlags(["-target-cpu", "native"])) }
 let package = Package(
     name: "ngpt",
     products: [
+        .library(name: "Common", targets: ["Common"]),
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "Tokenizer", targets: ["Tokenizer"]),
+        .library(name: "DataPipeline", targets: ["DataPipeline"]),
         .library(name: "NGPT", targets: ["NGPT"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Runs", targets: ["Runs"]),
@@ -49,59 +51,66 @@ let package = Package(
         .target(name: "CGEMM"),
         // The program's one pool of worker threads.
         .target(name: "CThreadPool"),
+        // Stop requests by signal, handled where the sender is visible.
         .target(name: "CSignals"),
 
         // Libraries, bottom up
-        .target(name: "Kernels", dependencies: ["CBLAS", "CGEMM", "CThreadPool"], swiftSettings: kernelFlags),
-        .target(name: "Tokenizer", dependencies: ["CSentencePiece", "CZlib", "Kernels"]),
-        .target(name: "NGPT", dependencies: ["Kernels"]),
+        // What every layer uses: the user error, reading and writing files safely, locks, hashing, formatting, strict
+        // JSON, the available memory.
+        .target(name: "Common"),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CGEMM", "CThreadPool", "Common"], swiftSettings: kernelFlags),
+        .target(name: "Tokenizer", dependencies: ["CSentencePiece", "Common"]),
+        // Corpus files → tokenizer → token shards → batches.
+        .target(name: "DataPipeline", dependencies: ["CZlib", "Common", "Kernels", "Tokenizer"]),
+        .target(name: "NGPT", dependencies: ["Common", "Kernels"]),
         // What every tool reads of a run: checkpoints, loading, the evaluation loop, decoding, charts.
-        .target(name: "Runs", dependencies: ["Kernels", "Tokenizer", "NGPT"]),
+        .target(name: "Runs", dependencies: ["Common", "Kernels", "Tokenizer", "DataPipeline", "NGPT"]),
         // The processes of a data-parallel job (MPI), below the trainer that uses them.
         .target(name: "Cluster", dependencies: ["CMPI"]),
-        .target(name: "Training", dependencies: ["CSignals", "Kernels", "Tokenizer", "NGPT", "Runs", "Cluster"]),
-        .target(name: "Sampling", dependencies: ["Kernels", "Tokenizer", "NGPT", "Runs"]),
-        .target(name: "Inspect", dependencies: ["CBLAS", "Kernels", "Tokenizer", "NGPT", "Runs"]),
+        .target(name: "Training", dependencies: ["CSignals", "Common", "Kernels", "Tokenizer", "DataPipeline", "NGPT", "Runs", "Cluster"]),
+        .target(name: "Sampling", dependencies: ["Common", "Kernels", "Tokenizer", "DataPipeline", "NGPT", "Runs"]),
+        .target(name: "Inspect", dependencies: ["CBLAS", "Common", "Kernels", "Tokenizer", "DataPipeline", "NGPT", "Runs"]),
         // The executables' shared entry point (one way to report a user error).
-        .target(name: "ToolSupport", dependencies: ["Kernels", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .target(name: "ToolSupport", dependencies: ["Common", "Kernels", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Executables
         .executableTarget(name: "ngpt-bench", dependencies: [
-            "Kernels", "CBLAS", "CGEMM", "NGPT", "Sampling", "ToolSupport",
+            "Common", "DataPipeline", "Kernels", "CBLAS", "CGEMM", "NGPT", "Sampling", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ngpt-train", dependencies: [
-            "Kernels", "Tokenizer", "Training", "Cluster", "ToolSupport",
+            "Common", "DataPipeline", "Kernels", "Tokenizer", "Training", "Cluster", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ngpt-compare", dependencies: [
-            "Kernels", "Tokenizer", "Training", "ToolSupport",
+            "Common", "DataPipeline", "Kernels", "Tokenizer", "Training", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ngpt-plot", dependencies: [
-            "Kernels", "Runs", "ToolSupport",
+            "Common", "DataPipeline", "Kernels", "Runs", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ngpt-inspect", dependencies: [
-            "Kernels", "Tokenizer", "Runs", "Inspect", "ToolSupport",
+            "Common", "DataPipeline", "Kernels", "Tokenizer", "Runs", "Inspect", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ngpt-sample", dependencies: [
-            "Kernels", "NGPT", "Runs", "Sampling", "ToolSupport",
+            "Common", "DataPipeline", "Kernels", "NGPT", "Runs", "Sampling", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // Tests
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Common", "Kernels", "Tokenizer"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CBLAS", "CGEMM"]),
         .testTarget(name: "CSentencePieceTests", dependencies: ["CSentencePiece"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["TestSupport", "Tokenizer", "Kernels"]),
-        .testTarget(name: "NGPTTests", dependencies: ["NGPT", "Kernels"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training", "NGPT", "Tokenizer", "Kernels"]),
-        .testTarget(name: "InspectTests", dependencies: ["Inspect", "Runs", "NGPT", "Kernels"]),
-        .testTarget(name: "SamplingTests", dependencies: ["TestSupport", "Sampling", "Runs", "Training", "NGPT", "Tokenizer", "Kernels"],
+        .testTarget(name: "TokenizerTests", dependencies: ["TestSupport", "Common", "Tokenizer", "Kernels"]),
+        .testTarget(name: "DataPipelineTests", dependencies: ["TestSupport", "Common", "DataPipeline", "Tokenizer", "Kernels"]),
+        .testTarget(name: "NGPTTests", dependencies: ["Common", "NGPT", "Kernels"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Common", "Training", "NGPT", "Tokenizer", "DataPipeline", "Runs", "Kernels"]),
+        .testTarget(name: "InspectTests", dependencies: ["Common", "Inspect", "Runs", "NGPT", "Kernels"]),
+        .testTarget(name: "SamplingTests", dependencies: ["TestSupport", "Common", "Sampling", "Runs", "Training", "NGPT", "Tokenizer", "DataPipeline", "Kernels"],
                     exclude: ["README.md"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ToolTests", dependencies: ["TestSupport", "Training", "NGPT", "Kernels"], exclude: ["Snapshots"]),
+        .testTarget(name: "ToolTests", dependencies: ["TestSupport", "Common", "Training", "NGPT", "Kernels"], exclude: ["Snapshots"]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -1,5 +1,6 @@
 import CBLAS
 import CGEMM
+import Common
 import Glibc
 
 /// The one seam every matrix product in ngpt goes through. On CPUs with AVX-512 it runs ngpt's own packed GEMM

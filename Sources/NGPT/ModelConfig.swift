@@ -1,3 +1,4 @@
+import Common
 import Kernels
 /// The architecture: everything that fixes the parameter shapes and the forward pass.
 public struct ModelConfig: Codable, Equatable, Sendable {

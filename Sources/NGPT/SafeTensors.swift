@@ -1,5 +1,6 @@
-import Kernels
+import Common
 import Foundation
+import Kernels
 
 /// The safetensors format (https://github.com/huggingface/safetensors): an 8-byte little-endian header length N,
 /// N bytes of JSON (`{"name": {"dtype", "shape", "data_offsets"}, "__metadata__": {string: string}}`), then the

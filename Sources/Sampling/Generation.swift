@@ -1,9 +1,10 @@
+import Common
 import Dispatch
 import Foundation
 import Kernels
 import NGPT
-import Tokenizer
 import Runs
+import Tokenizer
 
 /// Turns a growing sequence of ids into text as it is generated: only complete UTF-8 characters are released, so a
 /// character split over byte-fallback pieces comes out whole, and SentencePiece's word-boundary marker becomes a

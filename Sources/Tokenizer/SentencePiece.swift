@@ -1,5 +1,5 @@
-import Kernels
 import CSentencePiece
+import Common
 import Foundation
 
 /// How to train a SentencePiece model. The defaults make decode(encode(text)) == text for any UTF-8 text:

@@ -1,3 +1,5 @@
+import Common
+import DataPipeline
 import Dispatch
 import Foundation
 import Kernels

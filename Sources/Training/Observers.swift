@@ -1,9 +1,10 @@
 import Cluster
+import Common
 import Dispatch
 import Foundation
-import Tokenizer
 import NGPT
 import Runs
+import Tokenizer
 
 /// One finished optimiser step, as the observers see it.
 public struct StepReport {

@@ -1,3 +1,5 @@
+import Common
+import DataPipeline
 import Foundation
 import Kernels
 import NGPT

@@ -1,4 +1,6 @@
 import Cluster
+import Common
+import DataPipeline
 import Dispatch
 import Foundation
 import Kernels

@@ -1,7 +1,8 @@
 import ArgumentParser
+import Common
 import Foundation
-import Tokenizer
 import Kernels
+import Tokenizer
 import ToolSupport
 import Training
 

@@ -1,10 +1,11 @@
 import ArgumentParser
+import DataPipeline
 import Foundation
 import Inspect
 import Kernels
 import Runs
-import ToolSupport
 import Tokenizer
+import ToolSupport
 
 @main
 struct NGPTInspect: Tool {

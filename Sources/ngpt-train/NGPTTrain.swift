@@ -1,9 +1,11 @@
 import ArgumentParser
+import Common
+import DataPipeline
 import Foundation
 import Kernels
 import Tokenizer
-import Training
 import ToolSupport
+import Training
 
 @main
 struct NGPTTrain: Tool {

@@ -1,8 +1,9 @@
 import ArgumentParser
 import Cluster
+import Common
 import Foundation
-import Tokenizer
 import Kernels
+import Tokenizer
 import Training
 
 /// `ngpt-train [train]`: the training flags come from `TrainingKey.all` (parsed there, listed in the help

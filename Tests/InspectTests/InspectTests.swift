@@ -1,9 +1,10 @@
+import Common
 import Foundation
+@testable import Inspect
 import Kernels
 import NGPT
 import Runs
 import Testing
-@testable import Inspect
 
 /// The tiny nGPT checkpoint of the sampling tests (its README says how it was made).
 let tinyCheckpoint = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

@@ -1,7 +1,8 @@
+import Common
 import Foundation
 import Kernels
-import Testing
 @testable import NGPT
+import Testing
 
 /// The fixture written by Tests/Reference/reference.py (independent PyTorch float64 implementation).
 struct Fixture {

@@ -1,7 +1,8 @@
+import Common
 import Foundation
 import Kernels
-import Testing
 @testable import NGPT
+import Testing
 
 @Suite struct SafeTensorsTests {
     /// The format's own golden vector (safetensors tensor.rs, test_serialization_forced_alignement): one F32

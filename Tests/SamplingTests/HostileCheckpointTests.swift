@@ -1,11 +1,12 @@
+import Common
 import Foundation
 import Kernels
 import NGPT
 import Runs
-import Testing
-import TestSupport
-import Training
 @testable import Sampling
+import TestSupport
+import Testing
+import Training
 
 /// A checkpoint is a file people download and share: it must be safe to open. A real checkpoint's header and
 /// metadata are mutated a few hundred times (fixed seed): sizes in `ngpt.model` and in the stored training

@@ -1,12 +1,14 @@
+import Common
+import DataPipeline
 import Foundation
-import TestSupport
 import Kernels
 import NGPT
 import Runs
+@testable import Sampling
+import TestSupport
 import Testing
 import Tokenizer
 import Training
-@testable import Sampling
 
 func fixture(_ name: String) throws -> String {
     guard let url = Bundle.module.url(forResource: "Fixtures/" + name, withExtension: nil) else {

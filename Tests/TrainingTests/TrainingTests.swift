@@ -1,8 +1,9 @@
+import Common
 import Foundation
-import TestSupport
 import Kernels
 import NGPT
 import Runs
+import TestSupport
 import Testing
 import Tokenizer
 @testable import Training

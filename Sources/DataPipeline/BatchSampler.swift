@@ -1,3 +1,4 @@
+import Common
 import Kernels
 
 /// Training batches: `batch` windows of `context + 1` tokens, inputs the first `context`, targets the last.

@@ -1,4 +1,5 @@
 import CZlib
+import Common
 import Foundation
 import Kernels
 

@@ -1,5 +1,4 @@
 import Foundation
-import Kernels
 
 /// Crash-safe file writing: write a sibling temporary file, fsync it, rename it over the target, fsync the
 /// directory. A reader (or a crash) sees the old file or the new one, never a partial one.
@@ -7,7 +6,7 @@ public enum AtomicFile {
     public static func write(_ bytes: UnsafeRawBufferPointer, to path: String) throws {
         let dir = (path as NSString).deletingLastPathComponent
         let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw UserError("cannot write \(path): \(String(cString: strerror(errno))) (check the directory exists and is writable)") }
         var ok = false
         defer {
@@ -26,7 +25,7 @@ public enum AtomicFile {
         guard fsync(fd) == 0, close(fd) == 0 else { throw UserError("writing \(path) failed: \(String(cString: strerror(errno)))") }
         guard rename(tmp, path) == 0 else { throw UserError("cannot rename into \(path): \(String(cString: strerror(errno)))") }
         ok = true
-        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_CLOEXEC)
         if dfd >= 0 { fsync(dfd); close(dfd) }
     }
 
@@ -44,7 +43,7 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw UserError("cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var st = stat()

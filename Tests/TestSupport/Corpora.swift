@@ -1,17 +1,17 @@
 import Foundation
-import TestSupport
-@testable import Tokenizer
+import Common
 import Kernels
+import Tokenizer
 
 /// A fresh temporary directory per test.
-func temporaryDirectory(_ tag: String = "ngpt") throws -> String {
+public func temporaryDirectory(_ tag: String = "ngpt") throws -> String {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(tag)-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
 
 /// Deterministic pseudo-text with indentation, digits, punctuation and some non-ASCII, `lines` lines long.
-func syntheticText(lines: Int, seed: UInt64) -> String {
+public func syntheticText(lines: Int, seed: UInt64) -> String {
     let words = ["the", "king", "queen", "love", "death", "night", "sword", "crown", "speak", "thee", "thou", "art",
                  "noble", "lord", "lady", "fair", "heaven", "earth", "blood", "honour", "Æthelred", "naïve", "café",
                  "1599", "42", "3.14", "O!", "—", "“quoth”"]
@@ -28,7 +28,7 @@ func syntheticText(lines: Int, seed: UInt64) -> String {
 }
 
 /// Trains a small model on synthetic text and returns its path.
-func trainSmallModel(in dir: String, vocab: Int = 400, type: TokenizerTrainingOptions.ModelType = .bpe) throws -> String {
+public func trainSmallModel(in dir: String, vocab: Int = 400, type: TokenizerTrainingOptions.ModelType = .bpe) throws -> String {
     let input = dir + "/train.txt"
     try AtomicFile.write(syntheticText(lines: 3000, seed: 1), to: input)
     try SentencePieceModel.train(inputFile: input, modelPrefix: dir + "/m",

@@ -1,3 +1,4 @@
+import Common
 import Foundation
 import Kernels
 
@@ -82,7 +83,7 @@ final class ShardWriter {
         partial = path + ".partial"
         self.vocabSize = vocabSize
         width = TokenFile.width(vocabSize: vocabSize)
-        fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw UserError("cannot write \(partial): \(String(cString: strerror(errno))) (check that --data-dir is writable)") }
         try write([UInt8](repeating: 0, count: TokenFile.headerSize))
     }

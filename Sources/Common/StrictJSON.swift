@@ -1,5 +1,4 @@
 import Foundation
-import Kernels
 
 /// A JSON reader for files that people write or share (a `--config` file, a checkpoint's header): RFC 8259 JSON,
 /// read into the same values `JSONSerialization` gives (`[String: Any]`, `[Any]`, `String`, `NSNumber`, `NSNull`),

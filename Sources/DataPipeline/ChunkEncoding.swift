@@ -1,5 +1,7 @@
+import Common
 import Foundation
 import Kernels
+import Tokenizer
 
 /// A piece of one source to encode: whole lines of a text file, or whole records of a JSON Lines file.
 struct ChunkTask: Sendable {

@@ -1,8 +1,10 @@
+import Common
+@testable import DataPipeline
 import Foundation
+import Kernels
 import TestSupport
 import Testing
-@testable import Tokenizer
-import Kernels
+import Tokenizer
 
 /// gzip-compresses `path` into `path.gz` (keeping `path`).
 func gzipFile(_ path: String) throws {
