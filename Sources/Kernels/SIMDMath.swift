@@ -1,4 +1,4 @@
-// SIMD building blocks shared by the row kernels. Notes from measuring Swift 6.3 on this machine (swift-notes §3):
+// SIMD building blocks shared by the row kernels. Notes from measuring Swift 6.3 on this machine (design §5):
 // unaligned loads through UnsafeRawPointer are the fast way in; pointwiseMin/Max are scalar loops, so min/max
 // use masks; scalar float reductions never vectorise, so sums use SIMD accumulators and one `.sum()` at the end.
 

@@ -1,6 +1,6 @@
 import Kernels
 
-/// AdamW over a model's flat parameters with global-norm clipping (the spec §3 recipes): the two moments share
+/// AdamW over a model's flat parameters with global-norm clipping (the design §6 recipes): the two moments share
 /// the parameter layout; weight decay applies only to tensors whose spec says so (and only when > 0).
 public final class AdamW {
     public struct Settings: Sendable, Equatable, Codable {

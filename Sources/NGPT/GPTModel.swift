@@ -25,11 +25,11 @@ struct GPTTensors<P> {
     }
 }
 
-/// The baseline GPT (spec §2.3): pre-norm RMSNorm with gains, RoPE, causal attention with 1/√d_k, SwiGLU,
+/// The baseline GPT (design §4.2): pre-norm RMSNorm with gains, RoPE, causal attention with 1/√d_k, SwiGLU,
 /// residual additions, a final RMSNorm and an untied head.
 public final class GPTModel: LanguageModel {
     public static let displayName = "GPT"
-    /// AdamW with weight decay 0.1 on matrices and embeddings and a linear warmup over 5 % of the run (spec §3).
+    /// AdamW with weight decay 0.1 on matrices and embeddings and a linear warmup over 5 % of the run (design §6).
     public static let recipe = Recipe(learningRate: 1.5e-3, referenceDim: 256, widthExponent: 1, weightDecay: 0.1, warmupPercent: 5)
     public static let rmsEps: Float = 1e-6
 

@@ -6,9 +6,9 @@ import Kernels
 /// conforms to `LanguageModel`, with its decoder) plus a case here and its line in `modelType`; the compiler
 /// points at anything else that is missing.
 public enum ModelKind: String, Codable, Sendable, CaseIterable {
-    /// The normalized Transformer (spec §1–2.1).
+    /// The normalized Transformer (design §4.1).
     case ngpt
-    /// The baseline: pre-norm RMSNorm, RoPE, SwiGLU, untied head (spec §2.3).
+    /// The baseline: pre-norm RMSNorm, RoPE, SwiGLU, untied head (design §4.2).
     case gpt
 
     public var modelType: any LanguageModel.Type {
@@ -24,7 +24,7 @@ public enum ModelKind: String, Codable, Sendable, CaseIterable {
     public var displayName: String { modelType.displayName }
 }
 
-/// A model's training recipe defaults (spec §3); a run may override each.
+/// A model's training recipe defaults (design §6); a run may override each.
 public struct Recipe: Sendable, Equatable {
     /// Peak learning rate of the cosine schedule at width `referenceDim` (measured: docs/lr-sweeps/).
     public var learningRate: Double

@@ -1,7 +1,7 @@
 import Foundation
 import Kernels
 
-/// The learnable scale vectors of nGPT (spec §1.2): stored raw, used as raw · (init / scale).
+/// The learnable scale vectors of nGPT (design §4.1): stored raw, used as raw · (init / scale).
 enum ScaleVector {
     /// α_A, α_M: init 0.05, scale 1/√d; used as |raw · 0.05·√d|.
     static func alphaFactor(_ d: Int) -> Float { 0.05 * Float(d).squareRoot() }
@@ -35,15 +35,15 @@ struct NGPTTensors<P> {
     }
 }
 
-/// The normalized Transformer (spec §2.1): every hidden state, embedding and matrix row on the unit sphere,
+/// The normalized Transformer (design §4.1): every hidden state, embedding and matrix row on the unit sphere,
 /// each block a learned LERP step towards its normalised output followed by a retraction.
 public final class NGPTModel: LanguageModel {
     public static let displayName = "nGPT"
-    /// Adam without weight decay or warmup (spec §3); every matrix row renormalised after each step.
+    /// Adam without weight decay or warmup (design §6); every matrix row renormalised after each step.
     public static let recipe = Recipe(learningRate: 8e-3, referenceDim: 256, widthExponent: 1, weightDecay: 0, warmupPercent: 0)
 
     /// Every matrix and embedding is renormalised (its initial scale is irrelevant once rows are projected onto
-    /// the sphere): N(0, 1/d), output projections /√(2L). Scale vectors start at their raw init (spec §1.2).
+    /// the sphere): N(0, 1/d), output projections /√(2L). Scale vectors start at their raw init (design §4.1).
     static func tensors(_ c: ModelConfig) -> (layout: ParameterLayout, offsets: NGPTTensors<Int>) {
         var b = LayoutBuilder()
         let d = c.dim, f = c.mlpHidden, v = c.vocabSize

@@ -1,4 +1,4 @@
-"""Independent PyTorch reference for ngpt's two models, written from ../shared/docs/ngpt-spec.md.
+"""Independent PyTorch reference for ngpt's two models, written from the equations in docs/design.md §4.
 
 Runs in float64 and writes the fixtures the Swift tests compare against. See README.md.
 """
