@@ -10,4 +10,6 @@ PY_TEST_PACKAGES=(sentencepiece safetensors numpy)
 for p in "${PY_TEST_PACKAGES[@]}"; do
   python3 -c "import $p" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "$p"
 done
+# House style: the checked-in .swift-format (4-space indent, 120 columns), enforced.
+swift format lint --strict --recursive Sources Tests
 swift test -c release "$@"

@@ -76,7 +76,9 @@ public final class World: @unchecked Sendable {
     /// Rank 0's bytes at `data` to every process.
     public func broadcast(_ data: UnsafeMutableRawPointer, bytes: Int) { _ = ngpt_mpi_broadcast(data, bytes, 0) }
 
-    public func broadcast(_ data: UnsafeMutablePointer<Float>, count: Int) { broadcast(UnsafeMutableRawPointer(data), bytes: count * 4) }
+    public func broadcast(_ data: UnsafeMutablePointer<Float>, count: Int) {
+        broadcast(UnsafeMutableRawPointer(data), bytes: count * 4)
+    }
 
     /// Rank 0's byte string to every process (the others pass anything).
     public func broadcast(_ bytes: [UInt8]) -> [UInt8] {

@@ -7,11 +7,18 @@ public enum AvailableMemory {
     public static func bytes() -> Int? {
         func read(_ path: String) -> String? { try? String(contentsOfFile: path, encoding: .utf8) }
         var available: Int?
-        if let info = read("/proc/meminfo"), let line = info.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }) {
+        if let info = read("/proc/meminfo"),
+            let line = info.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") })
+        {
             available = line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
         }
-        if let max = read("/sys/fs/cgroup/memory.max").flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
-            let used = read("/sys/fs/cgroup/memory.current").flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
+        if let max = read("/sys/fs/cgroup/memory.max").flatMap({
+            Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }) {
+            let used =
+                read("/sys/fs/cgroup/memory.current").flatMap {
+                    Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+                } ?? 0
             available = min(available ?? Int.max, max - used)
         }
         return available
@@ -28,6 +35,7 @@ public enum AvailableMemory {
     /// Throws "`what` needs about X (`parts`) but Y is available; `fix`" when `needed` exceeds what is available.
     public static func check(needed: Int, what: String, parts: String, fix: String, available: Int? = bytes()) throws {
         guard let available, needed > available else { return }
-        throw UserError("\(what) needs about \(format(needed)) (\(parts)) but \(format(available)) is available; \(fix)")
+        throw UserError(
+            "\(what) needs about \(format(needed)) (\(parts)) but \(format(available)) is available; \(fix)")
     }
 }

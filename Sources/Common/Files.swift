@@ -7,7 +7,11 @@ public enum AtomicFile {
         let dir = (path as NSString).deletingLastPathComponent
         let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw UserError("cannot write \(path): \(String(cString: strerror(errno))) (check the directory exists and is writable)") }
+        guard fd >= 0 else {
+            throw UserError(
+                "cannot write \(path): \(String(cString: strerror(errno))) (check the directory exists and is writable)"
+            )
+        }
         var ok = false
         defer {
             if !ok { unlink(tmp) }
@@ -22,8 +26,12 @@ public enum AtomicFile {
             }
             offset += n
         }
-        guard fsync(fd) == 0, close(fd) == 0 else { throw UserError("writing \(path) failed: \(String(cString: strerror(errno)))") }
-        guard rename(tmp, path) == 0 else { throw UserError("cannot rename into \(path): \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0, close(fd) == 0 else {
+            throw UserError("writing \(path) failed: \(String(cString: strerror(errno)))")
+        }
+        guard rename(tmp, path) == 0 else {
+            throw UserError("cannot rename into \(path): \(String(cString: strerror(errno)))")
+        }
         ok = true
         let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_CLOEXEC)
         if dfd >= 0 { fsync(dfd); close(dfd) }
@@ -54,7 +62,9 @@ public final class MappedFile: @unchecked Sendable {
             return
         }
         let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-        guard let base = p, base != MAP_FAILED else { throw UserError("cannot map \(path): \(String(cString: strerror(errno)))") }
+        guard let base = p, base != MAP_FAILED else {
+            throw UserError("cannot map \(path): \(String(cString: strerror(errno)))")
+        }
         bytes = UnsafeRawBufferPointer(start: base, count: size)
     }
 
@@ -80,7 +90,9 @@ public enum Directories {
     public static func create(_ path: String, fix: String) throws {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw UserError("cannot create directory \(path): a file of that name exists; \(fix)") }
+            guard isDir.boolValue else {
+                throw UserError("cannot create directory \(path): a file of that name exists; \(fix)")
+            }
             return
         }
         let parent = (path as NSString).deletingLastPathComponent

@@ -51,7 +51,8 @@ public enum InputFile {
         let (fd, size) = try open(path, what: what)
         defer { close(fd) }
         guard size <= limit else {
-            throw UserError("the \(what) \(path) is \(size) bytes, more than the \(limit / 1_000_000) MB this reader accepts")
+            throw UserError(
+                "the \(what) \(path) is \(size) bytes, more than the \(limit / 1_000_000) MB this reader accepts")
         }
         var bytes = [UInt8](repeating: 0, count: size)
         var done = 0
@@ -59,7 +60,7 @@ public enum InputFile {
             let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + done, size - done) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else {
-                if n == 0 { break }   // the file shrank while being read: what is there is what a reader gets
+                if n == 0 { break }  // the file shrank while being read: what is there is what a reader gets
                 throw UserError("cannot read the \(what) \(path): \(String(cString: strerror(errno)))")
             }
             done += n
@@ -70,13 +71,17 @@ public enum InputFile {
     /// The whole file as UTF-8 text (see `read`).
     public static func text(_ path: String, what: String, limit: Int) throws -> String {
         let bytes = try read(path, what: what, limit: limit)
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw UserError("the \(what) \(path) is not UTF-8 text") }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw UserError("the \(what) \(path) is not UTF-8 text")
+        }
         return text
     }
 
     /// Reads a stream (standard input) to its end, refusing more than `limit` bytes. Stops with a `UserError` as
     /// soon as `stopRequested` says so (checked whenever a read returns, and a signal interrupts a blocked read).
-    public static func readStream(_ fd: Int32, what: String, limit: Int, stopRequested: () -> Bool = { false }) throws -> [UInt8] {
+    public static func readStream(_ fd: Int32, what: String, limit: Int, stopRequested: () -> Bool = { false }) throws
+        -> [UInt8]
+    {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
@@ -88,7 +93,9 @@ public enum InputFile {
             }
             if n == 0 { return bytes }
             guard bytes.count + n <= limit else {
-                throw UserError("\(what) is longer than \(limit / 1_000_000) MB; pass a shorter text (or a file with --prompt-file)")
+                throw UserError(
+                    "\(what) is longer than \(limit / 1_000_000) MB; pass a shorter text (or a file with --prompt-file)"
+                )
             }
             bytes += chunk[..<n]
         }

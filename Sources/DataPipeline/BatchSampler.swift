@@ -14,15 +14,18 @@ public struct BatchSampler: Sendable {
     public init(tokens: TokenShards, batch: Int, context: Int, seed: UInt64) throws {
         layout = ShardLayout(windowsPerShard: tokens.shards.map { $0.count - context })
         guard layout.windows > 0 else {
-            throw UserError("the training split has \(tokens.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context")
+            throw UserError(
+                "the training split has \(tokens.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context"
+            )
         }
         self.tokens = tokens; self.batch = batch; self.context = context; self.seed = seed
     }
 
     /// Shard and start of row `row`'s window at `step`.
     public func windowStart(step: Int, row: Int) -> (shard: Int, start: Int) {
-        var rng = SplitMix64(seed: seed ^ (UInt64(truncatingIfNeeded: step) &* 0xD1B5_4A32_D192_ED03)
-                                   ^ (UInt64(truncatingIfNeeded: row) &* 0xABC9_8388_FB8F_AC03))
+        var rng = SplitMix64(
+            seed: seed ^ (UInt64(truncatingIfNeeded: step) &* 0xD1B5_4A32_D192_ED03)
+                ^ (UInt64(truncatingIfNeeded: row) &* 0xABC9_8388_FB8F_AC03))
         _ = rng.next()
         let (shard, start) = layout.locate(rng.below(layout.windows))
         return (shard, start)
@@ -51,7 +54,9 @@ public struct ValidationWindows: Sendable {
     public init(tokens: TokenShards, context: Int, maxWindows: Int? = nil) throws {
         layout = ShardLayout(windowsPerShard: tokens.shards.map { ($0.count - 1) / context })
         guard layout.windows >= 1 else {
-            throw UserError("the validation split has \(tokens.count) tokens, fewer than one window of \(context + 1); use a larger corpus, a larger --val-tokens or a smaller --context")
+            throw UserError(
+                "the validation split has \(tokens.count) tokens, fewer than one window of \(context + 1); use a larger corpus, a larger --val-tokens or a smaller --context"
+            )
         }
         self.tokens = tokens; self.context = context
         count = min(layout.windows, maxWindows ?? layout.windows)

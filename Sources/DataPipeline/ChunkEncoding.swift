@@ -37,14 +37,16 @@ struct ChunkText {
 
     init(_ task: ChunkTask, format: CorpusSource.Format, textField: [UInt8], path: String) throws {
         // a line is named by its number when the chunk's first line number is known (encoding), else by byte offset
-        func location(line: Int, byte: Int) -> String { task.line > 0 ? "\(path) line \(task.line + line)" : "\(path) at byte \(task.offset + byte)" }
+        func location(line: Int, byte: Int) -> String {
+            task.line > 0 ? "\(path) line \(task.line + line)" : "\(path) at byte \(task.offset + byte)"
+        }
         switch format {
         case .text:
             var body = task.bytes[...]
             if task.first && body.starts(with: [0xEF, 0xBB, 0xBF]) { body = body.dropFirst(3) }
             let text = Self.unixLineEnds(body)
             if !text.contains(0), String(validating: text, as: UTF8.self) != nil {
-                pieces = [Piece(text: text, opensDocument: task.first)]   // the usual case: one check of the whole
+                pieces = [Piece(text: text, opensDocument: task.first)]  // the usual case: one check of the whole
                 return
             }
             var kept: [UInt8] = []
@@ -53,7 +55,11 @@ struct ChunkText {
             while start < text.count {
                 let end = text[start...].firstIndex(of: 0x0A).map { $0 + 1 } ?? text.count
                 let line = text[start..<end]
-                if !line.contains(0), String(validating: line, as: UTF8.self) != nil { kept += line } else { skip(location(line: index, byte: start)) }
+                if !line.contains(0), String(validating: line, as: UTF8.self) != nil {
+                    kept += line
+                } else {
+                    skip(location(line: index, byte: start))
+                }
                 start = end
                 index += 1
             }
@@ -79,13 +85,20 @@ struct ChunkText {
                     skip(here)
                 case .missing(let keys):
                     let fieldName = String(decoding: textField, as: UTF8.self)
-                    let seen = keys.isEmpty ? "it has no fields" : "its fields: " + keys.prefix(8).joined(separator: ", ")
-                    throw UserError("\(here): the record has no \"\(fieldName)\" field (\(seen)); pass --text-field with the field that holds the text")
+                    let seen =
+                        keys.isEmpty ? "it has no fields" : "its fields: " + keys.prefix(8).joined(separator: ", ")
+                    throw UserError(
+                        "\(here): the record has no \"\(fieldName)\" field (\(seen)); pass --text-field with the field that holds the text"
+                    )
                 case .notAString:
                     let fieldName = String(decoding: textField, as: UTF8.self)
-                    throw UserError("\(here): the \"\(fieldName)\" field is not a string; pass --text-field with the field that holds the text")
+                    throw UserError(
+                        "\(here): the \"\(fieldName)\" field is not a string; pass --text-field with the field that holds the text"
+                    )
                 case .malformed(let at):
-                    throw UserError("\(here): not a JSON object (malformed at column \(at + 1)); a .jsonl file holds one JSON object per line")
+                    throw UserError(
+                        "\(here): not a JSON object (malformed at column \(at + 1)); a .jsonl file holds one JSON object per line"
+                    )
                 }
             }
         }
@@ -142,8 +155,8 @@ struct ChunkEncoder: Sendable {
             let (ids, lineEnds) = try piece.text.withUnsafeBytes { try tokenizer.encodeLines($0, newline: newline) }
             out.ids += ids
             switch source.format {
-            case .text: out.cuts += lineEnds.map { $0 + base }   // validation may end at any line
-            case .jsonl: out.cuts.append(out.ids.count)            // or after a whole record
+            case .text: out.cuts += lineEnds.map { $0 + base }  // validation may end at any line
+            case .jsonl: out.cuts.append(out.ids.count)  // or after a whole record
             }
         }
         return out
@@ -165,7 +178,7 @@ enum JSONLine {
     static func field(_ name: [UInt8], in line: UnsafeBufferPointer<UInt8>) -> Field {
         var s = Scanner(bytes: line)
         s.space()
-        guard s.take(0x7B) else { return .malformed(at: s.i) }   // {
+        guard s.take(0x7B) else { return .malformed(at: s.i) }  // {
         var keys: [String] = []
         var found: Field?
         s.space()
@@ -174,7 +187,7 @@ enum JSONLine {
             s.space()
             guard s.peek == 0x22, let key = s.string() else { return .malformed(at: s.i) }
             s.space()
-            guard s.take(0x3A) else { return .malformed(at: s.i) }   // :
+            guard s.take(0x3A) else { return .malformed(at: s.i) }  // :
             s.space()
             if found == nil, key.bytes == name {
                 if s.peek == 0x22 {
@@ -189,7 +202,7 @@ enum JSONLine {
                 guard s.skipValue() else { return .malformed(at: s.i) }
             }
             s.space()
-            if s.take(0x2C) { continue }   // ,
+            if s.take(0x2C) { continue }  // ,
             guard s.take(0x7D) else { return .malformed(at: s.i) }
             s.space()
             guard s.i == line.count else { return .malformed(at: s.i) }
@@ -212,7 +225,7 @@ enum JSONLine {
             while let c = peek {
                 i += 1
                 if c == 0x22 { return (out, valid) }
-                guard c == 0x5C else { out.append(c); continue }   // backslash
+                guard c == 0x5C else { out.append(c); continue }  // backslash
                 guard let e = peek else { return nil }
                 i += 1
                 switch e {
@@ -232,10 +245,20 @@ enum JSONLine {
                             guard let low = hex4() else { return nil }
                             if (0xDC00..<0xE000).contains(low) {
                                 scalar = 0x10000 + ((UInt32(unit) - 0xD800) << 10) + (UInt32(low) - 0xDC00)
-                            } else { valid = false; unit = low }
-                        } else { valid = false }
-                    } else if (0xDC00..<0xE000).contains(unit) { valid = false }
-                    if valid, let u = Unicode.Scalar(scalar) { out += Array(String(Character(u)).utf8) } else { valid = false }
+                            } else {
+                                valid = false; unit = low
+                            }
+                        } else {
+                            valid = false
+                        }
+                    } else if (0xDC00..<0xE000).contains(unit) {
+                        valid = false
+                    }
+                    if valid, let u = Unicode.Scalar(scalar) {
+                        out += Array(String(Character(u)).utf8)
+                    } else {
+                        valid = false
+                    }
                 default: return nil
                 }
             }

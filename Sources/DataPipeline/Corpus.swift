@@ -16,9 +16,12 @@ public enum Corpus {
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             let offset = firstInvalidUTF8Offset(bytes)
-            throw UserError("\(path) is not valid UTF-8 (bad byte at offset \(offset)); convert it, e.g. `iconv -f latin1 -t utf-8`")
+            throw UserError(
+                "\(path) is not valid UTF-8 (bad byte at offset \(offset)); convert it, e.g. `iconv -f latin1 -t utf-8`"
+            )
         }
-        return text.contains("\r") ? text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n") : text
+        return text.contains("\r")
+            ? text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n") : text
     }
 
     /// Offset of the first byte that does not start a valid UTF-8 sequence.
@@ -27,8 +30,17 @@ public enum Corpus {
         while i < b.count {
             let c = b[i]
             let n: Int
-            if c < 0x80 { n = 1 } else if c & 0xE0 == 0xC0 { n = 2 } else if c & 0xF0 == 0xE0 { n = 3 }
-            else if c & 0xF8 == 0xF0 { n = 4 } else { return i }
+            if c < 0x80 {
+                n = 1
+            } else if c & 0xE0 == 0xC0 {
+                n = 2
+            } else if c & 0xF0 == 0xE0 {
+                n = 3
+            } else if c & 0xF8 == 0xF0 {
+                n = 4
+            } else {
+                return i
+            }
             // a truncated, overlong or surrogate sequence
             if i + n > b.count || String(validating: b[i..<(i + n)], as: UTF8.self) == nil { return i }
             i += n

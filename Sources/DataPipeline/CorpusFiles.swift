@@ -25,8 +25,10 @@ public struct CorpusSource: Codable, Equatable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name); format = try c.decode(Format.self, forKey: .format)
         gzip = try c.decode(Bool.self, forKey: .gzip); bytes = try c.decode(Int.self, forKey: .bytes)
-        modified = try c.decode(Double.self, forKey: .modified); estimatedTextBytes = try c.decode(Int.self, forKey: .estimatedTextBytes)
-        exactTextBytes = try c.decodeIfPresent(Bool.self, forKey: .exactTextBytes) ?? !gzip   // manifests before it was recorded
+        modified = try c.decode(Double.self, forKey: .modified);
+        estimatedTextBytes = try c.decode(Int.self, forKey: .estimatedTextBytes)
+        // manifests before it was recorded
+        exactTextBytes = try c.decodeIfPresent(Bool.self, forKey: .exactTextBytes) ?? !gzip
     }
 
     init(name: String, format: Format, gzip: Bool, bytes: Int, modified: Double, estimatedTextBytes: Int) {
@@ -36,7 +38,8 @@ public struct CorpusSource: Codable, Equatable, Sendable {
 
     /// What identifies the file's content for the caches (not its absolute path: a moved corpus stays cached).
     func sameFile(as other: CorpusSource) -> Bool {
-        name == other.name && format == other.format && gzip == other.gzip && bytes == other.bytes && modified == other.modified
+        name == other.name && format == other.format && gzip == other.gzip && bytes == other.bytes
+            && modified == other.modified
     }
 }
 
@@ -49,11 +52,16 @@ public enum CorpusFiles {
     public static func list(_ path: String) throws -> (root: String, sources: [CorpusSource]) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw UserError("corpus not found: \(path) (pass --corpus with a text or .jsonl file, gzip-compressed or not, or a directory of them)")
+            throw UserError(
+                "corpus not found: \(path) (pass --corpus with a text or .jsonl file, gzip-compressed or not, or a directory of them)"
+            )
         }
         guard isDirectory.boolValue else {
             let root = (path as NSString).deletingLastPathComponent
-            return (root.isEmpty ? "." : root, [try source(root: root.isEmpty ? "." : root, name: (path as NSString).lastPathComponent)])
+            return (
+                root.isEmpty ? "." : root,
+                [try source(root: root.isEmpty ? "." : root, name: (path as NSString).lastPathComponent)]
+            )
         }
         guard let walker = FileManager.default.enumerator(atPath: path) else {
             throw UserError("cannot list corpus directory \(path) (check its permissions)")
@@ -66,7 +74,9 @@ public enum CorpusFiles {
             if extensions.contains(where: { plain.hasSuffix($0) }) { names.append(entry) }
         }
         guard !names.isEmpty else {
-            throw UserError("corpus directory \(path) has no corpus files (\(extensions.joined(separator: ", ")), each optionally .gz)")
+            throw UserError(
+                "corpus directory \(path) has no corpus files (\(extensions.joined(separator: ", ")), each optionally .gz)"
+            )
         }
         return (path, try names.sorted().map { try source(root: path, name: $0) })
     }
@@ -77,13 +87,16 @@ public enum CorpusFiles {
         let (fd, _) = try InputFile.open(path, what: "corpus file")
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw UserError("cannot read corpus file \(path): \(String(cString: strerror(errno)))") }
+        guard fstat(fd, &st) == 0 else {
+            throw UserError("cannot read corpus file \(path): \(String(cString: strerror(errno)))")
+        }
         var head = [UInt8](repeating: 0, count: 1 << 16)
         let headCount = max(0, pread(fd, &head, head.count, 0))
         let gzip = headCount >= 2 && head[0] == 0x1F && head[1] == 0x8B
         if !gzip, let nul = head[..<headCount].firstIndex(of: 0) { throw binaryFile(path, at: nul) }
         let plainName = name.hasSuffix(".gz") ? String(name.dropLast(3)) : name
-        let format: CorpusSource.Format = plainName.hasSuffix(".jsonl") || plainName.hasSuffix(".ndjson") ? .jsonl : .text
+        let format: CorpusSource.Format =
+            plainName.hasSuffix(".jsonl") || plainName.hasSuffix(".ndjson") ? .jsonl : .text
         let size = Int(st.st_size)
         var estimate = size
         if gzip, size >= 18 {
@@ -94,7 +107,8 @@ public enum CorpusFiles {
             if size >= 1 << 20 { while estimate < 2 * size { estimate += 1 << 32 } }
         }
         let modified = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
-        return CorpusSource(name: name, format: format, gzip: gzip, bytes: size, modified: modified, estimatedTextBytes: estimate)
+        return CorpusSource(
+            name: name, format: format, gzip: gzip, bytes: size, modified: modified, estimatedTextBytes: estimate)
     }
 }
 
@@ -102,7 +116,9 @@ extension CorpusFiles {
     /// Text never holds a NUL byte; a file that does (an image, an archive, a model) is not a corpus, and its
     /// few "lines" of valid UTF-8 would leave the tokenizer too little text to train on.
     static func binaryFile(_ path: String, at offset: Int) -> UserError {
-        UserError("corpus file \(path) looks binary (a NUL byte at offset \(offset) of its text); a corpus is UTF-8 text: remove the file from the corpus")
+        UserError(
+            "corpus file \(path) looks binary (a NUL byte at offset \(offset) of its text); a corpus is UTF-8 text: remove the file from the corpus"
+        )
     }
 
     /// Gives every gzip source its exact uncompressed size. The gzip trailer holds only the last member's size
@@ -110,7 +126,9 @@ extension CorpusFiles {
     /// validation split and the tokenizer's sample, both placed by size, would differ from those of the same text
     /// uncompressed. One decompression pass per file, remembered in the manifest (`known`: same name, size and
     /// modification time) so that it is paid once.
-    static func measuringGzip(_ sources: [CorpusSource], root: String, known: [CorpusSource], log: PrepareLog) throws -> [CorpusSource] {
+    static func measuringGzip(_ sources: [CorpusSource], root: String, known: [CorpusSource], log: PrepareLog) throws
+        -> [CorpusSource]
+    {
         var out = sources
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
@@ -125,13 +143,16 @@ extension CorpusFiles {
             while true {
                 let n = try reader.read(into: buffer)
                 if n == 0 { break }
-                if total == 0, let nul = UnsafeRawBufferPointer(rebasing: buffer[..<min(n, 1 << 16)]).firstIndex(of: 0) {
+                if total == 0, let nul = UnsafeRawBufferPointer(rebasing: buffer[..<min(n, 1 << 16)]).firstIndex(of: 0)
+                {
                     throw binaryFile(root + "/" + source.name, at: nul)
                 }
                 total += n
-                if total % (64 << 20) < n {   // every 64 MiB of text: a long file shows progress and can be stopped
+                if total % (64 << 20) < n {  // every 64 MiB of text: a long file shows progress and can be stopped
                     log.progress("measuring \(source.name): \(formatBytes(total)) of text")
-                    if let signal = log.stopRequested() { throw UserError("\(signal): stopped while measuring \(source.name); run the same command again") }
+                    if let signal = log.stopRequested() {
+                        throw UserError("\(signal): stopped while measuring \(source.name); run the same command again")
+                    }
                 }
             }
             out[i].estimatedTextBytes = total
@@ -159,7 +180,9 @@ final class SourceReader {
         if gzip {
             let s = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
             s.initialize(to: z_stream())
-            guard ngpt_inflate_init_gzip(s) == Z_OK else { s.deallocate(); close(fd); throw UserError("zlib could not start reading \(path)") }
+            guard ngpt_inflate_init_gzip(s) == Z_OK else {
+                s.deallocate(); close(fd); throw UserError("zlib could not start reading \(path)")
+            }
             stream = s
             input = .allocate(capacity: Self.inputSize)
         }
@@ -175,8 +198,10 @@ final class SourceReader {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         var filled = 0
         while filled < buffer.count && !finished {
-            let n = stream == nil ? try readPlain(buffer.baseAddress! + filled, buffer.count - filled)
-                                  : try inflate(buffer.baseAddress! + filled, buffer.count - filled)
+            let n =
+                stream == nil
+                ? try readPlain(buffer.baseAddress! + filled, buffer.count - filled)
+                : try inflate(buffer.baseAddress! + filled, buffer.count - filled)
             if n == 0 { finished = true }
             filled += n
         }
@@ -188,7 +213,9 @@ final class SourceReader {
     func skip(_ count: Int) throws {
         guard count > 0 else { return }
         if stream == nil {
-            guard lseek(fd, off_t(count), SEEK_CUR) >= 0 else { throw UserError("cannot seek in \(path): \(String(cString: strerror(errno)))") }
+            guard lseek(fd, off_t(count), SEEK_CUR) >= 0 else {
+                throw UserError("cannot seek in \(path): \(String(cString: strerror(errno)))")
+            }
             offset += count
             return
         }
@@ -221,9 +248,12 @@ final class SourceReader {
             if z.pointee.avail_in == 0 {
                 let got = try readPlain(input!, Self.inputSize)
                 if got == 0 {
-                    if z.pointee.total_out == 0 && z.pointee.total_in == 0 && !memberDone { break }   // an empty file: no text
+                    // an empty file: no text
+                    if z.pointee.total_out == 0 && z.pointee.total_in == 0 && !memberDone { break }
                     if memberDone { break }
-                    throw UserError("\(path) is truncated: its gzip data ends early after \(produced()) bytes of text (re-download or re-compress it)")
+                    throw UserError(
+                        "\(path) is truncated: its gzip data ends early after \(produced()) bytes of text (re-download or re-compress it)"
+                    )
                 }
                 z.pointee.next_in = input
                 z.pointee.avail_in = UInt32(got)
@@ -238,7 +268,9 @@ final class SourceReader {
             if rc == Z_BUF_ERROR { continue }
             guard rc == Z_OK else {
                 let reason = z.pointee.msg.map { String(cString: $0) } ?? "zlib error \(rc)"
-                throw UserError("\(path) is not valid gzip data (\(reason) after \(produced()) bytes of text); re-download or re-compress it")
+                throw UserError(
+                    "\(path) is not valid gzip data (\(reason) after \(produced()) bytes of text); re-download or re-compress it"
+                )
             }
         }
         return n - Int(z.pointee.avail_out)
@@ -270,7 +302,9 @@ final class LineChunker {
             if pending.count < want && !atEnd {
                 let have = pending.count
                 pending.append(contentsOf: repeatElement(0, count: want - have))
-                let got = try pending.withUnsafeMutableBytes { try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[have...])) }
+                let got = try pending.withUnsafeMutableBytes {
+                    try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[have...]))
+                }
                 pending.removeLast(want - have - got)
                 if have + got < want { atEnd = true }
             }
@@ -279,7 +313,9 @@ final class LineChunker {
             if let nl = pending[..<min(want, pending.count)].lastIndex(of: 0x0A) { return take(nl + 1) }
             if atEnd { return take(pending.count) }
             guard want < Self.maxLineBytes else {
-                throw UserError("\(reader.path) has a line longer than \(Self.maxLineBytes >> 20) MiB at byte offset \(offset); a corpus must be text with line breaks")
+                throw UserError(
+                    "\(reader.path) has a line longer than \(Self.maxLineBytes >> 20) MiB at byte offset \(offset); a corpus must be text with line breaks"
+                )
             }
             want = min(want * 2, Self.maxLineBytes)
         }

@@ -20,9 +20,11 @@ public struct DataOptions: Equatable, Sendable {
     /// Tokens per shard file of a new cache (an existing cache is used whatever its shard size).
     public var shardTokens: Int
 
-    public init(corpus: String? = nil, dataRoot: String = "corpora", tokenizer: TokenizerTrainingOptions = .init(),
-                tokenizerModel: String? = nil, textField: String = "text", validationTokens: Int? = nil,
-                shardTokens: Int = DataPreparation.shardTokens) {
+    public init(
+        corpus: String? = nil, dataRoot: String = "corpora", tokenizer: TokenizerTrainingOptions = .init(),
+        tokenizerModel: String? = nil, textField: String = "text", validationTokens: Int? = nil,
+        shardTokens: Int = DataPreparation.shardTokens
+    ) {
         self.corpus = corpus; self.dataRoot = dataRoot; self.tokenizer = tokenizer
         self.tokenizerModel = tokenizerModel; self.textField = textField; self.validationTokens = validationTokens
         self.shardTokens = shardTokens
@@ -35,8 +37,10 @@ public struct PrepareLog: Sendable {
     public let line: @Sendable (String) -> Void
     public let progress: @Sendable (String) -> Void
     public let stopRequested: @Sendable () -> String?
-    public init(line: @escaping @Sendable (String) -> Void, progress: @escaping @Sendable (String) -> Void = { _ in },
-                stopRequested: @escaping @Sendable () -> String? = { nil }) {
+    public init(
+        line: @escaping @Sendable (String) -> Void, progress: @escaping @Sendable (String) -> Void = { _ in },
+        stopRequested: @escaping @Sendable () -> String? = { nil }
+    ) {
         self.line = line; self.progress = progress; self.stopRequested = stopRequested
     }
     public static let silent = PrepareLog(line: { _ in })

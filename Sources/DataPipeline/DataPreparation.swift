@@ -28,19 +28,26 @@ public enum DataPreparation {
     }
 
     /// `afterSave` sees each saved progress state (tests stop a preparation there).
-    static func prepare(_ options: DataOptions, context: Int, log: PrepareLog,
-                        afterSave: ((TokenManifest) throws -> Void)?, repairing: Bool = false) throws -> PreparedData {
-        signal(SIGXFSZ, SIG_IGN)   // a file-size limit fails the write (EFBIG, reported) instead of killing the process
+    static func prepare(
+        _ options: DataOptions, context: Int, log: PrepareLog,
+        afterSave: ((TokenManifest) throws -> Void)?, repairing: Bool = false
+    ) throws -> PreparedData {
+        signal(SIGXFSZ, SIG_IGN)  // a file-size limit fails the write (EFBIG, reported) instead of killing the process
         let started = DispatchTime.now().uptimeNanoseconds
-        guard options.shardTokens > 0 else { throw UserError("--shard-tokens must be positive, got \(options.shardTokens)") }
+        guard options.shardTokens > 0 else {
+            throw UserError("--shard-tokens must be positive, got \(options.shardTokens)")
+        }
         if let v = options.validationTokens, v < 1 { throw UserError("--val-tokens must be positive, got \(v)") }
         let corpusPath = try options.corpus ?? ShakespeareCorpus.ensure(root: options.dataRoot, log: log.line)
         let (root, listed) = try CorpusFiles.list(corpusPath)
-        let settings = TokenManifest.Settings(textField: options.textField, validationTokens: options.validationTokens,
-                                              chunkBytes: chunkBytes, shardTokens: options.shardTokens)
+        let settings = TokenManifest.Settings(
+            textField: options.textField, validationTokens: options.validationTokens,
+            chunkBytes: chunkBytes, shardTokens: options.shardTokens)
         let cache = try CacheDirectory(options: options, corpusPath: corpusPath)
         try Directories.create(cache.path, fix: "pass a writable --data-dir")
-        let lock = try DirectoryLock(cache.path) { log.line("waiting for another preparation of \(cache.path) to finish…") }
+        let lock = try DirectoryLock(cache.path) {
+            log.line("waiting for another preparation of \(cache.path) to finish…")
+        }
         defer { lock.release() }
 
         var stats = PrepareStats()
@@ -49,41 +56,52 @@ public enum DataPreparation {
         let sources = try CorpusFiles.measuringGzip(listed, root: root, known: known, log: log)
         stats.sources = sources.count
         if previous == nil, FileManager.default.fileExists(atPath: cache.path + "/train.bin") {
-            log.line("the token cache in \(cache.path) was built by an earlier ngpt (train.bin, val.bin); rebuilding it as shards with a manifest")
+            log.line(
+                "the token cache in \(cache.path) was built by an earlier ngpt (train.bin, val.bin); rebuilding it as shards with a manifest"
+            )
         }
-        let (tokenizer, tokenizerPath) = try chooseTokenizer(cache: cache, previous: previous, sources: sources, root: root, settings: settings,
-                                                             options: options, stats: &stats, log: log)
+        let (tokenizer, tokenizerPath) = try chooseTokenizer(
+            cache: cache, previous: previous, sources: sources, root: root, settings: settings,
+            options: options, stats: &stats, log: log)
         stats.vocabSize = tokenizer.vocabSize
 
-        var state = plan(cache: cache, previous: previous, sources: sources, tokenizer: tokenizer, settings: settings, log: log)
+        var state = plan(
+            cache: cache, previous: previous, sources: sources, tokenizer: tokenizer, settings: settings, log: log)
         if state.position != nil {
             let encodeStarted = DispatchTime.now().uptimeNanoseconds
-            let writer = SplitWriter(state: state, directory: cache.path, progressPath: cache.progress, shardTokens: options.shardTokens,
-                                     estimatedTextBytes: sources.reduce(0) { $0 + $1.estimatedTextBytes }, afterSave: afterSave)
-            let encoded = try encode(root: root, writer: writer, tokenizer: tokenizer, textField: options.textField, log: log)
+            let writer = SplitWriter(
+                state: state, directory: cache.path, progressPath: cache.progress, shardTokens: options.shardTokens,
+                estimatedTextBytes: sources.reduce(0) { $0 + $1.estimatedTextBytes }, afterSave: afterSave)
+            let encoded = try encode(
+                root: root, writer: writer, tokenizer: tokenizer, textField: options.textField, log: log)
             state = writer.state
             stats.sourcesEncoded = encoded.sources
             stats.bytesEncoded = encoded.bytes
             stats.encodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - encodeStarted) / 1e9
             guard state.trainTokens + state.validationTokens > 0 else {
-                throw UserError("corpus \(corpusPath) holds no text to train on (its files are empty, or every line was invalid UTF-8)")
+                throw UserError(
+                    "corpus \(corpusPath) holds no text to train on (its files are empty, or every line was invalid UTF-8)"
+                )
             }
             guard state.trainTokens > 0 else {
-                throw UserError("the validation split took the whole corpus (\(state.validationTokens) tokens); use a smaller --val-tokens or add text")
+                throw UserError(
+                    "the validation split took the whole corpus (\(state.validationTokens) tokens); use a smaller --val-tokens or add text"
+                )
             }
             state.position = nil
             try state.write(to: cache.manifest)
             unlink(cache.progress)
             removeUnlisted(in: cache.path, keeping: state)
         } else if FileManager.default.fileExists(atPath: cache.progress) {
-            unlink(cache.progress)   // a stopped preparation of other settings: its shards go too
+            unlink(cache.progress)  // a stopped preparation of other settings: its shards go too
             removeUnlisted(in: cache.path, keeping: state)
         }
 
         let train: TokenShards, validation: TokenShards
         do {
             train = try TokenShards(directory: cache.path, records: state.train, vocabSize: tokenizer.vocabSize)
-            validation = try TokenShards(directory: cache.path, records: state.validation, vocabSize: tokenizer.vocabSize)
+            validation = try TokenShards(
+                directory: cache.path, records: state.validation, vocabSize: tokenizer.vocabSize)
         } catch let error as UserError where stats.sourcesEncoded == 0 && !repairing {
             // a damaged cache (a shard deleted, truncated, overwritten): encode again rather than send the user to delete it
             log.line("the token cache in \(cache.path) is damaged (\(error.message)); encoding the corpus again")
@@ -92,10 +110,14 @@ public enum DataPreparation {
             return try prepare(options, context: context, log: log, afterSave: afterSave, repairing: true)
         }
         guard train.shards.contains(where: { $0.count >= context + 1 }) else {
-            throw UserError("the training split has \(train.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context")
+            throw UserError(
+                "the training split has \(train.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context"
+            )
         }
         guard validation.shards.contains(where: { $0.count >= context + 1 }) else {
-            throw UserError("the validation split has \(validation.count) tokens, fewer than one window of \(context + 1); use a larger corpus, a larger --val-tokens or a smaller --context")
+            throw UserError(
+                "the validation split has \(validation.count) tokens, fewer than one window of \(context + 1); use a larger corpus, a larger --val-tokens or a smaller --context"
+            )
         }
         stats.documents = state.documents
         stats.textBytes = state.textBytes
@@ -106,8 +128,9 @@ public enum DataPreparation {
         stats.skipped = state.skipped
         stats.firstSkipped = state.firstSkipped
         stats.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        return PreparedData(tokenizer: tokenizer, tokenizerPath: tokenizerPath, corpusPath: corpusPath, cacheDirectory: cache.path,
-                            manifest: state, train: train, validation: validation, stats: stats)
+        return PreparedData(
+            tokenizer: tokenizer, tokenizerPath: tokenizerPath, corpusPath: corpusPath, cacheDirectory: cache.path,
+            manifest: state, train: train, validation: validation, stats: stats)
     }
 
     /// Where a corpus's cache lives and which tokenizer it is for: `<base>/<type>-<vocab>` for a tokenizer trained
@@ -130,8 +153,12 @@ public enum DataPreparation {
                 base = options.dataRoot + "/shakespeare/data"
             } else {
                 let absolute = URL(fileURLWithPath: corpusPath).standardizedFileURL.path
-                let name = URL(fileURLWithPath: absolute).lastPathComponent.filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }
-                base = options.dataRoot + "/cache/\(name.prefix(40))-\(SHA256.hex(SHA256.hash(Array(absolute.utf8))).prefix(10))"
+                let name = URL(fileURLWithPath: absolute).lastPathComponent.filter {
+                    $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_"
+                }
+                base =
+                    options.dataRoot
+                    + "/cache/\(name.prefix(40))-\(SHA256.hex(SHA256.hash(Array(absolute.utf8))).prefix(10))"
             }
             let trained = base + "/\(options.tokenizer.modelType.rawValue)-\(options.tokenizer.vocabSize)"
             guard let modelPath = options.tokenizerModel else {
@@ -140,27 +167,35 @@ public enum DataPreparation {
             }
             let model = try SentencePieceModel(path: modelPath)
             given = model
-            if FileManager.default.contents(atPath: trained + "/tokenizer.model").map({ [UInt8]($0) }) == model.modelBytes {
+            if FileManager.default.contents(atPath: trained + "/tokenizer.model").map({ [UInt8]($0) })
+                == model.modelBytes
+            {
                 path = trained; ownsTokenizer = true
             } else {
-                path = base + "/model-" + String(SHA256.hex(SHA256.hash(model.modelBytes)).prefix(12)); ownsTokenizer = false
+                path = base + "/model-" + String(SHA256.hex(SHA256.hash(model.modelBytes)).prefix(12));
+                ownsTokenizer = false
             }
         }
     }
 
     /// The tokenizer: the given one; else the cache's own while its corpus and options are unchanged (or only grew);
     /// else one trained now on a sample (or the given one, recorded as this cache's).
-    static func chooseTokenizer(cache: CacheDirectory, previous: TokenManifest?, sources: [CorpusSource], root: String,
-                                settings: TokenManifest.Settings, options: DataOptions, stats: inout PrepareStats,
-                                log: PrepareLog) throws -> (SentencePieceModel, String) {
+    static func chooseTokenizer(
+        cache: CacheDirectory, previous: TokenManifest?, sources: [CorpusSource], root: String,
+        settings: TokenManifest.Settings, options: DataOptions, stats: inout PrepareStats,
+        log: PrepareLog
+    ) throws -> (SentencePieceModel, String) {
         if let given = cache.given, !cache.ownsTokenizer { return (given, options.tokenizerModel ?? cache.tokenizer) }
         let cached = try? SentencePieceModel(path: cache.tokenizer)
         let stamp = tokenizerStamp(sources, options: options)
         if let cached, let previous, previous.tokenizerSHA256 == SHA256.hex(SHA256.hash(cached.modelBytes)),
-           previous.settings.sameTokens(as: settings), unchangedPrefix(previous.sources, of: sources) {
-            return (cached, cache.tokenizer)   // new files since the cache was built are encoded with it
+            previous.settings.sameTokens(as: settings), unchangedPrefix(previous.sources, of: sources)
+        {
+            return (cached, cache.tokenizer)  // new files since the cache was built are encoded with it
         }
-        if let cached, (try? String(contentsOfFile: cache.tokenizerStamp, encoding: .utf8)) == stamp { return (cached, cache.tokenizer) }
+        if let cached, (try? String(contentsOfFile: cache.tokenizerStamp, encoding: .utf8)) == stamp {
+            return (cached, cache.tokenizer)
+        }
         let model: SentencePieceModel
         if let given = cache.given {
             model = given
@@ -178,27 +213,39 @@ public enum DataPreparation {
     /// What to encode: nothing (the cache is current), the files added since it was built, or everything — and, when a
     /// preparation of the same plan was stopped, the rest of it from where it stopped. A state with a position
     /// has work to do.
-    static func plan(cache: CacheDirectory, previous: TokenManifest?, sources: [CorpusSource], tokenizer: SentencePieceModel,
-                     settings: TokenManifest.Settings, log: PrepareLog) -> TokenManifest {
+    static func plan(
+        cache: CacheDirectory, previous: TokenManifest?, sources: [CorpusSource], tokenizer: SentencePieceModel,
+        settings: TokenManifest.Settings, log: PrepareLog
+    ) -> TokenManifest {
         let tokenizerSHA = SHA256.hex(SHA256.hash(tokenizer.modelBytes))
         var state: TokenManifest
         if let previous, previous.tokenizerSHA256 == tokenizerSHA, previous.settings.sameTokens(as: settings),
-           unchangedPrefix(previous.sources, of: sources) {
+            unchangedPrefix(previous.sources, of: sources)
+        {
             state = previous
             let added = sources.filter { s in !previous.sources.contains { $0.name == s.name } }
             if added.isEmpty { return state }
-            log.line("\(added.count) file\(added.count == 1 ? "" : "s") added to the corpus since the cache was built: encoding \(added.count == 1 ? "it" : "them") alone")
+            log.line(
+                "\(added.count) file\(added.count == 1 ? "" : "s") added to the corpus since the cache was built: encoding \(added.count == 1 ? "it" : "them") alone"
+            )
             state.sources += added
             state.position = TokenManifest.Position(source: previous.sources.count, offset: 0, line: 1)
             state.build = newBuildName()
         } else {
-            if previous != nil { log.line("the corpus, tokenizer or settings changed since the cache in \(cache.path) was built; encoding it again") }
-            state = TokenManifest(tokenizerSHA256: tokenizerSHA, vocabSize: tokenizer.vocabSize, settings: settings, sources: sources,
-                                  position: .init(source: 0, offset: 0, line: 1), build: newBuildName())
+            if previous != nil {
+                log.line(
+                    "the corpus, tokenizer or settings changed since the cache in \(cache.path) was built; encoding it again"
+                )
+            }
+            state = TokenManifest(
+                tokenizerSHA256: tokenizerSHA, vocabSize: tokenizer.vocabSize, settings: settings, sources: sources,
+                position: .init(source: 0, offset: 0, line: 1), build: newBuildName())
         }
-        if let saved = TokenManifest.read(cache.progress), let position = saved.position, saved.tokenizerSHA256 == tokenizerSHA,
-           saved.settings.sameTokens(as: settings), saved.sources.count == state.sources.count,
-           zip(saved.sources, state.sources).allSatisfy({ $0.sameFile(as: $1) }) {
+        if let saved = TokenManifest.read(cache.progress), let position = saved.position,
+            saved.tokenizerSHA256 == tokenizerSHA,
+            saved.settings.sameTokens(as: settings), saved.sources.count == state.sources.count,
+            zip(saved.sources, state.sources).allSatisfy({ $0.sameFile(as: $1) })
+        {
             let name = position.source < saved.sources.count ? saved.sources[position.source].name : "the end"
             log.line("continuing an interrupted preparation at \(name), byte \(position.offset)")
             return saved

@@ -9,8 +9,10 @@ extension DataPreparation {
 
     /// Encodes the writer's remaining plan: chunks read in order, encoded `inFlight` at a time on the thread
     /// budget's workers (taking the next chunk as each finishes), handed to the writer in order.
-    static func encode(root: String, writer: SplitWriter, tokenizer: SentencePieceModel, textField: String,
-                       log: PrepareLog) throws -> (sources: Int, bytes: Int) {
+    static func encode(
+        root: String, writer: SplitWriter, tokenizer: SentencePieceModel, textField: String,
+        log: PrepareLog
+    ) throws -> (sources: Int, bytes: Int) {
         let encoder = try ChunkEncoder(tokenizer: tokenizer, textField: textField)
         let sources = writer.state.sources
         guard let start = writer.state.position else { return (0, 0) }
@@ -27,7 +29,9 @@ extension DataPreparation {
                 if tasks.isEmpty { break }
                 if let signal = log.stopRequested() {
                     try writer.saveNow()
-                    throw UserError("\(signal): data preparation stopped after \(formatBytes(done)); run the same command again to continue where it stopped")
+                    throw UserError(
+                        "\(signal): data preparation stopped after \(formatBytes(done)); run the same command again to continue where it stopped"
+                    )
                 }
                 let results = encodeConcurrently(tasks) { task in
                     try encoder.encode(task, source: sources[task.source], path: root + "/" + sources[task.source].name)
@@ -44,8 +48,12 @@ extension DataPreparation {
                     let seconds = Double(now - started) / 1e9
                     let rate = Double(done) / seconds
                     let eta = rate > 0 ? Double(max(0, totalBytes - done)) / rate : .infinity
-                    log.progress(String(format: "encoding: %@ of %@ (%.0f %%), %.1f MB/s, %@ tokens/s, ETA %@", formatBytes(done), formatBytes(totalBytes),
-                                        100 * Double(done) / Double(max(totalBytes, 1)), rate / 1e6, formatCount(Double(tokens) / seconds), formatDuration(eta)))
+                    log.progress(
+                        String(
+                            format: "encoding: %@ of %@ (%.0f %%), %.1f MB/s, %@ tokens/s, ETA %@", formatBytes(done),
+                            formatBytes(totalBytes),
+                            100 * Double(done) / Double(max(totalBytes, 1)), rate / 1e6,
+                            formatCount(Double(tokens) / seconds), formatDuration(eta)))
                 }
             }
             try writer.finishAll(next: TokenManifest.Position(source: sources.count, offset: 0, line: 1))
@@ -57,7 +65,9 @@ extension DataPreparation {
     }
 
     /// Runs `body` on each task over the thread budget's workers, each taking the next task as it finishes; results in order.
-    static func encodeConcurrently(_ tasks: [ChunkTask], _ body: @escaping (ChunkTask) throws -> EncodedChunk) -> [Result<EncodedChunk, Error>] {
+    static func encodeConcurrently(_ tasks: [ChunkTask], _ body: @escaping (ChunkTask) throws -> EncodedChunk)
+        -> [Result<EncodedChunk, Error>]
+    {
         var results = [Result<EncodedChunk, Error>?](repeating: nil, count: tasks.count)
         let lock = NSLock()
         var next = 0
@@ -107,7 +117,8 @@ final class ChunkStream {
             if let bytes = try chunker!.next() {
                 let lines = bytes.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
                 defer { line += lines }
-                return ChunkTask(source: index, offset: offset, line: line, lines: lines, bytes: bytes, first: offset == 0)
+                return ChunkTask(
+                    source: index, offset: offset, line: line, lines: lines, bytes: bytes, first: offset == 0)
             }
             chunker = nil
             index += 1
@@ -118,6 +129,7 @@ final class ChunkStream {
 
     /// Where encoding continues once `task` is written: the next chunk of its source.
     func position(after task: ChunkTask) -> TokenManifest.Position {
-        TokenManifest.Position(source: task.source, offset: task.offset + task.bytes.count, line: task.line + task.lines)
+        TokenManifest.Position(
+            source: task.source, offset: task.offset + task.bytes.count, line: task.line + task.lines)
     }
 }

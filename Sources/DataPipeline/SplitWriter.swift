@@ -13,8 +13,10 @@ final class SplitWriter {
     private var validation: ShardWriter?, train: ShardWriter?
     let afterSave: ((TokenManifest) throws -> Void)?
 
-    init(state: TokenManifest, directory: String, progressPath: String, shardTokens: Int, estimatedTextBytes: Int,
-         afterSave: ((TokenManifest) throws -> Void)? = nil) {
+    init(
+        state: TokenManifest, directory: String, progressPath: String, shardTokens: Int, estimatedTextBytes: Int,
+        afterSave: ((TokenManifest) throws -> Void)? = nil
+    ) {
         self.state = state; self.directory = directory; self.progressPath = progressPath
         self.shardTokens = shardTokens; self.estimatedTextBytes = estimatedTextBytes; self.afterSave = afterSave
     }
@@ -23,8 +25,12 @@ final class SplitWriter {
         if state.validationTarget == 0 && !chunk.ids.isEmpty {
             // 5 % of the corpus's tokens, estimated from its size and this first chunk's bytes per token
             let estimate = Double(estimatedTextBytes) * Double(chunk.ids.count) / Double(max(1, chunk.textBytes))
-            state.validationTarget = state.settings.validationTokens
-                ?? max(1, min(DataPreparation.defaultValidationCap, Int(estimate * DataPreparation.defaultValidationFraction)))
+            state.validationTarget =
+                state.settings.validationTokens
+                ?? max(
+                    1,
+                    min(DataPreparation.defaultValidationCap, Int(estimate * DataPreparation.defaultValidationFraction))
+                )
         }
         var ids = chunk.ids[...]
         let held = state.validationTokens + (validation?.count ?? 0)
@@ -80,6 +86,8 @@ final class SplitWriter {
     }
 
     private func open(_ split: String, index: Int) throws -> ShardWriter {
-        try ShardWriter(path: directory + "/\(split)-\(state.build)-\(String(index).leftPadded(to: 5, with: "0")).bin", vocabSize: state.vocabSize)
+        try ShardWriter(
+            path: directory + "/\(split)-\(state.build)-\(String(index).leftPadded(to: 5, with: "0")).bin",
+            vocabSize: state.vocabSize)
     }
 }

@@ -32,7 +32,9 @@ public enum TokenFile {
         var out = [UInt8](repeating: 0, count: headerSize)
         out.replaceSubrange(0..<8, with: magic)
         func put<T: FixedWidthInteger>(_ v: T, at offset: Int) {
-            withUnsafeBytes(of: v.littleEndian) { out.replaceSubrange(offset..<(offset + MemoryLayout<T>.size), with: $0) }
+            withUnsafeBytes(of: v.littleEndian) {
+                out.replaceSubrange(offset..<(offset + MemoryLayout<T>.size), with: $0)
+            }
         }
         put(version, at: 8)
         put(UInt32(width(vocabSize: vocabSize)), at: 12)
@@ -51,8 +53,11 @@ public enum TokenFile {
             let body = raw.baseAddress.unsafelyUnwrapped + headerSize
             for (i, id) in ids.enumerated() {
                 precondition(id >= 0 && Int(id) < vocabSize, "token id \(id) outside the vocab")
-                if width == 2 { body.storeBytes(of: UInt16(id).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
-                else { body.storeBytes(of: UInt32(id).littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+                if width == 2 {
+                    body.storeBytes(of: UInt16(id).littleEndian, toByteOffset: 2 * i, as: UInt16.self)
+                } else {
+                    body.storeBytes(of: UInt32(id).littleEndian, toByteOffset: 4 * i, as: UInt32.self)
+                }
             }
         }
         try AtomicFile.write(out, to: path)
@@ -61,19 +66,27 @@ public enum TokenFile {
     /// Parses and checks a header against the file's length.
     public static func readHeader(_ bytes: UnsafeRawBufferPointer, path: String) throws -> Header {
         let hint = "delete it and run `ngpt-train prepare` again to rebuild it"
-        guard bytes.count >= headerSize else { throw UserError("token file \(path) is truncated (\(bytes.count) bytes, no full header); \(hint)") }
-        guard Array(bytes[0..<8]) == magic else { throw UserError("\(path) is not an ngpt token file (bad magic); \(hint)") }
+        guard bytes.count >= headerSize else {
+            throw UserError("token file \(path) is truncated (\(bytes.count) bytes, no full header); \(hint)")
+        }
+        guard Array(bytes[0..<8]) == magic else {
+            throw UserError("\(path) is not an ngpt token file (bad magic); \(hint)")
+        }
         func get<T: FixedWidthInteger>(_ type: T.Type, _ offset: Int) -> T {
             T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
         }
         let v = get(UInt32.self, 8)
-        guard v == version else { throw UserError("token file \(path) has format version \(v), this ngpt reads \(version); \(hint)") }
+        guard v == version else {
+            throw UserError("token file \(path) has format version \(v), this ngpt reads \(version); \(hint)")
+        }
         let width = Int(get(UInt32.self, 12)), vocab = Int(get(UInt32.self, 16)), count = Int(get(UInt64.self, 24))
-        guard width == 2 || width == 4, vocab > 0, (width == 4 || vocab <= 65536) else {
+        guard width == 2 || width == 4, vocab > 0, width == 4 || vocab <= 65536 else {
             throw UserError("token file \(path) has a corrupt header (width \(width), vocab \(vocab)); \(hint)")
         }
         guard count >= 0, count <= (bytes.count - headerSize) / width, bytes.count == headerSize + count * width else {
-            throw UserError("token file \(path) is truncated or corrupt (header says \(count) tokens, file has \(bytes.count) bytes); \(hint)")
+            throw UserError(
+                "token file \(path) is truncated or corrupt (header says \(count) tokens, file has \(bytes.count) bytes); \(hint)"
+            )
         }
         return Header(width: width, vocabSize: vocab, count: count, sourceHash: Array(bytes[32..<64]))
     }
@@ -94,7 +107,9 @@ public final class MappedTokens: @unchecked Sendable {
         body = file.bytes.baseAddress.map { $0 + TokenFile.headerSize }
         let maxId = header.width == 2 && header.vocabSize == 65536 ? 0 : largestId()
         guard maxId < header.vocabSize else {
-            throw UserError("token file \(path) holds id \(maxId) ≥ its vocab size \(header.vocabSize) (corrupt); delete it to rebuild")
+            throw UserError(
+                "token file \(path) holds id \(maxId) ≥ its vocab size \(header.vocabSize) (corrupt); delete it to rebuild"
+            )
         }
     }
 
@@ -130,8 +145,9 @@ public final class MappedTokens: @unchecked Sendable {
 
     @inline(__always) public subscript(i: Int) -> Int32 {
         guard let b = body else { return 0 }
-        return header.width == 2 ? Int32(UInt16(littleEndian: b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-                                 : Int32(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+        return header.width == 2
+            ? Int32(UInt16(littleEndian: b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+            : Int32(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
     }
 
     /// Copies ids[start ..< start+count] into `out`.

@@ -11,7 +11,9 @@ public struct TokenManifest: Codable, Equatable, Sendable {
         public var tokens: Int
         /// SHA-256 of the shard's id bytes (also in its header).
         public var sha256: String
-        public init(file: String, tokens: Int, sha256: String) { self.file = file; self.tokens = tokens; self.sha256 = sha256 }
+        public init(file: String, tokens: Int, sha256: String) {
+            self.file = file; self.tokens = tokens; self.sha256 = sha256
+        }
     }
 
     /// What the ids depend on besides the tokenizer and the sources: a change re-encodes everything.
@@ -84,7 +86,10 @@ final class ShardWriter {
         self.vocabSize = vocabSize
         width = TokenFile.width(vocabSize: vocabSize)
         fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw UserError("cannot write \(partial): \(String(cString: strerror(errno))) (check that --data-dir is writable)") }
+        guard fd >= 0 else {
+            throw UserError(
+                "cannot write \(partial): \(String(cString: strerror(errno))) (check that --data-dir is writable)")
+        }
         try write([UInt8](repeating: 0, count: TokenFile.headerSize))
     }
 
@@ -99,8 +104,12 @@ final class ShardWriter {
             let out = UnsafeMutableRawPointer(raw.baseAddress!)
             var i = 0
             for id in ids {
-                if width == 2 { out.storeBytes(of: UInt16(truncatingIfNeeded: id).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
-                else { out.storeBytes(of: UInt32(bitPattern: id).littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+                if width == 2 {
+                    out.storeBytes(
+                        of: UInt16(truncatingIfNeeded: id).littleEndian, toByteOffset: 2 * i, as: UInt16.self)
+                } else {
+                    out.storeBytes(of: UInt32(bitPattern: id).littleEndian, toByteOffset: 4 * i, as: UInt32.self)
+                }
                 i += 1
             }
             initialized = ids.count * width
@@ -114,12 +123,17 @@ final class ShardWriter {
     func finish() throws -> TokenManifest.Shard {
         let digest = hasher.finalize()
         let header = TokenFile.header(vocabSize: vocabSize, count: count, sourceHash: digest)
-        guard header.withUnsafeBytes({ pwrite(fd, $0.baseAddress, $0.count, 0) }) == header.count else { throw failure() }
+        guard header.withUnsafeBytes({ pwrite(fd, $0.baseAddress, $0.count, 0) }) == header.count else {
+            throw failure()
+        }
         guard fsync(fd) == 0 else { throw failure() }
         close(fd)
         fd = -1
-        guard rename(partial, path) == 0 else { throw UserError("cannot rename \(partial) into \(path): \(String(cString: strerror(errno)))") }
-        return TokenManifest.Shard(file: (path as NSString).lastPathComponent, tokens: count, sha256: SHA256.hex(digest))
+        guard rename(partial, path) == 0 else {
+            throw UserError("cannot rename \(partial) into \(path): \(String(cString: strerror(errno)))")
+        }
+        return TokenManifest.Shard(
+            file: (path as NSString).lastPathComponent, tokens: count, sha256: SHA256.hex(digest))
     }
 
     func discard() {
@@ -141,7 +155,9 @@ final class ShardWriter {
     private func failure() -> UserError {
         let reason = String(cString: strerror(errno))
         discard()
-        return UserError("writing \(partial) failed: \(reason)\(errno == ENOSPC ? " (the disk is full: free space or choose another --data-dir; the last complete cache is untouched and the preparation continues where it stopped when run again)" : "")")
+        return UserError(
+            "writing \(partial) failed: \(reason)\(errno == ENOSPC ? " (the disk is full: free space or choose another --data-dir; the last complete cache is untouched and the preparation continues where it stopped when run again)" : "")"
+        )
     }
 }
 
@@ -162,7 +178,7 @@ public struct ShardLayout: Sendable, Equatable {
     /// The shard holding global window `window` (0..<windows) and the window's index inside it.
     public func locate(_ window: Int) -> (shard: Int, index: Int) {
         precondition(window >= 0 && window < windows)
-        var low = 0, high = firsts.count - 1   // the last shard whose first window is ≤ window
+        var low = 0, high = firsts.count - 1  // the last shard whose first window is ≤ window
         while low < high {
             let mid = (low + high + 1) / 2
             if firsts[mid] <= window { low = mid } else { high = mid - 1 }
@@ -194,13 +210,18 @@ public final class TokenShards: @unchecked Sendable {
         var opened: [MappedTokens] = []
         for r in records {
             let path = directory + "/" + r.file
-            guard FileManager.default.fileExists(atPath: path) else { throw UserError("token shard \(path) is missing; \(hint)") }
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw UserError("token shard \(path) is missing; \(hint)")
+            }
             let shard = try MappedTokens(path: path)
             guard shard.count == r.tokens, SHA256.hex(shard.header.sourceHash) == r.sha256 else {
-                throw UserError("token shard \(path) does not match the manifest (\(shard.count) tokens, expected \(r.tokens)); \(hint)")
+                throw UserError(
+                    "token shard \(path) does not match the manifest (\(shard.count) tokens, expected \(r.tokens)); \(hint)"
+                )
             }
             guard shard.vocabSize == vocabSize else {
-                throw UserError("token file \(path) has vocab \(shard.vocabSize) but the tokenizer has \(vocabSize); \(hint)")
+                throw UserError(
+                    "token file \(path) has vocab \(shard.vocabSize) but the tokenizer has \(vocabSize); \(hint)")
             }
             opened.append(shard)
         }
@@ -208,7 +229,8 @@ public final class TokenShards: @unchecked Sendable {
     }
 
     /// One window's ids: `count` ids from `start` of shard `shard` into `out`.
-    @inline(__always) public func copy(shard: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Int32>) {
+    @inline(__always) public func copy(shard: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Int32>)
+    {
         shards[shard].copy(from: start, count: n, into: out)
     }
 }

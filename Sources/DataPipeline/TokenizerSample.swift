@@ -10,23 +10,38 @@ extension DataPreparation {
     /// Trains on `sampleBytes` of the corpus's lines: windows of a chunk at evenly spaced offsets after the head that
     /// validation is taken from, so that the tokenizer's cost does not grow with the corpus and it does not see
     /// validation text (unless validation is larger than the skipped head; the summary would not tell).
-    static func trainTokenizer(root: String, sources: [CorpusSource], options: DataOptions,
-                               log: PrepareLog) throws -> (SentencePieceModel, Int) {
+    static func trainTokenizer(
+        root: String, sources: [CorpusSource], options: DataOptions,
+        log: PrepareLog
+    ) throws -> (SentencePieceModel, Int) {
         let total = sources.reduce(0) { $0 + $1.estimatedTextBytes }
-        let head = min(total / 2, options.validationTokens.map { $0 * 8 }
-                       ?? min(Int(Double(total) * defaultValidationFraction * 1.2), defaultValidationCap * 8))
+        let head = min(
+            total / 2,
+            options.validationTokens.map { $0 * 8 }
+                ?? min(Int(Double(total) * defaultValidationFraction * 1.2), defaultValidationCap * 8))
         let budget = options.tokenizer.sampleBytes
         let started = DispatchTime.now().uptimeNanoseconds
-        let sample = try TokenizerSample.read(root: root, sources: sources, from: head, bytes: budget, textField: options.textField) { read in
+        let sample = try TokenizerSample.read(
+            root: root, sources: sources, from: head, bytes: budget, textField: options.textField
+        ) { read in
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-            log.progress(String(format: "reading the tokenizer's sample: %@ of %@, %.0f MB/s", formatBytes(read), formatBytes(min(budget, total - head)),
-                                Double(read) / 1e6 / max(seconds, 1e-9)))
+            log.progress(
+                String(
+                    format: "reading the tokenizer's sample: %@ of %@, %.0f MB/s", formatBytes(read),
+                    formatBytes(min(budget, total - head)),
+                    Double(read) / 1e6 / max(seconds, 1e-9)))
         }
         guard sample.contains(where: { !$0.isWhitespace }) else {
-            throw UserError("corpus \(options.corpus ?? root) holds no text to train a tokenizer on (its files are empty, or every line was invalid UTF-8)")
+            throw UserError(
+                "corpus \(options.corpus ?? root) holds no text to train a tokenizer on (its files are empty, or every line was invalid UTF-8)"
+            )
         }
-        log.line("training a \(options.tokenizer.modelType.rawValue) tokenizer, vocab \(options.tokenizer.vocabSize), on \(formatBytes(sample.utf8.count)) sampled from \(formatBytes(total))…")
-        let ticker = Ticker(every: 1) { seconds in log.progress("training the tokenizer: \(formatDuration(seconds)) (SentencePiece reports no progress)") }
+        log.line(
+            "training a \(options.tokenizer.modelType.rawValue) tokenizer, vocab \(options.tokenizer.vocabSize), on \(formatBytes(sample.utf8.count)) sampled from \(formatBytes(total))…"
+        )
+        let ticker = Ticker(every: 1) { seconds in
+            log.progress("training the tokenizer: \(formatDuration(seconds)) (SentencePiece reports no progress)")
+        }
         defer { ticker.stop() }
         let lines = sample.split(separator: "\n")
         let model = try SentencePieceModel.train(sentences: lines, options: options.tokenizer)
@@ -39,8 +54,10 @@ extension DataPreparation {
 
 /// The tokenizer's training text: lines from windows at evenly spaced offsets of the corpus.
 enum TokenizerSample {
-    static func read(root: String, sources: [CorpusSource], from head: Int, bytes budget: Int, textField: String,
-                     progress: (Int) -> Void) throws -> String {
+    static func read(
+        root: String, sources: [CorpusSource], from head: Int, bytes budget: Int, textField: String,
+        progress: (Int) -> Void
+    ) throws -> String {
         let total = sources.reduce(0) { $0 + $1.estimatedTextBytes }
         let chunk = DataPreparation.chunkBytes
         let span = max(0, total - head)
@@ -48,7 +65,7 @@ enum TokenizerSample {
         let whole = span <= budget
         let windows = whole ? 1 : max(1, budget / chunk)
         let stride = whole ? span : max(chunk, span / windows)
-        var starts: [Int] = []   // cumulative source offsets
+        var starts: [Int] = []  // cumulative source offsets
         var sum = 0
         for s in sources { starts.append(sum); sum += s.estimatedTextBytes }
         let field = Array(textField.utf8)
@@ -75,10 +92,14 @@ enum TokenizerSample {
                     var piece = bytes[...]
                     if partialFirstLine, let nl = piece.firstIndex(of: 0x0A) { piece = piece[(nl + 1)...] }
                     partialFirstLine = false
-                    let task = ChunkTask(source: source, offset: at + (bytes.count - piece.count), line: 0, lines: 0, bytes: Array(piece), first: at == 0)
-                    for p in try ChunkText(task, format: sources[source].format, textField: field, path: root + "/" + sources[source].name).pieces {
+                    let task = ChunkTask(
+                        source: source, offset: at + (bytes.count - piece.count), line: 0, lines: 0,
+                        bytes: Array(piece), first: at == 0)
+                    for p in try ChunkText(
+                        task, format: sources[source].format, textField: field, path: root + "/" + sources[source].name
+                    ).pieces {
                         text += p.text
-                        text.append(0x0A)   // a record's last line, ended (the sentences are the non-empty lines)
+                        text.append(0x0A)  // a record's last line, ended (the sentences are the non-empty lines)
                     }
                     want -= bytes.count
                 }

@@ -29,7 +29,9 @@ public enum Geometry {
     /// Rows scaled to unit length (zero rows stay zero).
     public static func normalized(_ x: UnsafePointer<Float>, rows: Int, cols: Int) -> [Float] {
         var out = [Float](repeating: 0, count: rows * cols)
-        out.withUnsafeMutableBufferPointer { RowNorm.l2Forward(x, $0.baseAddress.unsafelyUnwrapped, invNorm: nil, rows: rows, cols: cols) }
+        out.withUnsafeMutableBufferPointer {
+            RowNorm.l2Forward(x, $0.baseAddress.unsafelyUnwrapped, invNorm: nil, rows: rows, cols: cols)
+        }
         return out
     }
 
@@ -47,8 +49,9 @@ public enum Geometry {
         var gram = [Float](repeating: 0, count: rows * rows)
         x.withUnsafeBufferPointer { xp in
             gram.withUnsafeMutableBufferPointer { g in
-                GEMM.xwT(xp.baseAddress.unsafelyUnwrapped, xp.baseAddress.unsafelyUnwrapped, g.baseAddress.unsafelyUnwrapped,
-                         m: rows, k: cols, n: rows)
+                GEMM.xwT(
+                    xp.baseAddress.unsafelyUnwrapped, xp.baseAddress.unsafelyUnwrapped, g.baseAddress.unsafelyUnwrapped,
+                    m: rows, k: cols, n: rows)
             }
         }
         var sum = 0.0, sumSq = 0.0, expSum = 0.0, count = 0.0
@@ -62,8 +65,9 @@ public enum Geometry {
             }
         }
         let mean = sum / max(1, count)
-        return PairwiseCosines(mean: mean, std: max(0, sumSq / max(1, count) - mean * mean).squareRoot(),
-                               uniformity: log(expSum / max(1, count)), histogram: hist.map { $0 / max(1, count) })
+        return PairwiseCosines(
+            mean: mean, std: max(0, sumSq / max(1, count) - mean * mean).squareRoot(),
+            uniformity: log(expSum / max(1, count)), histogram: hist.map { $0 / max(1, count) })
     }
 
     /// Wang & Isola's alignment, E‖x − y‖² (α = 2) over given positive pairs of unit rows.
@@ -79,7 +83,9 @@ public enum Geometry {
     }
 
     /// The k rows most cosine-similar to row `i` (excluding itself), best first.
-    public static func nearest(unitRows x: [Float], rows: Int, cols: Int, to i: Int, k: Int) -> [(row: Int, cosine: Double)] {
+    public static func nearest(unitRows x: [Float], rows: Int, cols: Int, to i: Int, k: Int) -> [(
+        row: Int, cosine: Double
+    )] {
         var scored: [(Int, Double)] = []
         for j in 0..<rows where j != i {
             var s = 0.0

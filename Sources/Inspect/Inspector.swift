@@ -25,7 +25,9 @@ public struct InspectionReport: Codable, Sendable {
         /// Singular values (descending) of each matrix type, for the spectra plot.
         public var spectra: [String: [Double]]
     }
-    public struct Neighbour: Codable, Sendable { public var token: String, piece: String, neighbours: [String], cosines: [Double] }
+    public struct Neighbour: Codable, Sendable {
+        public var token: String, piece: String, neighbours: [String], cosines: [Double]
+    }
     public struct Hidden: Codable, Sendable {
         public var tokens: Int
         /// ‖h‖ after each block: exactly 1 for nGPT.
@@ -48,18 +50,25 @@ public struct InspectionReport: Codable, Sendable {
 
 public enum Inspector {
     /// Reference values after training at 0.5B/1B scale (paper Fig. 6, Tables 4–5; design §4.1).
-    public static let paperReference = "paper (0.5–1B, 100k steps): α_A ≈ 0.22–0.25, α_M ≈ 0.32–0.37, s_qk ≈ 1.4–1.5, s_u ≈ 1.1–1.2, s_ν ≈ 1.1–1.25, mean s_z ≈ 60"
+    public static let paperReference =
+        "paper (0.5–1B, 100k steps): α_A ≈ 0.22–0.25, α_M ≈ 0.32–0.37, s_qk ≈ 1.4–1.5, s_u ≈ 1.1–1.2, s_ν ≈ 1.1–1.25, mean s_z ≈ 60"
 
-    public static func inspect(_ loaded: LoadedModel, neighbours words: [String], text: String?, maxTokens: Int = 4096) throws -> InspectionReport {
+    public static func inspect(_ loaded: LoadedModel, neighbours words: [String], text: String?, maxTokens: Int = 4096)
+        throws -> InspectionReport
+    {
         let model = loaded.model, c = model.config, m = model.matrices, d = c.dim, f = c.mlpHidden, V = c.vocabSize
         // Embeddings.
         var embeddings: [InspectionReport.Embedding] = []
         var unitIn: [Float] = []
-        for (i, (name, table)) in [("tok_embeddings.weight", m.embeddingIn), ("output.weight", m.embeddingOut)].enumerated() {
+        for (i, (name, table)) in [("tok_embeddings.weight", m.embeddingIn), ("output.weight", m.embeddingOut)]
+            .enumerated()
+        {
             let unit = Geometry.normalized(table, rows: V, cols: d)
             if i == 0 { unitIn = unit }
-            embeddings.append(.init(name: name, rowNorms: Stats(Geometry.rowNorms(table, rows: V, cols: d)),
-                                    cosines: Geometry.pairwise(unitRows: unit, rows: V, cols: d)))
+            embeddings.append(
+                .init(
+                    name: name, rowNorms: Stats(Geometry.rowNorms(table, rows: V, cols: d)),
+                    cosines: Geometry.pairwise(unitRows: unit, rows: V, cols: d)))
         }
         // Learned scales (nGPT).
         var scales: [InspectionReport.LayerScales] = []
@@ -67,8 +76,11 @@ public enum Inspector {
         if let e = model.learnedScales() {
             let stats = { (v: [Float]) in Stats(v.map(Double.init)) }
             for l in 0..<c.layers {
-                scales.append(.init(layer: l, alphaAttn: stats(e.alphaAttn[l]), alphaMLP: stats(e.alphaMLP[l]), sqk: stats(e.sqk[l]),
-                                    su: stats(e.su[l]), sv: stats(e.sv[l])))
+                scales.append(
+                    .init(
+                        layer: l, alphaAttn: stats(e.alphaAttn[l]), alphaMLP: stats(e.alphaMLP[l]),
+                        sqk: stats(e.sqk[l]),
+                        su: stats(e.su[l]), sv: stats(e.sv[l])))
             }
             sz = e.sz.map(Double.init)
         }
@@ -76,7 +88,9 @@ public enum Inspector {
         var conditioning: [InspectionReport.Conditioning] = []
         for (l, b) in m.blocks.enumerated() {
             func perHead(_ w: UnsafePointer<Float>) -> [Double] {
-                (0..<c.heads).map { h in Geometry.conditionNumber(Geometry.singularValues(w + h * c.headDim * d, rows: c.headDim, cols: d)) }
+                (0..<c.heads).map { h in
+                    Geometry.conditionNumber(Geometry.singularValues(w + h * c.headDim * d, rows: c.headDim, cols: d))
+                }
             }
             var spectra: [String: [Double]] = [:]
             func whole(_ name: String, _ w: UnsafePointer<Float>, rows: Int) -> Double {
@@ -86,20 +100,33 @@ public enum Inspector {
             }
             let wo = whole("attn.wo", b.wo, rows: d), up = whole("mlp.w_up", b.up, rows: f)
             let gate = whole("mlp.w_gate", b.gate, rows: f), down = whole("mlp.w_down", b.down, rows: f)
-            for (name, w) in [("attn.wq", b.wq), ("attn.wk", b.wk), ("attn.wv", b.wv)] { spectra[name] = Geometry.singularValues(w, rows: d, cols: d) }
-            conditioning.append(.init(layer: l, query: perHead(b.wq), key: perHead(b.wk), value: perHead(b.wv),
-                                      output: wo, up: up, gate: gate, down: down, spectra: spectra))
+            for (name, w) in [("attn.wq", b.wq), ("attn.wk", b.wk), ("attn.wv", b.wv)] {
+                spectra[name] = Geometry.singularValues(w, rows: d, cols: d)
+            }
+            conditioning.append(
+                .init(
+                    layer: l, query: perHead(b.wq), key: perHead(b.wk), value: perHead(b.wv),
+                    output: wo, up: up, gate: gate, down: down, spectra: spectra))
         }
         // Nearest neighbours in E_in.
         var neighbours: [InspectionReport.Neighbour] = []
         for word in words {
             let candidates = ["▁" + word, word]
-            guard let (piece, id) = candidates.lazy.map({ ($0, loaded.tokenizer.id(ofPiece: $0)) }).first(where: { $0.1 != loaded.tokenizer.unkId }) else {
-                throw UserError("\"\(word)\" is not a single token of this tokenizer (tried pieces \"▁\(word)\" and \"\(word)\"); choose words the vocabulary holds")
+            guard
+                let (piece, id) = candidates.lazy.map({ ($0, loaded.tokenizer.id(ofPiece: $0)) }).first(where: {
+                    $0.1 != loaded.tokenizer.unkId
+                })
+            else {
+                throw UserError(
+                    "\"\(word)\" is not a single token of this tokenizer (tried pieces \"▁\(word)\" and \"\(word)\"); choose words the vocabulary holds"
+                )
             }
             let near = Geometry.nearest(unitRows: unitIn, rows: V, cols: d, to: Int(id), k: 5)
-            neighbours.append(.init(token: word, piece: piece, neighbours: try near.map { try loaded.tokenizer.piece(ofId: Int32($0.row)) },
-                                    cosines: near.map(\.cosine)))
+            neighbours.append(
+                .init(
+                    token: word, piece: piece,
+                    neighbours: try near.map { try loaded.tokenizer.piece(ofId: Int32($0.row)) },
+                    cosines: near.map(\.cosine)))
         }
         // Hidden states on real text.
         var hidden: InspectionReport.Hidden?
@@ -115,12 +142,14 @@ public enum Inspector {
             let norms = outputs.map { Stats(Geometry.rowNorms($0, rows: n, cols: d)) }
             let final = Geometry.normalized(outputs[outputs.count - 1], rows: n, cols: d)
             let pairs = (0..<n).filter { ($0 + 1) % T != 0 }.map { ($0, $0 + 1) }
-            hidden = .init(tokens: n, blockNorms: norms,
-                           finalUniformity: Geometry.pairwise(unitRows: final, rows: n, cols: d).uniformity,
-                           finalAlignment: Geometry.alignment(unitRows: final, cols: d, pairs: pairs))
+            hidden = .init(
+                tokens: n, blockNorms: norms,
+                finalUniformity: Geometry.pairwise(unitRows: final, rows: n, cols: d).uniformity,
+                finalAlignment: Geometry.alignment(unitRows: final, cols: d, pairs: pairs))
         }
-        return InspectionReport(checkpoint: loaded.checkpointPath, model: c.kind.rawValue, step: loaded.step, embeddings: embeddings,
-                                scales: scales, szMean: sz.isEmpty ? nil : Stats(sz).mean, szMax: sz.max(), szMin: sz.min(),
-                                conditioning: conditioning, neighbours: neighbours, hidden: hidden)
+        return InspectionReport(
+            checkpoint: loaded.checkpointPath, model: c.kind.rawValue, step: loaded.step, embeddings: embeddings,
+            scales: scales, szMean: sz.isEmpty ? nil : Stats(sz).mean, szMax: sz.max(), szMin: sz.min(),
+            conditioning: conditioning, neighbours: neighbours, hidden: hidden)
     }
 }

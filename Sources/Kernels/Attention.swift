@@ -25,9 +25,11 @@ public enum Attention {
 
     /// y = softmax(scale·q·kᵀ + causal mask)·v per (batch, head); probs receives the softmax (entries above the
     /// diagonal are 0 up to the end of their row block; later columns are never read).
-    public static func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
-                               y: UnsafeMutablePointer<Float>, ldy: Int, probs: UnsafeMutablePointer<Float>,
-                               shape: AttentionShape, scale: Float, block: Int = defaultBlock) {
+    public static func forward(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
+        y: UnsafeMutablePointer<Float>, ldy: Int, probs: UnsafeMutablePointer<Float>,
+        shape: AttentionShape, scale: Float, block: Int = defaultBlock
+    ) {
         let T = shape.context, H = shape.heads, dk = shape.headDim
         Threads.parallelForSerialBLAS(shape.pairs) { _, pairs in
             for pair in pairs {
@@ -40,12 +42,14 @@ public enum Attention {
                 while i0 < T {
                     let i1 = min(T, i0 + block)
                     // S[i0..<i1, 0..<i1] = scale · Q[i0..<i1]·K[0..<i1]ᵀ
-                    GEMM.gemm(transA: false, transB: true, m: i1 - i0, n: i1, k: dk, alpha: scale, qh + i0 * ld, lda: ld,
-                              kh, ldb: ld, p + i0 * T, ldc: T)
+                    GEMM.gemm(
+                        transA: false, transB: true, m: i1 - i0, n: i1, k: dk, alpha: scale, qh + i0 * ld, lda: ld,
+                        kh, ldb: ld, p + i0 * T, ldc: T)
                     for i in i0..<i1 { causalSoftmaxRow(p + i * T, valid: i + 1, count: i1) }
                     // Y[i0..<i1] = P[i0..<i1, 0..<i1]·V[0..<i1]
-                    GEMM.gemm(transA: false, transB: false, m: i1 - i0, n: dk, k: i1, p + i0 * T, lda: T, vh, ldb: ld,
-                              yh + i0 * ldy, ldc: ldy)
+                    GEMM.gemm(
+                        transA: false, transB: false, m: i1 - i0, n: dk, k: i1, p + i0 * T, lda: T, vh, ldb: ld,
+                        yh + i0 * ldy, ldc: ldy)
                     i0 = i1
                 }
             }
@@ -55,13 +59,15 @@ public enum Attention {
     /// Given dy, writes dq, dk, dv (row stride `ldg`) for the forward above (same `block`).
     ///   dV = Pᵀ·dY,  dP = dY·Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ = scale·dS·K,  dK = scale·dSᵀ·Q,
     /// each restricted to the causal part block by block. scratch: at least `shape.backwardScratchCount` floats.
-    public static func backward(dy: UnsafePointer<Float>, ldy: Int,
-                                q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
-                                probs: UnsafePointer<Float>,
-                                dq: UnsafeMutablePointer<Float>, dk dkOut: UnsafeMutablePointer<Float>,
-                                dv: UnsafeMutablePointer<Float>, ldg: Int,
-                                scratch: UnsafeMutablePointer<Float>, shape: AttentionShape, scale: Float,
-                                block: Int = defaultBlock) {
+    public static func backward(
+        dy: UnsafePointer<Float>, ldy: Int,
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
+        probs: UnsafePointer<Float>,
+        dq: UnsafeMutablePointer<Float>, dk dkOut: UnsafeMutablePointer<Float>,
+        dv: UnsafeMutablePointer<Float>, ldg: Int,
+        scratch: UnsafeMutablePointer<Float>, shape: AttentionShape, scale: Float,
+        block: Int = defaultBlock
+    ) {
         let T = shape.context, H = shape.heads, dk = shape.headDim
         Threads.parallelForSerialBLAS(shape.pairs) { worker, pairs in
             let dS = scratch + worker * T * T
@@ -75,12 +81,15 @@ public enum Attention {
                 while i0 < T {
                     let i1 = min(T, i0 + block)
                     // dP[i0..<i1, 0..<i1] = dY[i0..<i1]·V[0..<i1]ᵀ, then dS in place
-                    GEMM.gemm(transA: false, transB: true, m: i1 - i0, n: i1, k: dk, dyh + i0 * ldy, lda: ldy, v + offset, ldb: ld,
-                              dS + i0 * T, ldc: T)
+                    GEMM.gemm(
+                        transA: false, transB: true, m: i1 - i0, n: i1, k: dk, dyh + i0 * ldy, lda: ldy, v + offset,
+                        ldb: ld,
+                        dS + i0 * T, ldc: T)
                     for i in i0..<i1 { softmaxBackwardRow(p + i * T, dS + i * T, valid: i + 1, count: i1) }
                     // dQ[i0..<i1] = scale·dS[i0..<i1, 0..<i1]·K[0..<i1]
-                    GEMM.gemm(transA: false, transB: false, m: i1 - i0, n: dk, k: i1, alpha: scale, dS + i0 * T, lda: T,
-                              k + offset, ldb: ld, dq + goff + i0 * ldg, ldc: ldg)
+                    GEMM.gemm(
+                        transA: false, transB: false, m: i1 - i0, n: dk, k: i1, alpha: scale, dS + i0 * T, lda: T,
+                        k + offset, ldb: ld, dq + goff + i0 * ldg, ldc: ldg)
                     i0 = i1
                 }
                 // Column blocks: keys j0..<j1 are seen by queries j0..<T.
@@ -88,10 +97,13 @@ public enum Attention {
                 while j0 < T {
                     let j1 = min(T, j0 + block)
                     // dV[j0..<j1] = P[j0..<T, j0..<j1]ᵀ·dY[j0..<T],  dK[j0..<j1] = scale·dS[j0..<T, j0..<j1]ᵀ·Q[j0..<T]
-                    GEMM.gemm(transA: true, transB: false, m: j1 - j0, n: dk, k: T - j0, p + j0 * T + j0, lda: T,
-                              dyh + j0 * ldy, ldb: ldy, dv + goff + j0 * ldg, ldc: ldg)
-                    GEMM.gemm(transA: true, transB: false, m: j1 - j0, n: dk, k: T - j0, alpha: scale, dS + j0 * T + j0, lda: T,
-                              q + offset + j0 * ld, ldb: ld, dkOut + goff + j0 * ldg, ldc: ldg)
+                    GEMM.gemm(
+                        transA: true, transB: false, m: j1 - j0, n: dk, k: T - j0, p + j0 * T + j0, lda: T,
+                        dyh + j0 * ldy, ldb: ldy, dv + goff + j0 * ldg, ldc: ldg)
+                    GEMM.gemm(
+                        transA: true, transB: false, m: j1 - j0, n: dk, k: T - j0, alpha: scale, dS + j0 * T + j0,
+                        lda: T,
+                        q + offset + j0 * ld, ldb: ld, dkOut + goff + j0 * ldg, ldc: ldg)
                     j0 = j1
                 }
             }
@@ -102,9 +114,11 @@ public enum Attention {
     ///   y_h = softmax(scale · q_h·K[0..<n, h]ᵀ) · V[0..<n, h].
     /// q, y: [heads·headDim]; kCache, vCache: [n, heads·headDim] rows (row stride `ld`); scores: [heads, n] scratch.
     /// The cache is read row by row, contiguously, serving every head at once.
-    public static func decode(q: UnsafePointer<Float>, kCache: UnsafePointer<Float>, vCache: UnsafePointer<Float>, ld: Int,
-                              count n: Int, heads: Int, headDim dk: Int, scale: Float,
-                              scores: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>) {
+    public static func decode(
+        q: UnsafePointer<Float>, kCache: UnsafePointer<Float>, vCache: UnsafePointer<Float>, ld: Int,
+        count n: Int, heads: Int, headDim dk: Int, scale: Float,
+        scores: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>
+    ) {
         for j in 0..<n {
             let kr = kCache + j * ld
             for h in 0..<heads { scores[h * n + j] = scale * dot(q + h * dk, kr + h * dk, dk) }
@@ -156,7 +170,8 @@ public enum Attention {
 
     /// In place over a row of dP: dS = P ⊙ (dP − ⟨dP, P⟩), zero past `valid`.
     @inline(__always)
-    static func softmaxBackwardRow(_ p: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, valid: Int, count: Int) {
+    static func softmaxBackwardRow(_ p: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, valid: Int, count: Int)
+    {
         let c = dot(p, d, valid)
         let vc = F32x16(repeating: c)
         var i = 0

@@ -19,7 +19,7 @@ public enum BFloat16 {
     /// lanes with SIMD16<UInt32>(truncatingIfNeeded:) compiles to a per-lane loop; a shift and a mask on 32-bit
     /// lanes stay vector instructions.)
     @inline(__always) static func loadPairs(_ p: UnsafePointer<UInt16>) -> (even: F32x16, odd: F32x16) {
-        let w = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt32>.self)   // little-endian: low half = even element
+        let w = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt32>.self)  // little-endian: low half = even element
         return (unsafeBitCast(w &<< 16, to: F32x16.self), unsafeBitCast(w & 0xFFFF_0000, to: F32x16.self))
     }
 }
@@ -27,9 +27,11 @@ public enum BFloat16 {
 extension GEMM {
     /// `gemv` with A stored in bfloat16 (x and y stay Float): the decoder's reduced-precision path. `scratch` holds
     /// at least 2·max(rows, cols) + 32 floats (x or y split into even and odd elements).
-    public static func gemv(transpose: Bool, rows: Int, cols: Int, _ a: UnsafePointer<UInt16>, lda: Int,
-                            _ x: UnsafePointer<Float>, beta: Float = 0, _ y: UnsafeMutablePointer<Float>,
-                            scratch: UnsafeMutablePointer<Float>) {
+    public static func gemv(
+        transpose: Bool, rows: Int, cols: Int, _ a: UnsafePointer<UInt16>, lda: Int,
+        _ x: UnsafePointer<Float>, beta: Float = 0, _ y: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
         if rows == 0 || cols == 0 { return }
         let pairs = cols / 2, vectorPairs = pairs / 16 * 16
         if !transpose {
@@ -56,8 +58,11 @@ extension GEMM {
                     t0 += BFloat16.float(a0[c]) * x[c]; t1 += BFloat16.float(a1[c]) * x[c]
                     t2 += BFloat16.float(a2[c]) * x[c]; t3 += BFloat16.float(a3[c]) * x[c]
                 }
-                if beta == 0 { y[r] = t0; y[r + 1] = t1; y[r + 2] = t2; y[r + 3] = t3 } else {
-                    y[r] = t0 + beta * y[r]; y[r + 1] = t1 + beta * y[r + 1]; y[r + 2] = t2 + beta * y[r + 2]; y[r + 3] = t3 + beta * y[r + 3]
+                if beta == 0 {
+                    y[r] = t0; y[r + 1] = t1; y[r + 2] = t2; y[r + 3] = t3
+                } else {
+                    y[r] = t0 + beta * y[r]; y[r + 1] = t1 + beta * y[r + 1]; y[r + 2] = t2 + beta * y[r + 2];
+                    y[r + 3] = t3 + beta * y[r + 3]
                 }
                 r += 4
             }
@@ -99,6 +104,8 @@ extension GEMM {
             y[2 * i] = beta == 0 ? ye[i] : ye[i] + beta * y[2 * i]
             y[2 * i + 1] = beta == 0 ? yo[i] : yo[i] + beta * y[2 * i + 1]
         }
-        for c in (2 * vectorPairs)..<cols { y[c] = beta == 0 ? tail[c - 2 * vectorPairs] : tail[c - 2 * vectorPairs] + beta * y[c] }
+        for c in (2 * vectorPairs)..<cols {
+            y[c] = beta == 0 ? tail[c - 2 * vectorPairs] : tail[c - 2 * vectorPairs] + beta * y[c]
+        }
     }
 }

@@ -3,8 +3,10 @@
 
 public enum Columns {
     /// y[r, j] = factor · s[j] · x[r, j]   (y may be x).
-    public static func scale(_ x: UnsafePointer<Float>, by s: UnsafePointer<Float>, factor: Float = 1,
-                             _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+    public static func scale(
+        _ x: UnsafePointer<Float>, by s: UnsafePointer<Float>, factor: Float = 1,
+        _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int
+    ) {
         Threads.parallelFor(rows, workPerItem: 8 * cols) { _, range in
             for r in range {
                 let xr = x + r * cols, yr = y + r * cols
@@ -18,8 +20,10 @@ public enum Columns {
     /// g[j] += factor · Σ_r a[r, j] · b[r, j]: the gradient of a column scale vector.
     /// Rows stream contiguously; each fixed block of rows sums into its own partial vector, and the partials are
     /// added into g in block order (the same bits on any number of threads).
-    public static func dotAccumulate(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, factor: Float = 1,
-                                     into g: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+    public static func dotAccumulate(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, factor: Float = 1,
+        into g: UnsafeMutablePointer<Float>, rows: Int, cols: Int
+    ) {
         let blocks = (rows + Threads.reductionBlock - 1) / Threads.reductionBlock
         withUnsafeTemporaryAllocation(of: Float.self, capacity: blocks * cols) { partials in
             let partial = partials.baseAddress.unsafelyUnwrapped
@@ -29,7 +33,9 @@ public enum Columns {
                 for r in range {
                     let ar = a + r * cols, br = b + r * cols
                     var j = 0
-                    while j + 16 <= cols { store16(load16(acc + j) + load16(ar + j) * load16(br + j), acc + j); j += 16 }
+                    while j + 16 <= cols {
+                        store16(load16(acc + j) + load16(ar + j) * load16(br + j), acc + j); j += 16
+                    }
                     while j < cols { acc[j] += ar[j] * br[j]; j += 1 }
                 }
             }
@@ -43,8 +49,10 @@ public enum Columns {
     /// y[r, :] = s[r] · x[r, :] — a vector scaling the *rows* of a [rows, cols] matrix (e.g. folding a
     /// per-output scale into a weight matrix: diag(s)·W).
     /// With `accumulate`, y[r, :] += s[r] · x[r, :] instead (x and y must not alias then).
-    public static func scaleRows(_ x: UnsafePointer<Float>, by s: UnsafePointer<Float>, factor: Float = 1,
-                                 _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false) {
+    public static func scaleRows(
+        _ x: UnsafePointer<Float>, by s: UnsafePointer<Float>, factor: Float = 1,
+        _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false
+    ) {
         for r in 0..<rows {
             let k = s[r] * factor
             if !accumulate { Kernels.scale(x + r * cols, k, y + r * cols, cols); continue }
@@ -57,14 +65,18 @@ public enum Columns {
     }
 
     /// g[r] += factor · ⟨a[r, :], b[r, :]⟩ — the gradient of a row scale (see `scaleRows`).
-    public static func rowDotAccumulate(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, factor: Float = 1,
-                                        into g: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+    public static func rowDotAccumulate(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, factor: Float = 1,
+        into g: UnsafeMutablePointer<Float>, rows: Int, cols: Int
+    ) {
         for r in 0..<rows { g[r] += factor * dot(a + r * cols, b + r * cols, cols) }
     }
 
     /// out = a + α ⊙ (b − a), α per column (the nGPT LERP step towards the block output).
-    public static func lerp(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, alpha: UnsafePointer<Float>,
-                            _ out: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+    public static func lerp(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, alpha: UnsafePointer<Float>,
+        _ out: UnsafeMutablePointer<Float>, rows: Int, cols: Int
+    ) {
         Threads.parallelFor(rows, workPerItem: 12 * cols) { _, range in
             for r in range {
                 let ar = a + r * cols, br = b + r * cols, o = out + r * cols
@@ -80,10 +92,12 @@ public enum Columns {
     }
 
     /// Backward of `lerp`: ga = (1 − α) ⊙ g, gb = α ⊙ g, and gα += Σ_r (b − a) ⊙ g.
-    public static func lerpBackward(_ g: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                                    alpha: UnsafePointer<Float>, ga: UnsafeMutablePointer<Float>,
-                                    gb: UnsafeMutablePointer<Float>, galpha: UnsafeMutablePointer<Float>,
-                                    rows: Int, cols: Int) {
+    public static func lerpBackward(
+        _ g: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+        alpha: UnsafePointer<Float>, ga: UnsafeMutablePointer<Float>,
+        gb: UnsafeMutablePointer<Float>, galpha: UnsafeMutablePointer<Float>,
+        rows: Int, cols: Int
+    ) {
         // gα first: it reads g, a and b before ga/gb (which may alias g) are written.
         let blocks = (cols + 15) / 16
         Threads.parallelFor(blocks, workPerItem: 12 * 16 * rows) { _, range in
@@ -121,7 +135,9 @@ public enum Columns {
     }
 
     /// y = a + b elementwise over n values (y may be a or b).
-    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) {
+    public static func add(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int
+    ) {
         var i = 0
         while i + 16 <= n { store16(load16(a + i) + load16(b + i), y + i); i += 16 }
         while i < n { y[i] = a[i] + b[i]; i += 1 }

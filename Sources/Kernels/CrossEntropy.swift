@@ -6,14 +6,17 @@ public enum CrossEntropy {
     /// Returns Σ_rows loss_r (the caller divides for the mean); losses[r] receives each row's loss when given.
     /// When dlogits is given (it may be `logits` itself) it receives (softmax − onehot) · gradScale,
     /// i.e. the gradient of gradScale · Σ loss — pass gradScale = 1/rows for the mean.
-    public static func forwardBackward(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, vocab: Int,
-                                       losses: UnsafeMutablePointer<Float>? = nil,
-                                       dlogits: UnsafeMutablePointer<Float>? = nil, gradScale: Float = 1) -> Double {
+    public static func forwardBackward(
+        logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, vocab: Int,
+        losses: UnsafeMutablePointer<Float>? = nil,
+        dlogits: UnsafeMutablePointer<Float>? = nil, gradScale: Float = 1
+    ) -> Double {
         // One partial sum per fixed block of rows, added in block order: the same total on any number of threads.
         var partial = [Double](repeating: 0, count: (rows + Threads.reductionBlock - 1) / Threads.reductionBlock)
         partial.withUnsafeMutableBufferPointer { partialSums in
             let sums = partialSums.baseAddress.unsafelyUnwrapped
-            Threads.forEachBlock(rows, blockSize: Threads.reductionBlock, workPerItem: 8 * vocab * Threads.computeHeavy) { block, range in
+            Threads.forEachBlock(rows, blockSize: Threads.reductionBlock, workPerItem: 8 * vocab * Threads.computeHeavy)
+            { block, range in
                 var total = 0.0
                 for r in range {
                     let x = logits + r * vocab
@@ -31,7 +34,9 @@ public enum CrossEntropy {
                     var acc = F32x16()
                     i = 0
                     if let d = dlogits?.advanced(by: r * vocab) {
-                        while i + 16 <= vocab { let e = exp16(load16(x + i) - vmx); store16(e, d + i); acc += e; i += 16 }
+                        while i + 16 <= vocab {
+                            let e = exp16(load16(x + i) - vmx); store16(e, d + i); acc += e; i += 16
+                        }
                         var s = acc.sum()
                         while i < vocab { let e = expf(x[i] - m); d[i] = e; s += e; i += 1 }
                         // Pass 3: normalise and subtract the one-hot.

@@ -1,8 +1,10 @@
 /// Token embedding lookup and its gradient.
 public enum Embedding {
     /// out[i, :] = table[ids[i], :]. table: [vocab, dim]; ids: [count]; out: [count, dim].
-    public static func forward(table: UnsafePointer<Float>, ids: UnsafePointer<Int32>, count: Int, dim: Int, vocab: Int,
-                               _ out: UnsafeMutablePointer<Float>) {
+    public static func forward(
+        table: UnsafePointer<Float>, ids: UnsafePointer<Int32>, count: Int, dim: Int, vocab: Int,
+        _ out: UnsafeMutablePointer<Float>
+    ) {
         for i in 0..<count {
             let id = Int(ids[i])
             precondition(id >= 0 && id < vocab, "token id out of range")
@@ -11,8 +13,10 @@ public enum Embedding {
     }
 
     /// dtable[ids[i], :] += dout[i, :] (repeated ids accumulate; serial, so no two writers collide).
-    public static func backward(_ dout: UnsafePointer<Float>, ids: UnsafePointer<Int32>, count: Int, dim: Int, vocab: Int,
-                                dtable: UnsafeMutablePointer<Float>) {
+    public static func backward(
+        _ dout: UnsafePointer<Float>, ids: UnsafePointer<Int32>, count: Int, dim: Int, vocab: Int,
+        dtable: UnsafeMutablePointer<Float>
+    ) {
         for i in 0..<count {
             let id = Int(ids[i])
             precondition(id >= 0 && id < vocab, "token id out of range")

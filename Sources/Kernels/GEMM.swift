@@ -47,12 +47,15 @@ public enum GEMM {
             throw UserError("NGPT_GEMM must be native or openblas, got \(env)")
         }
         if requested == "native" && !hasAVX512 {
-            throw UserError("NGPT_GEMM=native needs AVX-512, which this CPU (\(cpuModel)) lacks; unset it to use OpenBLAS")
+            throw UserError(
+                "NGPT_GEMM=native needs AVX-512, which this CPU (\(cpuModel)) lacks; unset it to use OpenBLAS")
         }
         if precision == .bf16 && (path != .native || !hasBF16) {
-            throw UserError(path == .native || !hasAVX512
-                ? "--precision bf16 needs AVX512_BF16, which this CPU (\(cpuModel)) lacks; use --precision fp32"
-                : "--precision bf16 needs ngpt's own GEMM, but NGPT_GEMM=openblas is set; unset it or use --precision fp32")
+            throw UserError(
+                path == .native || !hasAVX512
+                    ? "--precision bf16 needs AVX512_BF16, which this CPU (\(cpuModel)) lacks; use --precision fp32"
+                    : "--precision bf16 needs ngpt's own GEMM, but NGPT_GEMM=openblas is set; unset it or use --precision fp32"
+            )
         }
     }
 
@@ -69,7 +72,8 @@ public enum GEMM {
     /// (the calling thread's precision).
     public static var description: String {
         switch path {
-        case .native: return "native AVX-512 (\(hasBF16 ? "fp32 and bf16 kernels" : "fp32 kernel")), \(precision.rawValue) inputs"
+        case .native:
+            return "native AVX-512 (\(hasBF16 ? "fp32 and bf16 kernels" : "fp32 kernel")), \(precision.rawValue) inputs"
         case .openblas: return "OpenBLAS core \(Threads.blasCoreName), fp32"
         }
     }
@@ -103,28 +107,37 @@ public enum GEMM {
     ) {
         if m == 0 || n == 0 { return }
         guard path == .native else {
-            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            cblas_sgemm(
+                CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
             return
         }
-        native(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a, lda: lda, b, ldb: ldb, beta: beta, c, ldc: ldc,
-               precision: precision)
+        native(
+            transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a, lda: lda, b, ldb: ldb, beta: beta, c,
+            ldc: ldc,
+            precision: precision)
     }
 
     /// ngpt's kernel at a given precision, rows of C split over the budget's workers in 14-row tiles. Every
     /// element is computed the same way whatever the split, so results do not depend on the thread count.
-    public static func native(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
-                              _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
-                              _ c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision) {
+    public static func native(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+        _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
+        _ c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision
+    ) {
         let tile = 14
         let tiles = (m + tile - 1) / tile
         let bf16: Int32 = precision == .bf16 ? 1 : 0
         nonisolated(unsafe) let a = a, b = b, c = c
         // One share: rows m0..<m1 of C over k0..<k0+depth, into `out` (leading dimension ldo, scaled by beta first).
-        func share(_ m0: Int, _ m1: Int, _ k0: Int, _ depth: Int, _ out: UnsafeMutablePointer<Float>, _ ldo: Int, _ beta: Float) {
+        func share(
+            _ m0: Int, _ m1: Int, _ k0: Int, _ depth: Int, _ out: UnsafeMutablePointer<Float>, _ ldo: Int, _ beta: Float
+        ) {
             let aStart = transA ? a + k0 * lda + m0 : a + m0 * lda + k0
             let bStart = transB ? b + k0 : b + k0 * ldb
-            ngpt_gemm(transA ? 1 : 0, transB ? 1 : 0, m1 - m0, n, depth, alpha, aStart, lda, bStart, ldb, beta, out + m0 * ldo, ldo, bf16)
+            ngpt_gemm(
+                transA ? 1 : 0, transB ? 1 : 0, m1 - m0, n, depth, alpha, aStart, lda, bStart, ldb, beta,
+                out + m0 * ldo, ldo, bf16)
         }
         guard k >= 1024 && k >= 4 * max(m, n) else {
             Threads.parallelFor(tiles, workPerItem: tile * n * k / 2) { _, range in
@@ -141,10 +154,15 @@ public enum GEMM {
         nonisolated(unsafe) let second = ngpt_gemm_scratch(m * n)!
         Threads.parallelFor(2 * tiles, workPerItem: tile * n * k / 4) { _, range in
             for half in 0..<2 {
-                let lo = max(range.lowerBound, half * tiles) - half * tiles, hi = min(range.upperBound, (half + 1) * tiles) - half * tiles
+                let lo = max(range.lowerBound, half * tiles) - half * tiles,
+                    hi = min(range.upperBound, (half + 1) * tiles) - half * tiles
                 let m0 = lo * tile, m1 = min(m, hi * tile)
                 guard m1 > m0 else { continue }
-                if half == 0 { share(m0, m1, 0, firstDepth, c, ldc, beta) } else { share(m0, m1, firstDepth, k - firstDepth, second, n, 0) }
+                if half == 0 {
+                    share(m0, m1, 0, firstDepth, c, ldc, beta)
+                } else {
+                    share(m0, m1, firstDepth, k - firstDepth, second, n, 0)
+                }
             }
         }
         Threads.parallelFor(m, workPerItem: 12 * n) { _, rows in
@@ -159,22 +177,28 @@ public enum GEMM {
 
     /// Y[M,N] = X[M,K] · W[K,N]  (+ beta·Y). Used for y = x·W layers (W_o, W_oMLP) and P·V.
     @inline(__always)
-    public static func xw(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                          m: Int, k: Int, n: Int, beta: Float = 0) {
+    public static func xw(
+        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+        m: Int, k: Int, n: Int, beta: Float = 0
+    ) {
         gemm(transA: false, transB: false, m: m, n: n, k: k, x, lda: k, w, ldb: n, beta: beta, y, ldc: n)
     }
 
     /// Y[M,N] = X[M,K] · W[N,K]ᵀ  (+ beta·Y). Used for y = x·Wᵀ layers (q, k, v, u, ν, logits).
     @inline(__always)
-    public static func xwT(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                           m: Int, k: Int, n: Int, beta: Float = 0) {
+    public static func xwT(
+        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+        m: Int, k: Int, n: Int, beta: Float = 0
+    ) {
         gemm(transA: false, transB: true, m: m, n: n, k: k, x, lda: k, w, ldb: k, beta: beta, y, ldc: n)
     }
 
     /// G[K,N] = X[M,K]ᵀ · Y[M,N]  (+ beta·G). Weight gradients: with beta 1 it accumulates.
     @inline(__always)
-    public static func xTy(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>,
-                           m: Int, k: Int, n: Int, beta: Float = 0) {
+    public static func xTy(
+        _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>,
+        m: Int, k: Int, n: Int, beta: Float = 0
+    ) {
         gemm(transA: true, transB: false, m: k, n: n, k: m, x, lda: k, y, ldb: n, beta: beta, g, ldc: n)
     }
 
@@ -185,8 +209,10 @@ public enum GEMM {
     /// ≈500 tokens/s (its kernels ~80 % of the time); these loops give ≈1,100–1,300 (see `ngpt-bench sample`).
     /// op(A) = A is a row dot product per output, op(A) = Aᵀ a sum of scaled rows (y += x[r]·A[r, :]).
     @inline(__always)
-    public static func gemv(transpose: Bool, rows: Int, cols: Int, alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int,
-                            _ x: UnsafePointer<Float>, beta: Float = 0, _ y: UnsafeMutablePointer<Float>) {
+    public static func gemv(
+        transpose: Bool, rows: Int, cols: Int, alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int,
+        _ x: UnsafePointer<Float>, beta: Float = 0, _ y: UnsafeMutablePointer<Float>
+    ) {
         if rows == 0 || cols == 0 { return }
         if !transpose {
             // On the calling thread: splitting rows over two workers was measured slower here (decoding is bound by
@@ -217,8 +243,10 @@ public enum GEMM {
     /// y[r] = alpha·⟨A[r, :], x⟩ + beta·y[r] for r in from..<to. One row at a time: measured faster here than four
     /// interleaved rows (one sequential stream suits the prefetchers; 21 vs 9 GB/s once the matrices leave the cache).
     @inline(__always)
-    static func gemvRows(_ a: UnsafePointer<Float>, lda: Int, _ x: UnsafePointer<Float>, cols: Int, alpha: Float, beta: Float,
-                         _ y: UnsafeMutablePointer<Float>, from: Int, to rows: Int) {
+    static func gemvRows(
+        _ a: UnsafePointer<Float>, lda: Int, _ x: UnsafePointer<Float>, cols: Int, alpha: Float, beta: Float,
+        _ y: UnsafeMutablePointer<Float>, from: Int, to rows: Int
+    ) {
         for r in from..<rows {
             let t = alpha * dot(a + r * lda, x, cols)
             y[r] = beta == 0 ? t : t + beta * y[r]

@@ -15,7 +15,7 @@ public func allocateFloats(_ count: Int, zeroed: Bool = true) -> UnsafeMutablePo
         fatalError("out of memory allocating \(bytes) bytes")
     }
     #if os(Linux)
-    if alignment == hugePage { _ = madvise(memory, rounded, MADV_HUGEPAGE) }
+        if alignment == hugePage { _ = madvise(memory, rounded, MADV_HUGEPAGE) }
     #endif
     let p = memory.bindMemory(to: Float.self, capacity: max(count, 1))
     if zeroed { p.initialize(repeating: 0, count: max(count, 1)) }

@@ -13,10 +13,12 @@ public enum Optimizer {
     ///   p ← p·(1 − lr·wd);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;
     ///   p ← p − (lr / (1−β1^t)) · m / (√v / √(1−β2^t) + ε),
     /// with g = grad · gradScale (pass the clipping factor here to avoid a separate pass). `step` counts from 1.
-    public static func adamW(param: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>,
-                             m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,
-                             lr: Float, weightDecay: Float, step: Int, config: AdamConfig = AdamConfig(),
-                             gradScale: Float = 1) {
+    public static func adamW(
+        param: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>,
+        m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,
+        lr: Float, weightDecay: Float, step: Int, config: AdamConfig = AdamConfig(),
+        gradScale: Float = 1
+    ) {
         precondition(step >= 1, "Adam steps count from 1")
         let b1 = config.beta1, b2 = config.beta2
         let bias1 = 1 - pow(Double(b1), Double(step)), bias2 = 1 - pow(Double(b2), Double(step))
@@ -26,7 +28,8 @@ public enum Optimizer {
         let eps = config.eps
         Threads.parallelFor(count, workPerItem: 28 * Threads.computeHeavy) { _, range in
             let vb1 = F32x16(repeating: b1), vb2 = F32x16(repeating: b2), vdecay = F32x16(repeating: decay)
-            let vstep = F32x16(repeating: stepSize), vbias = F32x16(repeating: invSqrtBias2), veps = F32x16(repeating: eps)
+            let vstep = F32x16(repeating: stepSize), vbias = F32x16(repeating: invSqrtBias2),
+                veps = F32x16(repeating: eps)
             let vscale = F32x16(repeating: gradScale)
             var i = range.lowerBound
             while i + 16 <= range.upperBound {

@@ -24,4 +24,3 @@ public struct SplitMix64: RandomNumberGenerator, Sendable, Equatable, Codable {
         Int(next().multipliedFullWidth(by: UInt64(bound)).high)
     }
 }
-

@@ -33,8 +33,10 @@ public enum RoPE {
     /// Rotates x in place. x: [rows, ld] with `heads` heads of `table.headDim` starting at column 0; row r is
     /// at position `positionOffset + r % context` (context = rows per sequence). Forward when `inverse` is
     /// false; the backward pass is the inverse rotation of the incoming gradient.
-    public static func rotate(_ x: UnsafeMutablePointer<Float>, ld: Int, rows: Int, heads: Int, context: Int,
-                              positionOffset: Int = 0, table: RoPETable, inverse: Bool = false) {
+    public static func rotate(
+        _ x: UnsafeMutablePointer<Float>, ld: Int, rows: Int, heads: Int, context: Int,
+        positionOffset: Int = 0, table: RoPETable, inverse: Bool = false
+    ) {
         let half = table.headDim / 2, dk = table.headDim
         precondition(positionOffset + min(rows, context) <= table.context, "RoPE position past the table")
         let sign: Float = inverse ? -1 : 1

@@ -3,14 +3,16 @@
 // per-row inverse norm its backward needs.
 
 public enum RowNorm {
-    /// Norms below this are treated as this value, so a zero row stays finite (spec B1).
+    /// Norms below this are treated as this value, so a zero row stays finite (design §4.1).
     public static let l2Floor: Float = 1e-12
 
     // MARK: L2 normalisation  y = x / ‖x‖
 
     /// x, y: [rows, cols] (y may be x); invNorm: [rows] or nil.
-    public static func l2Forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                 invNorm: UnsafeMutablePointer<Float>?, rows: Int, cols: Int) {
+    public static func l2Forward(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+        invNorm: UnsafeMutablePointer<Float>?, rows: Int, cols: Int
+    ) {
         Threads.parallelFor(rows, workPerItem: 8 * cols) { _, range in
             for r in range {
                 let xr = x + r * cols
@@ -23,8 +25,10 @@ public enum RowNorm {
 
     /// dx = (dy − y·⟨y, dy⟩) · invNorm   (or dx += … when `accumulate`).
     /// dy, y, dx: [rows, cols] (dx may be dy); invNorm: [rows].
-    public static func l2Backward(_ dy: UnsafePointer<Float>, y: UnsafePointer<Float>, invNorm: UnsafePointer<Float>,
-                                  _ dx: UnsafeMutablePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false) {
+    public static func l2Backward(
+        _ dy: UnsafePointer<Float>, y: UnsafePointer<Float>, invNorm: UnsafePointer<Float>,
+        _ dx: UnsafeMutablePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false
+    ) {
         Threads.parallelFor(rows, workPerItem: 12 * cols) { _, range in
             for r in range {
                 let dyr = dy + r * cols, yr = y + r * cols, dxr = dx + r * cols
@@ -76,8 +80,10 @@ public enum RowNorm {
     // MARK: RMSNorm  y = g ⊙ x / √(mean(x²) + ε)
 
     /// x, y: [rows, cols] (y may be x); gain: [cols]; rstd: [rows] receives 1/√(mean(x²)+ε).
-    public static func rmsForward(_ x: UnsafePointer<Float>, gain: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                  rstd: UnsafeMutablePointer<Float>, rows: Int, cols: Int, eps: Float = 1e-6) {
+    public static func rmsForward(
+        _ x: UnsafePointer<Float>, gain: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+        rstd: UnsafeMutablePointer<Float>, rows: Int, cols: Int, eps: Float = 1e-6
+    ) {
         Threads.parallelFor(rows, workPerItem: 8 * cols) { _, range in
             for r in range {
                 let xr = x + r * cols, yr = y + r * cols
@@ -96,9 +102,11 @@ public enum RowNorm {
 
     /// dx = (g⊙dy − x̂·mean(g⊙dy⊙x̂)) · rstd with x̂ = x·rstd (dx += … when `accumulate`), and
     /// dgain += Σ_rows dy ⊙ x̂. dy, x, dx: [rows, cols] (dx may alias dy, not x); gain, dgain: [cols].
-    public static func rmsBackward(_ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, gain: UnsafePointer<Float>,
-                                   rstd: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-                                   dgain: UnsafeMutablePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false) {
+    public static func rmsBackward(
+        _ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, gain: UnsafePointer<Float>,
+        rstd: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+        dgain: UnsafeMutablePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false
+    ) {
         // One pass over the rows; each fixed block of rows sums its gain gradient into its own partial, and the
         // partials are added into dgain in block order after the join (the same bits on any number of threads).
         let blocks = (rows + Threads.reductionBlock - 1) / Threads.reductionBlock

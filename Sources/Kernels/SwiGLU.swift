@@ -3,8 +3,10 @@ import Foundation
 /// SwiGLU's gate: out = u ⊙ SiLU(ν) with SiLU(x) = x·σ(x), elementwise over n values.
 public enum SwiGLU {
     /// u, gate, out: [n] (out may alias neither input only if the caller keeps u and gate for backward).
-    public static func forward(u: UnsafePointer<Float>, gate: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                               count n: Int) {
+    public static func forward(
+        u: UnsafePointer<Float>, gate: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+        count n: Int
+    ) {
         Threads.parallelFor((n + 15) / 16, workPerItem: 3 * 64 * Threads.computeHeavy) { _, blocks in
             var i = blocks.lowerBound * 16
             let end = min(n, blocks.upperBound * 16)
@@ -22,8 +24,10 @@ public enum SwiGLU {
     }
 
     /// du = dout ⊙ SiLU(ν),  dν = dout ⊙ u ⊙ σ(ν)·(1 + ν·(1 − σ(ν))). du/dν may alias u/gate.
-    public static func backward(_ dout: UnsafePointer<Float>, u: UnsafePointer<Float>, gate: UnsafePointer<Float>,
-                                du: UnsafeMutablePointer<Float>, dgate: UnsafeMutablePointer<Float>, count n: Int) {
+    public static func backward(
+        _ dout: UnsafePointer<Float>, u: UnsafePointer<Float>, gate: UnsafePointer<Float>,
+        du: UnsafeMutablePointer<Float>, dgate: UnsafeMutablePointer<Float>, count n: Int
+    ) {
         Threads.parallelFor((n + 15) / 16, workPerItem: 5 * 64 * Threads.computeHeavy) { _, blocks in
             var i = blocks.lowerBound * 16
             let end = min(n, blocks.upperBound * 16)

@@ -108,12 +108,15 @@ public enum Threads {
         withoutActuallyEscaping(body) { body in
             var job = Job(count: count, workers: workers, precision: ngpt_gemm_thread_precision(), body: body)
             withUnsafeMutablePointer(to: &job) { pointer in
-                ngpt_pool_run(Int32(workers), { context, w in
-                    let job = context.unsafelyUnwrapped.assumingMemoryBound(to: Job.self).pointee
-                    ngpt_gemm_set_thread_precision(job.precision)   // products inside a share use the caller's precision
-                    let worker = Int(w)
-                    job.body(worker, job.count * worker / job.workers..<job.count * (worker + 1) / job.workers)
-                }, pointer)
+                ngpt_pool_run(
+                    Int32(workers),
+                    { context, w in
+                        let job = context.unsafelyUnwrapped.assumingMemoryBound(to: Job.self).pointee
+                        // products inside a share use the caller's precision
+                        ngpt_gemm_set_thread_precision(job.precision)
+                        let worker = Int(w)
+                        job.body(worker, job.count * worker / job.workers..<job.count * (worker + 1) / job.workers)
+                    }, pointer)
             }
         }
     }

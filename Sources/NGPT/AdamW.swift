@@ -8,8 +8,11 @@ public final class AdamW {
         public var weightDecay: Float
         /// Global gradient-norm clip; 0 disables.
         public var clipNorm: Double = 1.0
-        public init(weightDecay: Float, clipNorm: Double = 1.0, beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8) {
-            self.weightDecay = weightDecay; self.clipNorm = clipNorm; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps
+        public init(
+            weightDecay: Float, clipNorm: Double = 1.0, beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8
+        ) {
+            self.weightDecay = weightDecay; self.clipNorm = clipNorm; self.beta1 = beta1; self.beta2 = beta2;
+            self.eps = eps
         }
     }
 
@@ -43,9 +46,10 @@ public final class AdamW {
         step += 1
         let config = Optimizer.AdamConfig(beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps)
         for t in model.layout.tensors {
-            Optimizer.adamW(param: model.params.pointer + t.offset, grad: model.grads.pointer + t.offset,
-                            m: m.pointer + t.offset, v: v.pointer + t.offset, count: t.count, lr: lr,
-                            weightDecay: t.decay ? settings.weightDecay : 0, step: step, config: config, gradScale: clip)
+            Optimizer.adamW(
+                param: model.params.pointer + t.offset, grad: model.grads.pointer + t.offset,
+                m: m.pointer + t.offset, v: v.pointer + t.offset, count: t.count, lr: lr,
+                weightDecay: t.decay ? settings.weightDecay : 0, step: step, config: config, gradScale: clip)
         }
         let drift = model.projectWeights()
         return StepStats(gradNorm: norm, rowNormDrift: drift, applied: true)

@@ -33,9 +33,14 @@ struct DecodeMatrix {
     let scratch: UnsafeMutablePointer<Float>
 
     /// y = W·x (or Wᵀ·x), + beta·y.
-    @inline(__always) func apply(transpose: Bool = false, _ x: UnsafePointer<Float>, beta: Float = 0, _ y: UnsafeMutablePointer<Float>) {
-        if let b = b16 { GEMM.gemv(transpose: transpose, rows: rows, cols: cols, b, lda: cols, x, beta: beta, y, scratch: scratch) }
-        else { GEMM.gemv(transpose: transpose, rows: rows, cols: cols, f32, lda: cols, x, beta: beta, y) }
+    @inline(__always) func apply(
+        transpose: Bool = false, _ x: UnsafePointer<Float>, beta: Float = 0, _ y: UnsafeMutablePointer<Float>
+    ) {
+        if let b = b16 {
+            GEMM.gemv(transpose: transpose, rows: rows, cols: cols, b, lda: cols, x, beta: beta, y, scratch: scratch)
+        } else {
+            GEMM.gemv(transpose: transpose, rows: rows, cols: cols, f32, lda: cols, x, beta: beta, y)
+        }
     }
 }
 
@@ -50,7 +55,9 @@ final class DecodeWeights {
     }
 
     func matrix(_ p: UnsafePointer<Float>, rows: Int, cols: Int) -> DecodeMatrix {
-        guard precision == .bf16 else { return DecodeMatrix(f32: p, b16: nil, rows: rows, cols: cols, scratch: scratch) }
+        guard precision == .bf16 else {
+            return DecodeMatrix(f32: p, b16: nil, rows: rows, cols: cols, scratch: scratch)
+        }
         let b = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * cols)
         BFloat16.convert(p, b, count: rows * cols)
         buffers.append(b)
@@ -65,11 +72,11 @@ final class DecodeWeights {
 class DecoderState {
     let config: ModelConfig
     let arena = Arena()
-    let kCache: [UnsafeMutablePointer<Float>], vCache: [UnsafeMutablePointer<Float>]   // per layer [T, d]
-    let x, a, q, k, v, y, o: UnsafeMutablePointer<Float>       // [d]
-    let u, g: UnsafeMutablePointer<Float>                      // [F]
-    let scores: UnsafeMutablePointer<Float>                    // [H, T]
-    let logits: UnsafeMutablePointer<Float>                    // [V]
+    let kCache: [UnsafeMutablePointer<Float>], vCache: [UnsafeMutablePointer<Float>]  // per layer [T, d]
+    let x, a, q, k, v, y, o: UnsafeMutablePointer<Float>  // [d]
+    let u, g: UnsafeMutablePointer<Float>  // [F]
+    let scores: UnsafeMutablePointer<Float>  // [H, T]
+    let logits: UnsafeMutablePointer<Float>  // [V]
     var position = 0
 
     init(_ c: ModelConfig) {
@@ -87,8 +94,9 @@ class DecoderState {
     /// y = softmax(scale · q̃·K̃ᵀ)·V over the cached positions 0...position, per head.
     func attend(layer l: Int, scale: Float) {
         let c = config
-        Attention.decode(q: q, kCache: kCache[l], vCache: vCache[l], ld: c.dim, count: position + 1, heads: c.heads,
-                         headDim: c.headDim, scale: scale, scores: scores, y: y)
+        Attention.decode(
+            q: q, kCache: kCache[l], vCache: vCache[l], ld: c.dim, count: position + 1, heads: c.heads,
+            headDim: c.headDim, scale: scale, scores: scores, y: y)
     }
 }
 
@@ -96,7 +104,11 @@ final class NGPTDecoder: TokenDecoder {
     let model: NGPTModel
     let s: DecoderState
     let weights: DecodeWeights
-    var layers: [(wq: DecodeMatrix, wk: DecodeMatrix, wv: DecodeMatrix, wo: DecodeMatrix, up: DecodeMatrix, gate: DecodeMatrix, down: DecodeMatrix)] = []
+    var layers:
+        [(
+            wq: DecodeMatrix, wk: DecodeMatrix, wv: DecodeMatrix, wo: DecodeMatrix, up: DecodeMatrix,
+            gate: DecodeMatrix, down: DecodeMatrix
+        )] = []
     var output: DecodeMatrix?
     var config: ModelConfig { model.config }
     var position: Int { s.position }
@@ -104,7 +116,8 @@ final class NGPTDecoder: TokenDecoder {
     init(_ model: NGPTModel, precision: DecodePrecision) {
         self.model = model
         s = DecoderState(model.config)
-        weights = DecodeWeights(precision, maxDimension: max(model.config.vocabSize, model.config.mlpHidden, model.config.dim))
+        weights = DecodeWeights(
+            precision, maxDimension: max(model.config.vocabSize, model.config.mlpHidden, model.config.dim))
         refreshWeights()
     }
 
@@ -112,14 +125,16 @@ final class NGPTDecoder: TokenDecoder {
 
     func refreshWeights() {
         reset()
-        model.computeEffectiveScales()   // also refolds s_z, s_u, s_ν into the scaled weight copies
+        model.computeEffectiveScales()  // also refolds s_z, s_u, s_ν into the scaled weight copies
         weights.clear()
         let c = config, d = c.dim, f = c.mlpHidden, w = weights
         layers = model.w.blocks.indices.map { l in
             let b = model.w.blocks[l]
-            return (w.matrix(b.wq, rows: d, cols: d), w.matrix(b.wk, rows: d, cols: d), w.matrix(b.wv, rows: d, cols: d),
-                    w.matrix(b.wo, rows: d, cols: d), w.matrix(model.scaled.up[l], rows: f, cols: d),
-                    w.matrix(model.scaled.gate[l], rows: f, cols: d), w.matrix(b.wDown, rows: f, cols: d))
+            return (
+                w.matrix(b.wq, rows: d, cols: d), w.matrix(b.wk, rows: d, cols: d), w.matrix(b.wv, rows: d, cols: d),
+                w.matrix(b.wo, rows: d, cols: d), w.matrix(model.scaled.up[l], rows: f, cols: d),
+                w.matrix(model.scaled.gate[l], rows: f, cols: d), w.matrix(b.wDown, rows: f, cols: d)
+            )
         }
         output = w.matrix(model.scaled.output, rows: c.vocabSize, cols: d)
     }
@@ -148,7 +163,9 @@ final class NGPTDecoder: TokenDecoder {
             // h_A = Norm(y·W_o); h ← Norm(A + α_A ⊙ (h_A − A))
             w.wo.apply(transpose: true, s.y, s.o)
             RowNorm.l2Forward(s.o, s.o, invNorm: nil, rows: 1, cols: d)
-            e.alphaA[l].withUnsafeBufferPointer { Columns.lerp(s.a, s.o, alpha: $0.baseAddress.unsafelyUnwrapped, s.x, rows: 1, cols: d) }
+            e.alphaA[l].withUnsafeBufferPointer {
+                Columns.lerp(s.a, s.o, alpha: $0.baseAddress.unsafelyUnwrapped, s.x, rows: 1, cols: d)
+            }
             RowNorm.l2Forward(s.x, s.x, invNorm: nil, rows: 1, cols: d)
             // MLP with the folded scales: u = (diag(s_u)W_up)·h, ν = (diag(√d·s_ν)W_gate)·h
             RowNorm.l2Forward(s.x, s.a, invNorm: nil, rows: 1, cols: d)
@@ -157,7 +174,9 @@ final class NGPTDecoder: TokenDecoder {
             SwiGLU.forward(u: s.u, gate: s.g, s.u, count: f)
             w.down.apply(transpose: true, s.u, s.o)
             RowNorm.l2Forward(s.o, s.o, invNorm: nil, rows: 1, cols: d)
-            e.alphaM[l].withUnsafeBufferPointer { Columns.lerp(s.a, s.o, alpha: $0.baseAddress.unsafelyUnwrapped, s.x, rows: 1, cols: d) }
+            e.alphaM[l].withUnsafeBufferPointer {
+                Columns.lerp(s.a, s.o, alpha: $0.baseAddress.unsafelyUnwrapped, s.x, rows: 1, cols: d)
+            }
             RowNorm.l2Forward(s.x, s.x, invNorm: nil, rows: 1, cols: d)
         }
         // z = (diag(s_z)E_out)·h
@@ -171,7 +190,11 @@ final class GPTDecoder: TokenDecoder {
     let model: GPTModel
     let s: DecoderState
     let weights: DecodeWeights
-    var layers: [(wq: DecodeMatrix, wk: DecodeMatrix, wv: DecodeMatrix, wo: DecodeMatrix, up: DecodeMatrix, gate: DecodeMatrix, down: DecodeMatrix)] = []
+    var layers:
+        [(
+            wq: DecodeMatrix, wk: DecodeMatrix, wv: DecodeMatrix, wo: DecodeMatrix, up: DecodeMatrix,
+            gate: DecodeMatrix, down: DecodeMatrix
+        )] = []
     var output: DecodeMatrix?
     var config: ModelConfig { model.config }
     var position: Int { s.position }
@@ -179,7 +202,8 @@ final class GPTDecoder: TokenDecoder {
     init(_ model: GPTModel, precision: DecodePrecision) {
         self.model = model
         s = DecoderState(model.config)
-        weights = DecodeWeights(precision, maxDimension: max(model.config.vocabSize, model.config.mlpHidden, model.config.dim))
+        weights = DecodeWeights(
+            precision, maxDimension: max(model.config.vocabSize, model.config.mlpHidden, model.config.dim))
         refreshWeights()
     }
 
@@ -190,9 +214,12 @@ final class GPTDecoder: TokenDecoder {
         weights.clear()
         let c = config, d = c.dim, f = c.mlpHidden, w = weights
         layers = model.w.blocks.map { b in
-            (w.matrix(b.wq, rows: d, cols: d), w.matrix(b.wk, rows: d, cols: d), w.matrix(b.wv, rows: d, cols: d),
-             w.matrix(b.wo, rows: d, cols: d), w.matrix(b.wUp, rows: f, cols: d), w.matrix(b.wGate, rows: f, cols: d),
-             w.matrix(b.wDown, rows: f, cols: d))
+            (
+                w.matrix(b.wq, rows: d, cols: d), w.matrix(b.wk, rows: d, cols: d), w.matrix(b.wv, rows: d, cols: d),
+                w.matrix(b.wo, rows: d, cols: d), w.matrix(b.wUp, rows: f, cols: d),
+                w.matrix(b.wGate, rows: f, cols: d),
+                w.matrix(b.wDown, rows: f, cols: d)
+            )
         }
         output = w.matrix(model.w.output, rows: c.vocabSize, cols: d)
     }

@@ -5,20 +5,21 @@ import Kernels
 /// gradient buffer (P = UnsafeMutablePointer<Float>), computed once.
 struct GPTTensors<P> {
     struct Block {
-        var attnNorm: P                     // [d]
-        var wq, wk, wv, wo: P               // [d, d]
-        var mlpNorm: P                      // [d]
-        var wUp, wGate, wDown: P            // [F, d]
+        var attnNorm: P  // [d]
+        var wq, wk, wv, wo: P  // [d, d]
+        var mlpNorm: P  // [d]
+        var wUp, wGate, wDown: P  // [F, d]
 
         func map<Q>(_ f: (P) -> Q) -> GPTTensors<Q>.Block {
-            .init(attnNorm: f(attnNorm), wq: f(wq), wk: f(wk), wv: f(wv), wo: f(wo), mlpNorm: f(mlpNorm), wUp: f(wUp),
-                  wGate: f(wGate), wDown: f(wDown))
+            .init(
+                attnNorm: f(attnNorm), wq: f(wq), wk: f(wk), wv: f(wv), wo: f(wo), mlpNorm: f(mlpNorm), wUp: f(wUp),
+                wGate: f(wGate), wDown: f(wDown))
         }
     }
-    var tokEmbeddings: P                    // [V, d]
+    var tokEmbeddings: P  // [V, d]
     var blocks: [Block]
-    var norm: P                             // [d]
-    var output: P                           // [V, d]
+    var norm: P  // [d]
+    var output: P  // [V, d]
 
     func map<Q>(_ f: (P) -> Q) -> GPTTensors<Q> {
         .init(tokEmbeddings: f(tokEmbeddings), blocks: blocks.map { $0.map(f) }, norm: f(norm), output: f(output))
@@ -30,7 +31,8 @@ struct GPTTensors<P> {
 public final class GPTModel: LanguageModel {
     public static let displayName = "GPT"
     /// AdamW with weight decay 0.1 on matrices and embeddings and a linear warmup over 5 % of the run (design §6).
-    public static let recipe = Recipe(learningRate: 1.5e-3, referenceDim: 256, widthExponent: 1, weightDecay: 0.1, warmupPercent: 5)
+    public static let recipe = Recipe(
+        learningRate: 1.5e-3, referenceDim: 256, widthExponent: 1, weightDecay: 0.1, warmupPercent: 5)
     public static let rmsEps: Float = 1e-6
 
     /// N(0, 0.02²) for matrices and embeddings, 0.02/√(2L) for W_o and W_down, gains 1.
@@ -38,18 +40,25 @@ public final class GPTModel: LanguageModel {
         var b = LayoutBuilder()
         let d = c.dim, f = c.mlpHidden, v = c.vocabSize
         let std = 0.02, outStd = 0.02 / Double(2 * c.layers).squareRoot()
-        func matrix(_ name: String, _ rows: Int, _ std: Double) -> Int { b.add(name, [rows, d], .normal(std: std), decay: true) }
+        func matrix(_ name: String, _ rows: Int, _ std: Double) -> Int {
+            b.add(name, [rows, d], .normal(std: std), decay: true)
+        }
         func gain(_ name: String) -> Int { b.add(name, [d], .constant(1)) }
         let tokEmbeddings = matrix("tok_embeddings.weight", v, std)
         var blocks: [GPTTensors<Int>.Block] = []
         for l in 0..<c.layers {
             let p = "layers.\(l)."
             let attnNorm = gain(p + "attn_norm.weight")
-            let wq = matrix(p + "attn.wq", d, std), wk = matrix(p + "attn.wk", d, std), wv = matrix(p + "attn.wv", d, std)
+            let wq = matrix(p + "attn.wq", d, std), wk = matrix(p + "attn.wk", d, std),
+                wv = matrix(p + "attn.wv", d, std)
             let wo = matrix(p + "attn.wo", d, outStd)
             let mlpNorm = gain(p + "mlp_norm.weight")
-            let wUp = matrix(p + "mlp.w_up", f, std), wGate = matrix(p + "mlp.w_gate", f, std), wDown = matrix(p + "mlp.w_down", f, outStd)
-            blocks.append(.init(attnNorm: attnNorm, wq: wq, wk: wk, wv: wv, wo: wo, mlpNorm: mlpNorm, wUp: wUp, wGate: wGate, wDown: wDown))
+            let wUp = matrix(p + "mlp.w_up", f, std), wGate = matrix(p + "mlp.w_gate", f, std),
+                wDown = matrix(p + "mlp.w_down", f, outStd)
+            blocks.append(
+                .init(
+                    attnNorm: attnNorm, wq: wq, wk: wk, wv: wv, wo: wo, mlpNorm: mlpNorm, wUp: wUp, wGate: wGate,
+                    wDown: wDown))
         }
         let norm = gain("norm.weight")
         let output = matrix("output.weight", v, std)
@@ -95,9 +104,11 @@ public final class GPTModel: LanguageModel {
     public func learnedScales() -> LearnedScales? { nil }
 
     public var matrices: TransformerMatrices {
-        TransformerMatrices(embeddingIn: w.tokEmbeddings, embeddingOut: w.output, blocks: w.blocks.map {
-            .init(wq: $0.wq, wk: $0.wk, wv: $0.wv, wo: $0.wo, up: $0.wUp, gate: $0.wGate, down: $0.wDown)
-        })
+        TransformerMatrices(
+            embeddingIn: w.tokEmbeddings, embeddingOut: w.output,
+            blocks: w.blocks.map {
+                .init(wq: $0.wq, wk: $0.wk, wv: $0.wv, wo: $0.wo, up: $0.wUp, gate: $0.wGate, down: $0.wDown)
+            })
     }
 
     public func projectWeights() -> Float { 0 }
@@ -116,7 +127,7 @@ public final class GPTModel: LanguageModel {
     final class Activations {
         let arena: Arena
         let batch: Int, n: Int
-        var h: [UnsafeMutablePointer<Float>] = []       // [L+1] residual stream at each block's input, [N, d]
+        var h: [UnsafeMutablePointer<Float>] = []  // [L+1] residual stream at each block's input, [N, d]
         var layers: [Layer] = []
         let hf: UnsafeMutablePointer<Float>, rstdF: UnsafeMutablePointer<Float>, z: UnsafeMutablePointer<Float>
         let inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>
@@ -138,10 +149,12 @@ public final class GPTModel: LanguageModel {
             for _ in 0...c.layers { h.append(arena.floats(n * d)) }
             for _ in 0..<c.layers {
                 let A = arena
-                layers.append(Layer(a1: A.floats(n * d), rstd1: A.floats(n), q: A.floats(n * d), k: A.floats(n * d),
-                                    v: A.floats(n * d), probs: A.floats(shape.probsCount), y: A.floats(n * d),
-                                    hMid: A.floats(n * d), a2: A.floats(n * d), rstd2: A.floats(n), ur: A.floats(n * f),
-                                    vr: A.floats(n * f), x: A.floats(n * f)))
+                layers.append(
+                    Layer(
+                        a1: A.floats(n * d), rstd1: A.floats(n), q: A.floats(n * d), k: A.floats(n * d),
+                        v: A.floats(n * d), probs: A.floats(shape.probsCount), y: A.floats(n * d),
+                        hMid: A.floats(n * d), a2: A.floats(n * d), rstd2: A.floats(n), ur: A.floats(n * f),
+                        vr: A.floats(n * f), x: A.floats(n * f)))
             }
             hf = arena.floats(n * d); rstdF = arena.floats(n); z = arena.floats(n * c.vocabSize)
             inputs = .allocate(capacity: n)
@@ -178,8 +191,9 @@ public final class GPTModel: LanguageModel {
             GEMM.xwT(s.a1, wl.wv, s.v, m: n, k: d, n: d)
             RoPE.rotate(s.q, ld: d, rows: n, heads: H, context: c.context, table: rope)
             RoPE.rotate(s.k, ld: d, rows: n, heads: H, context: c.context, table: rope)
-            Attention.forward(q: s.q, k: s.k, v: s.v, ld: d, y: s.y, ldy: d, probs: s.probs, shape: shape,
-                              scale: 1 / Float(dk).squareRoot())
+            Attention.forward(
+                q: s.q, k: s.k, v: s.v, ld: d, y: s.y, ldy: d, probs: s.probs, shape: shape,
+                scale: 1 / Float(dk).squareRoot())
             // h_mid = h + y·W_o
             GEMM.xw(s.y, wl.wo, s.hMid, m: n, k: d, n: d)
             Columns.add(s.hMid, h, s.hMid, count: n * d)
@@ -202,12 +216,14 @@ public final class GPTModel: LanguageModel {
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         let shape = AttentionShape(batch: a.batch, context: c.context, heads: H, headDim: dk)
 
-        _ = CrossEntropy.forwardBackward(logits: a.z, targets: a.targets, rows: n, vocab: V, dlogits: a.gz,
-                                         gradScale: lossScale / Float(n))
+        _ = CrossEntropy.forwardBackward(
+            logits: a.z, targets: a.targets, rows: n, vocab: V, dlogits: a.gz,
+            gradScale: lossScale / Float(n))
         GEMM.xTy(a.gz, a.hf, g.output, m: n, k: V, n: d, beta: 1)
         GEMM.xw(a.gz, w.output, a.ga, m: n, k: V, n: d)
-        RowNorm.rmsBackward(a.ga, x: a.h[c.layers], gain: w.norm, rstd: a.rstdF, a.gh,
-                            dgain: g.norm, rows: n, cols: d)
+        RowNorm.rmsBackward(
+            a.ga, x: a.h[c.layers], gain: w.norm, rstd: a.rstdF, a.gh,
+            dgain: g.norm, rows: n, cols: d)
         var gh = a.gh, ghNext = a.ghNext
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let s = a.layers[l], wl = w.blocks[l], gl = g.blocks[l]
@@ -220,14 +236,16 @@ public final class GPTModel: LanguageModel {
             GEMM.xw(a.gu, wl.wUp, a.ga, m: n, k: f, n: d)
             GEMM.xw(a.gnu, wl.wGate, a.ga, m: n, k: f, n: d, beta: 1)
             ghNext.update(from: gh, count: n * d)
-            RowNorm.rmsBackward(a.ga, x: s.hMid, gain: wl.mlpNorm, rstd: s.rstd2, ghNext,
-                                dgain: gl.mlpNorm, rows: n, cols: d, accumulate: true)
+            RowNorm.rmsBackward(
+                a.ga, x: s.hMid, gain: wl.mlpNorm, rstd: s.rstd2, ghNext,
+                dgain: gl.mlpNorm, rows: n, cols: d, accumulate: true)
             swap(&gh, &ghNext)
             // attention: gh = ∂L/∂h_mid
             GEMM.xwT(gh, wl.wo, a.gy, m: n, k: d, n: d)
             GEMM.xTy(s.y, gh, gl.wo, m: n, k: d, n: d, beta: 1)
-            Attention.backward(dy: a.gy, ldy: d, q: s.q, k: s.k, v: s.v, ld: d, probs: s.probs, dq: a.gq, dk: a.gk,
-                               dv: a.gv, ldg: d, scratch: a.attnScratch, shape: shape, scale: 1 / Float(dk).squareRoot())
+            Attention.backward(
+                dy: a.gy, ldy: d, q: s.q, k: s.k, v: s.v, ld: d, probs: s.probs, dq: a.gq, dk: a.gk,
+                dv: a.gv, ldg: d, scratch: a.attnScratch, shape: shape, scale: 1 / Float(dk).squareRoot())
             RoPE.rotate(a.gq, ld: d, rows: n, heads: H, context: c.context, table: rope, inverse: true)
             RoPE.rotate(a.gk, ld: d, rows: n, heads: H, context: c.context, table: rope, inverse: true)
             GEMM.xTy(a.gq, s.a1, gl.wq, m: n, k: d, n: d, beta: 1)
@@ -237,8 +255,9 @@ public final class GPTModel: LanguageModel {
             GEMM.xw(a.gk, wl.wk, a.ga, m: n, k: d, n: d, beta: 1)
             GEMM.xw(a.gv, wl.wv, a.ga, m: n, k: d, n: d, beta: 1)
             ghNext.update(from: gh, count: n * d)
-            RowNorm.rmsBackward(a.ga, x: a.h[l], gain: wl.attnNorm, rstd: s.rstd1, ghNext,
-                                dgain: gl.attnNorm, rows: n, cols: d, accumulate: true)
+            RowNorm.rmsBackward(
+                a.ga, x: a.h[l], gain: wl.attnNorm, rstd: s.rstd1, ghNext,
+                dgain: gl.attnNorm, rows: n, cols: d, accumulate: true)
             swap(&gh, &ghNext)
         }
         Embedding.backward(gh, ids: a.inputs, count: n, dim: d, vocab: V, dtable: g.tokEmbeddings)

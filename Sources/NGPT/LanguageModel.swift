@@ -37,7 +37,9 @@ public struct Recipe: Sendable, Equatable {
     public var warmupPercent: Int
 
     /// The default peak learning rate of a model of width `dim`.
-    public func learningRate(dim: Int) -> Double { learningRate * pow(Double(referenceDim) / Double(dim), widthExponent) }
+    public func learningRate(dim: Int) -> Double {
+        learningRate * pow(Double(referenceDim) / Double(dim), widthExponent)
+    }
 
     /// The rule as help shows it: "0.008 × (256/dim)^0.5".
     public var learningRateRule: String {
@@ -48,7 +50,9 @@ public struct Recipe: Sendable, Equatable {
         }
     }
 
-    public func warmupSteps(totalSteps: Int) -> Int { warmupPercent == 0 ? 0 : max(1, totalSteps * warmupPercent / 100) }
+    public func warmupSteps(totalSteps: Int) -> Int {
+        warmupPercent == 0 ? 0 : max(1, totalSteps * warmupPercent / 100)
+    }
 }
 
 /// A per-step training metric beyond the loss (written to metrics.jsonl under the model's own key).
@@ -129,9 +133,10 @@ extension LanguageModel {
 /// the memory available before anything is allocated (training checks its larger estimate before this).
 public func makeModel(_ config: ModelConfig) throws -> LanguageModel {
     try config.validate()
-    try AvailableMemory.check(needed: config.modelBytes, what: "a \(config.kind.displayName) of this size",
-                              parts: "\(config.parameterCount) parameters with their gradients, activations and caches",
-                              fix: "it cannot be loaded on this machine")
+    try AvailableMemory.check(
+        needed: config.modelBytes, what: "a \(config.kind.displayName) of this size",
+        parts: "\(config.parameterCount) parameters with their gradients, activations and caches",
+        fix: "it cannot be loaded on this machine")
     let model = config.kind.modelType.init(config: config)
     model.initialize(seed: 0)
     return model
@@ -141,17 +146,19 @@ extension ModelConfig {
     /// Bytes a model of this configuration allocates to evaluate and sample (no optimiser): parameters and their
     /// gradient buffer, the working buffers at batch 1, the decoder's caches and the RoPE table.
     public var modelBytes: Int {
-        4 * (2 * parameterCount + kind.modelType.workingFloats(self, batch: 1) + 2 * layers * context * dim + context * headDim)
+        4
+            * (2 * parameterCount + kind.modelType.workingFloats(self, batch: 1) + 2 * layers * context * dim + context
+                * headDim)
     }
 }
 
 /// The matrices every Transformer here has, by role ([rows, d] each, rows as in `ParameterLayout`).
 public struct TransformerMatrices {
     public struct Block {
-        public var wq, wk, wv, wo: UnsafePointer<Float>   // [d, d]
-        public var up, gate, down: UnsafePointer<Float>   // [F, d]
+        public var wq, wk, wv, wo: UnsafePointer<Float>  // [d, d]
+        public var up, gate, down: UnsafePointer<Float>  // [F, d]
     }
-    public var embeddingIn: UnsafePointer<Float>, embeddingOut: UnsafePointer<Float>   // [V, d]
+    public var embeddingIn: UnsafePointer<Float>, embeddingOut: UnsafePointer<Float>  // [V, d]
     public var blocks: [Block]
 }
 

@@ -1,5 +1,6 @@
 import Common
 import Kernels
+
 /// The architecture: everything that fixes the parameter shapes and the forward pass.
 public struct ModelConfig: Codable, Equatable, Sendable {
     public var kind: ModelKind
@@ -10,8 +11,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var mlpHidden: Int
     public var context: Int
 
-    public init(kind: ModelKind = .ngpt, vocabSize: Int = 4096, dim: Int = 256, layers: Int = 4, heads: Int = 4,
-                mlpHidden: Int = 683, context: Int = 256) {
+    public init(
+        kind: ModelKind = .ngpt, vocabSize: Int = 4096, dim: Int = 256, layers: Int = 4, heads: Int = 4,
+        mlpHidden: Int = 683, context: Int = 256
+    ) {
         self.kind = kind; self.vocabSize = vocabSize; self.dim = dim; self.layers = layers; self.heads = heads
         self.mlpHidden = mlpHidden; self.context = context
     }
@@ -36,23 +39,37 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public func validate(naming: FieldNames = .flags) throws {
         func name(_ key: String) -> String { naming == .flags ? "--" + key : key }
         let limits = Self.limits
-        for (key, value, limit) in [("vocab-size", vocabSize, limits.vocabSize), ("dim", dim, limits.dim), ("layers", layers, limits.layers),
-                                    ("heads", heads, dim), ("mlp-hidden", mlpHidden, limits.mlpHidden), ("context", context, limits.context)] {
+        for (key, value, limit) in [
+            ("vocab-size", vocabSize, limits.vocabSize), ("dim", dim, limits.dim), ("layers", layers, limits.layers),
+            ("heads", heads, dim), ("mlp-hidden", mlpHidden, limits.mlpHidden), ("context", context, limits.context),
+        ] {
             guard value > 0 else { throw UserError("\(name(key)) must be positive, got \(value)") }
-            guard value <= max(limit, 1) else { throw UserError("\(name(key)) \(value) is too large (at most \(limit)\(key == "heads" ? ", the width" : ""))") }
+            guard value <= max(limit, 1) else {
+                throw UserError(
+                    "\(name(key)) \(value) is too large (at most \(limit)\(key == "heads" ? ", the width" : ""))")
+            }
         }
         guard dim % 2 == 0 else {
-            throw UserError("\(name("dim")) \(dim) is odd, but every head's size dim/heads must be even (RoPE rotates pairs); use \(name("dim")) \(dim - 1) or \(dim + 1)")
+            throw UserError(
+                "\(name("dim")) \(dim) is odd, but every head's size dim/heads must be even (RoPE rotates pairs); use \(name("dim")) \(dim - 1) or \(dim + 1)"
+            )
         }
         guard dim % heads == 0 else {
-            throw UserError("\(name("heads")) \(heads) must divide \(name("dim")) \(dim) into an even head size; e.g. \(name("heads")) \(Self.headsNear(dim, heads))")
+            throw UserError(
+                "\(name("heads")) \(heads) must divide \(name("dim")) \(dim) into an even head size; e.g. \(name("heads")) \(Self.headsNear(dim, heads))"
+            )
         }
         guard headDim % 2 == 0 else {
-            throw UserError("the head size dim/heads = \(headDim) must be even (RoPE rotates pairs); e.g. \(name("heads")) \(Self.headsNear(dim, heads))")
+            throw UserError(
+                "the head size dim/heads = \(headDim) must be even (RoPE rotates pairs); e.g. \(name("heads")) \(Self.headsNear(dim, heads))"
+            )
         }
         guard floatBound(batch: 1) <= Self.maxFloats else {
-            throw UserError(String(format: "this model is too large to build (about %.1e parameters and activations); lower %@, %@ or %@",
-                                   floatBound(batch: 1), name("layers"), name("dim"), name("context")))
+            throw UserError(
+                String(
+                    format:
+                        "this model is too large to build (about %.1e parameters and activations); lower %@, %@ or %@",
+                    floatBound(batch: 1), name("layers"), name("dim"), name("context")))
         }
     }
 
@@ -65,8 +82,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// the logits, the decoder's caches, the RoPE table. Each size the models multiply out is one term of it, so a
     /// configuration under `maxFloats` computes no Int product that overflows.
     public func floatBound(batch: Int) -> Double {
-        let (v, d, l, h, f, t, b) = (Double(vocabSize), Double(dim), Double(layers), Double(heads), Double(mlpHidden),
-                                     Double(context), Double(max(batch, 1)))
+        let (v, d, l, h, f, t, b) = (
+            Double(vocabSize), Double(dim), Double(layers), Double(heads), Double(mlpHidden),
+            Double(context), Double(max(batch, 1))
+        )
         let parameters = 2 * v * d + v + (l + 1) * (4 * d * d + 3 * f * d + 4 * d + 2 * f)
         let activations = b * t * ((l + 1) * (32 * d + 16 * f + 4 * h * t) + 4 * v)
         return 8 * parameters + 4 * activations + 4 * (l + 1) * t * d + t * d

@@ -14,21 +14,22 @@ enum ScaleVector {
 /// the parameter or gradient buffer (P = UnsafeMutablePointer<Float>), computed once.
 struct NGPTTensors<P> {
     struct Block {
-        var wq, wk, wv, wo: P               // [d, d]
-        var sQK, alphaAttn: P               // [d]
-        var wUp, wGate, wDown: P            // [F, d]
-        var sU, sV: P                       // [F]
-        var alphaMLP: P                     // [d]
+        var wq, wk, wv, wo: P  // [d, d]
+        var sQK, alphaAttn: P  // [d]
+        var wUp, wGate, wDown: P  // [F, d]
+        var sU, sV: P  // [F]
+        var alphaMLP: P  // [d]
 
         func map<Q>(_ f: (P) -> Q) -> NGPTTensors<Q>.Block {
-            .init(wq: f(wq), wk: f(wk), wv: f(wv), wo: f(wo), sQK: f(sQK), alphaAttn: f(alphaAttn), wUp: f(wUp),
-                  wGate: f(wGate), wDown: f(wDown), sU: f(sU), sV: f(sV), alphaMLP: f(alphaMLP))
+            .init(
+                wq: f(wq), wk: f(wk), wv: f(wv), wo: f(wo), sQK: f(sQK), alphaAttn: f(alphaAttn), wUp: f(wUp),
+                wGate: f(wGate), wDown: f(wDown), sU: f(sU), sV: f(sV), alphaMLP: f(alphaMLP))
         }
     }
-    var tokEmbeddings: P                    // [V, d]
+    var tokEmbeddings: P  // [V, d]
     var blocks: [Block]
-    var sZ: P                               // [V]
-    var output: P                           // [V, d]
+    var sZ: P  // [V]
+    var output: P  // [V, d]
 
     func map<Q>(_ f: (P) -> Q) -> NGPTTensors<Q> {
         .init(tokEmbeddings: f(tokEmbeddings), blocks: blocks.map { $0.map(f) }, sZ: f(sZ), output: f(output))
@@ -40,7 +41,8 @@ struct NGPTTensors<P> {
 public final class NGPTModel: LanguageModel {
     public static let displayName = "nGPT"
     /// Adam without weight decay or warmup (design §6); every matrix row renormalised after each step.
-    public static let recipe = Recipe(learningRate: 8e-3, referenceDim: 256, widthExponent: 1, weightDecay: 0, warmupPercent: 0)
+    public static let recipe = Recipe(
+        learningRate: 8e-3, referenceDim: 256, widthExponent: 1, weightDecay: 0, warmupPercent: 0)
 
     /// Every matrix and embedding is renormalised (its initial scale is irrelevant once rows are projected onto
     /// the sphere): N(0, 1/d), output projections /√(2L). Scale vectors start at their raw init (design §4.1).
@@ -49,19 +51,25 @@ public final class NGPTModel: LanguageModel {
         let d = c.dim, f = c.mlpHidden, v = c.vocabSize
         let std = 1 / Double(d).squareRoot(), outStd = std / Double(2 * c.layers).squareRoot()
         let unitScale = Initialization.constant(ScaleVector.rawInit(d))
-        func matrix(_ name: String, _ rows: Int, _ std: Double) -> Int { b.add(name, [rows, d], .normal(std: std), renormalize: true) }
+        func matrix(_ name: String, _ rows: Int, _ std: Double) -> Int {
+            b.add(name, [rows, d], .normal(std: std), renormalize: true)
+        }
         let tokEmbeddings = matrix("tok_embeddings.weight", v, std)
         var blocks: [NGPTTensors<Int>.Block] = []
         for l in 0..<c.layers {
             let p = "layers.\(l)."
-            let wq = matrix(p + "attn.wq", d, std), wk = matrix(p + "attn.wk", d, std), wv = matrix(p + "attn.wv", d, std)
+            let wq = matrix(p + "attn.wq", d, std), wk = matrix(p + "attn.wk", d, std),
+                wv = matrix(p + "attn.wv", d, std)
             let wo = matrix(p + "attn.wo", d, outStd)
             let sQK = b.add(p + "attn.s_qk", [d], unitScale), alphaAttn = b.add(p + "alpha_attn", [d], unitScale)
-            let wUp = matrix(p + "mlp.w_up", f, std), wGate = matrix(p + "mlp.w_gate", f, std), wDown = matrix(p + "mlp.w_down", f, outStd)
+            let wUp = matrix(p + "mlp.w_up", f, std), wGate = matrix(p + "mlp.w_gate", f, std),
+                wDown = matrix(p + "mlp.w_down", f, outStd)
             let sU = b.add(p + "mlp.s_u", [f], .constant(1)), sV = b.add(p + "mlp.s_v", [f], .constant(1))
             let alphaMLP = b.add(p + "alpha_mlp", [d], unitScale)
-            blocks.append(.init(wq: wq, wk: wk, wv: wv, wo: wo, sQK: sQK, alphaAttn: alphaAttn, wUp: wUp, wGate: wGate,
-                                wDown: wDown, sU: sU, sV: sV, alphaMLP: alphaMLP))
+            blocks.append(
+                .init(
+                    wq: wq, wk: wk, wv: wv, wo: wo, sQK: sQK, alphaAttn: alphaAttn, wUp: wUp, wGate: wGate,
+                    wDown: wDown, sU: sU, sV: sV, alphaMLP: alphaMLP))
         }
         let sZ = b.add("s_z", [v], unitScale)
         let output = matrix("output.weight", v, std)
@@ -92,26 +100,6 @@ public final class NGPTModel: LanguageModel {
     var activationSets: [Int: Activations] = [:]
     private var acts: Activations?
 
-    /// Scale vectors that act on a matrix product's outputs are folded into copies of the weights at each
-    /// forward (diag(s)·W is [rows, d]; scaling the [tokens, rows] product instead costs a pass over it):
-    /// E_out·diag(s_z), W_up·diag(s_u), W_gate·diag(√d·s_ν). Their gradients come back through `gradOut` and
-    /// `gradMLP` (see `unfoldScaleGradient`).
-    final class ScaledWeights {
-        let arena: Arena
-        let output: UnsafeMutablePointer<Float>                                  // [V, d]
-        let up: [UnsafeMutablePointer<Float>], gate: [UnsafeMutablePointer<Float>]  // [F, d] per layer
-        let gradOut: UnsafeMutablePointer<Float>, gradMLP: UnsafeMutablePointer<Float>
-
-        init(config c: ModelConfig, arena: Arena = Arena()) {
-            self.arena = arena
-            let vd = c.vocabSize * c.dim, fd = c.mlpHidden * c.dim
-            output = arena.floats(vd)
-            up = (0..<c.layers).map { _ in arena.floats(fd) }
-            gate = (0..<c.layers).map { _ in arena.floats(fd) }
-            gradOut = arena.floats(vd)
-            gradMLP = arena.floats(fd)
-        }
-    }
     let scaled: ScaledWeights
 
     public init(config: ModelConfig) {
@@ -147,66 +135,11 @@ public final class NGPTModel: LanguageModel {
         return a.z
     }
 
-    /// Saved activations for one (batch, context); allocated once and reused.
-    final class Activations {
-        let arena: Arena
-        let batch: Int, n: Int
-        var h: [UnsafeMutablePointer<Float>] = []       // [L+1] block outputs h_l, [N, d] (h_0 = embeddings)
-        var layers: [Layer] = []
-        let z: UnsafeMutablePointer<Float>   // [N, V] logits
-        let inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>
-        // backward scratch
-        let gh: UnsafeMutablePointer<Float>, ghNext: UnsafeMutablePointer<Float>, gA: UnsafeMutablePointer<Float>,
-            gB: UnsafeMutablePointer<Float>, grho: UnsafeMutablePointer<Float>, gd1: UnsafeMutablePointer<Float>,
-            gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePointer<Float>, gv: UnsafeMutablePointer<Float>,
-            gu: UnsafeMutablePointer<Float>, gnu: UnsafeMutablePointer<Float>, gx: UnsafeMutablePointer<Float>,
-            gz: UnsafeMutablePointer<Float>, attnScratch: UnsafeMutablePointer<Float>, gAlpha: UnsafeMutablePointer<Float>
-
-        struct Layer {
-            // attention sub-block
-            var a1, invA1, q, k, v, qhat, khat, invQ, invK, qs, ks, probs, y, hA, invHA, hMid, invRho1: UnsafeMutablePointer<Float>
-            // MLP sub-block
-            var a2, invA2, u, nu, x, hM, invHM, invRho2: UnsafeMutablePointer<Float>
-        }
-
-        init(config c: ModelConfig, batch: Int, arena: Arena = Arena()) {
-            self.arena = arena
-            self.batch = batch
-            n = batch * c.context
-            let d = c.dim, f = c.mlpHidden, nh = n * c.heads
-            let shape = AttentionShape(batch: batch, context: c.context, heads: c.heads, headDim: c.headDim)
-            for _ in 0...c.layers { h.append(arena.floats(n * d)) }
-            for _ in 0..<c.layers {
-                let A = arena
-                layers.append(Layer(
-                    a1: A.floats(n * d), invA1: A.floats(n), q: A.floats(n * d), k: A.floats(n * d), v: A.floats(n * d),
-                    qhat: A.floats(n * d), khat: A.floats(n * d), invQ: A.floats(nh), invK: A.floats(nh),
-                    qs: A.floats(n * d), ks: A.floats(n * d), probs: A.floats(shape.probsCount), y: A.floats(n * d),
-                    hA: A.floats(n * d), invHA: A.floats(n), hMid: A.floats(n * d), invRho1: A.floats(n),
-                    a2: A.floats(n * d), invA2: A.floats(n), u: A.floats(n * f), nu: A.floats(n * f), x: A.floats(n * f), hM: A.floats(n * d), invHM: A.floats(n), invRho2: A.floats(n)))
-            }
-            z = arena.floats(n * c.vocabSize)
-            inputs = .allocate(capacity: n)
-            targets = .allocate(capacity: n)
-            gh = arena.floats(n * d); ghNext = arena.floats(n * d); gA = arena.floats(n * d); gB = arena.floats(n * d)
-            grho = arena.floats(n * d); gd1 = arena.floats(n * d)
-            gq = arena.floats(n * d); gk = arena.floats(n * d); gv = arena.floats(n * d)
-            gu = arena.floats(n * f); gnu = arena.floats(n * f); gx = arena.floats(n * f)
-            gz = arena.floats(n * c.vocabSize)
-            attnScratch = arena.floats(shape.backwardScratchCount)
-            gAlpha = arena.floats(d)
-        }
-
-        deinit {
-            inputs.deallocate()
-            targets.deallocate()
-        }
-    }
-
     public func learnedScales() -> LearnedScales? {
         computeEffectiveScales()
-        return LearnedScales(alphaAttn: effective.alphaA, alphaMLP: effective.alphaM, sqk: effective.sqk, su: effective.su,
-                             sv: effective.sv, sz: effective.sz)
+        return LearnedScales(
+            alphaAttn: effective.alphaA, alphaMLP: effective.alphaM, sqk: effective.sqk, su: effective.su,
+            sv: effective.sv, sz: effective.sz)
     }
 
     /// Per layer the means of the effective α_A, α_M, s_qk, s_u, s_ν; the mean and max of s_z; the largest
@@ -214,17 +147,22 @@ public final class NGPTModel: LanguageModel {
     public func trainingMetrics() -> [String: Metric] {
         computeEffectiveScales()
         func mean(_ v: [Float]) -> Double { v.reduce(0.0) { $0 + Double($1) } / Double(max(1, v.count)) }
-        return ["alpha_attn": .perLayer(effective.alphaA.map(mean)), "alpha_mlp": .perLayer(effective.alphaM.map(mean)),
-                "s_qk": .perLayer(effective.sqk.map(mean)), "s_u": .perLayer(effective.su.map(mean)),
-                "s_v": .perLayer(effective.sv.map(mean)), "s_z_mean": .value(mean(effective.sz)),
-                "s_z_max": .value(Double(effective.sz.max() ?? 0)), "max_row_norm_dev": .value(Double(maxRowNormDeviation())),
-                "row_norm_drift": .value(Double(lastProjectionDrift))]
+        return [
+            "alpha_attn": .perLayer(effective.alphaA.map(mean)), "alpha_mlp": .perLayer(effective.alphaM.map(mean)),
+            "s_qk": .perLayer(effective.sqk.map(mean)), "s_u": .perLayer(effective.su.map(mean)),
+            "s_v": .perLayer(effective.sv.map(mean)), "s_z_mean": .value(mean(effective.sz)),
+            "s_z_max": .value(Double(effective.sz.max() ?? 0)),
+            "max_row_norm_dev": .value(Double(maxRowNormDeviation())),
+            "row_norm_drift": .value(Double(lastProjectionDrift)),
+        ]
     }
 
     public var matrices: TransformerMatrices {
-        TransformerMatrices(embeddingIn: w.tokEmbeddings, embeddingOut: w.output, blocks: w.blocks.map {
-            .init(wq: $0.wq, wk: $0.wk, wv: $0.wv, wo: $0.wo, up: $0.wUp, gate: $0.wGate, down: $0.wDown)
-        })
+        TransformerMatrices(
+            embeddingIn: w.tokEmbeddings, embeddingOut: w.output,
+            blocks: w.blocks.map {
+                .init(wq: $0.wq, wk: $0.wk, wv: $0.wv, wo: $0.wo, up: $0.wUp, gate: $0.wGate, down: $0.wDown)
+            })
     }
 
     public func makeDecoder(precision: DecodePrecision) -> TokenDecoder { NGPTDecoder(self, precision: precision) }
@@ -237,21 +175,29 @@ public final class NGPTModel: LanguageModel {
     }
 
     /// Effective scale vectors, recomputed from the raw parameters at each forward.
-    var effective: (alphaA: [[Float]], alphaM: [[Float]], sqk: [[Float]], su: [[Float]], sv: [[Float]], sz: [Float]) = ([], [], [], [], [], [])
+    var effective: (alphaA: [[Float]], alphaM: [[Float]], sqk: [[Float]], su: [[Float]], sv: [[Float]], sz: [Float]) = (
+        [], [], [], [], [], []
+    )
 
     func computeEffectiveScales() {
         let d = config.dim, L = config.layers, f = config.mlpHidden
         let ca = ScaleVector.alphaFactor(d), cu = ScaleVector.unitFactor(d)
-        func vec(_ p: UnsafePointer<Float>, _ count: Int, _ map: (Float) -> Float) -> [Float] { (0..<count).map { map(p[$0]) } }
+        func vec(_ p: UnsafePointer<Float>, _ count: Int, _ map: (Float) -> Float) -> [Float] {
+            (0..<count).map { map(p[$0]) }
+        }
         effective.alphaA = w.blocks.map { vec($0.alphaAttn, d) { abs($0 * ca) } }
         effective.alphaM = w.blocks.map { vec($0.alphaMLP, d) { abs($0 * ca) } }
         effective.sqk = w.blocks.map { vec($0.sQK, d) { $0 * cu } }
         effective.su = w.blocks.map { vec($0.sU, f) { $0 } }
         effective.sv = w.blocks.map { vec($0.sV, f) { $0 } }
         effective.sz = vec(w.sZ, config.vocabSize) { $0 * cu }
-        func fold(_ weight: UnsafePointer<Float>, _ s: [Float], factor: Float, into out: UnsafeMutablePointer<Float>, rows: Int) {
+        func fold(
+            _ weight: UnsafePointer<Float>, _ s: [Float], factor: Float, into out: UnsafeMutablePointer<Float>,
+            rows: Int
+        ) {
             s.withUnsafeBufferPointer {
-                Columns.scaleRows(weight, by: $0.baseAddress.unsafelyUnwrapped, factor: factor, out, rows: rows, cols: d)
+                Columns.scaleRows(
+                    weight, by: $0.baseAddress.unsafelyUnwrapped, factor: factor, out, rows: rows, cols: d)
             }
         }
         fold(w.output, effective.sz, factor: 1, into: scaled.output, rows: config.vocabSize)
@@ -276,7 +222,7 @@ public final class NGPTModel: LanguageModel {
         for l in 0..<c.layers {
             let s = a.layers[l], h = a.h[l], wl = w.blocks[l]
             // --- attention sub-block ---
-            // A = Norm(h) [N, d] (equal to h in value; its Jacobian matters, spec B1)
+            // A = Norm(h) [N, d] (equal to h in value; its Jacobian matters, design §4.1)
             RowNorm.l2Forward(h, s.a1, invNorm: s.invA1, rows: n, cols: d)
             // q, k, v = h·Wᵀ [N, d]; RoPE on q, k; per-head Norm over d_k; × s_qk
             GEMM.xwT(h, wl.wq, s.q, m: n, k: d, n: d)
@@ -291,8 +237,9 @@ public final class NGPTModel: LanguageModel {
                 Columns.scale(s.khat, by: sq.baseAddress.unsafelyUnwrapped, s.ks, rows: n, cols: d)
             }
             // y = softmax(√d_k · q̃k̃ᵀ + mask)·v   [N, d]
-            Attention.forward(q: s.qs, k: s.ks, v: s.v, ld: d, y: s.y, ldy: d, probs: s.probs, shape: shape,
-                              scale: Float(dk).squareRoot())
+            Attention.forward(
+                q: s.qs, k: s.ks, v: s.v, ld: d, y: s.y, ldy: d, probs: s.probs, shape: shape,
+                scale: Float(dk).squareRoot())
             // h_A = Norm(y·W_o)   [N, d]  (h_att is staged in hA, normalised in place)
             GEMM.xw(s.y, wl.wo, s.hA, m: n, k: d, n: d)
             RowNorm.l2Forward(s.hA, s.hA, invNorm: s.invHA, rows: n, cols: d)
@@ -328,31 +275,36 @@ public final class NGPTModel: LanguageModel {
         let sqrtD = Float(d).squareRoot(), cu = ScaleVector.unitFactor(d)
 
         // dz = (softmax − onehot) · lossScale / N
-        _ = CrossEntropy.forwardBackward(logits: a.z, targets: a.targets, rows: n, vocab: V, dlogits: a.gz,
-                                         gradScale: lossScale / Float(n))
+        _ = CrossEntropy.forwardBackward(
+            logits: a.z, targets: a.targets, rows: n, vocab: V, dlogits: a.gz,
+            gradScale: lossScale / Float(n))
         // G = dzᵀ·h_L is the gradient of E_s = diag(s_z)·E_out   [V, d]:
         //   dE_out[v] += s_z[v]·G[v],  ds_z,raw[v] += √d·⟨G[v], E_out[v]⟩,  dh_L = dz·E_s
         GEMM.xTy(a.gz, a.h[c.layers], scaled.gradOut, m: n, k: V, n: d)
-        unfoldScaleGradient(scaled.gradOut, weight: w.output, weightGrad: g.output, scale: effective.sz, factor: 1, scaleGrad: g.sZ,
-                            rawFactor: cu, rows: V)
+        unfoldScaleGradient(
+            scaled.gradOut, weight: w.output, weightGrad: g.output, scale: effective.sz, factor: 1, scaleGrad: g.sZ,
+            rawFactor: cu, rows: V)
         GEMM.xw(a.gz, scaled.output, a.gh, m: n, k: V, n: d)
 
         var gh = a.gh, ghNext = a.ghNext
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let s = a.layers[l], wl = w.blocks[l], gl = g.blocks[l]
             // --- MLP sub-block (gh = ∂L/∂h_{l+1}) ---
-            residualBackward(gh, out: a.h[l + 1], invRho: s.invRho2, a: s.a2, b: s.hM, invB: s.invHM, alpha: effective.alphaM[l],
-                             alphaGrad: gl.alphaMLP, alphaRaw: wl.alphaMLP, acts: a)                      // a.gB = d h_mlp
-            GEMM.xwT(a.gB, wl.wDown, a.gx, m: n, k: d, n: f)             // dx = dh_mlp·W_downᵀ
+            residualBackward(
+                gh, out: a.h[l + 1], invRho: s.invRho2, a: s.a2, b: s.hM, invB: s.invHM, alpha: effective.alphaM[l],
+                alphaGrad: gl.alphaMLP, alphaRaw: wl.alphaMLP, acts: a)  // a.gB = d h_mlp
+            GEMM.xwT(a.gB, wl.wDown, a.gx, m: n, k: d, n: f)  // dx = dh_mlp·W_downᵀ
             GEMM.xTy(s.x, a.gB, gl.wDown, m: n, k: f, n: d, beta: 1)
             SwiGLU.backward(a.gx, u: s.u, gate: s.nu, du: a.gu, dgate: a.gnu, count: n * f)
             // through the folded weights diag(s_u)W_up and diag(√d·s_ν)W_gate (see the head above)
             GEMM.xTy(a.gu, s.hMid, scaled.gradMLP, m: n, k: f, n: d)
-            unfoldScaleGradient(scaled.gradMLP, weight: wl.wUp, weightGrad: gl.wUp, scale: effective.su[l], factor: 1,
-                                scaleGrad: gl.sU, rawFactor: 1, rows: f)
+            unfoldScaleGradient(
+                scaled.gradMLP, weight: wl.wUp, weightGrad: gl.wUp, scale: effective.su[l], factor: 1,
+                scaleGrad: gl.sU, rawFactor: 1, rows: f)
             GEMM.xTy(a.gnu, s.hMid, scaled.gradMLP, m: n, k: f, n: d)
-            unfoldScaleGradient(scaled.gradMLP, weight: wl.wGate, weightGrad: gl.wGate, scale: effective.sv[l], factor: sqrtD,
-                                scaleGrad: gl.sV, rawFactor: sqrtD, rows: f)
+            unfoldScaleGradient(
+                scaled.gradMLP, weight: wl.wGate, weightGrad: gl.wGate, scale: effective.sv[l], factor: sqrtD,
+                scaleGrad: gl.sV, rawFactor: sqrtD, rows: f)
             // ∂L/∂h_mid = du·(diag(s_u)W_up) + dν·(diag(√d·s_ν)W_gate) + Norm'(A)ᵀ dA   (into ghNext)
             GEMM.xw(a.gu, scaled.up[l], ghNext, m: n, k: f, n: d)
             GEMM.xw(a.gnu, scaled.gate[l], ghNext, m: n, k: f, n: d, beta: 1)
@@ -360,12 +312,14 @@ public final class NGPTModel: LanguageModel {
             swap(&gh, &ghNext)
 
             // --- attention sub-block (gh = ∂L/∂h_mid) ---
-            residualBackward(gh, out: s.hMid, invRho: s.invRho1, a: s.a1, b: s.hA, invB: s.invHA, alpha: effective.alphaA[l],
-                             alphaGrad: gl.alphaAttn, alphaRaw: wl.alphaAttn, acts: a)                     // a.gB = d h_att
-            GEMM.xwT(a.gB, wl.wo, a.gd1, m: n, k: d, n: d)                // dy = dh_att·W_oᵀ
+            residualBackward(
+                gh, out: s.hMid, invRho: s.invRho1, a: s.a1, b: s.hA, invB: s.invHA, alpha: effective.alphaA[l],
+                alphaGrad: gl.alphaAttn, alphaRaw: wl.alphaAttn, acts: a)  // a.gB = d h_att
+            GEMM.xwT(a.gB, wl.wo, a.gd1, m: n, k: d, n: d)  // dy = dh_att·W_oᵀ
             GEMM.xTy(s.y, a.gB, gl.wo, m: n, k: d, n: d, beta: 1)
-            Attention.backward(dy: a.gd1, ldy: d, q: s.qs, k: s.ks, v: s.v, ld: d, probs: s.probs, dq: a.gq, dk: a.gk,
-                               dv: a.gv, ldg: d, scratch: a.attnScratch, shape: shape, scale: Float(dk).squareRoot())
+            Attention.backward(
+                dy: a.gd1, ldy: d, q: s.qs, k: s.ks, v: s.v, ld: d, probs: s.probs, dq: a.gq, dk: a.gk,
+                dv: a.gv, ldg: d, scratch: a.attnScratch, shape: shape, scale: Float(dk).squareRoot())
             // s_qk feeds both q and k: g_raw += √d · Σ_t (dq̃ ⊙ q̂ + dk̃ ⊙ k̂)
             Columns.dotAccumulate(a.gq, s.qhat, factor: cu, into: gl.sQK, rows: n, cols: d)
             Columns.dotAccumulate(a.gk, s.khat, factor: cu, into: gl.sQK, rows: n, cols: d)
@@ -390,39 +344,48 @@ public final class NGPTModel: LanguageModel {
         Embedding.backward(gh, ids: a.inputs, count: n, dim: d, vocab: V, dtable: g.tokEmbeddings)
     }
 
-    /// Backward of one residual update h' = Norm(A + α ⊙ (Norm(o) − A)) (spec B3), given g = ∂L/∂h':
+    /// Backward of one residual update h' = Norm(A + α ⊙ (Norm(o) − A)) (design §4.1), given g = ∂L/∂h':
     /// leaves ∂L/∂A in acts.gA and ∂L/∂o (the block's raw output) in acts.gB, and adds α's gradient.
-    private func residualBackward(_ g: UnsafePointer<Float>, out: UnsafePointer<Float>, invRho: UnsafePointer<Float>,
-                                  a: UnsafePointer<Float>, b: UnsafePointer<Float>, invB: UnsafePointer<Float>, alpha: [Float],
-                                  alphaGrad: UnsafeMutablePointer<Float>, alphaRaw: UnsafePointer<Float>, acts: Activations) {
+    private func residualBackward(
+        _ g: UnsafePointer<Float>, out: UnsafePointer<Float>, invRho: UnsafePointer<Float>,
+        a: UnsafePointer<Float>, b: UnsafePointer<Float>, invB: UnsafePointer<Float>, alpha: [Float],
+        alphaGrad: UnsafeMutablePointer<Float>, alphaRaw: UnsafePointer<Float>, acts: Activations
+    ) {
         let n = acts.n, d = config.dim
         RowNorm.l2Backward(g, y: out, invNorm: invRho, acts.grho, rows: n, cols: d)
         acts.gAlpha.update(repeating: 0, count: d)
         alpha.withUnsafeBufferPointer { al in
-            Columns.lerpBackward(acts.grho, a: a, b: b, alpha: al.baseAddress.unsafelyUnwrapped, ga: acts.gA, gb: acts.gB,
-                                 galpha: acts.gAlpha, rows: n, cols: d)
+            Columns.lerpBackward(
+                acts.grho, a: a, b: b, alpha: al.baseAddress.unsafelyUnwrapped, ga: acts.gA, gb: acts.gB,
+                galpha: acts.gAlpha, rows: n, cols: d)
         }
-        accumulateAlphaGradient(alphaGrad, raw: alphaRaw, effectiveGrad: acts.gAlpha,
-                                factor: ScaleVector.alphaFactor(d))
+        accumulateAlphaGradient(
+            alphaGrad, raw: alphaRaw, effectiveGrad: acts.gAlpha,
+            factor: ScaleVector.alphaFactor(d))
         RowNorm.l2Backward(acts.gB, y: b, invNorm: invB, acts.gB, rows: n, cols: d)
     }
 
     /// Given G, the gradient of diag(factor·s)·W: dW[r] += factor·s[r]·G[r] and ds_raw[r] += rawFactor·⟨G[r], W[r]⟩
     /// (s = raw·c for s_z, so rawFactor carries c as well as any constant factor).
-    private func unfoldScaleGradient(_ gScaled: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                                     weightGrad: UnsafeMutablePointer<Float>, scale: [Float], factor: Float,
-                                     scaleGrad: UnsafeMutablePointer<Float>, rawFactor: Float, rows: Int) {
+    private func unfoldScaleGradient(
+        _ gScaled: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+        weightGrad: UnsafeMutablePointer<Float>, scale: [Float], factor: Float,
+        scaleGrad: UnsafeMutablePointer<Float>, rawFactor: Float, rows: Int
+    ) {
         let d = config.dim
         scale.withUnsafeBufferPointer {
-            Columns.scaleRows(gScaled, by: $0.baseAddress.unsafelyUnwrapped, factor: factor, weightGrad, rows: rows, cols: d,
-                              accumulate: true)
+            Columns.scaleRows(
+                gScaled, by: $0.baseAddress.unsafelyUnwrapped, factor: factor, weightGrad, rows: rows, cols: d,
+                accumulate: true)
         }
         Columns.rowDotAccumulate(gScaled, weight, factor: rawFactor, into: scaleGrad, rows: rows, cols: d)
     }
 
     /// α_eff = |c·raw|: g_raw += c · sign(c·raw) · g_eff (sign(0) = 0, as torch's abs).
-    private func accumulateAlphaGradient(_ g: UnsafeMutablePointer<Float>, raw: UnsafePointer<Float>,
-                                         effectiveGrad: UnsafePointer<Float>, factor c: Float) {
+    private func accumulateAlphaGradient(
+        _ g: UnsafeMutablePointer<Float>, raw: UnsafePointer<Float>,
+        effectiveGrad: UnsafePointer<Float>, factor c: Float
+    ) {
         for j in 0..<config.dim {
             let x = c * raw[j]
             let sign: Float = x > 0 ? 1 : (x < 0 ? -1 : 0)

@@ -65,11 +65,15 @@ struct LayoutBuilder {
     private(set) var tensors: [TensorSpec] = []
     private var offset = 0
 
-    mutating func add(_ name: String, _ shape: [Int], _ initialization: Initialization, decay: Bool = false,
-                      renormalize: Bool = false) -> Int {
+    mutating func add(
+        _ name: String, _ shape: [Int], _ initialization: Initialization, decay: Bool = false,
+        renormalize: Bool = false
+    ) -> Int {
         defer { offset += shape.reduce(1, *) }
-        tensors.append(TensorSpec(name: name, shape: shape, offset: offset, initialization: initialization, decay: decay,
-                                  renormalize: renormalize))
+        tensors.append(
+            TensorSpec(
+                name: name, shape: shape, offset: offset, initialization: initialization, decay: decay,
+                renormalize: renormalize))
         return offset
     }
 

@@ -16,9 +16,11 @@ public struct SafeTensors {
     }
 
     public static let maxHeaderSize = 100_000_000
-    static let dtypeSizes: [String: Int] = ["BOOL": 1, "U8": 1, "I8": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-                                            "I32": 4, "U32": 4, "F32": 4, "F64": 8, "I64": 8, "U64": 8, "C64": 8,
-                                            "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1, "F8_E4M3FNUZ": 1, "F8_E5M2FNUZ": 1]
+    static let dtypeSizes: [String: Int] = [
+        "BOOL": 1, "U8": 1, "I8": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+        "I32": 4, "U32": 4, "F32": 4, "F64": 8, "I64": 8, "U64": 8, "C64": 8,
+        "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1, "F8_E4M3FNUZ": 1, "F8_E5M2FNUZ": 1,
+    ]
 
     public let metadata: [String: String]
     public let entries: [String: Entry]
@@ -43,7 +45,9 @@ public struct SafeTensors {
         for i in 0..<8 { n |= UInt64(bytes[i]) << (8 * UInt64(i)) }
         guard n <= UInt64(Self.maxHeaderSize) else { throw UserError("header length \(n) exceeds the 100 MB limit") }
         let headerEnd = 8 + Int(n)
-        guard headerEnd <= bytes.count else { throw UserError("truncated: header needs \(n) bytes, file has \(bytes.count - 8)") }
+        guard headerEnd <= bytes.count else {
+            throw UserError("truncated: header needs \(n) bytes, file has \(bytes.count - 8)")
+        }
         guard n >= 2, bytes[8] == UInt8(ascii: "{") else { throw UserError("header is not a JSON object") }
         let json: Any
         do { json = try StrictJSON.parse(Array(bytes[8..<headerEnd]), what: "header") } catch let e as UserError {
@@ -56,21 +60,27 @@ public struct SafeTensors {
             if key == "__metadata__" {
                 guard let m = value as? [String: Any] else { throw UserError("__metadata__ must be an object") }
                 for (k, v) in m {
-                    guard let s = v as? String else { throw UserError("__metadata__ value for \"\(k)\" is not a string") }
+                    guard let s = v as? String else {
+                        throw UserError("__metadata__ value for \"\(k)\" is not a string")
+                    }
                     meta[k] = s
                 }
                 continue
             }
             guard let e = value as? [String: Any], let dtype = e["dtype"] as? String,
-                  let shape = e["shape"] as? [Any], let offsets = e["data_offsets"] as? [Any], offsets.count == 2 else {
+                let shape = e["shape"] as? [Any], let offsets = e["data_offsets"] as? [Any], offsets.count == 2
+            else {
                 throw UserError("tensor \"\(key)\" lacks dtype, shape or data_offsets")
             }
-            guard let size = Self.dtypeSizes[dtype] else { throw UserError("tensor \"\(key)\" has unknown dtype \(dtype)") }
+            guard let size = Self.dtypeSizes[dtype] else {
+                throw UserError("tensor \"\(key)\" has unknown dtype \(dtype)")
+            }
             let dims = try shape.map { v -> Int in
                 guard let i = Self.nonNegativeInt(v) else { throw UserError("tensor \"\(key)\" has a bad shape") }
                 return i
             }
-            guard let begin = Self.nonNegativeInt(offsets[0]), let end = Self.nonNegativeInt(offsets[1]), begin <= end else {
+            guard let begin = Self.nonNegativeInt(offsets[0]), let end = Self.nonNegativeInt(offsets[1]), begin <= end
+            else {
                 throw UserError("tensor \"\(key)\" has bad data_offsets")
             }
             let (numel, overflow) = dims.reduce((1, false)) { acc, x in
@@ -87,13 +97,17 @@ public struct SafeTensors {
         var expected = 0
         for e in entries.values.sorted(by: { ($0.begin, $0.end) < ($1.begin, $1.end) }) {
             guard e.begin == expected else {
-                throw UserError(e.begin < expected ? "tensor data overlaps at byte \(e.begin)" : "hole in tensor data at byte \(expected)")
+                throw UserError(
+                    e.begin < expected
+                        ? "tensor data overlaps at byte \(e.begin)" : "hole in tensor data at byte \(expected)")
             }
             expected = e.end
         }
         guard expected == buffer else {
-            throw UserError(expected > buffer ? "truncated: tensors need \(expected) data bytes, file has \(buffer)"
-                                                     : "\(buffer - expected) trailing bytes after the last tensor")
+            throw UserError(
+                expected > buffer
+                    ? "truncated: tensors need \(expected) data bytes, file has \(buffer)"
+                    : "\(buffer - expected) trailing bytes after the last tensor")
         }
         metadata = meta
         self.entries = entries
@@ -113,10 +127,28 @@ public struct SafeTensors {
         return try data.withUnsafeBytes { raw -> [Float] in
             let p = raw.baseAddress.unsafelyUnwrapped + e.begin
             switch e.dtype {
-            case "F32": return (0..<e.count).map { Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
-            case "F64": return (0..<e.count).map { Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)))) }
-            case "BF16": return (0..<e.count).map { Float(bitPattern: UInt32(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) << 16) }
-            case "F16": return (0..<e.count).map { Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))) }
+            case "F32":
+                return (0..<e.count).map {
+                    Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+                }
+            case "F64":
+                return (0..<e.count).map {
+                    Float(
+                        Double(
+                            bitPattern: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self))))
+                }
+            case "BF16":
+                return (0..<e.count).map {
+                    Float(
+                        bitPattern: UInt32(
+                            UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) << 16)
+                }
+            case "F16":
+                return (0..<e.count).map {
+                    Float(
+                        Float16(
+                            bitPattern: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))))
+                }
             default: throw UserError("tensor \"\(name)\" is \(e.dtype), not a floating-point type")
             }
         }
@@ -127,7 +159,11 @@ public struct SafeTensors {
         guard let e = entries[name] else { throw UserError("no tensor named \"\(name)\"") }
         if e.dtype == "F64" {
             return data.withUnsafeBytes { raw in
-                (0..<e.count).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: e.begin + 8 * $0, as: UInt64.self))) }
+                (0..<e.count).map {
+                    Double(
+                        bitPattern: UInt64(
+                            littleEndian: raw.loadUnaligned(fromByteOffset: e.begin + 8 * $0, as: UInt64.self)))
+                }
             }
         }
         return try floats(name).map(Double.init)
@@ -138,8 +174,14 @@ public struct SafeTensors {
         guard let e = entries[name] else { throw UserError("no tensor named \"\(name)\"") }
         return try data.withUnsafeBytes { raw -> [Int64] in
             switch e.dtype {
-            case "I64": return (0..<e.count).map { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: e.begin + 8 * $0, as: Int64.self)) }
-            case "I32": return (0..<e.count).map { Int64(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: e.begin + 4 * $0, as: Int32.self))) }
+            case "I64":
+                return (0..<e.count).map {
+                    Int64(littleEndian: raw.loadUnaligned(fromByteOffset: e.begin + 8 * $0, as: Int64.self))
+                }
+            case "I32":
+                return (0..<e.count).map {
+                    Int64(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: e.begin + 4 * $0, as: Int32.self)))
+                }
             default: throw UserError("tensor \"\(name)\" is \(e.dtype), not an integer type")
             }
         }
@@ -159,7 +201,9 @@ public struct SafeTensors {
             self.name = name; self.shape = shape; dtype = "F32"
             var b = [UInt8](repeating: 0, count: floats.count * 4)
             b.withUnsafeMutableBytes { raw in
-                for (i, x) in floats.enumerated() { raw.storeBytes(of: x.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+                for (i, x) in floats.enumerated() {
+                    raw.storeBytes(of: x.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self)
+                }
             }
             bytes = b
         }
@@ -182,12 +226,16 @@ public struct SafeTensors {
         let sorted = tensors.sorted { (alignment($0.dtype), $1.name) > (alignment($1.dtype), $0.name) }
         var parts: [String] = []
         if !metadata.isEmpty {
-            parts.append("\"__metadata__\":{" + metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0] ?? ""))" }
-                .joined(separator: ",") + "}")
+            parts.append(
+                "\"__metadata__\":{"
+                    + metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0] ?? ""))" }
+                    .joined(separator: ",") + "}")
         }
         var offset = 0
         for t in sorted {
-            parts.append("\(jsonString(t.name)):{\"dtype\":\"\(t.dtype)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + t.bytes.count)]}")
+            parts.append(
+                "\(jsonString(t.name)):{\"dtype\":\"\(t.dtype)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + t.bytes.count)]}"
+            )
             offset += t.bytes.count
         }
         var header = Array(("{" + parts.joined(separator: ",") + "}").utf8)

@@ -18,10 +18,14 @@ public struct CheckpointState: Equatable, Sendable {
     /// Metadata keys of the writer's own (`ngpt.*`), kept as written.
     public var extra: [String: String] = [:]
 
-    public init(model: ModelConfig, step: Int = 0, tokens: Int = 0, bestValLoss: Double = .infinity, valLoss: Double = .nan,
-                wallSeconds: Double = 0, tokenizerSHA256: String = "", dataSHA256: String = "", extra: [String: String] = [:]) {
-        self.model = model; self.step = step; self.tokens = tokens; self.bestValLoss = bestValLoss; self.valLoss = valLoss
-        self.wallSeconds = wallSeconds; self.tokenizerSHA256 = tokenizerSHA256; self.dataSHA256 = dataSHA256; self.extra = extra
+    public init(
+        model: ModelConfig, step: Int = 0, tokens: Int = 0, bestValLoss: Double = .infinity, valLoss: Double = .nan,
+        wallSeconds: Double = 0, tokenizerSHA256: String = "", dataSHA256: String = "", extra: [String: String] = [:]
+    ) {
+        self.model = model; self.step = step; self.tokens = tokens; self.bestValLoss = bestValLoss;
+        self.valLoss = valLoss
+        self.wallSeconds = wallSeconds; self.tokenizerSHA256 = tokenizerSHA256; self.dataSHA256 = dataSHA256;
+        self.extra = extra
     }
 }
 
@@ -37,20 +41,31 @@ public enum Checkpoint {
     public static let version = "1"
 
     /// Writes weights (and the optimiser's moments when given) atomically: temp file, fsync, rename.
-    public static func write(_ state: CheckpointState, model: LanguageModel, optimizer: AdamW?, to path: String) throws {
+    public static func write(_ state: CheckpointState, model: LanguageModel, optimizer: AdamW?, to path: String) throws
+    {
         var tensors: [SafeTensors.Tensor] = []
         for t in model.layout.tensors {
-            tensors.append(.init(name: t.name, shape: t.shape, floats: UnsafeBufferPointer(start: model.params.pointer + t.offset, count: t.count)))
+            tensors.append(
+                .init(
+                    name: t.name, shape: t.shape,
+                    floats: UnsafeBufferPointer(start: model.params.pointer + t.offset, count: t.count)))
             if let opt = optimizer {
-                tensors.append(.init(name: "opt.m." + t.name, shape: t.shape, floats: UnsafeBufferPointer(start: opt.m.pointer + t.offset, count: t.count)))
-                tensors.append(.init(name: "opt.v." + t.name, shape: t.shape, floats: UnsafeBufferPointer(start: opt.v.pointer + t.offset, count: t.count)))
+                tensors.append(
+                    .init(
+                        name: "opt.m." + t.name, shape: t.shape,
+                        floats: UnsafeBufferPointer(start: opt.m.pointer + t.offset, count: t.count)))
+                tensors.append(
+                    .init(
+                        name: "opt.v." + t.name, shape: t.shape,
+                        floats: UnsafeBufferPointer(start: opt.v.pointer + t.offset, count: t.count)))
             }
         }
         let modelJSON = (try? JSONEncoder().encode(state.model)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         var meta = state.extra
         for (key, value) in [
             ("format", "pt"), ("ngpt.version", version), ("ngpt.model", modelJSON), ("ngpt.step", "\(state.step)"),
-            ("ngpt.tokens", "\(state.tokens)"), ("ngpt.best_val_loss", "\(state.bestValLoss)"), ("ngpt.val_loss", "\(state.valLoss)"),
+            ("ngpt.tokens", "\(state.tokens)"), ("ngpt.best_val_loss", "\(state.bestValLoss)"),
+            ("ngpt.val_loss", "\(state.valLoss)"),
             ("ngpt.wall_seconds", "\(state.wallSeconds)"), ("ngpt.tokenizer_sha256", state.tokenizerSHA256),
             ("ngpt.tokenizer_path", "tokenizer.model"), ("ngpt.data_sha256", state.dataSHA256),
             ("ngpt.adam_step", "\(optimizer?.step ?? 0)"),
@@ -59,9 +74,11 @@ public enum Checkpoint {
     }
 
     /// The keys `write` sets itself; every other metadata key is the writer's `extra`.
-    static let standardKeys: Set<String> = ["format", "ngpt.version", "ngpt.model", "ngpt.step", "ngpt.tokens", "ngpt.best_val_loss",
-                                            "ngpt.val_loss", "ngpt.wall_seconds", "ngpt.tokenizer_sha256", "ngpt.tokenizer_path",
-                                            "ngpt.data_sha256", "ngpt.adam_step"]
+    static let standardKeys: Set<String> = [
+        "format", "ngpt.version", "ngpt.model", "ngpt.step", "ngpt.tokens", "ngpt.best_val_loss",
+        "ngpt.val_loss", "ngpt.wall_seconds", "ngpt.tokenizer_sha256", "ngpt.tokenizer_path",
+        "ngpt.data_sha256", "ngpt.adam_step",
+    ]
 
     /// Reads a checkpoint's metadata and checks, before anything is built from it, that it is an ngpt
     /// checkpoint of a valid model: the sizes in `ngpt.model` pass `ModelConfig.validate` (bounded, divisible,
@@ -71,19 +88,28 @@ public enum Checkpoint {
     public static func read(_ file: SafeTensors, path: String, moments: Bool = false) throws -> CheckpointState {
         let m = file.metadata
         func need(_ key: String) throws -> String {
-            guard let v = m[key] else { throw UserError("\(path) is not an ngpt checkpoint (no \(key) in its metadata)") }
+            guard let v = m[key] else {
+                throw UserError("\(path) is not an ngpt checkpoint (no \(key) in its metadata)")
+            }
             return v
         }
         let model: ModelConfig
-        do { model = try JSONDecoder().decode(ModelConfig.self, from: Data(try need("ngpt.model").utf8)) } catch let e as UserError {
+        do { model = try JSONDecoder().decode(ModelConfig.self, from: Data(try need("ngpt.model").utf8)) } catch let e
+            as UserError
+        {
             throw e
         } catch {
-            throw UserError("\(path) has an unreadable model configuration in its metadata (ngpt.model is not the JSON of a model's sizes); the file is damaged or not from ngpt")
+            throw UserError(
+                "\(path) has an unreadable model configuration in its metadata (ngpt.model is not the JSON of a model's sizes); the file is damaged or not from ngpt"
+            )
         }
         do { try model.validate(naming: .keys) } catch let e as UserError {
-            throw UserError("\(path) has an invalid model configuration in its metadata: \(e.message); the file is damaged or not from ngpt")
+            throw UserError(
+                "\(path) has an invalid model configuration in its metadata: \(e.message); the file is damaged or not from ngpt"
+            )
         }
-        guard let step = Int(try need("ngpt.step")), let tokens = Int(try need("ngpt.tokens")), step >= 0, tokens >= 0 else {
+        guard let step = Int(try need("ngpt.step")), let tokens = Int(try need("ngpt.tokens")), step >= 0, tokens >= 0
+        else {
             throw UserError("\(path) has a corrupt step or token count in its metadata")
         }
         try checkTensors(file, layout: ParameterLayout(config: model), moments: moments, path: path)
@@ -92,10 +118,11 @@ public enum Checkpoint {
                 throw UserError("\(path) has no valid optimiser step count (ngpt.adam_step) in its metadata")
             }
         }
-        return CheckpointState(model: model, step: step, tokens: tokens, bestValLoss: Double(m["ngpt.best_val_loss"] ?? "") ?? .infinity,
-                               valLoss: Double(m["ngpt.val_loss"] ?? "") ?? .nan, wallSeconds: Double(m["ngpt.wall_seconds"] ?? "") ?? 0,
-                               tokenizerSHA256: m["ngpt.tokenizer_sha256"] ?? "", dataSHA256: m["ngpt.data_sha256"] ?? "",
-                               extra: m.filter { !standardKeys.contains($0.key) })
+        return CheckpointState(
+            model: model, step: step, tokens: tokens, bestValLoss: Double(m["ngpt.best_val_loss"] ?? "") ?? .infinity,
+            valLoss: Double(m["ngpt.val_loss"] ?? "") ?? .nan, wallSeconds: Double(m["ngpt.wall_seconds"] ?? "") ?? 0,
+            tokenizerSHA256: m["ngpt.tokenizer_sha256"] ?? "", dataSHA256: m["ngpt.data_sha256"] ?? "",
+            extra: m.filter { !standardKeys.contains($0.key) })
     }
 
     /// Every tensor of `layout` (and its `opt.m.`/`opt.v.` moments when `moments`) is in the file as F32 of its
@@ -121,7 +148,9 @@ public enum Checkpoint {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return nil }
         guard isDirectory.boolValue else { return path }
-        let candidates = [path, path + "/" + replacedDirectory].flatMap { [$0 + "/best.safetensors", $0 + "/latest.safetensors"] }
+        let candidates = [path, path + "/" + replacedDirectory].flatMap {
+            [$0 + "/best.safetensors", $0 + "/latest.safetensors"]
+        }
         return candidates.first { FileManager.default.fileExists(atPath: $0) }
     }
 
@@ -131,7 +160,9 @@ public enum Checkpoint {
     /// Reads the checkpoint at `path` (a file or a run directory, see `locate`) with `body`. A reader that races a
     /// `--force` run's first checkpoint may find the file it chose gone (the old run is deleted right after):
     /// then it looks again, and takes the new run's checkpoint.
-    public static func reading<T>(_ path: String, missing: () -> UserError, _ body: (String) throws -> T) throws -> T {
+    public static func reading<T>(_ path: String, missing: @autoclosure () -> UserError, _ body: (String) throws -> T)
+        throws -> T
+    {
         var attempt = 0
         while true {
             guard let file = locate(path) else { throw missing() }
@@ -146,13 +177,17 @@ public enum Checkpoint {
     /// refusing a tensor with a NaN or an infinity (naming it).
     public static func load(_ file: SafeTensors, into model: LanguageModel, optimizer: AdamW?, path: String) throws {
         func copy(_ name: String, into p: UnsafeMutablePointer<Float>, _ t: TensorSpec) throws {
-            guard let e = file.entries[name] else { throw UserError("\(path) lacks tensor \(name) (incomplete or from another model)") }
+            guard let e = file.entries[name] else {
+                throw UserError("\(path) lacks tensor \(name) (incomplete or from another model)")
+            }
             guard e.shape == t.shape, e.dtype == "F32" else {
                 throw UserError("\(path): tensor \(name) is \(e.dtype) \(e.shape), the model needs F32 \(t.shape)")
             }
             let values = try file.floats(name)
             if let i = values.firstIndex(where: { !$0.isFinite }) {
-                throw UserError("\(path): tensor \(name) holds a non-finite value (\(values[i]) at index \(i)); the checkpoint is unusable, try the run's other checkpoint")
+                throw UserError(
+                    "\(path): tensor \(name) holds a non-finite value (\(values[i]) at index \(i)); the checkpoint is unusable, try the run's other checkpoint"
+                )
             }
             p.update(from: values, count: t.count)
         }
@@ -164,7 +199,9 @@ public enum Checkpoint {
             }
         }
         if let opt = optimizer {
-            guard let s = file.metadata["ngpt.adam_step"].flatMap(Int.init) else { throw UserError("\(path) has no optimiser step count") }
+            guard let s = file.metadata["ngpt.adam_step"].flatMap(Int.init) else {
+                throw UserError("\(path) has no optimiser step count")
+            }
             opt.step = s
         }
     }

@@ -43,7 +43,9 @@ public func argmax(_ logits: UnsafePointer<Float>, count: Int) -> Int32 {
 
 /// Greedy continuation of `prompt` (default: BOS) within one context window: the short sample the trainer
 /// prints at each evaluation.
-public func greedySample(model: LanguageModel, tokenizer: SentencePieceModel, tokens count: Int, prompt: [Int32] = []) throws -> String {
+public func greedySample(model: LanguageModel, tokenizer: SentencePieceModel, tokens count: Int, prompt: [Int32] = [])
+    throws -> String
+{
     let T = model.config.context, V = model.config.vocabSize
     let start = Array((prompt.isEmpty ? [max(0, tokenizer.bosId)] : prompt).suffix(T - 1))
     let stream = TokenStream(decoder: model.makeDecoder(), prompt: start)

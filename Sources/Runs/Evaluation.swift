@@ -5,9 +5,12 @@ import NGPT
 public enum Evaluation {
     /// Windows 0..<windows, each filled by `fill(window, inputs, targets)` ([context] each), run in batches of
     /// `batch`; the mean of the per-window mean losses.
-    public static func meanLoss(model: LanguageModel, windows: Int, context T: Int, batch: Int,
-                                fill: (Int, UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) throws -> Void) rethrows -> Double {
-        let inputs = UnsafeMutablePointer<Int32>.allocate(capacity: batch * T), targets = UnsafeMutablePointer<Int32>.allocate(capacity: batch * T)
+    public static func meanLoss(
+        model: LanguageModel, windows: Int, context T: Int, batch: Int,
+        fill: (Int, UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) throws -> Void
+    ) rethrows -> Double {
+        let inputs = UnsafeMutablePointer<Int32>.allocate(capacity: batch * T),
+            targets = UnsafeMutablePointer<Int32>.allocate(capacity: batch * T)
         defer { inputs.deallocate(); targets.deallocate() }
         var total = 0.0, w = 0
         while w < windows {

@@ -18,18 +18,25 @@ public struct LoadedModel {
     /// `path` is a run directory (its best checkpoint by validation loss, else its latest) or a .safetensors file.
     /// The tokenizer is `tokenizerPath`, or the `tokenizer.model` beside the checkpoint.
     /// `tokenizerFlag` is the flag that names another tokenizer in the calling tool, if it has one (for messages).
-    public static func load(checkpoint path: String, tokenizer tokenizerPath: String? = nil, tokenizerFlag: String? = nil) throws -> LoadedModel {
+    public static func load(
+        checkpoint path: String, tokenizer tokenizerPath: String? = nil, tokenizerFlag: String? = nil
+    ) throws -> LoadedModel {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw UserError("checkpoint not found: \(path) (pass a run directory from ngpt-train or a .safetensors file)")
+            throw UserError(
+                "checkpoint not found: \(path) (pass a run directory from ngpt-train or a .safetensors file)")
         }
-        let missing = UserError("\(path) holds no best.safetensors or latest.safetensors; train first with ngpt-train --out \(path)")
-        return try Checkpoint.reading(path, missing: { missing }) { file in try load(file: file, tokenizer: tokenizerPath, tokenizerFlag: tokenizerFlag) }
+        let missing = UserError(
+            "\(path) holds no best.safetensors or latest.safetensors; train first with ngpt-train --out \(path)")
+        return try Checkpoint.reading(path, missing: missing) { file in
+            try load(file: file, tokenizer: tokenizerPath, tokenizerFlag: tokenizerFlag)
+        }
     }
 
     static func load(file: String, tokenizer tokenizerPath: String?, tokenizerFlag: String?) throws -> LoadedModel {
         let tensors: SafeTensors
         do { tensors = try SafeTensors(path: file) } catch let e as UserError {
-            throw UserError("cannot load the checkpoint: \(e.message) (corrupt or truncated; try the run's other checkpoint)")
+            throw UserError(
+                "cannot load the checkpoint: \(e.message) (corrupt or truncated; try the run's other checkpoint)")
         }
         let state = try Checkpoint.read(tensors, path: file)
         let model: LanguageModel
@@ -38,15 +45,21 @@ public struct LoadedModel {
         let tokPath = tokenizerPath ?? ((file as NSString).deletingLastPathComponent + "/tokenizer.model")
         let tokenizer: SentencePieceModel
         do { tokenizer = try SentencePieceModel(path: tokPath) } catch let e as UserError {
-            throw UserError(e.message + (tokenizerPath == nil ? tokenizerFlag.map { " (or pass \($0) PATH)" } ?? "" : ""))
+            throw UserError(
+                e.message + (tokenizerPath == nil ? tokenizerFlag.map { " (or pass \($0) PATH)" } ?? "" : ""))
         }
         guard tokenizer.vocabSize == state.model.vocabSize else {
-            throw UserError("the tokenizer \(tokPath) has \(tokenizer.vocabSize) pieces but the model was trained with \(state.model.vocabSize); pass the run's own tokenizer.model")
+            throw UserError(
+                "the tokenizer \(tokPath) has \(tokenizer.vocabSize) pieces but the model was trained with \(state.model.vocabSize); pass the run's own tokenizer.model"
+            )
         }
         let hash = SHA256.hex(SHA256.hash(tokenizer.modelBytes))
-        let warning = state.tokenizerSHA256.isEmpty || state.tokenizerSHA256 == hash ? nil
+        let warning =
+            state.tokenizerSHA256.isEmpty || state.tokenizerSHA256 == hash
+            ? nil
             : "warning: \(tokPath) is not the tokenizer this model was trained with (same vocab size, different model)"
-        return LoadedModel(model: model, tokenizer: tokenizer, checkpointPath: file, tokenizerPath: tokPath, step: state.step,
-                           tokenizerWarning: warning)
+        return LoadedModel(
+            model: model, tokenizer: tokenizer, checkpointPath: file, tokenizerPath: tokPath, step: state.step,
+            tokenizerWarning: warning)
     }
 }

@@ -50,7 +50,9 @@ public struct RunMetrics {
         for r in records {
             guard let step = (r["step"] as? NSNumber)?.doubleValue, let values = r[key] as? [NSNumber] else { continue }
             while series.count < values.count { series.append(([], [])) }
-            for (layer, v) in values.enumerated() { series[layer].x.append(step); series[layer].y.append(v.doubleValue) }
+            for (layer, v) in values.enumerated() {
+                series[layer].x.append(step); series[layer].y.append(v.doubleValue)
+            }
         }
         return series
     }
@@ -59,42 +61,67 @@ public struct RunMetrics {
 /// The charts of one or more runs, overlaid: losses against step, tokens and training time, the learning rate, the
 /// gradient norm, and nGPT's effective scales per layer (when the runs log them).
 public enum RunCurves {
-    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
+    static let palette = [
+        "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22",
+    ]
 
     /// nGPT's per-layer scales in metrics.jsonl, with their chart titles.
-    static let layerKeys = [("alpha_attn", "effective α_A (attention step size)"), ("alpha_mlp", "effective α_M (MLP step size)"),
-                            ("s_qk", "effective s_qk (query-key scale)"), ("s_u", "effective s_u (SwiGLU u scale)"),
-                            ("s_v", "effective s_ν (SwiGLU ν scale)")]
+    static let layerKeys = [
+        ("alpha_attn", "effective α_A (attention step size)"), ("alpha_mlp", "effective α_M (MLP step size)"),
+        ("s_qk", "effective s_qk (query-key scale)"), ("s_u", "effective s_u (SwiGLU u scale)"),
+        ("s_v", "effective s_ν (SwiGLU ν scale)"),
+    ]
 
     /// (file name without extension, chart), for every chart the runs have data for.
     public static func charts(_ runs: [RunMetrics]) -> [(String, LineChart)] {
         var out: [(String, LineChart)] = []
-        let axes = [("step", "optimiser step", "step"), ("tokens", "tokens trained on", "tokens"), ("time", "training wall-clock (s)", "wall_s")]
-        func chart(_ file: String, _ title: String, _ xLabel: String, _ yLabel: String, _ records: (RunMetrics) -> [[String: Any]],
-                   x: String, y: String) {
+        let axes = [
+            ("step", "optimiser step", "step"), ("tokens", "tokens trained on", "tokens"),
+            ("time", "training wall-clock (s)", "wall_s"),
+        ]
+        func chart(
+            _ file: String, _ title: String, _ xLabel: String, _ yLabel: String,
+            _ records: (RunMetrics) -> [[String: Any]],
+            x: String, y: String
+        ) {
             var c = LineChart(title: title, xLabel: xLabel, yLabel: yLabel)
             for (i, run) in runs.enumerated() {
                 let p = RunMetrics.points(records(run), x: x, y: y)
-                if !p.x.isEmpty { c.series.append(.init(label: run.name, color: palette[i % palette.count], dashed: i >= palette.count, x: p.x, y: p.y)) }
+                if !p.x.isEmpty {
+                    c.series.append(
+                        .init(
+                            label: run.name, color: palette[i % palette.count], dashed: i >= palette.count, x: p.x,
+                            y: p.y))
+                }
             }
             if !c.series.isEmpty { out.append((file, c)) }
         }
         for (name, label, key) in axes {
-            chart("val-loss-vs-\(name)", "Validation loss vs \(name)", label, "validation loss (nats/token)", { $0.evaluations }, x: key, y: "val_loss")
+            chart(
+                "val-loss-vs-\(name)", "Validation loss vs \(name)", label, "validation loss (nats/token)",
+                { $0.evaluations }, x: key, y: "val_loss")
         }
-        chart("val-bpb-vs-step", "Validation bits per byte vs step", "optimiser step", "validation loss (bits/byte)", { $0.evaluations }, x: "step", y: "val_bpb")
+        chart(
+            "val-bpb-vs-step", "Validation bits per byte vs step", "optimiser step", "validation loss (bits/byte)",
+            { $0.evaluations }, x: "step", y: "val_bpb")
         for (name, label, key) in axes {
-            chart("train-loss-vs-\(name)", "Training loss vs \(name)", label, "training loss (nats/token)", { $0.steps }, x: key, y: "train_loss")
+            chart(
+                "train-loss-vs-\(name)", "Training loss vs \(name)", label, "training loss (nats/token)", { $0.steps },
+                x: key, y: "train_loss")
         }
         chart("lr-vs-step", "Learning rate", "optimiser step", "learning rate", { $0.steps }, x: "step", y: "lr")
-        chart("grad-norm-vs-step", "Gradient norm (before clipping)", "optimiser step", "global gradient norm", { $0.steps }, x: "step", y: "grad_norm")
+        chart(
+            "grad-norm-vs-step", "Gradient norm (before clipping)", "optimiser step", "global gradient norm",
+            { $0.steps }, x: "step", y: "grad_norm")
         for (key, title) in layerKeys {
             var c = LineChart(title: "nGPT: \(title) per layer", xLabel: "optimiser step", yLabel: key)
             var colour = 0
             for run in runs {
                 for (layer, s) in RunMetrics.layers(run.steps, key: key).enumerated() where !s.x.isEmpty {
-                    c.series.append(.init(label: runs.count == 1 ? "layer \(layer)" : "\(run.name) L\(layer)",
-                                          color: palette[colour % palette.count], dashed: colour >= palette.count, x: s.x, y: s.y))
+                    c.series.append(
+                        .init(
+                            label: runs.count == 1 ? "layer \(layer)" : "\(run.name) L\(layer)",
+                            color: palette[colour % palette.count], dashed: colour >= palette.count, x: s.x, y: s.y))
                     colour += 1
                 }
             }

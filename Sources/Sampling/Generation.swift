@@ -22,7 +22,9 @@ public struct StreamingDetokenizer {
         ids.append(id)
         let bytes = try tokenizer.decodeBytes(ids)
         var end = Self.completeUTF8Prefix(bytes)
-        while end >= emittedBytes + 3 && bytes[end - 3] == 0xEF && bytes[end - 2] == 0xBF && bytes[end - 1] == 0xBD { end -= 3 }
+        while end >= emittedBytes + 3 && bytes[end - 3] == 0xEF && bytes[end - 2] == 0xBF && bytes[end - 1] == 0xBD {
+            end -= 3
+        }
         guard end > emittedBytes else { return "" }
         defer { emittedBytes = end }
         return String(decoding: bytes[emittedBytes..<end], as: UTF8.self)
@@ -41,7 +43,7 @@ public struct StreamingDetokenizer {
         var back = 0
         while i > 0 && back < 4 {
             let c = b[i - 1]
-            if c & 0xC0 == 0x80 { i -= 1; back += 1; continue }   // continuation byte
+            if c & 0xC0 == 0x80 { i -= 1; back += 1; continue }  // continuation byte
             let need = c < 0x80 ? 1 : c & 0xE0 == 0xC0 ? 2 : c & 0xF0 == 0xE0 ? 3 : c & 0xF8 == 0xF0 ? 4 : 1
             return back + 1 >= need ? b.count : i - 1
         }
@@ -84,21 +86,24 @@ public final class Generator {
     /// stop string). When the context fills up, the oldest half of the window is dropped and the cache is rebuilt
     /// from the kept half, so every token is predicted from between T/2 and T tokens of context, exactly as the
     /// model computes them on that window.
-    public func generate(prompt: [Int32], maxTokens: Int, sampler: inout Sampler, stop: [String] = [],
-                         onText: (String) -> Void = { _ in }) throws -> GenerationResult {
+    public func generate(
+        prompt: [Int32], maxTokens: Int, sampler: inout Sampler, stop: [String] = [],
+        onText: (String) -> Void = { _ in }
+    ) throws -> GenerationResult {
         let started = DispatchTime.now().uptimeNanoseconds
         let V = model.config.vocabSize
         let tokens = TokenStream(decoder: decoder, prompt: prompt.isEmpty ? [max(0, tokenizer.bosId)] : prompt)
         var stream = StreamingDetokenizer(tokenizer: tokenizer)
         var generated: [Int32] = []
         var text = "", released = 0
-        let stop = stop.filter { !$0.isEmpty }   // an empty stop text would match everywhere: it stops nothing
+        let stop = stop.filter { !$0.isEmpty }  // an empty stop text would match everywhere: it stops nothing
         let holdBack = max(0, (stop.map(\.count).max() ?? 1) - 1)
         var stoppedAt: String?
 
         func release(upTo end: Int) {
             guard end > released else { return }
-            let start = text.index(text.startIndex, offsetBy: released), stopIndex = text.index(text.startIndex, offsetBy: end)
+            let start = text.index(text.startIndex, offsetBy: released),
+                stopIndex = text.index(text.startIndex, offsetBy: end)
             onText(String(text[start..<stopIndex]))
             released = end
         }
@@ -137,7 +142,9 @@ public enum Perplexity {
     /// The text becomes [BOS] + its ids (like a training document) and is scored in consecutive, non-overlapping
     /// windows of `context` predictions — the same windows and arithmetic as the trainer's evaluation. Bits per byte
     /// divide the total loss in bits by the UTF-8 bytes of the predicted tokens.
-    public static func evaluate(text: String, model: LanguageModel, tokenizer: SentencePieceModel, batch: Int = 8) throws -> PerplexityReport {
+    public static func evaluate(text: String, model: LanguageModel, tokenizer: SentencePieceModel, batch: Int = 8)
+        throws -> PerplexityReport
+    {
         var ids: [Int32] = tokenizer.bosId >= 0 ? [tokenizer.bosId] : []
         ids += try tokenizer.encode(text)
         let T = model.config.context
@@ -145,12 +152,14 @@ public enum Perplexity {
         guard windows >= 1 else {
             throw UserError("the text has \(ids.count) tokens, fewer than one window of \(T + 1); give a longer text")
         }
-        let total = Evaluation.meanLoss(model: model, windows: windows, context: T, batch: batch) { w, inputs, targets in
+        let total = Evaluation.meanLoss(model: model, windows: windows, context: T, batch: batch) {
+            w, inputs, targets in
             for j in 0..<T { inputs[j] = ids[w * T + j]; targets[j] = ids[w * T + j + 1] }
         }
         let pieceBytes = try tokenizer.byteLengths()
         let bytes = ids[1...(windows * T)].reduce(0) { $0 + pieceBytes[Int($1)] }
-        return PerplexityReport(meanLoss: total, bitsPerByte: total * Double(windows * T) / log(2) / Double(max(1, bytes)),
-                                tokens: windows * T, bytes: bytes, windows: windows)
+        return PerplexityReport(
+            meanLoss: total, bitsPerByte: total * Double(windows * T) / log(2) / Double(max(1, bytes)),
+            tokens: windows * T, bytes: bytes, windows: windows)
     }
 }

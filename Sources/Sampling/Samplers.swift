@@ -101,13 +101,18 @@ public struct SamplerSettings: Sendable, Equatable {
     public var repetitionPenalty: Float = 1
     public var seed: UInt64 = 1
 
-    public init(temperature: Float = 0.8, topK: Int = 0, topP: Float = 1, minP: Float = 0, repetitionPenalty: Float = 1, seed: UInt64 = 1) {
+    public init(
+        temperature: Float = 0.8, topK: Int = 0, topP: Float = 1, minP: Float = 0, repetitionPenalty: Float = 1,
+        seed: UInt64 = 1
+    ) {
         self.temperature = temperature; self.topK = topK; self.topP = topP; self.minP = minP
         self.repetitionPenalty = repetitionPenalty; self.seed = seed
     }
 
     public func validate() throws {
-        guard temperature >= 0, temperature.isFinite else { throw UserError("--temperature must be ≥ 0 (0 = greedy), got \(temperature)") }
+        guard temperature >= 0, temperature.isFinite else {
+            throw UserError("--temperature must be ≥ 0 (0 = greedy), got \(temperature)")
+        }
         guard topK >= 0 else { throw UserError("--top-k must be ≥ 0 (0 = off), got \(topK)") }
         guard topP > 0, topP <= 1 else { throw UserError("--top-p must be in (0, 1], got \(topP)") }
         guard minP >= 0, minP < 1 else { throw UserError("--min-p must be in [0, 1), got \(minP)") }
@@ -166,7 +171,8 @@ public struct Sampler: Sendable {
 
     /// The common case (temperature only), without intermediate arrays: a max pass, a SIMD pass summing
     /// e^((z − max)/T), and a scan (recomputing 16 exponentials at a time) to the drawn cumulative weight.
-    private mutating func sampleWithTemperature(_ logits: UnsafePointer<Float>, count: Int, temperature: Float) -> Int32 {
+    private mutating func sampleWithTemperature(_ logits: UnsafePointer<Float>, count: Int, temperature: Float) -> Int32
+    {
         var m = -Float.infinity
         for i in 0..<count { m = max(m, logits[i]) }
         let inv = 1 / temperature

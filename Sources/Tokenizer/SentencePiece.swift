@@ -20,18 +20,23 @@ public struct TokenizerTrainingOptions: Sendable, Equatable, Codable {
 
     public static let defaultSampleBytes = 64_000_000
 
-    public init(vocabSize: Int = 4096, modelType: ModelType = .bpe, byteFallback: Bool = true, splitDigits: Bool = true,
-                sampleBytes: Int = defaultSampleBytes) {
+    public init(
+        vocabSize: Int = 4096, modelType: ModelType = .bpe, byteFallback: Bool = true, splitDigits: Bool = true,
+        sampleBytes: Int = defaultSampleBytes
+    ) {
         self.vocabSize = vocabSize; self.modelType = modelType; self.byteFallback = byteFallback
         self.splitDigits = splitDigits; self.sampleBytes = sampleBytes
     }
 
     var flags: [(String, String)] {
-        [("vocab_size", "\(vocabSize)"), ("model_type", modelType.rawValue), ("byte_fallback", "\(byteFallback)"),
-         ("split_digits", "\(splitDigits)"), ("normalization_rule_name", "identity"),
-         ("remove_extra_whitespaces", "false"), ("add_dummy_prefix", "false"), ("allow_whitespace_only_pieces", "true"),
-         ("character_coverage", "1.0"), ("max_sentence_length", "16384"), ("num_threads", "\(Self.trainerThreads)"),
-         ("minloglevel", "2")]
+        [
+            ("vocab_size", "\(vocabSize)"), ("model_type", modelType.rawValue), ("byte_fallback", "\(byteFallback)"),
+            ("split_digits", "\(splitDigits)"), ("normalization_rule_name", "identity"),
+            ("remove_extra_whitespaces", "false"), ("add_dummy_prefix", "false"),
+            ("allow_whitespace_only_pieces", "true"),
+            ("character_coverage", "1.0"), ("max_sentence_length", "16384"), ("num_threads", "\(Self.trainerThreads)"),
+            ("minloglevel", "2"),
+        ]
     }
 }
 
@@ -68,7 +73,9 @@ public final class SentencePieceModel: @unchecked Sendable {
     /// Loads a `.model` file, including ones trained by other tools.
     public convenience init(path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw UserError("tokenizer model not found: \(path) (train one with `ngpt-train prepare`, or pass the path of an existing SentencePiece .model)")
+            throw UserError(
+                "tokenizer model not found: \(path) (train one with `ngpt-train prepare`, or pass the path of an existing SentencePiece .model)"
+            )
         }
         let data = try InputFile.read(path, what: "tokenizer model", limit: Self.maxModelBytes)
         do {
@@ -105,7 +112,8 @@ public final class SentencePieceModel: @unchecked Sendable {
 
     /// Trains a model on the sentences of `lines` (one sentence per element, no newlines) without any file:
     /// the model records no path, so the same text and options give the same bytes.
-    public static func train<S: Sequence>(sentences lines: S, options: TokenizerTrainingOptions) throws -> SentencePieceModel
+    public static func train<S: Sequence>(sentences lines: S, options: TokenizerTrainingOptions) throws
+        -> SentencePieceModel
     where S.Element == Substring {
         var iterator = lines.makeIterator()
         let source = SentenceSource { iterator.next() }
@@ -123,7 +131,9 @@ public final class SentencePieceModel: @unchecked Sendable {
         var length = 0
         let rc = withExtendedLifetime(source) {
             withFlags(flags) { k, v in
-                spm_train_sentences(k, v, flags.count, next, Unmanaged.passUnretained(source).toOpaque(), &model, &length, &err, err.count)
+                spm_train_sentences(
+                    k, v, flags.count, next, Unmanaged.passUnretained(source).toOpaque(), &model, &length, &err,
+                    err.count)
             }
         }
         guard rc == SPM_OK, let model else { throw trainingError(text(err), options: options) }
@@ -131,7 +141,10 @@ public final class SentencePieceModel: @unchecked Sendable {
         return try SentencePieceModel(bytes: [UInt8](UnsafeRawBufferPointer(start: model, count: length)))
     }
 
-    private static func withFlags<R>(_ flags: [(String, String)], _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
+    private static func withFlags<R>(
+        _ flags: [(String, String)],
+        _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?) -> R
+    ) -> R {
         let keys = flags.map { strdup($0.0) }, values = flags.map { strdup($0.1) }
         defer { keys.forEach { free($0) }; values.forEach { free($0) } }
         return keys.map { UnsafePointer($0) }.withUnsafeBufferPointer { k in
@@ -143,15 +156,23 @@ public final class SentencePieceModel: @unchecked Sendable {
     static func trainingError(_ message: String, options: TokenizerTrainingOptions) -> UserError {
         // "Vocabulary size is smaller than required_chars. 300 vs 342.": the vocabulary must hold every character.
         if message.contains("smaller than required_chars"),
-           let numbers = message.split(separator: ".").last(where: { $0.contains(" vs ") })?.split(separator: " ").compactMap({ Int($0) }),
-           let needed = numbers.last {
-            return UserError("--vocab-size \(options.vocabSize) is too small: the vocabulary must hold every distinct character of the training text and the special pieces, \(needed) here; use --vocab-size \(needed) or more")
+            let numbers = message.split(separator: ".").last(where: { $0.contains(" vs ") })?.split(separator: " ")
+                .compactMap({ Int($0) }),
+            let needed = numbers.last
+        {
+            return UserError(
+                "--vocab-size \(options.vocabSize) is too small: the vocabulary must hold every distinct character of the training text and the special pieces, \(needed) here; use --vocab-size \(needed) or more"
+            )
         }
         if message.contains("sentences_.empty()") {
-            return UserError("the training text has no line SentencePiece can use (it trains on lines of at most 16384 bytes); break the text into lines")
+            return UserError(
+                "the training text has no line SentencePiece can use (it trains on lines of at most 16384 bytes); break the text into lines"
+            )
         }
         if message.contains("Vocabulary size too high") {
-            return UserError("the training text is too small for a vocabulary of \(options.vocabSize) (SentencePiece: \(message)); choose a smaller --vocab-size or add text")
+            return UserError(
+                "the training text is too small for a vocabulary of \(options.vocabSize) (SentencePiece: \(message)); choose a smaller --vocab-size or add text"
+            )
         }
         return UserError("tokenizer training failed: \(message)")
     }
@@ -179,13 +200,15 @@ public final class SentencePieceModel: @unchecked Sendable {
 
     /// Ids of UTF-8 text encoded line by line, `newline` after each "\n" (the same ids as the whole text for a model
     /// trained here: no piece spans a newline), and the id count after each "\n".
-    public func encodeLines(_ text: UnsafeRawBufferPointer, newline: [Int32]) throws -> (ids: [Int32], lineEnds: [Int]) {
+    public func encodeLines(_ text: UnsafeRawBufferPointer, newline: [Int32]) throws -> (ids: [Int32], lineEnds: [Int])
+    {
         var err = [CChar](repeating: 0, count: 512)
         var ids: UnsafeMutablePointer<Int32>?, ends: UnsafeMutablePointer<Int64>?
         var capacity = 0, count = 0, endCapacity = 0, endCount = 0
         defer { spm_free_bytes(ids); spm_free_bytes(ends) }
-        let rc = spm_encode_lines(handle, text.baseAddress?.assumingMemoryBound(to: CChar.self), text.count, newline, newline.count,
-                                  &ids, &capacity, &count, &ends, &endCapacity, &endCount, &err, err.count)
+        let rc = spm_encode_lines(
+            handle, text.baseAddress?.assumingMemoryBound(to: CChar.self), text.count, newline, newline.count,
+            &ids, &capacity, &count, &ends, &endCapacity, &endCount, &err, err.count)
         guard rc == SPM_OK else { throw UserError("encoding failed: \(Self.text(err))") }
         let idArray = ids.map { Array(UnsafeBufferPointer(start: $0, count: count)) } ?? []
         let endArray = ends.map { UnsafeBufferPointer(start: $0, count: endCount).map { Int($0) } } ?? []
@@ -234,7 +257,9 @@ public final class SentencePieceModel: @unchecked Sendable {
         var err = [CChar](repeating: 0, count: 256)
         var p = piece
         let rc = p.withUTF8 { b in
-            b.withMemoryRebound(to: CChar.self) { spm_piece_to_id(handle, $0.baseAddress, $0.count, &id, &err, err.count) }
+            b.withMemoryRebound(to: CChar.self) {
+                spm_piece_to_id(handle, $0.baseAddress, $0.count, &id, &err, err.count)
+            }
         }
         return rc == SPM_OK ? id : unkId
     }

@@ -19,12 +19,14 @@ extension Tool {
             printError("error: \(error.message)")
             Foundation.exit(1)
         } catch {
-            guard exitCode(for: error) != .success else { exit(withError: error) }   // --help, --version
+            guard exitCode(for: error) != .success else { exit(withError: error) }  // --help, --version
             let message = self.message(for: error)
             printError("error: " + message)
             if message.hasPrefix("Unknown option") || message.hasPrefix("Unexpected argument") {
                 // the parser's own usage block and help hint, without its first line (the message again)
-                let rest = fullMessage(for: error).split(separator: "\n", omittingEmptySubsequences: false).drop { !$0.hasPrefix("Usage") }
+                let rest = fullMessage(for: error).split(separator: "\n", omittingEmptySubsequences: false).drop {
+                    !$0.hasPrefix("Usage")
+                }
                 if !rest.isEmpty { printError(rest.joined(separator: "\n")) }
             }
             Foundation.exit(1)

@@ -19,10 +19,12 @@ public struct BaseRun: @unchecked Sendable {
 
     public init(_ path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw UserError("--init-from \(path): not found (pass a run directory from ngpt-train or a .safetensors checkpoint)")
+            throw UserError(
+                "--init-from \(path): not found (pass a run directory from ngpt-train or a .safetensors checkpoint)")
         }
-        let missing = UserError("--init-from \(path) holds no best.safetensors or latest.safetensors; pass a trained run's directory")
-        self = try Checkpoint.reading(path, missing: { missing }) { try BaseRun(path: path, checkpoint: $0) }
+        let missing = UserError(
+            "--init-from \(path) holds no best.safetensors or latest.safetensors; pass a trained run's directory")
+        self = try Checkpoint.reading(path, missing: missing) { try BaseRun(path: path, checkpoint: $0) }
     }
 
     private init(path: String, checkpoint: String) throws {
@@ -34,11 +36,16 @@ public struct BaseRun: @unchecked Sendable {
         state = try Checkpoint.read(file, path: checkpoint)
         tokenizerPath = (checkpoint as NSString).deletingLastPathComponent + "/tokenizer.model"
         guard InputFile.isRegular(tokenizerPath) != nil else {
-            throw UserError("--init-from \(path): no tokenizer.model beside \(checkpoint); the base run's tokenizer is needed to encode the new corpus")
+            throw UserError(
+                "--init-from \(path): no tokenizer.model beside \(checkpoint); the base run's tokenizer is needed to encode the new corpus"
+            )
         }
-        tokenizerBytes = try InputFile.read(tokenizerPath, what: "tokenizer model", limit: SentencePieceModel.maxModelBytes)
+        tokenizerBytes = try InputFile.read(
+            tokenizerPath, what: "tokenizer model", limit: SentencePieceModel.maxModelBytes)
         if !state.tokenizerSHA256.isEmpty, SHA256.hex(SHA256.hash(tokenizerBytes)) != state.tokenizerSHA256 {
-            throw UserError("--init-from \(path): \(tokenizerPath) is not the tokenizer \(checkpoint) was trained with; put the run's own tokenizer.model back")
+            throw UserError(
+                "--init-from \(path): \(tokenizerPath) is not the tokenizer \(checkpoint) was trained with; put the run's own tokenizer.model back"
+            )
         }
     }
 

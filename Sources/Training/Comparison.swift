@@ -8,7 +8,9 @@ public struct Curve: Codable, Sendable, Equatable {
     public var steps: [Int]
     public var losses: [Double]
     public var seconds: [Double]
-    public init(steps: [Int], losses: [Double], seconds: [Double]) { self.steps = steps; self.losses = losses; self.seconds = seconds }
+    public init(steps: [Int], losses: [Double], seconds: [Double]) {
+        self.steps = steps; self.losses = losses; self.seconds = seconds
+    }
     public var finalLoss: Double { losses.last ?? .nan }
 
     /// Evaluations up to `step` are all there and finite (a run's metrics.jsonl is whole).
@@ -29,15 +31,20 @@ public struct Curve: Codable, Sendable, Equatable {
 
     /// Reads the evaluation records of a run's metrics.jsonl.
     public static func read(metrics path: String) throws -> Curve {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw UserError("cannot read \(path)") }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw UserError("cannot read \(path)")
+        }
         var byStep: [Int: (Double, Double)] = [:]
         for line in text.split(separator: "\n") {
-            guard let r = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], r["type"] as? String == "eval",
-                  let step = r["step"] as? Int, let loss = r["val_loss"] as? Double else { continue }
-            byStep[step] = (loss, r["wall_s"] as? Double ?? .nan)   // a resumed run may repeat a step: the last wins
+            guard let r = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                r["type"] as? String == "eval",
+                let step = r["step"] as? Int, let loss = r["val_loss"] as? Double
+            else { continue }
+            byStep[step] = (loss, r["wall_s"] as? Double ?? .nan)  // a resumed run may repeat a step: the last wins
         }
         let steps = byStep.keys.sorted()
-        return Curve(steps: steps, losses: steps.map { byStep[$0]?.0 ?? .nan }, seconds: steps.map { byStep[$0]?.1 ?? .nan })
+        return Curve(
+            steps: steps, losses: steps.map { byStep[$0]?.0 ?? .nan }, seconds: steps.map { byStep[$0]?.1 ?? .nan })
     }
 }
 
@@ -60,14 +67,17 @@ public struct SeedResult: Codable, Sendable, Equatable {
         let target = gpt.finalLoss
         let s = ngpt.firstStep(reaching: target)
         var speedup: Double?, reverse: Double?
-        if let s, s > 0 { speedup = Double(budget) / s } else if s == nil {
+        if let s, s > 0 {
+            speedup = Double(budget) / s
+        } else if s == nil {
             reverse = gpt.firstStep(reaching: ngpt.finalLoss).map { $0 / Double(budget) }
         }
         let gSec = (gpt.seconds.last ?? .nan) / Double(max(1, gpt.steps.last ?? 1))
         let nSec = (ngpt.seconds.last ?? .nan) / Double(max(1, ngpt.steps.last ?? 1))
         let wall = speedup.map { $0 * gSec / nSec } ?? reverse.map { $0 * gSec / nSec }
-        return SeedResult(seed: seed, gptFinal: gpt.finalLoss, ngptFinal: ngpt.finalLoss, ngptStepsToTarget: s, speedup: speedup,
-                          reverseRatio: reverse, gptSecondsPerStep: gSec, ngptSecondsPerStep: nSec, wallClockSpeedup: wall)
+        return SeedResult(
+            seed: seed, gptFinal: gpt.finalLoss, ngptFinal: ngpt.finalLoss, ngptStepsToTarget: s, speedup: speedup,
+            reverseRatio: reverse, gptSecondsPerStep: gSec, ngptSecondsPerStep: nSec, wallClockSpeedup: wall)
     }
 }
 
@@ -81,7 +91,9 @@ public struct Spread: Codable, Sendable, Equatable {
         min = values.min() ?? .nan
         max = values.max() ?? .nan
         let m = mean
-        std = values.count > 1 ? (values.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(values.count - 1)).squareRoot() : 0
+        std =
+            values.count > 1
+            ? (values.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(values.count - 1)).squareRoot() : 0
     }
 }
 
@@ -93,12 +105,20 @@ public enum Verdict {
             return "only one seed per arm: no claim about significance can be made"
         }
         if n.max < g.min {
-            return String(format: "nGPT is better at this budget: every nGPT seed ends below every GPT seed (nGPT %.4f–%.4f vs GPT %.4f–%.4f)", n.min, n.max, g.min, g.max)
+            return String(
+                format:
+                    "nGPT is better at this budget: every nGPT seed ends below every GPT seed (nGPT %.4f–%.4f vs GPT %.4f–%.4f)",
+                n.min, n.max, g.min, g.max)
         }
         if g.max < n.min {
-            return String(format: "GPT is better at this budget: every GPT seed ends below every nGPT seed (GPT %.4f–%.4f vs nGPT %.4f–%.4f)", g.min, g.max, n.min, n.max)
+            return String(
+                format:
+                    "GPT is better at this budget: every GPT seed ends below every nGPT seed (GPT %.4f–%.4f vs nGPT %.4f–%.4f)",
+                g.min, g.max, n.min, n.max)
         }
-        return String(format: "no clear difference: the seed ranges of the final losses overlap (nGPT %.4f–%.4f, GPT %.4f–%.4f)", n.min, n.max, g.min, g.max)
+        return String(
+            format: "no clear difference: the seed ranges of the final losses overlap (nGPT %.4f–%.4f, GPT %.4f–%.4f)",
+            n.min, n.max, g.min, g.max)
     }
 }
 
@@ -108,9 +128,12 @@ public enum Verdict {
 public func ladderSpeedup(budgets: [Int], finals: [Double], target: Double, fullBudget: Int) -> Double? {
     let points = zip(budgets, finals).sorted { $0.0 < $1.0 }
     for i in 0..<points.count {
-        if i == 0, points[0].1 <= target { return points[0].1 == target ? Double(fullBudget) / Double(points[0].0) : nil }
+        if i == 0, points[0].1 <= target {
+            return points[0].1 == target ? Double(fullBudget) / Double(points[0].0) : nil
+        }
         if i > 0, points[i].1 <= target, points[i - 1].1 > target {
-            let (b0, l0) = (log(Double(points[i - 1].0)), points[i - 1].1), (b1, l1) = (log(Double(points[i].0)), points[i].1)
+            let (b0, l0) = (log(Double(points[i - 1].0)), points[i - 1].1),
+                (b1, l1) = (log(Double(points[i].0)), points[i].1)
             let b = exp(b0 + (l0 - target) / (l0 - l1) * (b1 - b0))
             return Double(fullBudget) / b
         }

@@ -23,9 +23,11 @@ public struct MemoryEstimate: Sendable {
     /// Refuses a configuration that would not fit in the memory available now (MemAvailable, or the cgroup's
     /// limit when lower).
     public func check(available: Int? = AvailableMemory.bytes()) throws {
-        try AvailableMemory.check(needed: totalBytes, what: "this configuration",
-                                  parts: "parameters and optimiser state \(Self.format(parameterBytes)), activations at batch \(batch) \(Self.format(workingBytes))",
-                                  fix: "lower --batch-size, --context or the model size", available: available)
+        try AvailableMemory.check(
+            needed: totalBytes, what: "this configuration",
+            parts:
+                "parameters and optimiser state \(Self.format(parameterBytes)), activations at batch \(batch) \(Self.format(workingBytes))",
+            fix: "lower --batch-size, --context or the model size", available: available)
     }
 
     public var description: String {

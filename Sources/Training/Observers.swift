@@ -44,15 +44,20 @@ final class ProgressLine: TrainingObserver {
 
     func stepFinished(_ r: StepReport) {
         let eta = r.recentSecondsPerStep * Double(r.steps - r.step)
-        printer.progress(String(format: "step %\(String(r.steps).count)d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f ms | %.0f tok/s | %.1f GFLOP/s | ETA %@",
-                                r.step, r.steps, r.loss, r.lr, r.gradNorm, r.recentSecondsPerStep * 1000, r.tokensPerSecond,
-                                r.tokensPerSecond * flopsPerToken / 1e9, formatDuration(eta)),
-                         periodic: r.logged)
+        printer.progress(
+            String(
+                format:
+                    "step %\(String(r.steps).count)d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f ms | %.0f tok/s | %.1f GFLOP/s | ETA %@",
+                r.step, r.steps, r.loss, r.lr, r.gradNorm, r.recentSecondsPerStep * 1000, r.tokensPerSecond,
+                r.tokensPerSecond * flopsPerToken / 1e9, formatDuration(eta)),
+            periodic: r.logged)
     }
 
     func evaluated(_ r: EvalReport) {
-        printer.line(String(format: "step %d: val loss %.4f, %.4f bits/byte%@ (eval %.1fs)", r.step, r.valLoss, r.valBitsPerByte,
-                            r.improved ? " (best)" : "", r.evalSeconds))
+        printer.line(
+            String(
+                format: "step %d: val loss %.4f, %.4f bits/byte%@ (eval %.1fs)", r.step, r.valLoss, r.valBitsPerByte,
+                r.improved ? " (best)" : "", r.evalSeconds))
         if !r.sample.isEmpty { printer.line("  sample: " + r.sample.replacingOccurrences(of: "\n", with: " ↵ ")) }
     }
 }
@@ -66,8 +71,10 @@ final class MetricsRecorder: TrainingObserver {
 
     func stepFinished(_ r: StepReport) {
         guard r.logged else { return }
-        var record: [String: Any] = ["type": "train", "step": r.step, "tokens": r.tokens, "train_loss": r.loss, "lr": r.lr,
-                                     "grad_norm": r.gradNorm, "tokens_per_s": r.tokensPerSecond, "wall_s": r.trainSeconds]
+        var record: [String: Any] = [
+            "type": "train", "step": r.step, "tokens": r.tokens, "train_loss": r.loss, "lr": r.lr,
+            "grad_norm": r.gradNorm, "tokens_per_s": r.tokensPerSecond, "wall_s": r.trainSeconds,
+        ]
         for (name, metric) in model.trainingMetrics() {
             switch metric {
             case .value(let v): record[name] = v
@@ -78,8 +85,11 @@ final class MetricsRecorder: TrainingObserver {
     }
 
     func evaluated(_ r: EvalReport) {
-        directory.appendMetrics(["type": "eval", "step": r.step, "tokens": r.tokens, "val_loss": r.valLoss, "val_bpb": r.valBitsPerByte, "best_val_loss": r.bestValLoss,
-                                 "lr": r.lr, "wall_s": r.trainSeconds, "eval_s": r.evalSeconds])
+        directory.appendMetrics([
+            "type": "eval", "step": r.step, "tokens": r.tokens, "val_loss": r.valLoss, "val_bpb": r.valBitsPerByte,
+            "best_val_loss": r.bestValLoss,
+            "lr": r.lr, "wall_s": r.trainSeconds, "eval_s": r.evalSeconds,
+        ])
     }
 }
 

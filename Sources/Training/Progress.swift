@@ -88,3 +88,22 @@ public final class StopRequest: @unchecked Sendable {
         }
     }
 }
+
+/// Times steps: the mean of the last 20 gives the rate and the ETA.
+struct StepTimer {
+    private var started: UInt64 = 0
+    private var recent: [Double] = []
+
+    mutating func start() { started = DispatchTime.now().uptimeNanoseconds }
+
+    /// Ends the step; returns its seconds.
+    mutating func stop() -> Double {
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        recent.append(seconds)
+        if recent.count > 20 { recent.removeFirst() }
+        return seconds
+    }
+
+    var recentMean: Double { recent.isEmpty ? 0 : recent.reduce(0, +) / Double(recent.count) }
+    func tokensPerSecond(_ tokensPerStep: Int) -> Double { recent.isEmpty ? 0 : Double(tokensPerStep) / recentMean }
+}

@@ -40,7 +40,9 @@ public final class RunDirectory {
     var lockPath: String { path + "/.lock" }
     var replacedPath: String { path + "/" + Checkpoint.replacedDirectory }
     /// The files a run writes (what `--force` replaces).
-    var runFiles: [String] { ["config.json", "tokenizer.model", "latest.safetensors", "best.safetensors", "metrics.jsonl"] }
+    var runFiles: [String] {
+        ["config.json", "tokenizer.model", "latest.safetensors", "best.safetensors", "metrics.jsonl"]
+    }
 
     /// Claims `path` for this process. A new run refuses an existing run directory unless `force`; a resumed run
     /// needs the directory to exist. Takes the lock, then cleans what a killed writer left behind.
@@ -52,8 +54,10 @@ public final class RunDirectory {
         var isDir: ObjCBool = false
         let exists = fm.fileExists(atPath: path, isDirectory: &isDir)
         if exists && !isDir.boolValue {
-            throw UserError(resuming ? "--resume \(path) is not a run directory (pass the --out directory of an ngpt-train run)"
-                                     : "--out \(path) exists and is not a directory; choose another --out")
+            throw UserError(
+                resuming
+                    ? "--resume \(path) is not a run directory (pass the --out directory of an ngpt-train run)"
+                    : "--out \(path) exists and is not a directory; choose another --out")
         }
         if resuming && !exists {
             throw UserError("no run to resume in \(path) (the directory does not exist); start a new run with --out")
@@ -67,9 +71,13 @@ public final class RunDirectory {
             throw UserError("run directory \(path) is not writable (\(reason)); choose a writable --out")
         }
         guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
-            let holder = (try? String(contentsOfFile: path + "/.lock", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+            let holder =
+                (try? String(contentsOfFile: path + "/.lock", encoding: .utf8))?.trimmingCharacters(
+                    in: .whitespacesAndNewlines) ?? "?"
             close(lock)
-            throw UserError("run directory \(path) is in use by another ngpt-train (pid \(holder.isEmpty ? "?" : holder)); wait for it to finish or choose another --out")
+            throw UserError(
+                "run directory \(path) is in use by another ngpt-train (pid \(holder.isEmpty ? "?" : holder)); wait for it to finish or choose another --out"
+            )
         }
         let pid = Array("\(getpid())\n".utf8)
         _ = ftruncate(lock, 0)
@@ -84,10 +92,13 @@ public final class RunDirectory {
         if !resuming {
             let contents = ((try? fm.contentsOfDirectory(atPath: path)) ?? []).filter { $0 != ".lock" }
             if !contents.isEmpty && !force {
-                throw UserError("run directory \(path) already exists; continue it with --resume \(path), overwrite it with --force, or choose another --out")
+                throw UserError(
+                    "run directory \(path) already exists; continue it with --resume \(path), overwrite it with --force, or choose another --out"
+                )
             }
         } else if !fm.fileExists(atPath: latestCheckpoint) {
-            throw UserError("no checkpoint to resume in \(path) (expected \(latestCheckpoint)); start a new run with --out")
+            throw UserError(
+                "no checkpoint to resume in \(path) (expected \(latestCheckpoint)); start a new run with --out")
         }
     }
 
@@ -100,7 +111,8 @@ public final class RunDirectory {
     /// `--force` replacement that never reached its first checkpoint (the old run comes back) or did (it goes).
     private func removeOrphans() {
         let fm = FileManager.default
-        for name in (try? fm.contentsOfDirectory(atPath: path)) ?? [] where name.contains(".tmp-") || name.hasPrefix(".write-test-") {
+        for name in (try? fm.contentsOfDirectory(atPath: path)) ?? []
+        where name.contains(".tmp-") || name.hasPrefix(".write-test-") {
             try? fm.removeItem(atPath: path + "/" + name)
         }
         guard fm.fileExists(atPath: replacedPath) else { return }
@@ -127,28 +139,41 @@ public final class RunDirectory {
         let path = latestCheckpoint
         let file: SafeTensors
         do { file = try SafeTensors(path: path) } catch let e as UserError {
-            throw UserError("cannot resume: \(e.message) (the checkpoint is corrupt; best.safetensors may still be usable)")
+            throw UserError(
+                "cannot resume: \(e.message) (the checkpoint is corrupt; best.safetensors may still be usable)")
         }
         let state = try Checkpoint.read(file, path: path, moments: true)
         guard let stored = state.extra[TrainingMetadata.configKey] else {
-            throw UserError("\(path) is not a training checkpoint (no \(TrainingMetadata.configKey) in its metadata); start a new run with --out")
+            throw UserError(
+                "\(path) is not a training checkpoint (no \(TrainingMetadata.configKey) in its metadata); start a new run with --out"
+            )
         }
         let config: TrainConfig
         do { config = try TrainConfig.fromJSON(stored) } catch let e as UserError {
-            throw UserError("\(path) holds an invalid training configuration (\(TrainingMetadata.configKey)): \(e.message)")
+            throw UserError(
+                "\(path) holds an invalid training configuration (\(TrainingMetadata.configKey)): \(e.message)")
         }
         let foreign = "\(path) does not belong to the run in \(self.path)"
         guard config.modelConfig == state.model else {
-            throw UserError("\(foreign): its configuration and its model disagree; put the run's own checkpoint back or start a new run")
+            throw UserError(
+                "\(foreign): its configuration and its model disagree; put the run's own checkpoint back or start a new run"
+            )
         }
-        if let text = try? String(contentsOfFile: configPath, encoding: .utf8), let run = try? TrainConfig.fromJSON(text) {
+        if let text = try? String(contentsOfFile: configPath, encoding: .utf8),
+            let run = try? TrainConfig.fromJSON(text)
+        {
             for key in TrainingKey.all where key.role == .architecture && key.text(of: run) != key.text(of: config) {
-                throw UserError("\(foreign): its \(key.name) is \(key.text(of: config)) but config.json has \(key.text(of: run)); put the run's own checkpoint back or start a new run")
+                throw UserError(
+                    "\(foreign): its \(key.name) is \(key.text(of: config)) but config.json has \(key.text(of: run)); put the run's own checkpoint back or start a new run"
+                )
             }
         }
         if let bytes = FileManager.default.contents(atPath: tokenizerPath), !state.tokenizerSHA256.isEmpty,
-           SHA256.hex(SHA256.hash([UInt8](bytes))) != state.tokenizerSHA256 {
-            throw UserError("\(foreign): it was trained with another tokenizer than \(tokenizerPath); put the run's own checkpoint back or start a new run")
+            SHA256.hex(SHA256.hash([UInt8](bytes))) != state.tokenizerSHA256
+        {
+            throw UserError(
+                "\(foreign): it was trained with another tokenizer than \(tokenizerPath); put the run's own checkpoint back or start a new run"
+            )
         }
         return (file, state, config)
     }
@@ -167,7 +192,9 @@ public final class RunDirectory {
                 movedAside = true
             } catch {
                 restoreReplaced()
-                throw UserError("cannot move the previous run in \(path) aside (\(error.localizedDescription)); check the directory's permissions")
+                throw UserError(
+                    "cannot move the previous run in \(path) aside (\(error.localizedDescription)); check the directory's permissions"
+                )
             }
         }
         began = true
@@ -205,7 +232,7 @@ public final class RunDirectory {
         if fm.fileExists(atPath: replacedPath) {
             restoreReplaced()
         } else if began {
-            for name in runFiles { try? fm.removeItem(atPath: path + "/" + name) }   // only this run's: none was there
+            for name in runFiles { try? fm.removeItem(atPath: path + "/" + name) }  // only this run's: none was there
         }
         let rest = ((try? fm.contentsOfDirectory(atPath: path)) ?? []).filter { $0 != ".lock" }
         if created && rest.isEmpty { try? fm.removeItem(atPath: path) }
@@ -213,7 +240,10 @@ public final class RunDirectory {
 
     /// Appends one record to `metrics.jsonl` (NaN and infinities become null: JSON has none).
     func appendMetrics(_ record: [String: Any]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: record.mapValues(Self.finite), options: [.sortedKeys]) else { return }
+        guard
+            let data = try? JSONSerialization.data(
+                withJSONObject: record.mapValues(Self.finite), options: [.sortedKeys])
+        else { return }
         metrics?.write(data + Data("\n".utf8))
     }
 
@@ -231,8 +261,10 @@ enum TrainingMetadata {
     static func extra(_ config: TrainConfig, step: Int) -> [String: String] {
         [
             configKey: config.json(),
-            "ngpt.rng": "{\"generator\": \"splitmix64\", \"seed\": \(config.seed), \"next_micro_step\": \(step * config.globalMicroBatches)}",
-            "ngpt.sampler": "{\"seed\": \(config.seed), \"next_step\": \(step), \"batch\": \(config.batchSize), \"context\": \(config.context), \"grad_accum\": \(config.gradAccum), \"processes\": \(config.processes)}",
+            "ngpt.rng":
+                "{\"generator\": \"splitmix64\", \"seed\": \(config.seed), \"next_micro_step\": \(step * config.globalMicroBatches)}",
+            "ngpt.sampler":
+                "{\"seed\": \(config.seed), \"next_step\": \(step), \"batch\": \(config.batchSize), \"context\": \(config.context), \"grad_accum\": \(config.gradAccum), \"processes\": \(config.processes)}",
         ]
     }
 }

@@ -44,7 +44,9 @@ public struct TrainConfig: Equatable, Sendable {
     // MARK: resolved values
 
     public var modelConfig: ModelConfig {
-        ModelConfig(kind: model, vocabSize: vocabSize, dim: dim, layers: layers, heads: heads, mlpHidden: mlpHidden, context: context)
+        ModelConfig(
+            kind: model, vocabSize: vocabSize, dim: dim, layers: layers, heads: heads, mlpHidden: mlpHidden,
+            context: context)
     }
     public var peakLR: Double { lr ?? model.recipe.learningRate(dim: dim) }
     public var warmupSteps: Int { warmup ?? model.recipe.warmupSteps(totalSteps: steps) }
@@ -54,9 +56,10 @@ public struct TrainConfig: Equatable, Sendable {
     public var globalMicroBatches: Int { processes * gradAccum }
     public var gemmPrecision: GEMM.Precision { precision ?? GEMM.preferredPrecision }
     public var dataOptions: DataOptions {
-        DataOptions(corpus: corpus, dataRoot: dataDir,
-                    tokenizer: TokenizerTrainingOptions(vocabSize: vocabSize, sampleBytes: tokenizerSampleMB * 1_000_000),
-                    tokenizerModel: tokenizer, textField: textField, validationTokens: valTokens)
+        DataOptions(
+            corpus: corpus, dataRoot: dataDir,
+            tokenizer: TokenizerTrainingOptions(vocabSize: vocabSize, sampleBytes: tokenizerSampleMB * 1_000_000),
+            tokenizerModel: tokenizer, textField: textField, validationTokens: valTokens)
     }
 
     /// The largest step count, evaluation period or log period (a bound, so that no count overflows).
@@ -70,22 +73,36 @@ public struct TrainConfig: Equatable, Sendable {
             if v > limit { throw UserError("--\(key) \(v) is too large (at most \(limit))") }
         }
         try positive("batch-size", batchSize, atMost: 1 << 20); try positive("grad-accum", gradAccum, atMost: 1 << 20)
-        try positive("steps", steps); try positive("eval-every", evalEvery); try positive("eval-windows", evalWindows, atMost: 1 << 20)
+        try positive("steps", steps); try positive("eval-every", evalEvery);
+        try positive("eval-windows", evalWindows, atMost: 1 << 20)
         try positive("log-every", logEvery)
-        guard processes >= 1, processes <= 1 << 16 else { throw UserError("the number of processes must be in 1...65536, got \(processes)") }
+        guard processes >= 1, processes <= 1 << 16 else {
+            throw UserError("the number of processes must be in 1...65536, got \(processes)")
+        }
         // Every count below is then an exact Int: tokens per step, tokens over the run, the memory estimate.
-        guard Double(processes) * Double(gradAccum) * Double(batchSize) * Double(context) * Double(steps) <= Double(1 << 60),
-              modelConfig.floatBound(batch: batchSize) <= ModelConfig.maxFloats else {
-            throw UserError("--steps \(steps) × --batch-size \(batchSize) × --grad-accum \(gradAccum) × --context \(context) is too large; lower one of them")
+        guard
+            Double(processes) * Double(gradAccum) * Double(batchSize) * Double(context) * Double(steps)
+                <= Double(1 << 60),
+            modelConfig.floatBound(batch: batchSize) <= ModelConfig.maxFloats
+        else {
+            throw UserError(
+                "--steps \(steps) × --batch-size \(batchSize) × --grad-accum \(gradAccum) × --context \(context) is too large; lower one of them"
+            )
         }
         guard peakLR > 0, peakLR.isFinite, peakLR < 1 else { throw UserError("--lr must be in (0, 1), got \(peakLR)") }
         guard minLr >= 0, minLr <= peakLR else { throw UserError("--min-lr must be in [0, --lr], got \(minLr)") }
-        guard warmupSteps >= 0, warmupSteps <= steps else { throw UserError("--warmup must be in 0...--steps, got \(warmupSteps)") }
+        guard warmupSteps >= 0, warmupSteps <= steps else {
+            throw UserError("--warmup must be in 0...--steps, got \(warmupSteps)")
+        }
         guard decay >= 0, decay < 1 else { throw UserError("--weight-decay must be in [0, 1), got \(decay)") }
         guard gradClip >= 0 else { throw UserError("--grad-clip must be ≥ 0 (0 disables), got \(gradClip)") }
         guard seed >= 0 else { throw UserError("--seed must be ≥ 0, got \(seed)") }
-        guard sampleTokens >= 0, sampleTokens <= context else { throw UserError("--sample-tokens must be in 0...--context, got \(sampleTokens)") }
-        guard threads >= 0, threads <= 1 << 16 else { throw UserError("--threads must be in 0...65536 (0 = all cores), got \(threads)") }
+        guard sampleTokens >= 0, sampleTokens <= context else {
+            throw UserError("--sample-tokens must be in 0...--context, got \(sampleTokens)")
+        }
+        guard threads >= 0, threads <= 1 << 16 else {
+            throw UserError("--threads must be in 0...65536 (0 = all cores), got \(threads)")
+        }
         if let v = valTokens, v <= 0 { throw UserError("--val-tokens must be positive, got \(v)") }
         guard tokenizerSampleMB > 0, tokenizerSampleMB <= 1 << 20 else {
             throw UserError("--tokenizer-sample-mb must be in 1...1048576, got \(tokenizerSampleMB)")
@@ -116,16 +133,19 @@ public struct TrainConfig: Equatable, Sendable {
     ///
     /// A fine-tuning run (`base`, from `--init-from`) takes its architecture and tokenizer from the base run: a
     /// setting that contradicts them is refused, naming both values.
-    public static func resolve(file: [String: Any]?, flags: [String: Any], resuming: (directory: String, config: TrainConfig)? = nil,
-                               base: BaseRun? = nil, processes: Int = 1) throws -> TrainConfig {
+    public static func resolve(
+        file: [String: Any]?, flags: [String: Any], resuming: (directory: String, config: TrainConfig)? = nil,
+        base: BaseRun? = nil, processes: Int = 1
+    ) throws -> TrainConfig {
         guard let (dir, stored) = resuming else {
             var config = TrainConfig()
             if let file { try config.apply(file, source: "--config") }
             try config.apply(flags, source: "flags")
             if let base { try config.adopt(base, explicit: (file ?? [:]).merging(flags) { $1 }) }
-            if config.precision == nil { config.precision = GEMM.preferredPrecision }   // recorded, so resume keeps it
+            if config.precision == nil { config.precision = GEMM.preferredPrecision }  // recorded, so resume keeps it
             if config.out == nil {
-                let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .current, formatOptions: [.withFullDate, .withTime])
+                let stamp = ISO8601DateFormatter.string(
+                    from: Date(), timeZone: .current, formatOptions: [.withFullDate, .withTime])
                 config.out = "checkpoints/\(config.model.rawValue)-\(stamp.replacingOccurrences(of: ":", with: ""))"
             }
             config.processes = processes
@@ -139,11 +159,16 @@ public struct TrainConfig: Equatable, Sendable {
             for key in TrainingKey.all where key.role == .architecture && settings[key.name] != nil {
                 let new = key.text(of: probe), old = key.text(of: config)
                 if new != old {
-                    throw UserError("\(source) sets \(key.name) to \(new) but the checkpoint in \(dir) has \(old); architecture keys cannot change on resume")
+                    throw UserError(
+                        "\(source) sets \(key.name) to \(new) but the checkpoint in \(dir) has \(old); architecture keys cannot change on resume"
+                    )
                 }
             }
-            if let out = settings["out"] as? String, URL(fileURLWithPath: out).standardizedFileURL != URL(fileURLWithPath: dir).standardizedFileURL {
-                throw UserError("--out \(out) differs from --resume \(dir); a resumed run continues in its own directory")
+            if let out = settings["out"] as? String,
+                URL(fileURLWithPath: out).standardizedFileURL != URL(fileURLWithPath: dir).standardizedFileURL
+            {
+                throw UserError(
+                    "--out \(out) differs from --resume \(dir); a resumed run continues in its own directory")
             }
             config = probe
         }
@@ -152,7 +177,9 @@ public struct TrainConfig: Equatable, Sendable {
         if processes != stored.processes && file?["grad-accum"] == nil && flags["grad-accum"] == nil {
             let global = stored.globalMicroBatches
             guard global % processes == 0 else {
-                throw UserError("the run in \(dir) takes \(global) micro-batches per step (\(stored.processes) processes × grad-accum \(stored.gradAccum)), which \(processes) processes cannot share evenly; resume on a number of processes that divides \(global), or set --grad-accum (the global batch then changes)")
+                throw UserError(
+                    "the run in \(dir) takes \(global) micro-batches per step (\(stored.processes) processes × grad-accum \(stored.gradAccum)), which \(processes) processes cannot share evenly; resume on a number of processes that divides \(global), or set --grad-accum (the global batch then changes)"
+                )
             }
             config.gradAccum = global / processes
         }
@@ -171,13 +198,17 @@ public struct TrainConfig: Equatable, Sendable {
         for key in TrainingKey.all where key.role == .architecture && explicit[key.name] != nil {
             let mine = key.text(of: self), theirs = key.text(of: inherited)
             if mine != theirs {
-                throw UserError("--\(key.name) \(mine) conflicts with --init-from \(base.path), whose \(key.name) is \(theirs); a fine-tuning run keeps the base run's architecture (leave --\(key.name) out)")
+                throw UserError(
+                    "--\(key.name) \(mine) conflicts with --init-from \(base.path), whose \(key.name) is \(theirs); a fine-tuning run keeps the base run's architecture (leave --\(key.name) out)"
+                )
             }
         }
         if let own = tokenizer, own != base.tokenizerPath {
             let bytes = FileManager.default.contents(atPath: own).map { [UInt8]($0) }
             if bytes != base.tokenizerBytes {
-                throw UserError("--tokenizer \(own) conflicts with --init-from \(base.path), which was trained with \(base.tokenizerPath); a fine-tuning run encodes its corpus with the base run's tokenizer (leave --tokenizer out)")
+                throw UserError(
+                    "--tokenizer \(own) conflicts with --init-from \(base.path), which was trained with \(base.tokenizerPath); a fine-tuning run encodes its corpus with the base run's tokenizer (leave --tokenizer out)"
+                )
             }
         }
         inherited.tokenizer = base.tokenizerPath
@@ -190,7 +221,8 @@ public struct TrainConfig: Equatable, Sendable {
         let bytes = try InputFile.read(path, what: "--config file", limit: 1 << 20)
         let object = try StrictJSON.parse(bytes, what: "--config file \(path)")
         guard let dict = object as? [String: Any] else {
-            throw UserError("--config file \(path) is not a JSON object of settings (e.g. {\"steps\": 1000, \"lr\": 0.003})")
+            throw UserError(
+                "--config file \(path) is not a JSON object of settings (e.g. {\"steps\": 1000, \"lr\": 0.003})")
         }
         return dict
     }
@@ -201,18 +233,24 @@ public struct TrainConfig: Equatable, Sendable {
     public func json() -> String {
         var object: [String: Any] = ["processes": processes]
         for key in TrainingKey.all { if let v = key.get(self) { object[key.name] = key.type.jsonValue(v) } }
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) else {
+        guard
+            let data = try? JSONSerialization.data(
+                withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        else {
             return "{}"
         }
         return String(decoding: data, as: UTF8.self)
     }
 
     public static func fromJSON(_ text: String) throws -> TrainConfig {
-        guard var object = try StrictJSON.parse(Array(text.utf8), what: "the stored configuration") as? [String: Any] else {
+        guard var object = try StrictJSON.parse(Array(text.utf8), what: "the stored configuration") as? [String: Any]
+        else {
             throw UserError("the stored configuration is not a JSON object")
         }
         var config = TrainConfig()
-        if let n = object.removeValue(forKey: "processes") as? NSNumber, let p = Int(exactly: n.doubleValue), p >= 1 { config.processes = p }
+        if let n = object.removeValue(forKey: "processes") as? NSNumber, let p = Int(exactly: n.doubleValue), p >= 1 {
+            config.processes = p
+        }
         try config.apply(object, source: "stored config")
         return config
     }
@@ -221,16 +259,31 @@ public struct TrainConfig: Equatable, Sendable {
     public var tableRows: [(String, String)] {
         let m = modelConfig
         return [
-            ("model", model.rawValue), ("layers", "\(layers)"), ("dim", "\(dim)"), ("heads", "\(heads) (head size \(m.headDim))"),
+            ("model", model.rawValue), ("layers", "\(layers)"), ("dim", "\(dim)"),
+            ("heads", "\(heads) (head size \(m.headDim))"),
             ("mlp-hidden", "\(mlpHidden)"), ("context", "\(context)"), ("vocab-size", "\(vocabSize)"),
-            ("parameters", "\(m.parameterCount)"), ("memory (estimated)", MemoryEstimate(self).description), ("corpus", corpus ?? "(default: Shakespeare)"),
-            ("tokenizer", tokenizer ?? "(trained: bpe \(vocabSize))"), ("init from", initFrom ?? "none (random initialisation)"), processes > 1
-                ? ("processes × batch-size × grad-accum", "\(processes) × \(batchSize) × \(gradAccum) (× context \(context)) = \(tokensPerStep) tokens/step")
+            ("parameters", "\(m.parameterCount)"), ("memory (estimated)", MemoryEstimate(self).description),
+            ("corpus", corpus ?? "(default: Shakespeare)"),
+            ("tokenizer", tokenizer ?? "(trained: bpe \(vocabSize))"),
+            ("init from", initFrom ?? "none (random initialisation)"),
+            processes > 1
+                ? (
+                    "processes × batch-size × grad-accum",
+                    "\(processes) × \(batchSize) × \(gradAccum) (× context \(context)) = \(tokensPerStep) tokens/step"
+                )
                 : ("batch-size × grad-accum", "\(batchSize) × \(gradAccum) = \(tokensPerStep) tokens/step"),
             ("steps", "\(steps)"), ("lr", "\(peakLR) → \(minLr) (cosine)"), ("warmup", "\(warmupSteps) steps"),
-            ("weight-decay", "\(decay)"), ("grad-clip", "\(gradClip)"), ("seed", "\(seed)"), ("precision", gemmPrecision.rawValue),
+            ("weight-decay", "\(decay)"), ("grad-clip", "\(gradClip)"), ("seed", "\(seed)"),
+            ("precision", gemmPrecision.rawValue),
             ("eval", "every \(evalEvery) steps on \(evalWindows) windows; sample \(sampleTokens) tokens"),
-            ("out", out ?? "-"), ("threads", threads == 0 ? "all cores" : threads > Threads.maxWorkers ? "\(Threads.maxWorkers) (--threads \(threads) capped to the cores)" : "\(threads)"),
+            ("out", out ?? "-"),
+            (
+                "threads",
+                threads == 0
+                    ? "all cores"
+                    : threads > Threads.maxWorkers
+                        ? "\(Threads.maxWorkers) (--threads \(threads) capped to the cores)" : "\(threads)"
+            ),
         ]
     }
 }

@@ -49,8 +49,10 @@ public final class Trainer {
     ///
     /// In a data-parallel job only rank 0 touches the run directory: it resolves the configuration (reading any
     /// checkpoint) and sends it to the other processes, which receive the weights later (`shareModel`).
-    public init(fileSettings: [String: Any]?, flagSettings: [String: Any], resume: String?, force: Bool,
-                printer: ProgressPrinter = ProgressPrinter(), stop: StopRequest? = nil, world: World? = nil) throws {
+    public init(
+        fileSettings: [String: Any]?, flagSettings: [String: Any], resume: String?, force: Bool,
+        printer: ProgressPrinter = ProgressPrinter(), stop: StopRequest? = nil, world: World? = nil
+    ) throws {
         self.world = world
         self.printer = printer
         self.stop = stop
@@ -67,13 +69,16 @@ public final class Trainer {
         if let dir = resume {
             let directory = try RunDirectory(claiming: dir, force: false, resuming: true)
             let point = try directory.resumePoint()
-            config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings, resuming: (dir, point.config), processes: processes)
+            config = try TrainConfig.resolve(
+                file: fileSettings, flags: flagSettings, resuming: (dir, point.config), processes: processes)
             resumePoint = (point.file, point.state)
             base = nil
             try MemoryEstimate(config).check()
             try GEMM.check(config.gemmPrecision)
             if point.config.processes != processes {
-                printer.line("resuming a run of \(point.config.processes) process(es) on \(processes): grad-accum \(point.config.gradAccum) → \(config.gradAccum), \(config.tokensPerStep) tokens per step as before")
+                printer.line(
+                    "resuming a run of \(point.config.processes) process(es) on \(processes): grad-accum \(point.config.gradAccum) → \(config.gradAccum), \(config.tokensPerStep) tokens per step as before"
+                )
             }
             self.directory = directory
         } else {
@@ -100,11 +105,16 @@ public final class Trainer {
 
     func train() throws -> RunSummary {
         // The processes on one host share its cores (and none uses more than the launcher's binding gives it).
-        Threads.configure(threads: config.threads > 0 ? config.threads
-                                   : world.map { max(1, min(Threads.maxWorkers, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) / $0.localSize)) })
+        Threads.configure(
+            threads: config.threads > 0
+                ? config.threads
+                : world.map {
+                    max(1, min(Threads.maxWorkers, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) / $0.localSize))
+                })
         if !quiet { printer.line(Threads.startupLine) }
         if let world {
-            let line = "process \(world.rank) of \(world.size) on \(world.host): \(Threads.count) threads (\(world.localSize) process(es) on this host)"
+            let line =
+                "process \(world.rank) of \(world.size) on \(world.host): \(Threads.count) threads (\(world.localSize) process(es) on this host)"
             if world.isRoot { printer.line(line) } else { FileHandle.standardError.write(Data((line + "\n").utf8)) }
         }
         let data = try prepareData()
@@ -124,8 +134,10 @@ public final class Trainer {
         let curves = directory.map { CurvesWriter(directory: $0.path) }
         var observers: [TrainingObserver] = []
         if let directory, let curves {
-            observers = [ProgressLine(printer: printer, flopsPerToken: config.modelConfig.trainingFlopsPerToken),
-                         MetricsRecorder(directory: directory, model: model), curves]
+            observers = [
+                ProgressLine(printer: printer, flopsPerToken: config.modelConfig.trainingFlopsPerToken),
+                MetricsRecorder(directory: directory, model: model), curves,
+            ]
         }
         let schedule = LRSchedule(config)
         var timer = StepTimer()
@@ -139,13 +151,19 @@ public final class Trainer {
             }
             world?.barrier()
         }
-        if startStep >= config.steps { printer.line("the checkpoint is already at step \(startStep) of --steps \(config.steps); nothing to do") }
+        if startStep >= config.steps {
+            printer.line("the checkpoint is already at step \(startStep) of --steps \(config.steps); nothing to do")
+        }
         while state.step < config.steps {
-            var reason = stop?.requested ?? (stopAfter.map { state.step - startStep >= $0 } == true ? "--stop-after" : nil)
-            if let world, world.any(reason != nil) { reason = reason ?? "a stop request to another process" }   // every process stops together
+            var reason =
+                stop?.requested ?? (stopAfter.map { state.step - startStep >= $0 } == true ? "--stop-after" : nil)
+            // every process stops together
+            if let world, world.any(reason != nil) { reason = reason ?? "a stop request to another process" }
             if let reason {
                 if directory?.isReplacing == true {
-                    throw UserError("\(reason) before the new run's first checkpoint: the previous run in \(runDirectory) is restored unchanged (nothing was replaced)")
+                    throw UserError(
+                        "\(reason) before the new run's first checkpoint: the previous run in \(runDirectory) is restored unchanged (nothing was replaced)"
+                    )
                 }
                 try save(state, best: false)
                 printer.finish()
@@ -157,24 +175,33 @@ public final class Trainer {
             var loss = 0.0
             for micro in 0..<config.gradAccum {
                 batches.fill(step: state.step, micro: micro)
-                loss += model.forward(inputs: batches.inputs, targets: batches.targets, batch: config.batchSize) / Double(config.gradAccum)
-                model.backward(lossScale: 1 / Float(config.globalMicroBatches))   // summed over processes: the global mean
+                loss +=
+                    model.forward(inputs: batches.inputs, targets: batches.targets, batch: config.batchSize)
+                    / Double(config.gradAccum)
+                // summed over processes: the global mean
+                model.backward(lossScale: 1 / Float(config.globalMicroBatches))
             }
             gradientSync.synchronize(gradients: model.grads, loss: &loss)
             guard loss.isFinite else {
-                throw UserError("the loss became \(loss.isNaN ? "nan" : "\(loss)") at step \(state.step + 1); stopped without saving it (the last good checkpoint in \(runDirectory) is intact); try a lower --lr")
+                throw UserError(
+                    "the loss became \(loss.isNaN ? "nan" : "\(loss)") at step \(state.step + 1); stopped without saving it (the last good checkpoint in \(runDirectory) is intact); try a lower --lr"
+                )
             }
             let update = optimizer.update(model, lr: Float(lr))
             guard update.applied else {
-                throw UserError("the gradient norm became \(update.gradNorm.isNaN ? "nan" : "\(update.gradNorm)") at step \(state.step + 1); stopped before the update (the last good checkpoint in \(runDirectory) is intact); try a lower --lr or --grad-clip")
+                throw UserError(
+                    "the gradient norm became \(update.gradNorm.isNaN ? "nan" : "\(update.gradNorm)") at step \(state.step + 1); stopped before the update (the last good checkpoint in \(runDirectory) is intact); try a lower --lr or --grad-clip"
+                )
             }
             state.step += 1
             state.tokens += config.tokensPerStep
             state.wallSeconds += timer.stop()
-            let report = StepReport(step: state.step, steps: config.steps, loss: loss, lr: lr, gradNorm: update.gradNorm, tokens: state.tokens,
-                                    trainSeconds: state.wallSeconds, recentSecondsPerStep: timer.recentMean,
-                                    tokensPerSecond: timer.tokensPerSecond(config.tokensPerStep),
-                                    logged: state.step % config.logEvery == 0 || state.step == config.steps || state.step == startStep + 1)
+            let report = StepReport(
+                step: state.step, steps: config.steps, loss: loss, lr: lr, gradNorm: update.gradNorm,
+                tokens: state.tokens,
+                trainSeconds: state.wallSeconds, recentSecondsPerStep: timer.recentMean,
+                tokensPerSecond: timer.tokensPerSecond(config.tokensPerStep),
+                logged: state.step % config.logEvery == 0 || state.step == config.steps || state.step == startStep + 1)
             observers.forEach { $0.stepFinished(report) }
 
             if state.step % config.evalEvery == 0 || state.step == config.steps {
@@ -186,15 +213,19 @@ public final class Trainer {
         printer.finish()
         curves?.draw(png: true)
         if let sync = gradientSync as? ProcessGradients, writes {
-            printer.line(String(format: "allreduce: %.1f ms per step on average (%.1f %% of the step time)", sync.meanSeconds * 1000,
-                                100 * sync.totalSeconds / max(state.wallSeconds - (resumed?.wallSeconds ?? 0), 1e-9)))
+            printer.line(
+                String(
+                    format: "allreduce: %.1f ms per step on average (%.1f %% of the step time)",
+                    sync.meanSeconds * 1000,
+                    100 * sync.totalSeconds / max(state.wallSeconds - (resumed?.wallSeconds ?? 0), 1e-9)))
         }
         return summary(state, tokensPerSecond: timer.tokensPerSecond(config.tokensPerStep), interrupted: nil)
     }
 
     func summary(_ s: CheckpointState, tokensPerSecond: Double, interrupted: String?) -> RunSummary {
-        RunSummary(runDirectory: runDirectory, steps: s.step, finalValLoss: s.valLoss, bestValLoss: s.bestValLoss,
-                   tokensPerSecond: tokensPerSecond, trainSeconds: s.wallSeconds, interrupted: interrupted)
+        RunSummary(
+            runDirectory: runDirectory, steps: s.step, finalValLoss: s.valLoss, bestValLoss: s.bestValLoss,
+            tokensPerSecond: tokensPerSecond, trainSeconds: s.wallSeconds, interrupted: interrupted)
     }
 
     /// The corpus, tokenizer and token caches (a resumed run uses the tokenizer copy in its directory). A
@@ -222,7 +253,9 @@ public final class Trainer {
         let data = try prepareLocal(tokenizer: path)
         let rootHash = world.broadcast("")
         guard data.train.sha256 == rootHash else {
-            throw UserError("process \(world.rank) on \(world.host) read other training data than process 0 (\(data.corpusPath)); every process must see the same corpus and --data-dir")
+            throw UserError(
+                "process \(world.rank) on \(world.host) read other training data than process 0 (\(data.corpusPath)); every process must see the same corpus and --data-dir"
+            )
         }
         return data
     }
@@ -233,25 +266,38 @@ public final class Trainer {
         if let tokenizer { options.tokenizerModel = tokenizer }
         let show = !quiet && writes
         let periodic = Throttle(seconds: 30)
-        let log = PrepareLog(line: { [printer] in if show { printer.line($0) } },
-                             progress: { [printer] in if show { printer.progress($0, periodic: periodic.due()) } },
-                             stopRequested: { [stop] in stop?.requested })
+        let log = PrepareLog(
+            line: { [printer] in if show { printer.line($0) } },
+            progress: { [printer] in if show { printer.progress($0, periodic: periodic.due()) } },
+            stopRequested: { [stop] in stop?.requested })
         let data = try DataPreparation.prepare(options, context: config.context, log: log)
         if data.tokenizer.vocabSize != config.vocabSize {
             if resumePoint != nil || (config.tokenizer == nil && tokenizer == nil) {
-                throw UserError("the tokenizer has \(data.tokenizer.vocabSize) pieces but the model expects --vocab-size \(config.vocabSize)")
+                throw UserError(
+                    "the tokenizer has \(data.tokenizer.vocabSize) pieces but the model expects --vocab-size \(config.vocabSize)"
+                )
             }
-            if writes { printer.line("using the tokenizer's vocabulary size \(data.tokenizer.vocabSize) (from \(config.tokenizer ?? ""))") }
+            if writes {
+                printer.line(
+                    "using the tokenizer's vocabulary size \(data.tokenizer.vocabSize) (from \(config.tokenizer ?? ""))"
+                )
+            }
             config.vocabSize = data.tokenizer.vocabSize
         }
         if let r = resumePoint?.state, !r.dataSHA256.isEmpty, r.dataSHA256 != data.train.sha256 {
-            printer.line("warning: the training data differs from the checkpoint's (token cache hash changed); batches will not match the original run")
+            printer.line(
+                "warning: the training data differs from the checkpoint's (token cache hash changed); batches will not match the original run"
+            )
         }
         return data
     }
 
     func printConfiguration(_ data: PreparedData) {
-        let rows = config.tableRows + [("train / val tokens", "\(data.train.count) / \(data.validation.count)"), ("run directory", runDirectory)]
+        let rows =
+            config.tableRows + [
+                ("train / val tokens", "\(data.train.count) / \(data.validation.count)"),
+                ("run directory", runDirectory),
+            ]
         let width = rows.map(\.0.count).max() ?? 0
         printer.line("")
         for (k, v) in rows { printer.line("  " + k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
@@ -262,15 +308,19 @@ public final class Trainer {
     func makeModel() throws -> (LanguageModel, AdamW, CheckpointState?) {
         let model = try NGPT.makeModel(config.modelConfig)
         model.initialize(seed: UInt64(config.seed))
-        let optimizer = AdamW(layout: model.layout, settings: .init(weightDecay: Float(config.decay), clipNorm: config.gradClip))
+        let optimizer = AdamW(
+            layout: model.layout, settings: .init(weightDecay: Float(config.decay), clipNorm: config.gradClip))
         if let base, resumePoint == nil {
             try base.load(into: model)
             let loss = base.state.bestValLoss.isFinite ? String(format: ", val loss %.4f", base.state.bestValLoss) : ""
-            printer.line("fine-tuning from \(base.checkpointPath) (step \(base.state.step)\(loss)); a fresh optimiser, step 0")
+            printer.line(
+                "fine-tuning from \(base.checkpointPath) (step \(base.state.step)\(loss)); a fresh optimiser, step 0")
         }
         guard let (file, state) = resumePoint, let directory else { return (model, optimizer, nil) }
         try Checkpoint.load(file, into: model, optimizer: optimizer, path: directory.latestCheckpoint)
-        printer.line("resuming at step \(state.step) of \(config.steps) (best val loss \(String(format: "%.4f", state.bestValLoss)))")
+        printer.line(
+            "resuming at step \(state.step) of \(config.steps) (best val loss \(String(format: "%.4f", state.bestValLoss)))"
+        )
         return (model, optimizer, state)
     }
 
@@ -278,8 +328,13 @@ public final class Trainer {
     /// same summed gradients and the same update, stay so.
     func shareModel(_ model: LanguageModel, _ optimizer: AdamW, _ state: inout CheckpointState) {
         guard let world, world.size > 1 else { return }
-        for tensors in [model.params, optimizer.m, optimizer.v] { world.broadcast(tensors.pointer, count: tensors.count) }
-        var numbers = [Double(state.step), Double(state.tokens), Double(optimizer.step), state.bestValLoss, state.valLoss, state.wallSeconds]
+        for tensors in [model.params, optimizer.m, optimizer.v] {
+            world.broadcast(tensors.pointer, count: tensors.count)
+        }
+        var numbers = [
+            Double(state.step), Double(state.tokens), Double(optimizer.step), state.bestValLoss, state.valLoss,
+            state.wallSeconds,
+        ]
         numbers.withUnsafeMutableBytes { world.broadcast($0.baseAddress!, bytes: $0.count) }
         state.step = Int(numbers[0]); state.tokens = Int(numbers[1]); optimizer.step = Int(numbers[2])
         state.bestValLoss = numbers[3]; state.valLoss = numbers[4]; state.wallSeconds = numbers[5]
@@ -294,94 +349,9 @@ public final class Trainer {
         for i in 0..<model.params.count { plain += Double(p[i]); weighted += Double(p[i]) * Double(i % 251 + 1) }
         let high = world.max([plain, weighted]), low = world.min([plain, weighted])
         guard high == low else {
-            throw UserError("the processes' parameters differ at step \(step) (checksums \(low[0])…\(high[0])): the replicas diverged, which is a bug or a faulty host; the last checkpoint in \(runDirectory) is intact")
+            throw UserError(
+                "the processes' parameters differ at step \(step) (checksums \(low[0])…\(high[0])): the replicas diverged, which is a bug or a faulty host; the last checkpoint in \(runDirectory) is intact"
+            )
         }
     }
-}
-
-/// The training batches: micro-batch `micro` of step `step` is a pure function of (seed, step, micro), so a
-/// resumed run sees exactly the batches an uninterrupted one would.
-final class BatchSource {
-    let sampler: BatchSampler
-    let inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>   // [batch, context]
-
-    let globalMicroBatches: Int, first: Int
-
-    /// Process `rank` of a job takes global micro-batches rank·grad-accum ..< (rank+1)·grad-accum of each step, so
-    /// N processes see exactly the batches one process with N-fold accumulation sees.
-    init(tokens: TokenShards, config: TrainConfig, rank: Int = 0) throws {
-        sampler = try BatchSampler(tokens: tokens, batch: config.batchSize, context: config.context, seed: UInt64(config.seed))
-        globalMicroBatches = config.globalMicroBatches
-        first = rank * config.gradAccum
-        inputs = .allocate(capacity: config.batchSize * config.context)
-        targets = .allocate(capacity: config.batchSize * config.context)
-    }
-
-    func fill(step: Int, micro: Int) { sampler.fill(step: step * globalMicroBatches + first + micro, inputs: inputs, targets: targets) }
-
-    deinit { inputs.deallocate(); targets.deallocate() }
-}
-
-/// An evaluation: the mean loss on the fixed validation windows, a greedy sample, and the checkpoint(s).
-final class EvaluationRound {
-    let model: LanguageModel
-    let tokenizer: SentencePieceModel
-    let windows: ValidationWindows
-    let config: TrainConfig
-    /// Whether to decode the greedy sample (only where it is printed).
-    let samples: Bool
-
-    /// Bits per byte for one nat per token on these windows: their token count over ln 2 × their text's bytes.
-    let bitsPerNat: Double
-
-    init(model: LanguageModel, data: PreparedData, config: TrainConfig, samples: Bool = true) throws {
-        self.model = model
-        self.samples = samples
-        tokenizer = data.tokenizer
-        windows = try ValidationWindows(tokens: data.validation, context: config.context, maxWindows: config.evalWindows)
-        bitsPerNat = try Self.bitsPerNat(windows, tokenizer: data.tokenizer)
-        self.config = config
-    }
-
-    /// The factor from nats per token to bits per byte on a set of validation windows.
-    static func bitsPerNat(_ windows: ValidationWindows, tokenizer: SentencePieceModel) throws -> Double {
-        let bytes = windows.targetBytes(byteLengths: try tokenizer.byteLengths())
-        return Double(windows.count * windows.context) / (log(2) * Double(max(1, bytes)))
-    }
-
-    /// Evaluates, updates the best loss and checkpoints (latest, and best when improved).
-    func run(state: inout CheckpointState, lr: Double, save: (CheckpointState, _ best: Bool) throws -> Void) throws -> EvalReport {
-        let started = DispatchTime.now().uptimeNanoseconds
-        let windows = self.windows
-        state.valLoss = Evaluation.meanLoss(model: model, windows: windows.count, context: config.context, batch: config.batchSize) {
-            windows.fill(window: $0, inputs: $1, targets: $2)
-        }
-        let improved = state.valLoss < state.bestValLoss
-        if improved { state.bestValLoss = state.valLoss }
-        let sample = config.sampleTokens > 0 && samples ? ((try? greedySample(model: model, tokenizer: tokenizer, tokens: config.sampleTokens)) ?? "") : ""
-        try save(state, improved)
-        return EvalReport(step: state.step, tokens: state.tokens, valLoss: state.valLoss, bestValLoss: state.bestValLoss, improved: improved,
-                          valBitsPerByte: state.valLoss * bitsPerNat,
-                          lr: lr, trainSeconds: state.wallSeconds, evalSeconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9,
-                          sample: sample)
-    }
-}
-
-/// Times steps: the mean of the last 20 gives the rate and the ETA.
-struct StepTimer {
-    private var started: UInt64 = 0
-    private var recent: [Double] = []
-
-    mutating func start() { started = DispatchTime.now().uptimeNanoseconds }
-
-    /// Ends the step; returns its seconds.
-    mutating func stop() -> Double {
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        recent.append(seconds)
-        if recent.count > 20 { recent.removeFirst() }
-        return seconds
-    }
-
-    var recentMean: Double { recent.isEmpty ? 0 : recent.reduce(0, +) / Double(recent.count) }
-    func tokensPerSecond(_ tokensPerStep: Int) -> Double { recent.isEmpty ? 0 : Double(tokensPerStep) / recentMean }
 }

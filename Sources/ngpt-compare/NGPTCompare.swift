@@ -27,10 +27,15 @@ struct NGPTCompare: Tool {
 
     @Option(help: "Comparison directory. (default: checkpoints/compare-<preset>)") var dir: String?
     @Option(help: "Preset: default or tiny.") var preset: String = "default"
-    @Option(parsing: .unconditional, help: "Seeds, comma-separated (init and data order). (default: from the preset)") var seeds: String?
-    @Option(parsing: .unconditional, help: "GPT learning rates to sweep, comma-separated. (default: from the preset)") var gptLr: String?
-    @Option(parsing: .unconditional, help: "nGPT learning rates to sweep, comma-separated. (default: from the preset)") var ngptLr: String?
-    @Option(parsing: .unconditional, help: "Budget ladder: extra nGPT runs at these fractions of --steps, e.g. N/4,N/2 or 0.25,0.5. (default: none)")
+    @Option(parsing: .unconditional, help: "Seeds, comma-separated (init and data order). (default: from the preset)")
+    var seeds: String?
+    @Option(parsing: .unconditional, help: "GPT learning rates to sweep, comma-separated. (default: from the preset)")
+    var gptLr: String?
+    @Option(parsing: .unconditional, help: "nGPT learning rates to sweep, comma-separated. (default: from the preset)")
+    var ngptLr: String?
+    @Option(
+        parsing: .unconditional,
+        help: "Budget ladder: extra nGPT runs at these fractions of --steps, e.g. N/4,N/2 or 0.25,0.5. (default: none)")
     var budgets: String?
     @Argument(parsing: .allUnrecognized, help: "ngpt-train flags passed to every run (--dim 128 --steps 2000 …).")
     var training: [String] = []
@@ -40,15 +45,19 @@ struct NGPTCompare: Tool {
         var seedList: [Int], gpt: [Double], ngpt: [Double]
         switch preset {
         case "default":
-            presetSettings = ["dim": 128, "layers": 4, "heads": 2, "mlp-hidden": 512, "context": 256, "batch-size": 8,
-                              "vocab-size": 4096, "steps": 1200, "eval-every": 100, "eval-windows": 64, "sample-tokens": 0,
-                              "log-every": 100]
+            presetSettings = [
+                "dim": 128, "layers": 4, "heads": 2, "mlp-hidden": 512, "context": 256, "batch-size": 8,
+                "vocab-size": 4096, "steps": 1200, "eval-every": 100, "eval-windows": 64, "sample-tokens": 0,
+                "log-every": 100,
+            ]
             seedList = [1, 2]; gpt = [1.5e-3, 3e-3, 6e-3]; ngpt = [6e-3, 1.2e-2, 2.4e-2]
         case "tiny":
-            presetSettings = ["dim": 32, "layers": 2, "heads": 2, "mlp-hidden": 48, "context": 32, "batch-size": 4,
-                              "vocab-size": 512, "steps": 30, "eval-every": 10, "eval-windows": 8, "sample-tokens": 0,
-                              "log-every": 10]
-            seedList = [1, 2]; gpt = [1.2e-2]; ngpt = [6.4e-2]   // the default rules at d 32
+            presetSettings = [
+                "dim": 32, "layers": 2, "heads": 2, "mlp-hidden": 48, "context": 32, "batch-size": 4,
+                "vocab-size": 512, "steps": 30, "eval-every": 10, "eval-windows": 8, "sample-tokens": 0,
+                "log-every": 10,
+            ]
+            seedList = [1, 2]; gpt = [1.2e-2]; ngpt = [6.4e-2]  // the default rules at d 32
         default:
             throw ValidationError("--preset must be default or tiny, got \(preset)")
         }
@@ -57,9 +66,10 @@ struct NGPTCompare: Tool {
         if let s = gptLr { gpt = try list(s, "--gpt-lr") }
         if let s = ngptLr { ngpt = try list(s, "--ngpt-lr") }
         let ladder = try budgets.map { try $0.split(separator: ",").map { try fraction(String($0)) } } ?? []
-        let options = CompareOptions(directory: dir ?? "checkpoints/compare-\(preset)", seeds: seedList, gptLRs: gpt, ngptLRs: ngpt,
-                                     ladder: ladder, training: presetSettings,
-                                     command: (["ngpt-compare"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
+        let options = CompareOptions(
+            directory: dir ?? "checkpoints/compare-\(preset)", seeds: seedList, gptLRs: gpt, ngptLRs: ngpt,
+            ladder: ladder, training: presetSettings,
+            command: (["ngpt-compare"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
         let printer = ProgressPrinter()
         let stop = StopRequest()
         let runner = try CompareRunner(options: options, printer: printer, stop: stop)
@@ -69,15 +79,23 @@ struct NGPTCompare: Tool {
         let s = try runner.run()
         printer.line("")
         printer.line("verdict: \(s.verdict)")
-        if let sp = s.speedup { printer.line(String(format: "speedup N/s*: %.2f (range %.2f–%.2f over %d seeds)", sp.mean, sp.min, sp.max, sp.count)) }
-        else { printer.line("nGPT did not reach the GPT's final validation loss within the budget (see the reverse ratio in the report)") }
+        if let sp = s.speedup {
+            printer.line(
+                String(format: "speedup N/s*: %.2f (range %.2f–%.2f over %d seeds)", sp.mean, sp.min, sp.max, sp.count))
+        } else {
+            printer.line(
+                "nGPT did not reach the GPT's final validation loss within the budget (see the reverse ratio in the report)"
+            )
+        }
         if let w = s.wallClockSpeedup { printer.line(String(format: "wall-clock speedup: %.2f", w.mean)) }
         if let l = s.ladderSpeedup { printer.line(String(format: "budget-ladder speedup: %.2f", l)) }
         printer.line("report: \(options.directory)/report.md (took \(formatDuration(s.secondsTotal)))")
     }
 
     func list(_ s: String, _ flag: String) throws -> [Double] {
-        let values = s.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        let values = s.split(separator: ",", omittingEmptySubsequences: false).map {
+            Double($0.trimmingCharacters(in: .whitespaces))
+        }
         guard values.allSatisfy({ $0 != nil && $0! > 0 && $0!.isFinite }) else {
             throw UserError("\(flag) must be a comma-separated list of positive numbers, got \(s)")
         }
@@ -87,7 +105,9 @@ struct NGPTCompare: Tool {
     }
 
     func seedsList(_ s: String) throws -> [Int] {
-        let values = s.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let values = s.split(separator: ",", omittingEmptySubsequences: false).map {
+            Int($0.trimmingCharacters(in: .whitespaces))
+        }
         guard values.allSatisfy({ $0 != nil && $0! >= 0 }) else {
             throw UserError("--seeds must be a comma-separated list of integers ≥ 0, got \(s)")
         }

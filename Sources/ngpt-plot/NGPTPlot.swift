@@ -17,7 +17,8 @@ struct NGPTPlot: Tool {
             itself into RUN/curves/ at every evaluation.
             """)
 
-    @Argument(help: "Run directories (each with its metrics.jsonl), e.g. checkpoints/ngpt-a checkpoints/gpt-b.") var runs: [String]
+    @Argument(help: "Run directories (each with its metrics.jsonl), e.g. checkpoints/ngpt-a checkpoints/gpt-b.")
+    var runs: [String]
     @Option(help: "Directory to write the charts into (created if missing).") var out: String = "plots"
     @Flag(help: "Write SVG only.") var noPng = false
 
@@ -28,8 +29,12 @@ struct NGPTPlot: Tool {
     func run() throws {
         let metrics = try runs.map { try RunMetrics.read(directory: $0) }
         let files = try RunCurves.write(metrics, to: out, png: !noPng)
-        guard !files.isEmpty else { throw UserError("the runs' metrics.jsonl hold no records to plot yet (train at least one logged step)") }
+        guard !files.isEmpty else {
+            throw UserError("the runs' metrics.jsonl hold no records to plot yet (train at least one logged step)")
+        }
         for f in files { print(f) }
-        if !noPng && !files.contains(where: { $0.hasSuffix(".png") }) { printError("note: SVG only (install rsvg-convert for PNG: apt install librsvg2-bin)") }
+        if !noPng && !files.contains(where: { $0.hasSuffix(".png") }) {
+            printError("note: SVG only (install rsvg-convert for PNG: apt install librsvg2-bin)")
+        }
     }
 }

@@ -12,7 +12,8 @@ import Training
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model (the default subcommand).",
-        usage: "ngpt-train [train] [--<key> <value> ...] [--config <file>] [--resume <dir>] [--force] [--stop-after <n>]",
+        usage:
+            "ngpt-train [train] [--<key> <value> ...] [--config <file>] [--resume <dir>] [--force] [--stop-after <n>]",
         discussion: """
             Precedence: built-in defaults < --config FILE.json (the keys below without the leading --, e.g. \
             {"steps": 1000, "mlp-hidden": 512}) < flags. With --resume DIR the checkpoint's configuration replaces \
@@ -25,13 +26,21 @@ struct Train: ParsableCommand {
             global batch). See the README, "Training on several machines".
             """ + "\n\n" + TrainingKey.helpText())
 
-    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Training flags: --<key> <value> for any key listed below.",
-                                                             valueName: "training-flags"))
+    @Argument(
+        parsing: .allUnrecognized,
+        help: ArgumentHelp(
+            "Training flags: --<key> <value> for any key listed below.",
+            valueName: "training-flags"))
     var trainingFlags: [String] = []
-    @Option(help: "A JSON file of settings (the keys below, e.g. {\"steps\": 1000}). (default: none)") var config: String?
+    @Option(help: "A JSON file of settings (the keys below, e.g. {\"steps\": 1000}). (default: none)") var config:
+        String?
     @Option(help: "Continue the run in this directory from its latest checkpoint. (default: none)") var resume: String?
     @Flag(help: "Start over in an existing --out directory, deleting its checkpoints.") var force = false
-    @Option(parsing: .unconditional, help: "Train at most N steps in this invocation, then checkpoint and exit 0 (continue with --resume). (default: no limit)")
+    @Option(
+        parsing: .unconditional,
+        help:
+            "Train at most N steps in this invocation, then checkpoint and exit 0 (continue with --resume). (default: no limit)"
+    )
     var stopAfter: Int?
 
     func validate() throws {
@@ -39,7 +48,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        let world = World.join()   // nil without a launcher: no MPI call is made
+        let world = World.join()  // nil without a launcher: no MPI call is made
         do {
             try train(world: world)
             world?.finish()
@@ -47,7 +56,8 @@ struct Train: ParsableCommand {
             guard let world, world.size > 1 else { throw error }
             // One process failed: say why, then end the whole job (the others would wait for it in a collective).
             let message = (error as? UserError)?.message ?? "\(error)"
-            FileHandle.standardError.write(Data("error: process \(world.rank) of \(world.size) on \(world.host): \(message)\n".utf8))
+            FileHandle.standardError.write(
+                Data("error: process \(world.rank) of \(world.size) on \(world.host): \(message)\n".utf8))
             world.abort(code: 1)
         }
     }
@@ -56,26 +66,35 @@ struct Train: ParsableCommand {
         let printer = ProgressPrinter()
         printer.silent = !(world?.isRoot ?? true)
         let stop = StopRequest()
-        let trainer = try Trainer(fileSettings: try config.map { try TrainConfig.settings(fromFile: $0) },
-                                  flagSettings: try TrainingKey.settings(fromFlags: trainingFlags), resume: resume, force: force,
-                                  printer: printer, stop: stop, world: world)
+        let trainer = try Trainer(
+            fileSettings: try config.map { try TrainConfig.settings(fromFile: $0) },
+            flagSettings: try TrainingKey.settings(fromFlags: trainingFlags), resume: resume, force: force,
+            printer: printer, stop: stop, world: world)
         if let world { trainer.gradientSync = ProcessGradients(world: world) }
         trainer.stopAfter = stopAfter
         stop.install()
         if let world, world.size > 1 {
-            stop.endOnLauncherSignal(line: "error: process \(world.rank) of \(world.size) on \(world.host): the launcher is ending the job (another process of it failed or was killed, or mpirun was interrupted); the last checkpoint in \(trainer.runDirectory) is intact")
+            stop.endOnLauncherSignal(
+                line:
+                    "error: process \(world.rank) of \(world.size) on \(world.host): the launcher is ending the job (another process of it failed or was killed, or mpirun was interrupted); the last checkpoint in \(trainer.runDirectory) is intact"
+            )
         }
         let summary = try trainer.run()
         let f = { (x: Double) in x.isFinite ? String(format: "%.4f", x) : "-" }
         if let signal = summary.interrupted {
-            printer.line("\(signal): stopped after step \(summary.steps) of \(trainer.config.steps); checkpoint written to \(summary.runDirectory)/latest.safetensors")
+            printer.line(
+                "\(signal): stopped after step \(summary.steps) of \(trainer.config.steps); checkpoint written to \(summary.runDirectory)/latest.safetensors"
+            )
             printer.line("resume with: ngpt-train --resume \(summary.runDirectory)")
             return
         }
         printer.line("")
-        printer.line("done: \(summary.steps) steps in \(formatDuration(summary.trainSeconds)) of training, \(String(format: "%.0f", summary.tokensPerSecond)) tokens/s")
+        printer.line(
+            "done: \(summary.steps) steps in \(formatDuration(summary.trainSeconds)) of training, \(String(format: "%.0f", summary.tokensPerSecond)) tokens/s"
+        )
         printer.line("final val loss \(f(summary.finalValLoss)), best \(f(summary.bestValLoss))")
-        printer.line("checkpoints: \(summary.runDirectory)/latest.safetensors, \(summary.runDirectory)/best.safetensors")
+        printer.line(
+            "checkpoints: \(summary.runDirectory)/latest.safetensors, \(summary.runDirectory)/best.safetensors")
         printer.line("metrics: \(summary.runDirectory)/metrics.jsonl")
     }
 }

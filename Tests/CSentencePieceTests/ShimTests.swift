@@ -14,14 +14,16 @@ import Testing
 
     /// A few hundred varied lines: enough for a 400-piece BPE model.
     static let corpus: String = {
-        let words = ["the", "king", "queen", "love", "death", "night", "sword", "crown", "speak", "thee", "thou",
-                     "art", "noble", "lord", "lady", "fair", "heaven", "earth", "blood", "honour", "1599", "42"]
+        let words = [
+            "the", "king", "queen", "love", "death", "night", "sword", "crown", "speak", "thee", "thou",
+            "art", "noble", "lord", "lady", "fair", "heaven", "earth", "blood", "honour", "1599", "42",
+        ]
         var lines: [String] = []
         var state: UInt64 = 7
         for i in 0..<600 {
             var line: [String] = []
             for _ in 0..<(4 + i % 9) {
-                state = state &* 6364136223846793005 &+ 1442695040888963407
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
                 line.append(words[Int(state >> 33) % words.count])
             }
             lines.append((i % 5 == 0 ? "    " : "") + line.joined(separator: " ") + (i % 3 == 0 ? "." : ","))
@@ -33,11 +35,13 @@ import Testing
         let input = dir.appendingPathComponent("corpus.txt")
         try Self.corpus.write(to: input, atomically: true, encoding: .utf8)
         let prefix = dir.appendingPathComponent("m").path
-        let flags: [(String, String)] = [
-            ("input", input.path), ("model_prefix", prefix), ("vocab_size", "\(vocab)"), ("model_type", "bpe"),
-            ("byte_fallback", "true"), ("normalization_rule_name", "identity"), ("remove_extra_whitespaces", "false"),
-            ("minloglevel", "2"), ("num_threads", "1"),
-        ] + extra
+        let flags: [(String, String)] =
+            [
+                ("input", input.path), ("model_prefix", prefix), ("vocab_size", "\(vocab)"), ("model_type", "bpe"),
+                ("byte_fallback", "true"), ("normalization_rule_name", "identity"),
+                ("remove_extra_whitespaces", "false"),
+                ("minloglevel", "2"), ("num_threads", "1"),
+            ] + extra
         var err = [CChar](repeating: 0, count: 1024)
         let keys = flags.map { strdup($0.0) }, values = flags.map { strdup($0.1) }
         defer { keys.forEach { free($0) }; values.forEach { free($0) } }
@@ -75,9 +79,13 @@ import Testing
         var needed = 0
         // A too-small buffer reports the size to retry with.
         var small = [Int32](repeating: 0, count: 1)
-        #expect(spm_encode(p, bytes.map { CChar(bitPattern: $0) }, bytes.count, &small, 1, &needed, &err, err.count) == SPM_TOO_SMALL)
+        #expect(
+            spm_encode(p, bytes.map { CChar(bitPattern: $0) }, bytes.count, &small, 1, &needed, &err, err.count)
+                == SPM_TOO_SMALL)
         var ids = [Int32](repeating: 0, count: needed)
-        #expect(spm_encode(p, bytes.map { CChar(bitPattern: $0) }, bytes.count, &ids, ids.count, &needed, &err, err.count) == SPM_OK)
+        #expect(
+            spm_encode(p, bytes.map { CChar(bitPattern: $0) }, bytes.count, &ids, ids.count, &needed, &err, err.count)
+                == SPM_OK)
         #expect(!ids.contains(spm_unk_id(p)), "byte fallback: nothing is <unk>")
         // Decode reproduces the text exactly (identity normalisation, whitespace kept).
         var outLen = 0
@@ -145,7 +153,9 @@ import Testing
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         var handle: OpaquePointer?
         var err = [CChar](repeating: 0, count: 256)
-        let status = bytes.withUnsafeBytes { spm_load_from_bytes($0.baseAddress, bytes.count, &handle, &err, err.count) }
+        let status = bytes.withUnsafeBytes {
+            spm_load_from_bytes($0.baseAddress, bytes.count, &handle, &err, err.count)
+        }
         #expect(status == SPM_OK)
         let p = try #require(handle)
         defer { spm_free(p) }

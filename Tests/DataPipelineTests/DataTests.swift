@@ -1,10 +1,11 @@
 import Common
-@testable import DataPipeline
 import Foundation
 import Kernels
 import TestSupport
 import Testing
 import Tokenizer
+
+@testable import DataPipeline
 
 @Suite struct CorpusTests {
     @Test func stripsGutenbergBoilerplate() {
@@ -42,7 +43,8 @@ import Tokenizer
 
     @Test func corruptFilesAreRefused() throws {
         let dir = try temporaryDirectory()
-        try TokenFile.write([1, 2, 3, 4], vocabSize: 10, sourceHash: [UInt8](repeating: 7, count: 32), to: dir + "/ok.bin")
+        try TokenFile.write(
+            [1, 2, 3, 4], vocabSize: 10, sourceHash: [UInt8](repeating: 7, count: 32), to: dir + "/ok.bin")
         let good = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/ok.bin")))
         func refuse(_ bytes: [UInt8], _ expected: String) throws {
             try AtomicFile.write(bytes, to: dir + "/bad.bin")
@@ -64,15 +66,17 @@ import Tokenizer
 
 @Suite struct SamplerTests {
     func tokens(_ n: Int, dir: String) throws -> TokenShards {
-        try TokenFile.write((0..<n).map { Int32($0 % 1000) }, vocabSize: 1000, sourceHash: [UInt8](repeating: 0, count: 32),
-                            to: dir + "/s.bin")
+        try TokenFile.write(
+            (0..<n).map { Int32($0 % 1000) }, vocabSize: 1000, sourceHash: [UInt8](repeating: 0, count: 32),
+            to: dir + "/s.bin")
         return TokenShards([try MappedTokens(path: dir + "/s.bin")])
     }
 
     @Test func windowsArePureFunctionsOfSeedAndStep() throws {
         let t = try tokens(10_000, dir: try temporaryDirectory())
         let a = try BatchSampler(tokens: t, batch: 4, context: 16, seed: 42)
-        let resumed = try BatchSampler(tokens: t, batch: 4, context: 16, seed: 42)  // a fresh sampler, as after a resume
+        // a fresh sampler, as after a resume
+        let resumed = try BatchSampler(tokens: t, batch: 4, context: 16, seed: 42)
         var ia = [Int32](repeating: 0, count: 64), ta = ia, ib = ia, tb = ia
         a.fill(step: 7, inputs: &ia, targets: &ta)
         resumed.fill(step: 7, inputs: &ib, targets: &tb)
@@ -116,7 +120,8 @@ import Tokenizer
     @Test func prepareBuildsReusesAndRebuildsCaches() throws {
         let dir = try temporaryDirectory()
         let path = try corpus(in: dir)
-        let options = DataOptions(corpus: path, dataRoot: dir + "/data", tokenizer: TokenizerTrainingOptions(vocabSize: 400))
+        let options = DataOptions(
+            corpus: path, dataRoot: dir + "/data", tokenizer: TokenizerTrainingOptions(vocabSize: 400))
         let first = try DataPreparation.prepare(options, context: 32)
         #expect(first.stats.tokenizerTrained && first.stats.tokensRebuilt)
         #expect(first.stats.documents == 24 && first.stats.sources == 24)
@@ -135,38 +140,56 @@ import Tokenizer
         let third = try DataPreparation.prepare(options, context: 32)
         #expect(third.stats.tokensRebuilt)
         // An existing tokenizer model is used as given.
-        let external = try DataPreparation.prepare(DataOptions(corpus: path, dataRoot: dir + "/data",
-                                                               tokenizerModel: first.tokenizerPath), context: 32)
+        let external = try DataPreparation.prepare(
+            DataOptions(
+                corpus: path, dataRoot: dir + "/data",
+                tokenizerModel: first.tokenizerPath), context: 32)
         #expect(external.tokenizer.vocabSize == 400 && !external.stats.tokenizerTrained)
     }
 
     @Test func preparationRefusesBadInput() throws {
         let dir = try temporaryDirectory()
         func message(_ options: DataOptions, context: Int = 32) -> String {
-            do { _ = try DataPreparation.prepare(options, context: context); return "" }
-            catch let e as UserError { return e.message } catch { return "\(error)" }
+            do { _ = try DataPreparation.prepare(options, context: context); return "" } catch let e as UserError {
+                return e.message
+            } catch { return "\(error)" }
         }
         let small = TokenizerTrainingOptions(vocabSize: 400)
-        #expect(message(DataOptions(corpus: dir + "/nope", dataRoot: dir + "/d", tokenizer: small)).contains("corpus not found"))
+        #expect(
+            message(DataOptions(corpus: dir + "/nope", dataRoot: dir + "/d", tokenizer: small)).contains(
+                "corpus not found"))
         let path = try corpus(in: dir, documents: 3, lines: 150)
         // a context longer than the validation split
-        #expect(message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: small), context: 100_000)
-            .contains("fewer than one window"))
+        #expect(
+            message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: small), context: 100_000)
+                .contains("fewer than one window"))
         // a vocab larger than the corpus supports
-        #expect(message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: TokenizerTrainingOptions(vocabSize: 60_000)))
+        #expect(
+            message(
+                DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: TokenizerTrainingOptions(vocabSize: 60_000))
+            )
             .contains("--vocab-size"))
         // a vocabulary smaller than the characters it must hold: the message gives the minimum
-        let tiny = message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: TokenizerTrainingOptions(vocabSize: 10)))
+        let tiny = message(
+            DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: TokenizerTrainingOptions(vocabSize: 10)))
         #expect(tiny.contains("--vocab-size 10 is too small") && tiny.contains("distinct character"), "\(tiny)")
-        let minimum = Int(tiny.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .punctuationCharacters)) }.last ?? 0)
-        #expect(minimum > 256 && message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: TokenizerTrainingOptions(vocabSize: minimum))).isEmpty)
+        let minimum = Int(
+            tiny.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .punctuationCharacters)) }.last ?? 0)
+        #expect(
+            minimum > 256
+                && message(
+                    DataOptions(
+                        corpus: path, dataRoot: dir + "/d", tokenizer: TokenizerTrainingOptions(vocabSize: minimum))
+                ).isEmpty)
         // a corrupt tokenizer model given by the user (not a cache: nothing tells the user to delete it)
         try AtomicFile.write("junk", to: dir + "/junk.model")
         let junk = message(DataOptions(corpus: path, dataRoot: dir + "/d", tokenizerModel: dir + "/junk.model"))
         #expect(junk.contains("not a valid SentencePiece model") && !junk.contains("delete"))
         // a data directory that cannot be created: the system's reason, no Foundation error dump
         let unwritable = message(DataOptions(corpus: path, dataRoot: dir + "/junk.model/d", tokenizer: small))
-        #expect(unwritable.contains("cannot create directory") && !unwritable.contains("NSCocoaErrorDomain"), "\(unwritable)")
+        #expect(
+            unwritable.contains("cannot create directory") && !unwritable.contains("NSCocoaErrorDomain"),
+            "\(unwritable)")
         // a damaged token cache (a truncated shard, a shard whose vocab disagrees with the tokenizer) is encoded again
         let ok = DataOptions(corpus: path, dataRoot: dir + "/d", tokenizer: small)
         let prepared = try DataPreparation.prepare(ok, context: 32)
@@ -190,15 +213,20 @@ import Tokenizer
         let exe = productsDirectory() + "/ngpt-train"
         var models: [Data] = []
         for (dataDir, threads) in [("/a", "1"), ("/b", "2"), ("/c", "200")] {
-            let (status, _, err) = try runProcess([exe, "prepare", "--corpus", path, "--data-dir", dir + dataDir, "--vocab-size", "400",
-                                                   "--context", "32", "--threads", threads])
+            let (status, _, err) = try runProcess([
+                exe, "prepare", "--corpus", path, "--data-dir", dir + dataDir, "--vocab-size", "400",
+                "--context", "32", "--threads", threads,
+            ])
             #expect(status == 0, "\(err)")
-            let found = FileManager.default.enumerator(atPath: dir + dataDir)?.compactMap { $0 as? String }.first { $0.hasSuffix("tokenizer.model") }
+            let found = FileManager.default.enumerator(atPath: dir + dataDir)?.compactMap { $0 as? String }.first {
+                $0.hasSuffix("tokenizer.model")
+            }
             models.append(try Data(contentsOf: URL(fileURLWithPath: dir + dataDir + "/" + (found ?? ""))))
         }
         #expect(models[0] == models[1] && models[1] == models[2])
         #expect(String(decoding: models[0], as: UTF8.self).range(of: dir) == nil, "the model records a path")
-        let options = DataOptions(corpus: path, dataRoot: dir + "/a", tokenizer: TokenizerTrainingOptions(vocabSize: 400))
+        let options = DataOptions(
+            corpus: path, dataRoot: dir + "/a", tokenizer: TokenizerTrainingOptions(vocabSize: 400))
         let prepared = try DataPreparation.prepare(options, context: 32)
         try AtomicFile.write("damaged", to: prepared.tokenizerPath)
         let again = try DataPreparation.prepare(options, context: 32)
@@ -209,8 +237,10 @@ import Tokenizer
         let dir = try temporaryDirectory()
         let path = try corpus(in: dir)
         let exe = productsDirectory() + "/ngpt-train"
-        let (status, out, _) = try runProcess([exe, "prepare", "--corpus", path, "--data-dir", dir + "/d", "--vocab-size", "400",
-                                               "--context", "32"])
+        let (status, out, _) = try runProcess([
+            exe, "prepare", "--corpus", path, "--data-dir", dir + "/d", "--vocab-size", "400",
+            "--context", "32",
+        ])
         #expect(status == 0)
         for key in ["corpus", "tokens (train / val)", "bytes per token", "vocab size", "token cache", "time"] {
             #expect(out.contains(key))

@@ -1,10 +1,11 @@
 import Common
-@testable import DataPipeline
 import Foundation
 import Kernels
 import TestSupport
 import Testing
 import Tokenizer
+
+@testable import DataPipeline
 
 /// gzip-compresses `path` into `path.gz` (keeping `path`).
 func gzipFile(_ path: String) throws {
@@ -32,7 +33,7 @@ func message(_ body: () throws -> Void) -> String {
         #expect(sources.map(\.name) == ["b.txt", "sub/a.jsonl", "z.txt.gz"])
         #expect(sources.map(\.format) == [.text, .jsonl, .text])
         #expect(sources.map(\.gzip) == [false, false, true])
-        #expect(sources[2].estimatedTextBytes == 7)   // from the gzip trailer
+        #expect(sources[2].estimatedTextBytes == 7)  // from the gzip trailer
         // a single file; gzip recognised by its bytes whatever the name
         try FileManager.default.copyItem(atPath: dir + "/c/z.txt.gz", toPath: dir + "/misnamed.txt")
         let single = try CorpusFiles.list(dir + "/misnamed.txt")
@@ -43,7 +44,9 @@ func message(_ body: () throws -> Void) -> String {
         #expect(message { _ = try CorpusFiles.list(dir + "/none") }.contains("has no corpus files"))
         try FileManager.default.createSymbolicLink(atPath: dir + "/c/gone.txt", withDestinationPath: dir + "/nowhere")
         let unreadable = message { _ = try CorpusFiles.list(dir + "/c") }
-        #expect(unreadable.contains("cannot read the corpus file") && unreadable.contains("gone.txt: not found"), "\(unreadable)")
+        #expect(
+            unreadable.contains("cannot read the corpus file") && unreadable.contains("gone.txt: not found"),
+            "\(unreadable)")
     }
 
     @Test func readsGzipIncludingConcatenatedMembersAndRefusesTruncatedOrCorruptData() throws {
@@ -93,7 +96,7 @@ func message(_ body: () throws -> Void) -> String {
         let all = try chunks(from: 0)
         #expect(all.flatMap(\.1) == Array(text.utf8))
         #expect(all.dropLast().allSatisfy { $0.1.last == 0x0A })
-        #expect(all.contains { $0.1.count > 1000 })   // the long line grew its chunk
+        #expect(all.contains { $0.1.count > 1000 })  // the long line grew its chunk
         #expect(all.map(\.1.count).max()! < 8000)
         let middle = all[all.count / 2].0
         let continued = try chunks(from: middle)
@@ -107,15 +110,20 @@ func message(_ body: () throws -> Void) -> String {
     }
 
     @Test func extractsTheFieldAndSkipsEverythingElse() {
-        #expect(field(#"{"id": 3, "meta": {"a": [1, {"text": "no"}], "b": "}"}, "text": "hi\n\"there\"\t\u00e9\ud83d\ude00 \/"}"#)
-            == .value(Array("hi\n\"there\"\té😀 /".utf8)))
+        #expect(
+            field(
+                #"{"id": 3, "meta": {"a": [1, {"text": "no"}], "b": "}"}, "text": "hi\n\"there\"\t\u00e9\ud83d\ude00 \/"}"#
+            )
+                == .value(Array("hi\n\"there\"\té😀 /".utf8)))
         #expect(field(#"  {"content": "x", "url": null}  "#) == .missing(keys: ["content", "url"]))
         #expect(field(#"{"content": "x"}"#, "content") == .value(Array("x".utf8)))
         #expect(field(#"{"text": 42}"#) == .notAString)
         #expect(field(#"{"text": null}"#) == .notAString)
         #expect(field(#"{"text": "lone \ud800 surrogate"}"#) == .invalidText)
         #expect(field("{}") == .missing(keys: []))
-        for bad in [#"["text"]"#, #"{"text": "unterminated}"#, #"{"text" "x"}"#, #"{"text": "x"} trailing"#, "not json"] {
+        for bad in [
+            #"["text"]"#, #"{"text": "unterminated}"#, #"{"text" "x"}"#, #"{"text": "x"} trailing"#, "not json",
+        ] {
             if case .malformed = field(bad) {} else { Issue.record("\(bad) was not refused: \(field(bad))") }
         }
     }
@@ -127,7 +135,8 @@ func message(_ body: () throws -> Void) -> String {
         let tokenizer = try SentencePieceModel(path: try trainSmallModel(in: dir))
         let encoder = try ChunkEncoder(tokenizer: tokenizer, textField: "text")
         let text = CorpusSource(name: "t.txt", format: .text, gzip: false, bytes: 0, modified: 0, estimatedTextBytes: 0)
-        let bytes = [0xEF, 0xBB, 0xBF] + Array("the king\r\n".utf8) + [0x63, 0x61, 0x66, 0xE9, 0x0A] + Array("thou art\n".utf8)
+        let bytes =
+            [0xEF, 0xBB, 0xBF] + Array("the king\r\n".utf8) + [0x63, 0x61, 0x66, 0xE9, 0x0A] + Array("thou art\n".utf8)
         let task = ChunkTask(source: 0, offset: 0, line: 1, lines: 3, bytes: bytes, first: true)
         let e = try encoder.encode(task, source: text, path: "t.txt")
         #expect(e.ids.first == tokenizer.bosId && e.documents == 1)
@@ -135,15 +144,28 @@ func message(_ body: () throws -> Void) -> String {
         #expect(try tokenizer.decode(Array(e.ids.dropFirst())) == "the king\nthou art\n")
         #expect(e.cuts == [e.ids.count - (try tokenizer.encode("thou art\n")).count, e.ids.count])
 
-        let jsonl = CorpusSource(name: "d.jsonl", format: .jsonl, gzip: false, bytes: 0, modified: 0, estimatedTextBytes: 0)
+        let jsonl = CorpusSource(
+            name: "d.jsonl", format: .jsonl, gzip: false, bytes: 0, modified: 0, estimatedTextBytes: 0)
         let records = Array("{\"text\": \"the king\"}\n\n{\"id\": 2, \"text\": \"thou art\\nnoble\"}\n".utf8)
-        let j = try encoder.encode(ChunkTask(source: 0, offset: 0, line: 10, lines: 3, bytes: records, first: true), source: jsonl, path: "d.jsonl")
+        let j = try encoder.encode(
+            ChunkTask(source: 0, offset: 0, line: 10, lines: 3, bytes: records, first: true), source: jsonl,
+            path: "d.jsonl")
         #expect(j.documents == 2 && j.ids.filter { $0 == tokenizer.bosId }.count == 2 && j.cuts.last == j.ids.count)
         #expect(try tokenizer.decode(j.ids.filter { $0 != tokenizer.bosId }) == "the kingthou art\nnoble")
         let missing = Array("{\"text\": \"ok\"}\n{\"body\": \"x\", \"id\": 1}\n".utf8)
-        let error = message { _ = try encoder.encode(ChunkTask(source: 0, offset: 0, line: 7, lines: 2, bytes: missing, first: true), source: jsonl, path: "d.jsonl") }
-        #expect(error.contains("d.jsonl line 8") && error.contains("no \"text\" field") && error.contains("body, id") && error.contains("--text-field"), "\(error)")
-        let malformed = message { _ = try encoder.encode(ChunkTask(source: 0, offset: 0, line: 1, lines: 1, bytes: Array("{\"text\": \n".utf8), first: true), source: jsonl, path: "d.jsonl") }
+        let error = message {
+            _ = try encoder.encode(
+                ChunkTask(source: 0, offset: 0, line: 7, lines: 2, bytes: missing, first: true), source: jsonl,
+                path: "d.jsonl")
+        }
+        #expect(
+            error.contains("d.jsonl line 8") && error.contains("no \"text\" field") && error.contains("body, id")
+                && error.contains("--text-field"), "\(error)")
+        let malformed = message {
+            _ = try encoder.encode(
+                ChunkTask(source: 0, offset: 0, line: 1, lines: 1, bytes: Array("{\"text\": \n".utf8), first: true),
+                source: jsonl, path: "d.jsonl")
+        }
         #expect(malformed.contains("d.jsonl line 1: not a JSON object"), "\(malformed)")
     }
 }
@@ -192,7 +214,8 @@ func message(_ body: () throws -> Void) -> String {
         let windows = try ValidationWindows(tokens: shards, context: 1000)
         #expect(windows.count == 2 * ((perShard - 1) / 1000))
         var longInputs = [Int32](repeating: -1, count: 1000), longTargets = longInputs
-        windows.fill(window: windows.count - 1, inputs: &longInputs, targets: &longTargets)   // the last window of shard 1
+        // the last window of shard 1
+        windows.fill(window: windows.count - 1, inputs: &longInputs, targets: &longTargets)
         #expect(longInputs.allSatisfy { $0 == 0 } && longTargets.allSatisfy { $0 == 0 })
     }
 
@@ -217,13 +240,16 @@ func message(_ body: () throws -> Void) -> String {
     func corpus(in dir: String, documents: Int = 12, lines: Int = 400) throws -> String {
         let path = dir + "/corpus"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        for d in 0..<documents { try AtomicFile.write(syntheticText(lines: lines, seed: UInt64(d)), to: path + "/doc\(d).txt") }
+        for d in 0..<documents {
+            try AtomicFile.write(syntheticText(lines: lines, seed: UInt64(d)), to: path + "/doc\(d).txt")
+        }
         try gzipFile(path + "/doc1.txt")
         try FileManager.default.removeItem(atPath: path + "/doc1.txt")
         var records = ""
         for r in 0..<50 {
             let text = syntheticText(lines: 8, seed: UInt64(100 + r)).replacingOccurrences(of: "\\", with: "\\\\")
-                .replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\t", with: "\\t")
+                .replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+                .replacingOccurrences(of: "\t", with: "\\t")
             records += "{\"id\": \(r), \"text\": \"\(text)\"}\n"
         }
         try AtomicFile.write(records, to: path + "/web.jsonl")
@@ -231,8 +257,9 @@ func message(_ body: () throws -> Void) -> String {
     }
 
     func options(_ corpus: String, _ data: String, shardTokens: Int = 5000, validation: Int? = 3000) -> DataOptions {
-        DataOptions(corpus: corpus, dataRoot: data, tokenizer: TokenizerTrainingOptions(vocabSize: 400),
-                    validationTokens: validation, shardTokens: shardTokens)
+        DataOptions(
+            corpus: corpus, dataRoot: data, tokenizer: TokenizerTrainingOptions(vocabSize: 400),
+            validationTokens: validation, shardTokens: shardTokens)
     }
 
     func allIds(_ shards: TokenShards) -> [Int32] { shards.shards.flatMap { s in (0..<s.count).map { s[$0] } } }
@@ -243,21 +270,24 @@ func message(_ body: () throws -> Void) -> String {
         let prepared = try DataPreparation.prepare(options(path, dir + "/d"), context: 32)
         let s = prepared.stats
         #expect(s.sources == 13 && s.documents == 12 + 50 && s.skipped == 0)
-        #expect(s.validationTokens >= 3000 && s.validationTokens < 3100)   // cut at the first line end after 3000
-        #expect(s.trainShards > 3 && prepared.train.shards.dropLast().allSatisfy { $0.count >= 5000 && $0.count < 5000 + 12_000 })
+        #expect(s.validationTokens >= 3000 && s.validationTokens < 3100)  // cut at the first line end after 3000
+        #expect(
+            s.trainShards > 3
+                && prepared.train.shards.dropLast().allSatisfy { $0.count >= 5000 && $0.count < 5000 + 12_000 })
         #expect(prepared.manifest.train.map(\.tokens).reduce(0, +) == s.trainTokens)
         // validation then training is the corpus in file order: decode(all ids) == the files' texts
         let ids = allIds(prepared.validation) + allIds(prepared.train)
         let bos = prepared.tokenizer.bosId
         let documents = try ids.split(separator: bos).map { try prepared.tokenizer.decode(Array($0)) }
         #expect(documents[0] == syntheticText(lines: 400, seed: 0))
-        #expect(documents[1] == syntheticText(lines: 400, seed: 1))   // from doc1.txt.gz
+        #expect(documents[1] == syntheticText(lines: 400, seed: 1))  // from doc1.txt.gz
         #expect(documents.count == 62)
-        #expect(documents.contains(syntheticText(lines: 8, seed: 100)))   // a JSON Lines record, unescaped
+        #expect(documents.contains(syntheticText(lines: 8, seed: 100)))  // a JSON Lines record, unescaped
         #expect(ids.filter { $0 == bos }.count == 62)
         // reused as is
         let again = try DataPreparation.prepare(options(path, dir + "/d"), context: 32)
-        #expect(!again.stats.tokensRebuilt && !again.stats.tokenizerTrained && again.train.sha256 == prepared.train.sha256)
+        #expect(
+            !again.stats.tokensRebuilt && !again.stats.tokenizerTrained && again.train.sha256 == prepared.train.sha256)
         // the shard size does not change the ids: a cache is reused whatever the size asked
         let otherSize = try DataPreparation.prepare(options(path, dir + "/d", shardTokens: 100_000), context: 32)
         #expect(!otherSize.stats.tokensRebuilt)
@@ -291,10 +321,12 @@ func message(_ body: () throws -> Void) -> String {
         #expect(FileManager.default.fileExists(atPath: cache + "/progress.json"))
         #expect(!FileManager.default.fileExists(atPath: cache + "/manifest.json"))
         let lines = LockedLines()
-        let resumed = try DataPreparation.prepare(options(path, dir + "/d"), context: 32, log: PrepareLog(line: { lines.append($0) }))
+        let resumed = try DataPreparation.prepare(
+            options(path, dir + "/d"), context: 32, log: PrepareLog(line: { lines.append($0) }))
         #expect(lines.all.contains { $0.contains("continuing an interrupted preparation") }, "\(lines.all)")
         #expect(resumed.stats.sourcesEncoded < 13)
-        #expect(resumed.train.sha256 == reference.train.sha256 && resumed.validation.sha256 == reference.validation.sha256)
+        #expect(
+            resumed.train.sha256 == reference.train.sha256 && resumed.validation.sha256 == reference.validation.sha256)
         #expect(resumed.manifest.train.map(\.sha256) == reference.manifest.train.map(\.sha256))
         #expect(!FileManager.default.fileExists(atPath: cache + "/progress.json"))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".partial") }
@@ -308,19 +340,29 @@ func message(_ body: () throws -> Void) -> String {
         let path = try corpus(in: dir)
         let reference = try DataPreparation.prepare(options(path, dir + "/ref", shardTokens: 1_000_000), context: 32)
         let checks = LockedLines()
-        let stopping = PrepareLog(line: { _ in }, stopRequested: {
-            checks.append("check")
-            return checks.all.count >= 2 ? "SIGINT" : nil   // after the first batch of chunks
-        })
-        let error = message { _ = try DataPreparation.prepare(options(path, dir + "/d", shardTokens: 1_000_000), context: 32, log: stopping) }
-        #expect(error.contains("SIGINT: data preparation stopped") && error.contains("continue where it stopped"), "\(error)")
+        let stopping = PrepareLog(
+            line: { _ in },
+            stopRequested: {
+                checks.append("check")
+                return checks.all.count >= 2 ? "SIGINT" : nil  // after the first batch of chunks
+            })
+        let error = message {
+            _ = try DataPreparation.prepare(
+                options(path, dir + "/d", shardTokens: 1_000_000), context: 32, log: stopping)
+        }
+        #expect(
+            error.contains("SIGINT: data preparation stopped") && error.contains("continue where it stopped"),
+            "\(error)")
         let lines = LockedLines()
-        let resumed = try DataPreparation.prepare(options(path, dir + "/d", shardTokens: 1_000_000), context: 32,
-                                                  log: PrepareLog(line: { lines.append($0) }))
+        let resumed = try DataPreparation.prepare(
+            options(path, dir + "/d", shardTokens: 1_000_000), context: 32,
+            log: PrepareLog(line: { lines.append($0) }))
         #expect(lines.all.contains { $0.contains("continuing an interrupted preparation") })
         #expect(resumed.stats.sourcesEncoded > 0 && resumed.stats.sourcesEncoded < 13)
-        #expect(resumed.train.shards.count == 2)   // the shard closed at the stop, and the rest
-        #expect(allIds(resumed.train) == allIds(reference.train) && allIds(resumed.validation) == allIds(reference.validation))
+        #expect(resumed.train.shards.count == 2)  // the shard closed at the stop, and the rest
+        #expect(
+            allIds(resumed.train) == allIds(reference.train)
+                && allIds(resumed.validation) == allIds(reference.validation))
     }
 
     @Test func addedFilesAreEncodedAloneAndChangedFilesReencodeEverything() throws {
@@ -329,7 +371,8 @@ func message(_ body: () throws -> Void) -> String {
         let first = try DataPreparation.prepare(options(path, dir + "/d"), context: 32)
         try AtomicFile.write(syntheticText(lines: 300, seed: 77), to: path + "/zz-new.txt")
         let lines = LockedLines()
-        let added = try DataPreparation.prepare(options(path, dir + "/d"), context: 32, log: PrepareLog(line: { lines.append($0) }))
+        let added = try DataPreparation.prepare(
+            options(path, dir + "/d"), context: 32, log: PrepareLog(line: { lines.append($0) }))
         #expect(added.stats.sourcesEncoded == 1 && !added.stats.tokenizerTrained)
         #expect(lines.all.contains { $0.contains("1 file added") })
         #expect(added.validation.sha256 == first.validation.sha256)
@@ -342,7 +385,8 @@ func message(_ body: () throws -> Void) -> String {
         let changed = try DataPreparation.prepare(options(path, dir + "/d"), context: 32)
         #expect(changed.stats.sourcesEncoded == 14)
         // the old shards are gone, the new ones listed
-        let files = Set(try FileManager.default.contentsOfDirectory(atPath: changed.cacheDirectory).filter { $0.hasSuffix(".bin") })
+        let files = Set(
+            try FileManager.default.contentsOfDirectory(atPath: changed.cacheDirectory).filter { $0.hasSuffix(".bin") })
         #expect(files == Set((changed.manifest.train + changed.manifest.validation).map(\.file)))
     }
 
@@ -351,10 +395,15 @@ func message(_ body: () throws -> Void) -> String {
         let path = try corpus(in: dir)
         let first = try DataPreparation.prepare(options(path, dir + "/d"), context: 32)
         unlink(first.cacheDirectory + "/manifest.json")
-        try TokenFile.write([1, 2, 3], vocabSize: 400, sourceHash: [UInt8](repeating: 0, count: 32), to: first.cacheDirectory + "/train.bin")
-        try TokenFile.write([1, 2, 3], vocabSize: 400, sourceHash: [UInt8](repeating: 0, count: 32), to: first.cacheDirectory + "/val.bin")
+        try TokenFile.write(
+            [1, 2, 3], vocabSize: 400, sourceHash: [UInt8](repeating: 0, count: 32),
+            to: first.cacheDirectory + "/train.bin")
+        try TokenFile.write(
+            [1, 2, 3], vocabSize: 400, sourceHash: [UInt8](repeating: 0, count: 32),
+            to: first.cacheDirectory + "/val.bin")
         let lines = LockedLines()
-        let rebuilt = try DataPreparation.prepare(options(path, dir + "/d"), context: 32, log: PrepareLog(line: { lines.append($0) }))
+        let rebuilt = try DataPreparation.prepare(
+            options(path, dir + "/d"), context: 32, log: PrepareLog(line: { lines.append($0) }))
         #expect(lines.all.contains { $0.contains("built by an earlier ngpt") })
         #expect(rebuilt.train.sha256 == first.train.sha256)
         #expect(!FileManager.default.fileExists(atPath: first.cacheDirectory + "/train.bin"))
@@ -362,16 +411,20 @@ func message(_ body: () throws -> Void) -> String {
 
     @Test func theTokenizerIsTrainedOnASampleAfterTheValidationHead() throws {
         let dir = try temporaryDirectory()
-        let path = try corpus(in: dir, documents: 40, lines: 2500)   // ≈ 3 MB
+        let path = try corpus(in: dir, documents: 40, lines: 2500)  // ≈ 3 MB
         var o = options(path, dir + "/d", validation: nil)
         o.tokenizer.sampleBytes = 1_100_000
         let prepared = try DataPreparation.prepare(o, context: 32)
         #expect(prepared.stats.tokenizerTrained)
-        #expect(prepared.stats.tokenizerSampleBytes > 500_000 && prepared.stats.tokenizerSampleBytes < 1_100_000 + (1 << 20))
+        #expect(
+            prepared.stats.tokenizerSampleBytes > 500_000 && prepared.stats.tokenizerSampleBytes < 1_100_000 + (1 << 20)
+        )
         // the sample comes from after the head: validation text (doc0) is not in it
         let sources = try CorpusFiles.list(path).sources
         let total = sources.reduce(0) { $0 + $1.estimatedTextBytes }
-        let sample = try TokenizerSample.read(root: path, sources: sources, from: total / 10, bytes: 1_100_000, textField: "text") { _ in }
+        let sample = try TokenizerSample.read(
+            root: path, sources: sources, from: total / 10, bytes: 1_100_000, textField: "text"
+        ) { _ in }
         let firstLine = String(syntheticText(lines: 2500, seed: 0).split(separator: "\n")[5])
         #expect(!sample.contains(firstLine))
         #expect(sample.utf8.count > 500_000)
@@ -387,19 +440,29 @@ func message(_ body: () throws -> Void) -> String {
             let error = message { _ = try DataPreparation.prepare(options(path, dir + "/d"), context: 32) }
             #expect(error.contains(expected), "\(error)")
             #expect(TokenManifest.read(good.cacheDirectory + "/manifest.json") == good.manifest)
-            #expect(try TokenShards(directory: good.cacheDirectory, records: good.manifest.train, vocabSize: 400).sha256 == good.train.sha256)
-            #expect(try FileManager.default.contentsOfDirectory(atPath: good.cacheDirectory).allSatisfy { !$0.hasSuffix(".partial") })
+            #expect(
+                try TokenShards(directory: good.cacheDirectory, records: good.manifest.train, vocabSize: 400).sha256
+                    == good.train.sha256)
+            #expect(
+                try FileManager.default.contentsOfDirectory(atPath: good.cacheDirectory).allSatisfy {
+                    !$0.hasSuffix(".partial")
+                })
             try FileManager.default.removeItem(atPath: path + "/" + file)
         }
-        try refused("zz.jsonl", Array("{\"text\": \"fine\"}\n{\"content\": \"where is it\"}\n".utf8), "zz.jsonl line 2: the record has no \"text\" field")
+        try refused(
+            "zz.jsonl", Array("{\"text\": \"fine\"}\n{\"content\": \"where is it\"}\n".utf8),
+            "zz.jsonl line 2: the record has no \"text\" field")
         let gz = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path + "/doc1.txt.gz")))
         try refused("zz.txt.gz", Array(gz.prefix(gz.count - 40)), "is truncated")
         // a corpus with no text
         try FileManager.default.createDirectory(atPath: dir + "/empty", withIntermediateDirectories: true)
         try AtomicFile.write("", to: dir + "/empty/a.txt")
-        #expect(message { _ = try DataPreparation.prepare(options(dir + "/empty", dir + "/d2"), context: 32) }.contains("holds no text"))
+        #expect(
+            message { _ = try DataPreparation.prepare(options(dir + "/empty", dir + "/d2"), context: 32) }.contains(
+                "holds no text"))
         // invalid UTF-8 lines are skipped and counted
-        try AtomicFile.write(Array("good line\n".utf8) + [0xFF, 0xFE, 0x0A] + Array("another\n".utf8), to: path + "/zz-latin.txt")
+        try AtomicFile.write(
+            Array("good line\n".utf8) + [0xFF, 0xFE, 0x0A] + Array("another\n".utf8), to: path + "/zz-latin.txt")
         let skipped = try DataPreparation.prepare(options(path, dir + "/d"), context: 32)
         #expect(skipped.stats.skipped == 1 && skipped.stats.firstSkipped?.contains("zz-latin.txt line 2") == true)
     }
@@ -411,7 +474,9 @@ func message(_ body: () throws -> Void) -> String {
         let path = try corpus(in: dir)
         #expect(mkfifo(path + "/pipe.txt", 0o644) == 0)
         let inside = message { _ = try DataPreparation.prepare(options(path, dir + "/d"), context: 32) }
-        #expect(inside.contains(path + "/pipe.txt") && inside.contains("a FIFO (named pipe), not a regular file"), "\(inside)")
+        #expect(
+            inside.contains(path + "/pipe.txt") && inside.contains("a FIFO (named pipe), not a regular file"),
+            "\(inside)")
         let alone = message { _ = try DataPreparation.prepare(options(path + "/pipe.txt", dir + "/d"), context: 32) }
         #expect(alone.contains("a FIFO (named pipe), not a regular file"), "\(alone)")
         let device = message { _ = try DataPreparation.prepare(options("/dev/zero", dir + "/d"), context: 32) }
@@ -443,12 +508,16 @@ func message(_ body: () throws -> Void) -> String {
         try AtomicFile.write(second, to: dir + "/b.txt")
         try gzipFile(dir + "/a.txt")
         try gzipFile(dir + "/b.txt")
-        let members = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/a.txt.gz"))) + [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/b.txt.gz")))
+        let members =
+            try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/a.txt.gz")))
+            + [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/b.txt.gz")))
         try AtomicFile.write(members, to: dir + "/gz/all.txt.gz")
         let plain = try DataPreparation.prepare(options(dir + "/plain", dir + "/d1", validation: nil), context: 32)
         let gzip = try DataPreparation.prepare(options(dir + "/gz", dir + "/d2", validation: nil), context: 32)
         #expect(gzip.manifest.sources[0].estimatedTextBytes == Array((first + second).utf8).count)
-        #expect(gzip.stats.validationTokens == plain.stats.validationTokens, "\(gzip.stats.validationTokens) vs \(plain.stats.validationTokens)")
+        #expect(
+            gzip.stats.validationTokens == plain.stats.validationTokens,
+            "\(gzip.stats.validationTokens) vs \(plain.stats.validationTokens)")
         #expect(gzip.tokenizer.modelBytes == plain.tokenizer.modelBytes)
         #expect(allIds(gzip.validation) == allIds(plain.validation) && allIds(gzip.train) == allIds(plain.train))
         // the measured size is remembered: a second preparation reuses the cache as it is
@@ -464,10 +533,15 @@ func message(_ body: () throws -> Void) -> String {
         let exe = productsDirectory() + "/ngpt-train"
         var hashes: [String] = []
         for threads in ["1", "2"] {
-            let (status, _, err) = try runProcess([exe, "prepare", "--corpus", path, "--data-dir", dir + "/t" + threads, "--vocab-size", "400",
-                                                   "--context", "32", "--threads", threads, "--shard-tokens", "5000", "--val-tokens", "3000"])
+            let (status, _, err) = try runProcess([
+                exe, "prepare", "--corpus", path, "--data-dir", dir + "/t" + threads, "--vocab-size", "400",
+                "--context", "32", "--threads", threads, "--shard-tokens", "5000", "--val-tokens", "3000",
+            ])
             #expect(status == 0, "\(err)")
-            let cache = try FileManager.default.subpathsOfDirectory(atPath: dir + "/t" + threads).first { $0.hasSuffix("manifest.json") } ?? ""
+            let cache =
+                try FileManager.default.subpathsOfDirectory(atPath: dir + "/t" + threads).first {
+                    $0.hasSuffix("manifest.json")
+                } ?? ""
             let manifest = TokenManifest.read(dir + "/t" + threads + "/" + cache)
             hashes.append(((manifest?.validation ?? []) + (manifest?.train ?? [])).map(\.sha256).joined(separator: ","))
         }
@@ -475,17 +549,25 @@ func message(_ body: () throws -> Void) -> String {
 
         // add a large file, then prepare under a 64 kB file-size limit: the new shard cannot be written
         try AtomicFile.write(syntheticText(lines: 20_000, seed: 8), to: path + "/zz-big.txt")
-        let args = [exe, "prepare", "--corpus", path, "--data-dir", dir + "/t1", "--vocab-size", "400", "--context", "32",
-                    "--shard-tokens", "1000000", "--val-tokens", "3000"]
+        let args = [
+            exe, "prepare", "--corpus", path, "--data-dir", dir + "/t1", "--vocab-size", "400", "--context", "32",
+            "--shard-tokens", "1000000", "--val-tokens", "3000",
+        ]
         let (status, _, err) = try runProcess(["bash", "-c", "ulimit -f 64; exec \"$@\"", "prepare"] + args)
         #expect(status != 0)
         let errorLines = err.split(separator: "\n").filter { $0.hasPrefix("error:") }
-        #expect(errorLines.count == 1 && errorLines[0].contains("writing") && errorLines[0].contains("failed"), "\(err)")
-        let cache = dir + "/t1/" + ((try FileManager.default.subpathsOfDirectory(atPath: dir + "/t1").first { $0.hasSuffix("manifest.json") }) ?? "")
+        #expect(
+            errorLines.count == 1 && errorLines[0].contains("writing") && errorLines[0].contains("failed"), "\(err)")
+        let cache =
+            dir + "/t1/"
+            + ((try FileManager.default.subpathsOfDirectory(atPath: dir + "/t1").first { $0.hasSuffix("manifest.json") })
+                ?? "")
         let manifest = try #require(TokenManifest.read(cache))
         #expect((manifest.validation + manifest.train).map(\.sha256).joined(separator: ",") == hashes[0])
         let directory = (cache as NSString).deletingLastPathComponent
-        #expect(try TokenShards(directory: directory, records: manifest.train, vocabSize: 400).count == manifest.trainTokens)
+        #expect(
+            try TokenShards(directory: directory, records: manifest.train, vocabSize: 400).count == manifest.trainTokens
+        )
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).allSatisfy { !$0.hasSuffix(".partial") })
         let (after, out, err2) = try runProcess(args)
         #expect(after == 0 && out.contains("1 of 14 files encoded now"), "\(out)\(err2)")

@@ -1,10 +1,11 @@
 import Common
 import Foundation
-@testable import Inspect
 import Kernels
 import NGPT
 import Runs
 import Testing
+
+@testable import Inspect
 
 /// The tiny nGPT checkpoint of the sampling tests (its README says how it was made).
 let tinyCheckpoint = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -67,7 +68,9 @@ func unitRandom(_ rows: Int, _ cols: Int, seed: UInt64) -> [Float] {
         }
         let s = [10.0, 2.5, 0.5], u = orthonormal(5, 3, seed: 1), v = orthonormal(7, 3, seed: 2)
         var a = [Float](repeating: 0, count: 5 * 7)
-        for i in 0..<5 { for j in 0..<7 { a[i * 7 + j] = Float((0..<3).map { s[$0] * u[$0][i] * v[$0][j] }.reduce(0, +)) } }
+        for i in 0..<5 {
+            for j in 0..<7 { a[i * 7 + j] = Float((0..<3).map { s[$0] * u[$0][i] * v[$0][j] }.reduce(0, +)) }
+        }
         let got = a.withUnsafeBufferPointer { Geometry.singularValues($0.baseAddress!, rows: 5, cols: 7) }
         #expect(got.count == 5)
         for (g, e) in zip(got, s) { #expect(abs(g - e) < 1e-5 * e) }
@@ -86,13 +89,15 @@ func unitRandom(_ rows: Int, _ cols: Int, seed: UInt64) -> [Float] {
         let hidden = try #require(r.hidden)
         #expect(hidden.blockNorms.count == 2)
         for s in hidden.blockNorms { #expect(abs(s.min - 1) < 1e-5 && abs(s.max - 1) < 1e-5) }
-        #expect(r.embeddings.allSatisfy { abs($0.rowNorms.mean - 1) < 1e-5 })   // renormalised embeddings
+        #expect(r.embeddings.allSatisfy { abs($0.rowNorms.mean - 1) < 1e-5 })  // renormalised embeddings
         #expect(r.conditioning[0].query.count == 2 && r.conditioning[0].query.allSatisfy { $0 >= 1 })
         #expect(r.neighbours.first?.neighbours.count == 5)
         // JSON schema: the keys a reader relies on
         let data = try JSONEncoder().encode(r)
         let json = try JSONSerialization.jsonObject(with: data) as? [String: Any]
-        for key in ["checkpoint", "model", "step", "embeddings", "scales", "conditioning", "neighbours", "hidden", "szMean"] {
+        for key in [
+            "checkpoint", "model", "step", "embeddings", "scales", "conditioning", "neighbours", "hidden", "szMean",
+        ] {
             #expect(json?[key] != nil, "missing \(key)")
         }
         let emb = (json?["embeddings"] as? [[String: Any]])?.first
@@ -104,12 +109,16 @@ func unitRandom(_ rows: Int, _ cols: Int, seed: UInt64) -> [Float] {
     @Test func badInputsAreClearErrors() throws {
         #expect(throws: UserError.self) { _ = try LoadedModel.load(checkpoint: "/nonexistent/run") }
         let loaded = try LoadedModel.load(checkpoint: tinyCheckpoint)
-        let error = #expect(throws: UserError.self) { _ = try Inspector.inspect(loaded, neighbours: ["zyzzyva"], text: nil) }
+        let error = #expect(throws: UserError.self) {
+            _ = try Inspector.inspect(loaded, neighbours: ["zyzzyva"], text: nil)
+        }
         #expect(error?.message.contains("not a single token") == true)
         // a plot directory that cannot be made: one line with the system's reason
         let r = try Inspector.inspect(loaded, neighbours: [], text: nil)
         let plot = #expect(throws: UserError.self) { _ = try InspectionOutput.plots([r], directory: "/proc/ngpt-x") }
-        #expect(plot?.message.contains("cannot create directory /proc/ngpt-x") == true && plot?.message.contains("--plot") == true)
+        #expect(
+            plot?.message.contains("cannot create directory /proc/ngpt-x") == true
+                && plot?.message.contains("--plot") == true)
     }
 
     @Test func plotsAreWritten() throws {
@@ -118,6 +127,8 @@ func unitRandom(_ rows: Int, _ cols: Int, seed: UInt64) -> [Float] {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("inspect-\(UUID().uuidString)").path
         let files = try InspectionOutput.plots([r], directory: dir)
         #expect(files.count == 3)
-        for name in ["scales", "spectra", "cosines"] { #expect(FileManager.default.fileExists(atPath: dir + "/\(name).svg")) }
+        for name in ["scales", "spectra", "cosines"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/\(name).svg"))
+        }
     }
 }

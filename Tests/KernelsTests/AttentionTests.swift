@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Kernels
 
 /// Double reference: per (batch, head), y = softmax(scale·q·kᵀ + causal mask)·v.
@@ -12,14 +13,18 @@ func referenceAttention(q: [Float], k: [Float], v: [Float], shape s: AttentionSh
                 var scores = [Double](repeating: 0, count: i + 1)
                 for j in 0...i {
                     var dotp = 0.0
-                    for c in 0..<dk { dotp += Double(q[(b * T + i) * d + h * dk + c]) * Double(k[(b * T + j) * d + h * dk + c]) }
+                    for c in 0..<dk {
+                        dotp += Double(q[(b * T + i) * d + h * dk + c]) * Double(k[(b * T + j) * d + h * dk + c])
+                    }
                     scores[j] = scale * dotp
                 }
                 let m = scores.max()!
                 let e = scores.map { Foundation.exp($0 - m) }
                 let z = e.reduce(0, +)
                 for j in 0...i {
-                    for c in 0..<dk { y[(b * T + i) * d + h * dk + c] += e[j] / z * Double(v[(b * T + j) * d + h * dk + c]) }
+                    for c in 0..<dk {
+                        y[(b * T + i) * d + h * dk + c] += e[j] / z * Double(v[(b * T + j) * d + h * dk + c])
+                    }
                 }
             }
         }
@@ -43,7 +48,8 @@ func referenceAttention(q: [Float], k: [Float], v: [Float], shape s: AttentionSh
         let d = s.heads * s.headDim
         var y = [Float](repeating: 0, count: s.batch * s.context * d)
         var probs = [Float](repeating: 0, count: s.probsCount)
-        Attention.forward(q: q, k: k, v: v, ld: d, y: &y, ldy: d, probs: &probs, shape: s, scale: scale, block: Self.block)
+        Attention.forward(
+            q: q, k: k, v: v, ld: d, y: &y, ldy: d, probs: &probs, shape: s, scale: scale, block: Self.block)
         return (y, probs)
     }
 
@@ -78,11 +84,18 @@ func referenceAttention(q: [Float], k: [Float], v: [Float], shape s: AttentionSh
         let (_, probs) = run(s, q: q, k: k, v: v, scale: scale)
         var dq = [Float](repeating: 0, count: n), dk = dq, dv = dq
         var scratch = [Float](repeating: 0, count: s.backwardScratchCount)
-        Attention.backward(dy: w, ldy: d, q: q, k: k, v: v, ld: d, probs: probs, dq: &dq, dk: &dk, dv: &dv, ldg: d,
-                           scratch: &scratch, shape: s, scale: scale, block: Self.block)
-        let eq = finiteDifferenceError(at: q, h: 3e-3, analytic: dq) { weightedSum(run(s, q: $0, k: k, v: v, scale: scale).y, w) }
-        let ek = finiteDifferenceError(at: k, h: 3e-3, analytic: dk) { weightedSum(run(s, q: q, k: $0, v: v, scale: scale).y, w) }
-        let ev = finiteDifferenceError(at: v, h: 3e-3, analytic: dv) { weightedSum(run(s, q: q, k: k, v: $0, scale: scale).y, w) }
+        Attention.backward(
+            dy: w, ldy: d, q: q, k: k, v: v, ld: d, probs: probs, dq: &dq, dk: &dk, dv: &dv, ldg: d,
+            scratch: &scratch, shape: s, scale: scale, block: Self.block)
+        let eq = finiteDifferenceError(at: q, h: 3e-3, analytic: dq) {
+            weightedSum(run(s, q: $0, k: k, v: v, scale: scale).y, w)
+        }
+        let ek = finiteDifferenceError(at: k, h: 3e-3, analytic: dk) {
+            weightedSum(run(s, q: q, k: $0, v: v, scale: scale).y, w)
+        }
+        let ev = finiteDifferenceError(at: v, h: 3e-3, analytic: dv) {
+            weightedSum(run(s, q: q, k: k, v: $0, scale: scale).y, w)
+        }
         #expect(eq < fdTolerance, "dq \(eq)")
         #expect(ek < fdTolerance, "dk \(ek)")
         #expect(ev < fdTolerance, "dv \(ev)")
@@ -114,8 +127,9 @@ func referenceAttention(q: [Float], k: [Float], v: [Float], shape s: AttentionSh
             Attention.forward(q: q, k: k, v: v, ld: d, y: &yy, ldy: d, probs: &p, shape: s, scale: 2, block: block)
             var dq = [Float](repeating: 0, count: n), dk = dq, dv = dq
             var scratch = [Float](repeating: 0, count: s.backwardScratchCount)
-            Attention.backward(dy: w, ldy: d, q: q, k: k, v: v, ld: d, probs: p, dq: &dq, dk: &dk, dv: &dv, ldg: d,
-                               scratch: &scratch, shape: s, scale: 2, block: block)
+            Attention.backward(
+                dy: w, ldy: d, q: q, k: k, v: v, ld: d, probs: p, dq: &dq, dk: &dk, dv: &dv, ldg: d,
+                scratch: &scratch, shape: s, scale: 2, block: block)
             grads.append(dq + dk + dv)
         }
         #expect(relativeMaxError(grads[0], grads[1]) < 1e-5)
@@ -134,7 +148,8 @@ extension AttentionShape: CustomTestStringConvertible {
             for h in 0..<heads {
                 for i in 0..<(dk / 2) {
                     let theta = t * Foundation.pow(10000, -2 * Double(i) / Double(dk))
-                    let a = Double(x[r * heads * dk + h * dk + 2 * i]), b = Double(x[r * heads * dk + h * dk + 2 * i + 1])
+                    let a = Double(x[r * heads * dk + h * dk + 2 * i]),
+                        b = Double(x[r * heads * dk + h * dk + 2 * i + 1])
                     y[r * heads * dk + h * dk + 2 * i] = a * Foundation.cos(theta) - b * Foundation.sin(theta)
                     y[r * heads * dk + h * dk + 2 * i + 1] = a * Foundation.sin(theta) + b * Foundation.cos(theta)
                 }
@@ -151,12 +166,16 @@ extension AttentionShape: CustomTestStringConvertible {
         let x = rng.normals(rows * heads * dk)
         for offset in [0, 5] {
             var y = x
-            RoPE.rotate(&y, ld: heads * dk, rows: rows, heads: heads, context: context, positionOffset: offset, table: table)
+            RoPE.rotate(
+                &y, ld: heads * dk, rows: rows, heads: heads, context: context, positionOffset: offset, table: table)
             // The table is rounded to Float once; one rotation adds a few ulp: 1e-6 relative.
-            #expect(relativeMaxError(y, reference(x, rows: rows, heads: heads, dk: dk, context: context, offset: offset)) < 1e-6)
+            #expect(
+                relativeMaxError(y, reference(x, rows: rows, heads: heads, dk: dk, context: context, offset: offset))
+                    < 1e-6)
             // the inverse undoes it
-            RoPE.rotate(&y, ld: heads * dk, rows: rows, heads: heads, context: context, positionOffset: offset, table: table,
-                        inverse: true)
+            RoPE.rotate(
+                &y, ld: heads * dk, rows: rows, heads: heads, context: context, positionOffset: offset, table: table,
+                inverse: true)
             #expect(relativeMaxError(y, x) < 1e-6)
         }
     }
@@ -204,7 +223,8 @@ extension AttentionShape: CustomTestStringConvertible {
         for step in 1...5 {
             let g = rng.normals(n)
             let clip: Float = 0.5
-            Optimizer.adamW(param: &p, grad: g, m: &m, v: &v, count: n, lr: lr, weightDecay: wd, step: step, gradScale: clip)
+            Optimizer.adamW(
+                param: &p, grad: g, m: &m, v: &v, count: n, lr: lr, weightDecay: wd, step: step, gradScale: clip)
             let bc1 = 1 - Foundation.pow(b1, Double(step)), bc2 = 1 - Foundation.pow(b2, Double(step))
             for i in 0..<n {
                 let gi = Double(g[i] * clip)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Kernels
 
 @Suite struct ElementwiseTests {
@@ -53,8 +54,9 @@ import Testing
         let targets = (0..<rows).map { _ in Int32.random(in: 0..<Int32(vocab), using: &rng) }
         var losses = [Float](repeating: 0, count: rows)
         var grad = [Float](repeating: 0, count: rows * vocab)
-        let total = CrossEntropy.forwardBackward(logits: logits, targets: targets, rows: rows, vocab: vocab,
-                                                 losses: &losses, dlogits: &grad, gradScale: 1 / Float(rows))
+        let total = CrossEntropy.forwardBackward(
+            logits: logits, targets: targets, rows: rows, vocab: vocab,
+            losses: &losses, dlogits: &grad, gradScale: 1 / Float(rows))
         var refTotal = 0.0
         for r in 0..<rows {
             let row = (0..<vocab).map { Double(logits[r * vocab + $0]) }
@@ -73,8 +75,9 @@ import Testing
         // In place (dlogits aliasing logits) gives the same gradient.
         var inPlace = logits
         inPlace.withUnsafeMutableBufferPointer { p in
-            _ = CrossEntropy.forwardBackward(logits: p.baseAddress!, targets: targets, rows: rows, vocab: vocab,
-                                             dlogits: p.baseAddress!, gradScale: 1 / Float(rows))
+            _ = CrossEntropy.forwardBackward(
+                logits: p.baseAddress!, targets: targets, rows: rows, vocab: vocab,
+                dlogits: p.baseAddress!, gradScale: 1 / Float(rows))
         }
         #expect(inPlace == grad)
     }

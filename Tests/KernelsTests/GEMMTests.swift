@@ -1,9 +1,12 @@
 import Testing
+
 @testable import Kernels
 
 /// Reference C = alpha·op(A)·op(B) + beta·C in Double.
-func referenceGEMM(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double, a: [Float], b: [Float],
-                   beta: Double, c: [Float]) -> [Double] {
+func referenceGEMM(
+    transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double, a: [Float], b: [Float],
+    beta: Double, c: [Float]
+) -> [Double] {
     var out = [Double](repeating: 0, count: m * n)
     for i in 0..<m {
         for j in 0..<n {
@@ -33,10 +36,12 @@ func referenceGEMM(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Do
                 for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1), (-2, 0.25)] {
                     let a = rng.normals(m * k), b = rng.normals(k * n), c0 = rng.normals(m * n)
                     var c = c0
-                    GEMM.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                              a, lda: transA ? m : k, b, ldb: transB ? k : n, beta: beta, &c, ldc: n)
-                    let ref = referenceGEMM(transA: transA, transB: transB, m: m, n: n, k: k, alpha: Double(alpha),
-                                            a: a, b: b, beta: Double(beta), c: c0)
+                    GEMM.gemm(
+                        transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                        a, lda: transA ? m : k, b, ldb: transB ? k : n, beta: beta, &c, ldc: n)
+                    let ref = referenceGEMM(
+                        transA: transA, transB: transB, m: m, n: n, k: k, alpha: Double(alpha),
+                        a: a, b: b, beta: Double(beta), c: c0)
                     #expect(relativeMaxError(c, ref) < Self.tolerance, "tA \(transA) tB \(transB) α \(alpha) β \(beta)")
                 }
             }
@@ -49,17 +54,29 @@ func referenceGEMM(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Do
         let x = rng.normals(m * k), w = rng.normals(k * n), wT = rng.normals(n * k), dy = rng.normals(m * n)
         var y = [Float](repeating: 0, count: m * n)
         GEMM.xw(x, w, &y, m: m, k: k, n: n)
-        #expect(relativeMaxError(y, referenceGEMM(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: x, b: w,
-                                                  beta: 0, c: y)) < Self.tolerance)
+        #expect(
+            relativeMaxError(
+                y,
+                referenceGEMM(
+                    transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: x, b: w,
+                    beta: 0, c: y)) < Self.tolerance)
         GEMM.xwT(x, wT, &y, m: m, k: k, n: n)
-        #expect(relativeMaxError(y, referenceGEMM(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: x, b: wT,
-                                                  beta: 0, c: y)) < Self.tolerance)
+        #expect(
+            relativeMaxError(
+                y,
+                referenceGEMM(
+                    transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: x, b: wT,
+                    beta: 0, c: y)) < Self.tolerance)
         // xTy accumulates with beta = 1 onto an existing gradient.
         let g0 = rng.normals(k * n)
         var g = g0
         GEMM.xTy(x, dy, &g, m: m, k: k, n: n, beta: 1)
-        #expect(relativeMaxError(g, referenceGEMM(transA: true, transB: false, m: k, n: n, k: m, alpha: 1, a: x, b: dy,
-                                                  beta: 1, c: g0)) < Self.tolerance)
+        #expect(
+            relativeMaxError(
+                g,
+                referenceGEMM(
+                    transA: true, transB: false, m: k, n: n, k: m, alpha: 1, a: x, b: dy,
+                    beta: 1, c: g0)) < Self.tolerance)
     }
 
     @Test func stridedHeadSlice() {
@@ -70,8 +87,9 @@ func referenceGEMM(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Do
         var s = [Float](repeating: 0, count: t * t)
         q.withUnsafeBufferPointer { qp in
             kk.withUnsafeBufferPointer { kp in
-                GEMM.gemm(transA: false, transB: true, m: t, n: t, k: dk, qp.baseAddress! + dk, lda: ld,
-                          kp.baseAddress! + dk, ldb: ld, &s, ldc: t)
+                GEMM.gemm(
+                    transA: false, transB: true, m: t, n: t, k: dk, qp.baseAddress! + dk, lda: ld,
+                    kp.baseAddress! + dk, ldb: ld, &s, ldc: t)
             }
         }
         for i in 0..<t {

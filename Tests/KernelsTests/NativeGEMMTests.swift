@@ -1,6 +1,7 @@
 import CBLAS
 import CGEMM
 import Testing
+
 @testable import Kernels
 
 /// ngpt's own GEMM against OpenBLAS (fp32: to round-off) and against OpenBLAS on bf16-rounded inputs (bf16: the
@@ -11,9 +12,11 @@ import Testing
     // products' scale; measured ≲ 3e-7 here; 2e-5 leaves room and still catches any wrong term (O(1)).
     static let tolerance = 2e-5
 
-    static let shapes: [(Int, Int, Int)] = [(1, 1, 1), (13, 31, 7), (14, 32, 256), (15, 33, 257), (29, 65, 2), (100, 17, 513),
-                                            (3, 300, 64), (170, 40, 31),
-                                            (29, 45, 1100)]  // k ≥ 4·max(m, n): computed as two halves of k
+    static let shapes: [(Int, Int, Int)] = [
+        (1, 1, 1), (13, 31, 7), (14, 32, 256), (15, 33, 257), (29, 65, 2), (100, 17, 513),
+        (3, 300, 64), (170, 40, 31),
+        (29, 45, 1100),
+    ]  // k ≥ 4·max(m, n): computed as two halves of k
 
     /// op(A) (m×k) and op(B) (k×n) stored with padding (leading dimensions larger than the rows).
     struct Operands {
@@ -28,14 +31,18 @@ import Testing
         }
     }
 
-    func run(_ o: Operands, _ m: Int, _ n: Int, _ k: Int, _ ta: Bool, _ tb: Bool, _ alpha: Float, _ beta: Float,
-             bf16: Bool) -> (ours: [Float], reference: [Float]) {
+    func run(
+        _ o: Operands, _ m: Int, _ n: Int, _ k: Int, _ ta: Bool, _ tb: Bool, _ alpha: Float, _ beta: Float,
+        bf16: Bool
+    ) -> (ours: [Float], reference: [Float]) {
         var ours = o.c, reference = o.c
-        GEMM.native(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, o.a, lda: o.lda, o.b, ldb: o.ldb, beta: beta,
-                    &ours, ldc: o.ldc, precision: bf16 ? .bf16 : .fp32)
+        GEMM.native(
+            transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, o.a, lda: o.lda, o.b, ldb: o.ldb, beta: beta,
+            &ours, ldc: o.ldc, precision: bf16 ? .bf16 : .fp32)
         let round = { (v: [Float]) in bf16 ? v.map { BFloat16.float(BFloat16.round($0)) } : v }
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
-                    alpha, round(o.a), Int32(o.lda), round(o.b), Int32(o.ldb), beta, &reference, Int32(o.ldc))
+        cblas_sgemm(
+            CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
+            alpha, round(o.a), Int32(o.lda), round(o.b), Int32(o.ldb), beta, &reference, Int32(o.ldc))
         return (ours, reference)
     }
 
@@ -58,7 +65,10 @@ import Testing
                             }
                             for j in n..<o.ldc { #expect(ours[i * o.ldc + j] == o.c[i * o.ldc + j], "padding written") }
                         }
-                        #expect(worst / scale < Self.tolerance, "\(bf16 ? "bf16" : "fp32") \(m)×\(n)×\(k) tA \(ta) tB \(tb) α \(alpha) β \(beta): \(worst / scale)")
+                        #expect(
+                            worst / scale < Self.tolerance,
+                            "\(bf16 ? "bf16" : "fp32") \(m)×\(n)×\(k) tA \(ta) tB \(tb) α \(alpha) β \(beta): \(worst / scale)"
+                        )
                     }
                 }
             }
@@ -69,9 +79,12 @@ import Testing
     @Test func betaZeroIgnoresCAndDegenerateShapes() {
         var c = [Float](repeating: .nan, count: 15 * 33)
         let a = [Float](repeating: 1, count: 15 * 5), b = [Float](repeating: 2, count: 5 * 33)
-        GEMM.native(transA: false, transB: false, m: 15, n: 33, k: 5, a, lda: 5, b, ldb: 33, &c, ldc: 33, precision: .fp32)
+        GEMM.native(
+            transA: false, transB: false, m: 15, n: 33, k: 5, a, lda: 5, b, ldb: 33, &c, ldc: 33, precision: .fp32)
         #expect(c.allSatisfy { $0 == 10 })
-        GEMM.native(transA: false, transB: false, m: 15, n: 33, k: 0, a, lda: 5, b, ldb: 33, beta: 0.5, &c, ldc: 33, precision: .fp32)
+        GEMM.native(
+            transA: false, transB: false, m: 15, n: 33, k: 0, a, lda: 5, b, ldb: 33, beta: 0.5, &c, ldc: 33,
+            precision: .fp32)
         #expect(c.allSatisfy { $0 == 5 })
     }
 
@@ -84,8 +97,9 @@ import Testing
         for threads in [1, 2] {
             Threads.configure(threads: threads)
             var c = [Float](repeating: 0.5, count: m * n)
-            GEMM.native(transA: transA, transB: true, m: m, n: n, k: k, a, lda: transA ? m : k, b, ldb: k, beta: 1, &c, ldc: n,
-                        precision: .fp32)
+            GEMM.native(
+                transA: transA, transB: true, m: m, n: n, k: k, a, lda: transA ? m : k, b, ldb: k, beta: 1, &c, ldc: n,
+                precision: .fp32)
             results.append(c)
         }
         Threads.configure()

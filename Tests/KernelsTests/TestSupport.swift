@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import Kernels
 
 /// Float draws for the kernel tests from the library's SplitMix64, so every test draws the same inputs on every

@@ -1,8 +1,9 @@
 import Common
 import Foundation
 import Kernels
-@testable import NGPT
 import Testing
+
+@testable import NGPT
 
 /// The fixture written by Tests/Reference/reference.py (independent PyTorch float64 implementation).
 struct Fixture {
@@ -16,9 +17,12 @@ struct Fixture {
             throw UserError("fixture \(kind.rawValue).safetensors missing from the test bundle")
         }
         file = try SafeTensors(path: url.path)
-        let meta = try JSONSerialization.jsonObject(with: Data((file.metadata["config"] ?? "{}").utf8)) as? [String: Int] ?? [:]
-        config = ModelConfig(kind: kind, vocabSize: meta["vocab"] ?? 0, dim: meta["dim"] ?? 0, layers: meta["layers"] ?? 0,
-                             heads: meta["heads"] ?? 0, mlpHidden: meta["mlp_hidden"] ?? 0, context: meta["context"] ?? 0)
+        let meta =
+            try JSONSerialization.jsonObject(with: Data((file.metadata["config"] ?? "{}").utf8)) as? [String: Int]
+            ?? [:]
+        config = ModelConfig(
+            kind: kind, vocabSize: meta["vocab"] ?? 0, dim: meta["dim"] ?? 0, layers: meta["layers"] ?? 0,
+            heads: meta["heads"] ?? 0, mlpHidden: meta["mlp_hidden"] ?? 0, context: meta["context"] ?? 0)
         batch = meta["batch"] ?? 0
         inputs = try file.integers("inputs").map { Int32($0) }
         targets = try file.integers("targets").map { Int32($0) }
@@ -66,7 +70,9 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
             if err > worst.error { worst = (t.name, err) }
             #expect(err < Self.tolerance, "gradient of \(t.name): \(err)")
         }
-        print("\(kind.rawValue) vs PyTorch: loss \(loss) (ref \(refLoss)), logits \(logitErr), worst gradient \(worst.name) \(worst.error)")
+        print(
+            "\(kind.rawValue) vs PyTorch: loss \(loss) (ref \(refLoss)), logits \(logitErr), worst gradient \(worst.name) \(worst.error)"
+        )
     }
 
     @Test(arguments: [ModelKind.ngpt, .gpt])
@@ -82,7 +88,9 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
             model.backward(lossScale: 1)
             _ = opt.update(model, lr: 1e-2)
         }
-        for (ours, ref) in zip(losses, reference) { #expect(abs(ours - ref) / ref < Self.tolerance, "\(losses) vs \(reference)") }
+        for (ours, ref) in zip(losses, reference) {
+            #expect(abs(ours - ref) / ref < Self.tolerance, "\(losses) vs \(reference)")
+        }
         var worst = 0.0
         for t in model.layout.tensors {
             worst = max(worst, normwiseError(model.params.pointer + t.offset, try fx.file.doubles("final." + t.name)))
@@ -169,7 +177,8 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
     }
 
     @Test func renormalisationMakesEveryRowUnitAndLeavesScalesAlone() throws {
-        let model = try makeModel(ModelConfig(kind: .ngpt, vocabSize: 100, dim: 48, layers: 2, heads: 4, mlpHidden: 70, context: 8))
+        let model = try makeModel(
+            ModelConfig(kind: .ngpt, vocabSize: 100, dim: 48, layers: 2, heads: 4, mlpHidden: 70, context: 8))
         for t in model.layout.tensors {
             let p = model.params.pointer + t.offset
             for i in 0..<t.count { p[i] = p[i] * 3 + 0.01 }
@@ -179,7 +188,9 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
         }
         #expect(model.projectWeights() > 0.5)
         for t in model.layout.tensors where t.renormalize {
-            #expect(RowNorm.maxRowNormDeviation(model.params.pointer + t.offset, rows: t.shape[0], cols: t.shape[1]) < 1e-5, "\(t.name)")
+            #expect(
+                RowNorm.maxRowNormDeviation(model.params.pointer + t.offset, rows: t.shape[0], cols: t.shape[1]) < 1e-5,
+                "\(t.name)")
         }
         let after = model.layout.tensors.filter { $0.shape.count == 1 }.map { t in
             Array(UnsafeBufferPointer(start: model.params.pointer + t.offset, count: t.count))
@@ -202,10 +213,16 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
         #expect(throws: UserError.self) { try ModelConfig(dim: 6, heads: 2).validate() }  // odd head size
         let ngpt = ModelConfig.s, gpt = ModelConfig(kind: .gpt)
         // nGPT: 2·V·d + L·(4d² + 3Fd) matrices + L·(3d + 2F) scale vectors + V (s_z)
-        #expect(ngpt.parameterCount == 2 * 4096 * 256 + 4 * (4 * 256 * 256 + 3 * 683 * 256) + 4 * (3 * 256 + 2 * 683) + 4096)
+        #expect(
+            ngpt.parameterCount == 2 * 4096 * 256 + 4 * (4 * 256 * 256 + 3 * 683 * 256) + 4 * (3 * 256 + 2 * 683) + 4096
+        )
         // GPT: the same matrices + 2L+1 gains of d
         #expect(gpt.parameterCount == 2 * 4096 * 256 + 4 * (4 * 256 * 256 + 3 * 683 * 256) + 9 * 256)
-        #expect(ngpt.trainingFlopsPerToken == 6 * Double(4 * (4 * 256 * 256 + 3 * 683 * 256) + 4096 * 256) + 12 * 4 * 256 * 256)
-        print("config S: nGPT \(ngpt.parameterCount) params, GPT \(gpt.parameterCount) params, \(ngpt.trainingFlopsPerToken / 1e6) MFLOP/token")
+        #expect(
+            ngpt.trainingFlopsPerToken == 6 * Double(4 * (4 * 256 * 256 + 3 * 683 * 256) + 4096 * 256) + 12 * 4 * 256
+                * 256)
+        print(
+            "config S: nGPT \(ngpt.parameterCount) params, GPT \(gpt.parameterCount) params, \(ngpt.trainingFlopsPerToken / 1e6) MFLOP/token"
+        )
     }
 }

@@ -1,16 +1,20 @@
 import Common
 import Foundation
 import Kernels
-@testable import NGPT
 import Testing
+
+@testable import NGPT
 
 @Suite struct SafeTensorsTests {
     /// The format's own golden vector (safetensors tensor.rs, test_serialization_forced_alignement): one F32
     /// tensor "attn0" of shape [1,1,2,3] with values 0…5 is 104 bytes: N = 72 (65 bytes of JSON + 7 spaces).
     @Test func goldenVectorByteForByte() throws {
-        let bytes = SafeTensors.serialize([.init(name: "attn0", shape: [1, 1, 2, 3], floats: [0, 1, 2, 3, 4, 5])], metadata: [:])
+        let bytes = SafeTensors.serialize(
+            [.init(name: "attn0", shape: [1, 1, 2, 3], floats: [0, 1, 2, 3, 4, 5])], metadata: [:])
         var expected: [UInt8] = [72, 0, 0, 0, 0, 0, 0, 0]
-        expected += Array(#"{"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}}"#.utf8) + Array(repeating: 0x20, count: 7)
+        expected +=
+            Array(#"{"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}}"#.utf8)
+            + Array(repeating: 0x20, count: 7)
         for v: Float in [0, 1, 2, 3, 4, 5] { withUnsafeBytes(of: v.bitPattern.littleEndian) { expected += $0 } }
         #expect(bytes.count == 104)
         #expect(bytes == expected)
@@ -21,12 +25,13 @@ import Testing
 
     @Test func roundTripWithMetadataAndIntegers() throws {
         let meta = ["format": "pt", "config": #"{"dim": 32, "name": "a \"quoted\" value\n"}"#]
-        let bytes = SafeTensors.serialize([
-            .init(name: "b", shape: [2, 2], floats: [1.5, -2, 3.25, 1e-30]),
-            .init(name: "a", shape: [], floats: [42]),
-            .init(name: "step", shape: [1], int64s: [123_456_789_012]),
-            .init(name: "empty", shape: [0, 3], floats: []),
-        ], metadata: meta)
+        let bytes = SafeTensors.serialize(
+            [
+                .init(name: "b", shape: [2, 2], floats: [1.5, -2, 3.25, 1e-30]),
+                .init(name: "a", shape: [], floats: [42]),
+                .init(name: "step", shape: [1], int64s: [123_456_789_012]),
+                .init(name: "empty", shape: [0, 3], floats: []),
+            ], metadata: meta)
         #expect((8 + Int(bytes[0])) % 8 == 0)  // data starts 8-aligned
         let f = try SafeTensors(bytes: bytes)
         #expect(f.metadata == meta)
@@ -46,15 +51,23 @@ import Testing
             return out + h + [UInt8](repeating: 0, count: dataBytes)
         }
         func message(_ bytes: [UInt8]) -> String {
-            do { _ = try SafeTensors(bytes: bytes); return "accepted" } catch let e as UserError { return e.message } catch { return "\(error)" }
+            do { _ = try SafeTensors(bytes: bytes); return "accepted" } catch let e as UserError {
+                return e.message
+            } catch { return "\(error)" }
         }
-        let t = { (name: String, b: Int, e: Int) in "\"\(name)\":{\"dtype\":\"F32\",\"shape\":[\((e - b) / 4)],\"data_offsets\":[\(b),\(e)]}" }
+        let t = { (name: String, b: Int, e: Int) in
+            "\"\(name)\":{\"dtype\":\"F32\",\"shape\":[\((e - b) / 4)],\"data_offsets\":[\(b),\(e)]}"
+        }
         #expect(message(file("{" + t("a", 0, 8) + "," + t("b", 4, 12) + "}", dataBytes: 12)).contains("overlaps"))
         #expect(message(file("{" + t("a", 0, 8) + "," + t("b", 12, 16) + "}", dataBytes: 16)).contains("hole"))
         #expect(message(file("{" + t("a", 0, 8) + "}", dataBytes: 4)).contains("truncated"))
         #expect(message(file("{" + t("a", 0, 8) + "}", dataBytes: 12)).contains("trailing"))
-        #expect(message(file("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", dataBytes: 8)).contains("bytes for shape"))
-        #expect(message(file("{\"a\":{\"dtype\":\"Q7\",\"shape\":[2],\"data_offsets\":[0,8]}}", dataBytes: 8)).contains("unknown dtype"))
+        #expect(
+            message(file("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", dataBytes: 8)).contains(
+                "bytes for shape"))
+        #expect(
+            message(file("{\"a\":{\"dtype\":\"Q7\",\"shape\":[2],\"data_offsets\":[0,8]}}", dataBytes: 8)).contains(
+                "unknown dtype"))
         #expect(message(file("{not json", dataBytes: 0)).contains("not valid JSON"))
         #expect(message(file("[1,2]", dataBytes: 0)).contains("not a JSON object"))
         #expect(message(file("{\"__metadata__\":{\"k\":1}}", dataBytes: 0)).contains("not a string"))
@@ -73,8 +86,11 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("st-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let values: [Float] = (0..<24).map { Float($0) * 0.37 - 3 }
-        let ours = SafeTensors.serialize([.init(name: "layers.0.attn.wq", shape: [4, 6], floats: values),
-                                          .init(name: "s_z", shape: [3], floats: [1, 2, 3])], metadata: ["format": "pt"])
+        let ours = SafeTensors.serialize(
+            [
+                .init(name: "layers.0.attn.wq", shape: [4, 6], floats: values),
+                .init(name: "s_z", shape: [3], floats: [1, 2, 3]),
+            ], metadata: ["format": "pt"])
         try Data(ours).write(to: URL(fileURLWithPath: dir + "/ours.safetensors"))
         let script = """
             import sys, struct
@@ -95,7 +111,9 @@ import Testing
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        if p.terminationStatus != 0 { Issue.record("python3 with safetensors and numpy is needed (pip install safetensors numpy): \(errText)") }
+        if p.terminationStatus != 0 {
+            Issue.record("python3 with safetensors and numpy is needed (pip install safetensors numpy): \(errText)")
+        }
         try #require(p.terminationStatus == 0)
         #expect(text.hasPrefix("(4, 6) float32"))
         let parsed = text.split(separator: "\n")[0].split(separator: " ").dropFirst(3).compactMap { Float(String($0)) }

@@ -3,10 +3,11 @@ import Foundation
 import Kernels
 import NGPT
 import Runs
-@testable import Sampling
 import TestSupport
 import Testing
 import Training
+
+@testable import Sampling
 
 /// A checkpoint is a file people download and share: it must be safe to open. A real checkpoint's header and
 /// metadata are mutated a few hundred times (fixed seed): sizes in `ngpt.model` and in the stored training
@@ -21,10 +22,14 @@ import Training
         var data: [UInt8]
 
         init(_ bytes: [UInt8]) throws {
-            let n = Int(bytes[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + n)])) as? [String: Any])
+            let n = Int(
+                bytes[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + n)])) as? [String: Any])
             entries = try object.keys.sorted().map { key in
-                let text = String(decoding: try JSONSerialization.data(withJSONObject: object[key]!, options: [.sortedKeys]), as: UTF8.self)
+                let text = String(
+                    decoding: try JSONSerialization.data(withJSONObject: object[key]!, options: [.sortedKeys]),
+                    as: UTF8.self)
                 return (key, text)
             }
             data = Array(bytes[(8 + n)...])
@@ -39,7 +44,8 @@ import Training
         }
 
         static func quote(_ s: String) -> String {
-            String(decoding: try! JSONSerialization.data(withJSONObject: [s], options: []), as: UTF8.self).dropFirst().dropLast().description
+            String(decoding: try! JSONSerialization.data(withJSONObject: [s], options: []), as: UTF8.self).dropFirst()
+                .dropLast().description
         }
 
         func object(_ key: String) -> [String: Any] {
@@ -48,23 +54,35 @@ import Training
         }
 
         mutating func set(_ key: String, _ value: Any) {
-            let text = String(decoding: try! JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed]), as: UTF8.self)
-            if let i = entries.firstIndex(where: { $0.0 == key }) { entries[i].1 = text } else { entries.append((key, text)) }
+            let text = String(
+                decoding: try! JSONSerialization.data(
+                    withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed]), as: UTF8.self)
+            if let i = entries.firstIndex(where: { $0.0 == key }) {
+                entries[i].1 = text
+            } else {
+                entries.append((key, text))
+            }
         }
 
         /// Sets one key of a JSON document stored as a metadata string (ngpt.model, ngpt.config).
         mutating func setInMetadata(_ metadataKey: String, _ key: String, _ value: Any) {
             var meta = object("__metadata__")
-            var inner = (try? JSONSerialization.jsonObject(with: Data(((meta[metadataKey] as? String) ?? "{}").utf8)) as? [String: Any]) ?? [:]
+            var inner =
+                (try? JSONSerialization.jsonObject(with: Data(((meta[metadataKey] as? String) ?? "{}").utf8))
+                    as? [String: Any]) ?? [:]
             inner[key] = value
-            meta[metadataKey] = String(decoding: try! JSONSerialization.data(withJSONObject: inner, options: [.sortedKeys, .fragmentsAllowed]),
-                                       as: UTF8.self)
+            meta[metadataKey] = String(
+                decoding: try! JSONSerialization.data(
+                    withJSONObject: inner, options: [.sortedKeys, .fragmentsAllowed]),
+                as: UTF8.self)
             set("__metadata__", meta)
         }
     }
 
-    nonisolated(unsafe) static let hostileNumbers: [Any] = [0, -1, 1, 3, 7, 1 << 20, 1 << 31, 1_000_000_000, 1 << 40, 1 << 62, Int.max, Int.min, 1e30, 2.5, -0.0,
-                                        "12", NSNull()]
+    nonisolated(unsafe) static let hostileNumbers: [Any] = [
+        0, -1, 1, 3, 7, 1 << 20, 1 << 31, 1_000_000_000, 1 << 40, 1 << 62, Int.max, Int.min, 1e30, 2.5, -0.0,
+        "12", NSNull(),
+    ]
 
     /// One mutated file per case, from a fixed seed.
     static func cases(_ original: [UInt8]) throws -> [(String, [UInt8])] {
@@ -91,7 +109,9 @@ import Training
         p.setInMetadata("ngpt.model", "kind", "transformer-xl")
         out.append(("ngpt.model kind", p.file()))
         // the stored training configuration (what --resume reads)
-        for key in ["batch-size", "grad-accum", "steps", "context", "eval-windows", "threads", "processes", "lr", "seed"] {
+        for key in [
+            "batch-size", "grad-accum", "steps", "context", "eval-windows", "threads", "processes", "lr", "seed",
+        ] {
             for value in [0, -1, 1 << 62, Int.max, 1e300] as [Any] {
                 var p = base
                 p.setInMetadata("ngpt.config", key, value)
@@ -114,8 +134,14 @@ import Training
             var entry = p.object(name)
             switch i % 6 {
             case 0: entry["dtype"] = pick(["F16", "BF16", "F64", "I64", "U8", "Q4", "", "f32"])
-            case 1: entry["shape"] = (0..<rng.below(4)).map { _ in pick([0, 1, 32, 48, 300, 1 << 31, 1 << 62, Int.max, -1] as [Any]) }
-            case 2: entry["data_offsets"] = [pick([0, 4, 128, Int.max, -1, 1 << 53] as [Any]), pick([0, 128, 1 << 62, Int.max, -8] as [Any])]
+            case 1:
+                entry["shape"] = (0..<rng.below(4)).map { _ in
+                    pick([0, 1, 32, 48, 300, 1 << 31, 1 << 62, Int.max, -1] as [Any])
+                }
+            case 2:
+                entry["data_offsets"] = [
+                    pick([0, 4, 128, Int.max, -1, 1 << 53] as [Any]), pick([0, 128, 1 << 62, Int.max, -8] as [Any]),
+                ]
             case 3: entry["data_offsets"] = [1, 2, 3]
             case 4: entry["shape"] = "32"
             default:
@@ -134,7 +160,7 @@ import Training
         for i in 0..<10 {
             var p = base
             let e = p.entries[1 + rng.below(p.entries.count - 1)]
-            p.entries.append(e)   // the same name twice
+            p.entries.append(e)  // the same name twice
             out.append(("duplicate \(e.0) #\(i)", p.file()))
         }
         // the header length, truncation, random bytes
@@ -195,9 +221,13 @@ import Training
                 Issue.record("\(label): not a UserError: \(error)")
             }
             // the resume path reads the moments and the stored training configuration too
-            if let file = try? SafeTensors(path: path), let state = try? Checkpoint.read(file, path: path, moments: true),
-               let stored = state.extra["ngpt.config"] {
-                do { try TrainConfig.fromJSON(stored).validate() } catch let e as UserError { #expect(!e.message.isEmpty) }
+            if let file = try? SafeTensors(path: path),
+                let state = try? Checkpoint.read(file, path: path, moments: true),
+                let stored = state.extra["ngpt.config"]
+            {
+                do { try TrainConfig.fromJSON(stored).validate() } catch let e as UserError {
+                    #expect(!e.message.isEmpty)
+                }
             }
             let seconds = Date().timeIntervalSince(started)
             #expect(seconds < 1, "\(label): \(seconds) s")
@@ -216,11 +246,14 @@ import Training
         var parts = try Parts(original)
         parts.setInMetadata("ngpt.model", "heads", 64)
         parts.setInMetadata("ngpt.model", "dim", 96)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ngpt-badsizes-\(getpid()).safetensors").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "ngpt-badsizes-\(getpid()).safetensors"
+        ).path
         try Data(parts.file()).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let error = #expect(throws: UserError.self) { _ = try LoadedModel.load(checkpoint: path) }
-        #expect(error?.message.contains(path) == true && error?.message.contains("heads 64 must divide dim 96") == true
+        #expect(
+            error?.message.contains(path) == true && error?.message.contains("heads 64 must divide dim 96") == true
                 && error?.message.contains("--") == false, "\(error?.message ?? "")")
         parts.setInMetadata("ngpt.model", "heads", 2)
         parts.setInMetadata("ngpt.model", "layers", 1 << 62)
@@ -256,7 +289,9 @@ import Training
         try p.run()
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        #expect(p.terminationStatus == 1 && text.contains("error: the prompt on standard input is longer than 16 MB"), "\(text)")
+        #expect(
+            p.terminationStatus == 1 && text.contains("error: the prompt on standard input is longer than 16 MB"),
+            "\(text)")
         #expect(Date().timeIntervalSince(started) < 10)
     }
 }

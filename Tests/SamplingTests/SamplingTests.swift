@@ -4,11 +4,12 @@ import Foundation
 import Kernels
 import NGPT
 import Runs
-@testable import Sampling
 import TestSupport
 import Testing
 import Tokenizer
 import Training
+
+@testable import Sampling
 
 func fixture(_ name: String) throws -> String {
     guard let url = Bundle.module.url(forResource: "Fixtures/" + name, withExtension: nil) else {
@@ -51,8 +52,8 @@ func fixture(_ name: String) throws -> String {
 @Suite struct BFloat16DecodeTests {
     @Test func roundingIsToNearestEven() {
         #expect(BFloat16.round(1) == 0x3F80)
-        #expect(BFloat16.float(BFloat16.round(1 + 1.0 / 256)) == 1)            // halfway: rounds to even (down)
-        #expect(BFloat16.float(BFloat16.round(1 + 3.0 / 256)) == 1 + 4.0 / 256) // halfway: rounds to even (up)
+        #expect(BFloat16.float(BFloat16.round(1 + 1.0 / 256)) == 1)  // halfway: rounds to even (down)
+        #expect(BFloat16.float(BFloat16.round(1 + 3.0 / 256)) == 1 + 4.0 / 256)  // halfway: rounds to even (up)
         #expect(BFloat16.float(BFloat16.round(-2.5)) == -2.5)
         #expect(BFloat16.float(BFloat16.round(.nan)).isNaN)
         #expect(BFloat16.float(BFloat16.round(.infinity)) == .infinity)
@@ -66,8 +67,10 @@ func fixture(_ name: String) throws -> String {
             for transpose in [false, true] {
                 let x = (0..<(transpose ? rows : cols)).map { _ in Float(rng.normal()) }
                 let n = transpose ? cols : rows
-                var y = [Float](repeating: 1, count: n), scratch = [Float](repeating: 0, count: 2 * max(rows, cols) + 32)
-                GEMM.gemv(transpose: transpose, rows: rows, cols: cols, b, lda: cols, x, beta: 0.5, &y, scratch: &scratch)
+                var y = [Float](repeating: 1, count: n),
+                    scratch = [Float](repeating: 0, count: 2 * max(rows, cols) + 32)
+                GEMM.gemv(
+                    transpose: transpose, rows: rows, cols: cols, b, lda: cols, x, beta: 0.5, &y, scratch: &scratch)
                 for i in 0..<n {
                     var ref = 0.5
                     for j in 0..<(transpose ? rows : cols) {
@@ -91,7 +94,8 @@ func fixture(_ name: String) throws -> String {
         var worst: Float = 0, scale: Float = 0
         for _ in 0..<16 {
             let t = Int32(rng.below(97))
-            let a = Array(UnsafeBufferPointer(start: exact.step(t), count: 97)), b = Array(UnsafeBufferPointer(start: fast.step(t), count: 97))
+            let a = Array(UnsafeBufferPointer(start: exact.step(t), count: 97)),
+                b = Array(UnsafeBufferPointer(start: fast.step(t), count: 97))
             for v in 0..<97 { worst = max(worst, abs(a[v] - b[v])); scale = max(scale, abs(a[v])) }
         }
         #expect(worst < 0.02 * max(scale, 1e-3), "max |Δ| \(worst) of scale \(scale)")
@@ -120,12 +124,12 @@ func fixture(_ name: String) throws -> String {
     }
 
     @Test func minPDropsTheUnlikely() {
-        let p = Sampler(transforms: [MinP(0.2)], seed: 1).probabilities(logits)   // keep p ≥ 0.1
+        let p = Sampler(transforms: [MinP(0.2)], seed: 1).probabilities(logits)  // keep p ≥ 0.1
         #expect(p[3] == 0 && abs(p[0] - 0.5 / 0.95) < 1e-5 && abs(p[2] - 0.15 / 0.95) < 1e-5)
     }
 
     @Test func temperatureAndRepetitionPenalty() {
-        let p = Sampler(transforms: [Temperature(0.5)], seed: 1).probabilities(logits)   // ∝ p²
+        let p = Sampler(transforms: [Temperature(0.5)], seed: 1).probabilities(logits)  // ∝ p²
         let z = 0.25 + 0.09 + 0.0225 + 0.0025
         #expect(abs(Double(p[0]) - 0.25 / z) < 1e-5 && abs(Double(p[3]) - 0.0025 / z) < 1e-5)
         var l: [Float] = [2, -1, 3]
@@ -140,7 +144,8 @@ func fixture(_ name: String) throws -> String {
     }
 
     @Test func drawsFollowTheDistributionAndTheSeed() {
-        var a = Sampler(SamplerSettings(temperature: 1, seed: 42)), b = Sampler(SamplerSettings(temperature: 1, seed: 42))
+        var a = Sampler(SamplerSettings(temperature: 1, seed: 42)),
+            b = Sampler(SamplerSettings(temperature: 1, seed: 42))
         var c = Sampler(SamplerSettings(temperature: 1, seed: 43))
         var counts = [0, 0, 0, 0]
         var sameAsB = true, sameAsC = true
@@ -160,8 +165,11 @@ func fixture(_ name: String) throws -> String {
     }
 
     @Test func invalidSettingsAreRejectedNotClamped() {
-        for bad in [SamplerSettings(temperature: -1), SamplerSettings(topK: -1), SamplerSettings(topP: 0), SamplerSettings(topP: 1.5),
-                    SamplerSettings(minP: 1), SamplerSettings(repetitionPenalty: 0)] {
+        for bad in [
+            SamplerSettings(temperature: -1), SamplerSettings(topK: -1), SamplerSettings(topP: 0),
+            SamplerSettings(topP: 1.5),
+            SamplerSettings(minP: 1), SamplerSettings(repetitionPenalty: 0),
+        ] {
             #expect(throws: UserError.self) { try bad.validate() }
         }
         #expect(throws: Never.self) { try SamplerSettings().validate() }
@@ -176,7 +184,9 @@ func fixture(_ name: String) throws -> String {
         let g = Generator(model: m.model, tokenizer: m.tokenizer)
         var sampler = Sampler(SamplerSettings(temperature: 0))
         var streamed = ""
-        let result = try g.generate(prompt: try g.promptIds("the king").ids, maxTokens: 40, sampler: &sampler) { streamed += $0 }
+        let result = try g.generate(prompt: try g.promptIds("the king").ids, maxTokens: 40, sampler: &sampler) {
+            streamed += $0
+        }
         let expected = try String(contentsOfFile: try fixture("expected-greedy.txt"), encoding: .utf8)
         #expect(result.text == expected)
         #expect(streamed == expected)
@@ -203,7 +213,9 @@ func fixture(_ name: String) throws -> String {
         #expect(long.tokens.count == 100)
         var s2 = Sampler(SamplerSettings(temperature: 0))
         var streamed = ""
-        let stopped = try g.generate(prompt: try g.promptIds("the king").ids, maxTokens: 40, sampler: &s2, stop: ["café"]) { streamed += $0 }
+        let stopped = try g.generate(
+            prompt: try g.promptIds("the king").ids, maxTokens: 40, sampler: &s2, stop: ["café"]
+        ) { streamed += $0 }
         #expect(stopped.stoppedAt == "café")
         #expect(!stopped.text.contains("café") && streamed == stopped.text)
         #expect(stopped.text == " the, ☃ ")
@@ -237,15 +249,20 @@ func fixture(_ name: String) throws -> String {
         var lines: [String] = []
         var rng = SplitMix64(seed: 3)
         let words = ["the", "king", "fair", "night", "sword", "lady", "honour", "thee"]
-        for _ in 0..<1500 { lines.append((0..<6).map { _ in words[rng.below(words.count)] }.joined(separator: " ") + ".") }
+        for _ in 0..<1500 {
+            lines.append((0..<6).map { _ in words[rng.below(words.count)] }.joined(separator: " ") + ".")
+        }
         let corpus = lines.joined(separator: "\n") + "\n"
         try AtomicFile.write(corpus, to: dir + "/one.txt")
-        let settings: [String: Any] = ["layers": 1, "dim": 32, "heads": 2, "mlp-hidden": 32, "context": 32, "vocab-size": 300,
-                                       "batch-size": 4, "steps": 10, "eval-every": 10, "eval-windows": 100000, "sample-tokens": 0,
-                                       "corpus": dir + "/one.txt", "data-dir": dir + "/data", "out": dir + "/run", "threads": 1,
-                                       "precision": "fp32"]   // the same products as Perplexity.evaluate here
-        let trainer = try Trainer(fileSettings: nil, flagSettings: settings, resume: nil, force: false,
-                                  printer: ProgressPrinter(isTerminal: false))
+        let settings: [String: Any] = [
+            "layers": 1, "dim": 32, "heads": 2, "mlp-hidden": 32, "context": 32, "vocab-size": 300,
+            "batch-size": 4, "steps": 10, "eval-every": 10, "eval-windows": 100000, "sample-tokens": 0,
+            "corpus": dir + "/one.txt", "data-dir": dir + "/data", "out": dir + "/run", "threads": 1,
+            "precision": "fp32",
+        ]  // the same products as Perplexity.evaluate here
+        let trainer = try Trainer(
+            fileSettings: nil, flagSettings: settings, resume: nil, force: false,
+            printer: ProgressPrinter(isTerminal: false))
         let summary = try trainer.run()
         let m = try LoadedModel.load(checkpoint: dir + "/run/latest.safetensors")
         // the run's validation split, as text
@@ -253,7 +270,9 @@ func fixture(_ name: String) throws -> String {
         let ids = data.validation.shards.flatMap { s in (0..<s.count).map { s[$0] } }
         let validation = try m.tokenizer.decode(ids.filter { $0 != m.tokenizer.bosId })
         let report = try Perplexity.evaluate(text: validation, model: m.model, tokenizer: m.tokenizer, batch: 4)
-        #expect(abs(report.meanLoss - summary.finalValLoss) < 1e-6 * summary.finalValLoss, "\(report.meanLoss) vs \(summary.finalValLoss)")
+        #expect(
+            abs(report.meanLoss - summary.finalValLoss) < 1e-6 * summary.finalValLoss,
+            "\(report.meanLoss) vs \(summary.finalValLoss)")
         #expect(abs(report.perplexity - exp(report.meanLoss)) < 1e-9)
         #expect(report.bitsPerByte > 0 && report.bytes > report.tokens)
     }
@@ -268,13 +287,22 @@ func fixture(_ name: String) throws -> String {
         #expect(message { _ = try LoadedModel.load(checkpoint: dir) }.contains("no best.safetensors"))
         let good = try Data(contentsOf: URL(fileURLWithPath: try fixture("tiny-ngpt.safetensors")))
         try good.prefix(1000).write(to: URL(fileURLWithPath: dir + "/cut.safetensors"))
-        #expect(message { _ = try LoadedModel.load(checkpoint: dir + "/cut.safetensors", tokenizer: try fixture("tokenizer.model")) }
+        #expect(
+            message {
+                _ = try LoadedModel.load(
+                    checkpoint: dir + "/cut.safetensors", tokenizer: try fixture("tokenizer.model"))
+            }
             .contains("corrupt or truncated"))
         // a tokenizer with another vocab size
         try AtomicFile.write(syntheticLines(), to: dir + "/t.txt")
-        try SentencePieceModel.train(inputFile: dir + "/t.txt", modelPrefix: dir + "/other",
-                                     options: TokenizerTrainingOptions(vocabSize: 320))
-        #expect(message { _ = try LoadedModel.load(checkpoint: try fixture("tiny-ngpt.safetensors"), tokenizer: dir + "/other.model") }
+        try SentencePieceModel.train(
+            inputFile: dir + "/t.txt", modelPrefix: dir + "/other",
+            options: TokenizerTrainingOptions(vocabSize: 320))
+        #expect(
+            message {
+                _ = try LoadedModel.load(
+                    checkpoint: try fixture("tiny-ngpt.safetensors"), tokenizer: dir + "/other.model")
+            }
             .contains("has 320 pieces but the model was trained with 300"))
         // a checkpoint holding an infinity (what ngpt-sample and ngpt-inspect load) names the tensor
         let file = try SafeTensors(path: try fixture("tiny-ngpt.safetensors"))
@@ -284,7 +312,9 @@ func fixture(_ name: String) throws -> String {
             return .init(name: name, shape: file.entries[name]!.shape, floats: v)
         }
         try AtomicFile.write(SafeTensors.serialize(tensors, metadata: file.metadata), to: dir + "/inf.safetensors")
-        let inf = message { _ = try LoadedModel.load(checkpoint: dir + "/inf.safetensors", tokenizer: try fixture("tokenizer.model")) }
+        let inf = message {
+            _ = try LoadedModel.load(checkpoint: dir + "/inf.safetensors", tokenizer: try fixture("tokenizer.model"))
+        }
         #expect(inf.contains("tensor s_z holds a non-finite value"), "\(inf)")
     }
 
@@ -301,10 +331,12 @@ func fixture(_ name: String) throws -> String {
         }
         let (status, _, err) = try runProcess([exe, "--checkpoint", "/nonexistent/run"])
         #expect(status == 1 && err.contains("error: checkpoint not found"))
-        let (ok, out, _) = try runProcess([exe, "--checkpoint", ckpt, "--prompt", "the king", "--temperature", "0", "--max-tokens", "40",
-                                    "--precision", "fp32"])
-        let expected = "the king" + (try String(contentsOfFile: try fixture("expected-greedy.txt"), encoding: .utf8)) + "\n"
+        let (ok, out, _) = try runProcess([
+            exe, "--checkpoint", ckpt, "--prompt", "the king", "--temperature", "0", "--max-tokens", "40",
+            "--precision", "fp32",
+        ])
+        let expected =
+            "the king" + (try String(contentsOfFile: try fixture("expected-greedy.txt"), encoding: .utf8)) + "\n"
         #expect(ok == 0 && out == expected)
     }
 }
-

@@ -1,5 +1,5 @@
-import Foundation
 import Common
+import Foundation
 import Kernels
 import Tokenizer
 
@@ -12,9 +12,11 @@ public func temporaryDirectory(_ tag: String = "ngpt") throws -> String {
 
 /// Deterministic pseudo-text with indentation, digits, punctuation and some non-ASCII, `lines` lines long.
 public func syntheticText(lines: Int, seed: UInt64) -> String {
-    let words = ["the", "king", "queen", "love", "death", "night", "sword", "crown", "speak", "thee", "thou", "art",
-                 "noble", "lord", "lady", "fair", "heaven", "earth", "blood", "honour", "Æthelred", "naïve", "café",
-                 "1599", "42", "3.14", "O!", "—", "“quoth”"]
+    let words = [
+        "the", "king", "queen", "love", "death", "night", "sword", "crown", "speak", "thee", "thou", "art",
+        "noble", "lord", "lady", "fair", "heaven", "earth", "blood", "honour", "Æthelred", "naïve", "café",
+        "1599", "42", "3.14", "O!", "—", "“quoth”",
+    ]
     var rng = SplitMix64(seed: seed)
     var out: [String] = []
     for i in 0..<lines {
@@ -28,12 +30,13 @@ public func syntheticText(lines: Int, seed: UInt64) -> String {
 }
 
 /// Trains a small model on synthetic text and returns its path.
-public func trainSmallModel(in dir: String, vocab: Int = 400, type: TokenizerTrainingOptions.ModelType = .bpe) throws -> String {
+public func trainSmallModel(in dir: String, vocab: Int = 400, type: TokenizerTrainingOptions.ModelType = .bpe) throws
+    -> String
+{
     let input = dir + "/train.txt"
     try AtomicFile.write(syntheticText(lines: 3000, seed: 1), to: input)
-    try SentencePieceModel.train(inputFile: input, modelPrefix: dir + "/m",
-                                 options: TokenizerTrainingOptions(vocabSize: vocab, modelType: type))
+    try SentencePieceModel.train(
+        inputFile: input, modelPrefix: dir + "/m",
+        options: TokenizerTrainingOptions(vocabSize: vocab, modelType: type))
     return dir + "/m.model"
 }
-
-

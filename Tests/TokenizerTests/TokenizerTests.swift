@@ -3,6 +3,7 @@ import Foundation
 import Kernels
 import TestSupport
 import Testing
+
 @testable import Tokenizer
 
 @Suite struct SentencePieceModelTests {
@@ -52,14 +53,16 @@ import Testing
         let dir = try temporaryDirectory()
         try AtomicFile.write("tiny corpus\n", to: dir + "/tiny.txt")
         let tooBig = #expect(throws: UserError.self) {
-            try SentencePieceModel.train(inputFile: dir + "/tiny.txt", modelPrefix: dir + "/m",
-                                         options: TokenizerTrainingOptions(vocabSize: 50_000))
+            try SentencePieceModel.train(
+                inputFile: dir + "/tiny.txt", modelPrefix: dir + "/m",
+                options: TokenizerTrainingOptions(vocabSize: 50_000))
         }
         #expect(tooBig?.message.contains("--vocab-size") == true)
         try AtomicFile.write("", to: dir + "/empty.txt")
         #expect(throws: UserError.self) {
-            try SentencePieceModel.train(inputFile: dir + "/empty.txt", modelPrefix: dir + "/m",
-                                         options: TokenizerTrainingOptions(vocabSize: 300))
+            try SentencePieceModel.train(
+                inputFile: dir + "/empty.txt", modelPrefix: dir + "/m",
+                options: TokenizerTrainingOptions(vocabSize: 300))
         }
     }
 
@@ -98,8 +101,11 @@ import Testing
 
 @Suite struct SHA256Tests {
     @Test func knownVectors() {
-        #expect(SHA256.hex(SHA256.hash([UInt8]())) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256.hex(SHA256.hash(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            SHA256.hex(SHA256.hash([UInt8]())) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(
+            SHA256.hex(SHA256.hash(Array("abc".utf8)))
+                == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         let long = Array(String(repeating: "a", count: 1_000_000).utf8)
         #expect(SHA256.hex(SHA256.hash(long)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
         // incremental updates equal one update

@@ -10,15 +10,19 @@ import Training
 /// help shows up here as a diff to review; `NGPT_UPDATE_SNAPSHOTS=1 swift test -c release --filter HelpTests`
 /// rewrites the snapshots.
 @Suite struct HelpTests {
-    static let snapshots = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Snapshots").path
+    static let snapshots = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+        "Snapshots"
+    ).path
     static let commands: [[String]] = [
-        ["ngpt-train"], ["ngpt-train", "train"], ["ngpt-train", "prepare"], ["ngpt-sample"], ["ngpt-compare"], ["ngpt-inspect"], ["ngpt-plot"],
+        ["ngpt-train"], ["ngpt-train", "train"], ["ngpt-train", "prepare"], ["ngpt-sample"], ["ngpt-compare"],
+        ["ngpt-inspect"], ["ngpt-plot"],
         ["ngpt-bench"], ["ngpt-bench", "kernels"], ["ngpt-bench", "train"], ["ngpt-bench", "sample"],
     ]
 
     @Test(arguments: commands)
     func helpMatchesTheSnapshot(command: [String]) throws {
-        let (status, out, err) = try runProcess(["COLUMNS=80", productsDirectory() + "/" + command[0]] + command.dropFirst() + ["--help"])
+        let (status, out, err) = try runProcess(
+            ["COLUMNS=80", productsDirectory() + "/" + command[0]] + command.dropFirst() + ["--help"])
         #expect(status == 0, "\(err)")
         let path = Self.snapshots + "/" + command.joined(separator: "-") + ".txt"
         if ProcessInfo.processInfo.environment["NGPT_UPDATE_SNAPSHOTS"] == "1" {
@@ -26,34 +30,49 @@ import Training
             return
         }
         let expected = try String(contentsOfFile: path, encoding: .utf8)
-        #expect(out == expected, "\(command.joined(separator: " ")) --help differs from \(path); review and rerun with NGPT_UPDATE_SNAPSHOTS=1")
+        #expect(
+            out == expected,
+            "\(command.joined(separator: " ")) --help differs from \(path); review and rerun with NGPT_UPDATE_SNAPSHOTS=1"
+        )
     }
 
     /// The help is derived from the key table: every key is listed with its default.
     @Test func trainHelpListsEveryKeyWithItsDefault() throws {
         let (_, help, _) = try runProcess(["COLUMNS=200", productsDirectory() + "/ngpt-train", "train", "--help"])
-        let out = help.split(whereSeparator: \.isWhitespace).joined(separator: " ")   // help wraps long lines
+        let out = help.split(whereSeparator: \.isWhitespace).joined(separator: " ")  // help wraps long lines
         for key in TrainingKey.all {
             #expect(out.contains("--\(key.name) <"), "--\(key.name) missing from the help")
             #expect(out.contains("(default: \(key.defaultText))"), "default of --\(key.name) missing")
         }
-        #expect(out.contains("(default: \(NGPTModel.recipe.learningRateRule) for ngpt, \(GPTModel.recipe.learningRateRule) for gpt)"))
+        #expect(
+            out.contains(
+                "(default: \(NGPTModel.recipe.learningRateRule) for ngpt, \(GPTModel.recipe.learningRateRule) for gpt)")
+        )
     }
 
     /// Flags, JSON settings and the stored config all go through the one table.
     @Test func everyKeyParsesAsAFlagAndRoundTripsThroughJSON() throws {
         var config = TrainConfig()
-        let flags = ["--model", "gpt", "--layers", "3", "--dim", "64", "--heads", "2", "--mlp-hidden", "100", "--context", "32",
-                     "--vocab-size", "512", "--corpus", "a.txt", "--data-dir", "d", "--tokenizer", "t.model", "--batch-size", "2",
-                     "--grad-accum", "3", "--steps", "50", "--lr=0.01", "--min-lr", "0.001", "--warmup", "5", "--weight-decay", "0.2",
-                     "--grad-clip", "0.5", "--seed", "7", "--precision", "fp32", "--eval-every", "10", "--eval-windows", "8", "--sample-tokens", "4",
-                     "--log-every", "2", "--out", "o", "--threads", "1", "--text-field", "content", "--val-tokens", "5000",
-                     "--tokenizer-sample-mb", "16", "--init-from", "base-run"]
+        let flags = [
+            "--model", "gpt", "--layers", "3", "--dim", "64", "--heads", "2", "--mlp-hidden", "100", "--context", "32",
+            "--vocab-size", "512", "--corpus", "a.txt", "--data-dir", "d", "--tokenizer", "t.model", "--batch-size",
+            "2",
+            "--grad-accum", "3", "--steps", "50", "--lr=0.01", "--min-lr", "0.001", "--warmup", "5", "--weight-decay",
+            "0.2",
+            "--grad-clip", "0.5", "--seed", "7", "--precision", "fp32", "--eval-every", "10", "--eval-windows", "8",
+            "--sample-tokens", "4",
+            "--log-every", "2", "--out", "o", "--threads", "1", "--text-field", "content", "--val-tokens", "5000",
+            "--tokenizer-sample-mb", "16", "--init-from", "base-run",
+        ]
         let settings = try TrainingKey.settings(fromFlags: flags)
         #expect(Set(settings.keys) == Set(TrainingKey.all.map(\.name)), "a key without a flag in this test")
         try config.apply(settings, source: "flags")
-        #expect(config.model == .gpt && config.mlpHidden == 100 && config.lr == 0.01 && config.warmup == 5 && config.out == "o")
-        #expect(config.textField == "content" && config.valTokens == 5000 && config.tokenizerSampleMB == 16 && config.initFrom == "base-run")
+        #expect(
+            config.model == .gpt && config.mlpHidden == 100 && config.lr == 0.01 && config.warmup == 5
+                && config.out == "o")
+        #expect(
+            config.textField == "content" && config.valTokens == 5000 && config.tokenizerSampleMB == 16
+                && config.initFrom == "base-run")
         #expect(try TrainConfig.fromJSON(config.json()) == config)
         let unknown = #expect(throws: UserError.self) { try TrainingKey.settings(fromFlags: ["--stpes", "3"]) }
         #expect(unknown?.message.contains("did you mean --steps?") == true)
@@ -81,7 +100,10 @@ import Training
         ["ngpt-train", "--dim", "1099511627776", "--heads", "2", "--out", "/tmp/ngpt-help-test-never-created"],
         ["ngpt-train", "--context", "4611686018427387904", "--out", "/tmp/ngpt-help-test-never-created"],
         ["ngpt-train", "--batch-size", "4611686018427387904", "--out", "/tmp/ngpt-help-test-never-created"],
-        ["ngpt-train", "--steps", "4611686018427387904", "--batch-size", "64", "--out", "/tmp/ngpt-help-test-never-created"],
+        [
+            "ngpt-train", "--steps", "4611686018427387904", "--batch-size", "64", "--out",
+            "/tmp/ngpt-help-test-never-created",
+        ],
         // range and parse errors of the argument parser: one line and exit 1 too
         ["ngpt-train", "--stop-after", "-1", "--out", "/tmp/ngpt-help-test-never-created"],
         ["ngpt-train", "prepare", "--shard-tokens", "0"],
@@ -99,7 +121,7 @@ import Training
     ])
     func userErrorsAreOneLine(command: [String]) throws {
         let (status, _, err) = try runProcess([productsDirectory() + "/" + command[0]] + command.dropFirst())
-        let lines = err.split(separator: "\n").filter { !$0.contains("thread budget") }   // the start-up line
+        let lines = err.split(separator: "\n").filter { !$0.contains("thread budget") }  // the start-up line
         #expect(status == 1, "\(err)")
         #expect(lines.count == 1 && lines[0].hasPrefix("error: "), "\(err)")
         #expect(!err.contains("NSCocoaErrorDomain") && !err.contains("Missing value"), "\(err)")
@@ -108,21 +130,35 @@ import Training
 
     /// What the messages say, where they used to mislead.
     @Test func messagesSayWhatToDo() throws {
-        func error(_ args: [String]) throws -> String { try runProcess([productsDirectory() + "/" + args[0]] + args.dropFirst()).2 }
-        #expect(try error(["ngpt-train", "--steps", "-5", "--out", "/tmp/ngpt-x"]).contains("--steps must be positive, got -5"))
+        func error(_ args: [String]) throws -> String {
+            try runProcess([productsDirectory() + "/" + args[0]] + args.dropFirst()).2
+        }
+        #expect(
+            try error(["ngpt-train", "--steps", "-5", "--out", "/tmp/ngpt-x"]).contains(
+                "--steps must be positive, got -5"))
         let odd = try error(["ngpt-train", "--dim", "65", "--heads", "2", "--out", "/tmp/ngpt-x"])
         #expect(odd.contains("--dim 65 is odd") && odd.contains("64 or 66"))
-        #expect(try error(["ngpt-train", "--dim", "64", "--heads", "3", "--out", "/tmp/ngpt-x"]).contains("e.g. --heads 2"))
+        #expect(
+            try error(["ngpt-train", "--dim", "64", "--heads", "3", "--out", "/tmp/ngpt-x"]).contains("e.g. --heads 2"))
         #expect(try error(["ngpt-train", "--context", "30000", "--out", "/tmp/ngpt-x"]).contains("is available"))
-        #expect(try error(["ngpt-sample", "--checkpoint", "x", "--max-tokens", "-5"]).contains("--max-tokens must be ≥ 1, got -5"))
+        #expect(
+            try error(["ngpt-sample", "--checkpoint", "x", "--max-tokens", "-5"]).contains(
+                "--max-tokens must be ≥ 1, got -5"))
         #expect(try error(["ngpt-compare", "--dir", "/etc/passwd"]).contains("cannot create directory /etc/passwd"))
-        #expect(try error(["ngpt-train", "--resume", "/dev/null"]).contains("--resume /dev/null is not a run directory"))
-        #expect(try error(["ngpt-train", "--layers", "1000000000", "--out", "/tmp/ngpt-x"]).contains("--layers 1000000000 is too large (at most 4096)"))
-        #expect(try error(["ngpt-sample", "--checkpoint", "/dev/zero"]).contains("is a character device, not a regular file"))
+        #expect(
+            try error(["ngpt-train", "--resume", "/dev/null"]).contains("--resume /dev/null is not a run directory"))
+        #expect(
+            try error(["ngpt-train", "--layers", "1000000000", "--out", "/tmp/ngpt-x"]).contains(
+                "--layers 1000000000 is too large (at most 4096)"))
+        #expect(
+            try error(["ngpt-sample", "--checkpoint", "/dev/zero"]).contains(
+                "is a character device, not a regular file"))
         #expect(try error(["ngpt-compare", "--seeds", "1,,2"]).contains("--seeds must be a comma-separated list"))
         // an unknown flag alone also shows the usage
         let unknown = try runProcess([productsDirectory() + "/ngpt-sample", "--checkpoint", "x", "--bogus", "1"])
-        #expect(unknown.0 == 1 && unknown.2.hasPrefix("error: Unknown option '--bogus'") && unknown.2.contains("Usage:"), "\(unknown.2)")
+        #expect(
+            unknown.0 == 1 && unknown.2.hasPrefix("error: Unknown option '--bogus'") && unknown.2.contains("Usage:"),
+            "\(unknown.2)")
     }
 
     /// `--config` is read strictly: a key given twice and a number out of range are named, with the file.
@@ -130,12 +166,16 @@ import Training
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ngpt-config-\(getpid())").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        for (text, message) in [("{\"steps\": 1e400}", "the number 1e400 is out of range"),
-                                ("{\"steps\": 10, \"steps\": 20}", "the key \"steps\" appears twice"),
-                                ("[1, 2]", "is not a JSON object of settings")] {
+        for (text, message) in [
+            ("{\"steps\": 1e400}", "the number 1e400 is out of range"),
+            ("{\"steps\": 10, \"steps\": 20}", "the key \"steps\" appears twice"),
+            ("[1, 2]", "is not a JSON object of settings"),
+        ] {
             let path = dir + "/c.json"
             try text.write(toFile: path, atomically: true, encoding: .utf8)
-            let (status, _, err) = try runProcess([productsDirectory() + "/ngpt-train", "--config", path, "--out", dir + "/never"])
+            let (status, _, err) = try runProcess([
+                productsDirectory() + "/ngpt-train", "--config", path, "--out", dir + "/never",
+            ])
             #expect(status == 1 && err.contains(message) && err.contains(path), "\(err)")
         }
     }

@@ -2,6 +2,7 @@ import Common
 import Foundation
 import Kernels
 import Testing
+
 @testable import Training
 
 @Suite struct CurveAnalysisTests {
@@ -11,10 +12,12 @@ import Testing
         let ngpt = Curve(steps: [100, 200, 300, 400], losses: [4.8, 4.1, 3.9, 3.8], seconds: [12, 24, 36, 48])
         // 4.0 is reached between 200 (4.1) and 300 (3.9): halfway → 250
         #expect(abs((ngpt.firstStep(reaching: 4.0) ?? 0) - 250) < 1e-9)
-        #expect(ngpt.firstStep(reaching: 5.0) == 100)     // already below at the first evaluation
+        #expect(ngpt.firstStep(reaching: 5.0) == 100)  // already below at the first evaluation
         #expect(ngpt.firstStep(reaching: 3.0) == nil)
         let r = SeedResult.analyse(seed: 1, gpt: gpt, ngpt: ngpt, budget: 400)
-        #expect(abs((r.ngptStepsToTarget ?? 0) - 250) < 1e-9 && abs((r.speedup ?? 0) - 1.6) < 1e-12 && r.reverseRatio == nil)
+        #expect(
+            abs((r.ngptStepsToTarget ?? 0) - 250) < 1e-9 && abs((r.speedup ?? 0) - 1.6) < 1e-12 && r.reverseRatio == nil
+        )
         // wall-clock: 1.6 × (0.1 s/step GPT ÷ 0.12 s/step nGPT)
         #expect(abs((r.wallClockSpeedup ?? 0) - 1.6 * 0.1 / 0.12) < 1e-12)
     }
@@ -52,21 +55,31 @@ import Testing
     /// A tiny comparison in CI: report, summary.json and plots are produced; repeating the command reuses the runs.
     @Test func tinyComparisonWritesItsOutputsAndResumes() throws {
         let dir = Fixture.newDir("compare")
-        let training: [String: Any] = ["layers": 1, "dim": 32, "heads": 2, "mlp-hidden": 48, "context": 32, "vocab-size": 300,
-                                       "batch-size": 4, "steps": 12, "eval-every": 4, "eval-windows": 4, "sample-tokens": 0,
-                                       "corpus": Fixture.root + "/corpus", "data-dir": Fixture.root + "/data", "threads": 1]
-        let options = CompareOptions(directory: dir, seeds: [1, 2], gptLRs: [3e-3, 6e-3], ngptLRs: [6e-3], ladder: [0.5],
-                                     training: training, command: "ngpt-compare (test)")
+        let training: [String: Any] = [
+            "layers": 1, "dim": 32, "heads": 2, "mlp-hidden": 48, "context": 32, "vocab-size": 300,
+            "batch-size": 4, "steps": 12, "eval-every": 4, "eval-windows": 4, "sample-tokens": 0,
+            "corpus": Fixture.root + "/corpus", "data-dir": Fixture.root + "/data", "threads": 1,
+        ]
+        let options = CompareOptions(
+            directory: dir, seeds: [1, 2], gptLRs: [3e-3, 6e-3], ngptLRs: [6e-3], ladder: [0.5],
+            training: training, command: "ngpt-compare (test)")
         let summary = try CompareRunner(options: options, printer: ProgressPrinter(isTerminal: false)).run()
-        #expect(summary.perSeed.count == 2 && summary.lrSweep.count == 3 && summary.runs.count == 4 && summary.ladder.count == 2)
+        #expect(
+            summary.perSeed.count == 2 && summary.lrSweep.count == 3 && summary.runs.count == 4
+                && summary.ladder.count == 2)
         #expect(summary.budgetSteps == 12 && summary.tokensSeen == 12 * 4 * 32)
         for file in ["report.md", "summary.json", "loss-vs-step.svg", "loss-vs-time.svg"] {
             #expect(FileManager.default.fileExists(atPath: dir + "/" + file), "\(file)")
         }
         // summary.json schema: the keys a reader relies on
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/summary.json"))) as? [String: Any]
-        for key in ["budgetSteps", "tokensPerStep", "seeds", "gptLR", "ngptLR", "perSeed", "verdict", "runs", "lrSweep", "ladder",
-                    "secondsTotal", "machine", "date", "command"] {
+        let json =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/summary.json")))
+            as? [String: Any]
+        for key in [
+            "budgetSteps", "tokensPerStep", "seeds", "gptLR", "ngptLR", "perSeed", "verdict", "runs", "lrSweep",
+            "ladder",
+            "secondsTotal", "machine", "date", "command",
+        ] {
             #expect(json?[key] != nil, "summary.json lacks \(key)")
         }
         let perSeed = json?["perSeed"] as? [[String: Any]]
@@ -90,8 +103,9 @@ import Testing
     }
 
     @Test func perArmKeysAreRefused() {
-        let options = CompareOptions(directory: Fixture.newDir("bad"), seeds: [1], gptLRs: [1e-3], ngptLRs: [1e-3], ladder: [],
-                                     training: ["lr": 0.1], command: "")
+        let options = CompareOptions(
+            directory: Fixture.newDir("bad"), seeds: [1], gptLRs: [1e-3], ngptLRs: [1e-3], ladder: [],
+            training: ["lr": 0.1], command: "")
         #expect(throws: UserError.self) { _ = try CompareRunner(options: options) }
     }
 }

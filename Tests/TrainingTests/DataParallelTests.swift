@@ -1,12 +1,15 @@
 import Foundation
-import TestSupport
 import NGPT
 import Runs
+import TestSupport
 import Testing
+
 @testable import Training
 
 /// Data-parallel training: real `mpirun -np 2` jobs of the built ngpt-train against single processes.
-let mpirunPath: String? = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+let mpirunPath: String? = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first {
+    FileManager.default.isExecutableFile(atPath: $0)
+}
 
 @Suite(.serialized, .enabled(if: mpirunPath != nil, "no mpirun (apt-get install openmpi-bin)"))
 struct DataParallelTests {
@@ -14,10 +17,14 @@ struct DataParallelTests {
 
     /// Tiny runs on the fixture corpus, one thread per process, every step logged.
     static func flags(steps: Int, out: String) -> [String] {
-        ["--model", "ngpt", "--layers", "2", "--dim", "32", "--heads", "2", "--mlp-hidden", "48", "--context", "32",
-         "--vocab-size", "300", "--batch-size", "4", "--steps", "\(steps)", "--eval-every", "4", "--eval-windows", "4",
-         "--sample-tokens", "0", "--corpus", Fixture.root + "/corpus", "--data-dir", Fixture.root + "/data", "--lr", "5e-3",
-         "--threads", "1", "--log-every", "1", "--precision", "fp32", "--out", out]
+        [
+            "--model", "ngpt", "--layers", "2", "--dim", "32", "--heads", "2", "--mlp-hidden", "48", "--context", "32",
+            "--vocab-size", "300", "--batch-size", "4", "--steps", "\(steps)", "--eval-every", "4", "--eval-windows",
+            "4",
+            "--sample-tokens", "0", "--corpus", Fixture.root + "/corpus", "--data-dir", Fixture.root + "/data", "--lr",
+            "5e-3",
+            "--threads", "1", "--log-every", "1", "--precision", "fp32", "--out", out,
+        ]
     }
 
     /// Open MPI refuses to run as root (as CI does) without these.
@@ -79,11 +86,12 @@ struct DataParallelTests {
     /// gradients in the allreduce, so the sums are rounded in another order (measured ~1e-7 relative per step;
     /// Adam's division by √v can amplify it in the later steps, hence 1e-4 on the weights after 8 steps).
     @Test func twoProcessesMatchOneWithAccumulation() throws {
-        _ = try Fixture.run(Fixture.settings("ngpt", steps: 1, out: Fixture.newDir("dp-warm")))   // data prepared once
+        _ = try Fixture.run(Fixture.settings("ngpt", steps: 1, out: Fixture.newDir("dp-warm")))  // data prepared once
         let two = Fixture.newDir("dp2"), one = Fixture.newDir("dp1")
         let (status, _, err) = try Self.job(2, Self.flags(steps: 8, out: two))
         #expect(status == 0, "\(err)")
-        _ = try Fixture.run(Fixture.settings("ngpt", steps: 8, out: one, extra: ["grad-accum": 2, "log-every": 1, "precision": "fp32"]))
+        _ = try Fixture.run(
+            Fixture.settings("ngpt", steps: 8, out: one, extra: ["grad-accum": 2, "log-every": 1, "precision": "fp32"]))
         let a = Self.losses(two), b = Self.losses(one)
         #expect(a.count == 8 && b.count == 8)
         for (x, y) in zip(a, b) { #expect(abs(x - y) <= 1e-5 * abs(y), "losses \(a) vs \(b)") }
@@ -97,7 +105,9 @@ struct DataParallelTests {
     /// uninterrupted single-process run with grad-accum 2 does (tolerance as above).
     @Test func resumeOnAnotherNumberOfProcesses() throws {
         let reference = Fixture.newDir("dp-ref")
-        _ = try Fixture.run(Fixture.settings("ngpt", steps: 8, out: reference, extra: ["grad-accum": 2, "log-every": 1, "precision": "fp32"]))
+        _ = try Fixture.run(
+            Fixture.settings(
+                "ngpt", steps: 8, out: reference, extra: ["grad-accum": 2, "log-every": 1, "precision": "fp32"]))
 
         let twoThenOne = Fixture.newDir("dp-2to1")
         var (status, _, err) = try Self.job(2, Self.flags(steps: 8, out: twoThenOne) + ["--stop-after", "4"])
@@ -108,8 +118,10 @@ struct DataParallelTests {
         #expect(config.processes == 1 && config.gradAccum == 2)
 
         let oneThenTwo = Fixture.newDir("dp-1to2")
-        _ = try Fixture.run(Fixture.settings("ngpt", steps: 8, out: oneThenTwo, extra: ["grad-accum": 2, "log-every": 1, "precision": "fp32"]),
-                            stopAfter: 4)
+        _ = try Fixture.run(
+            Fixture.settings(
+                "ngpt", steps: 8, out: oneThenTwo, extra: ["grad-accum": 2, "log-every": 1, "precision": "fp32"]),
+            stopAfter: 4)
         (status, _, err) = try Self.job(2, ["--resume", oneThenTwo, "--threads", "1"])
         #expect(status == 0, "\(err)")
 
@@ -129,12 +141,14 @@ struct DataParallelTests {
     /// A process that dies takes the job down with a message instead of leaving the others waiting; a bad
     /// path is one error line and a non-zero exit; the last checkpoint stays loadable.
     @Test func aKilledProcessEndsTheJob() throws {
-        _ = try Fixture.run(Fixture.settings("ngpt", steps: 1, out: Fixture.newDir("dp-warm")))   // data prepared once
+        _ = try Fixture.run(Fixture.settings("ngpt", steps: 1, out: Fixture.newDir("dp-warm")))  // data prepared once
         let dir = Fixture.newDir("dp-kill")
         let log = Fixture.root + "/dp-kill-\(UUID().uuidString.prefix(8)).err"
         let p = try Self.launch(Self.flags(steps: 100_000, out: dir), stderr: log)
         let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline && !FileManager.default.fileExists(atPath: dir + "/latest.safetensors") { usleep(20_000) }
+        while Date() < deadline && !FileManager.default.fileExists(atPath: dir + "/latest.safetensors") {
+            usleep(20_000)
+        }
         let children = try Self.children(of: p)
         #expect(children.count == 2)
         kill(try #require(children.last), SIGKILL)
@@ -147,10 +161,13 @@ struct DataParallelTests {
         _ = try Checkpoint.read(try SafeTensors(path: dir + "/latest.safetensors"), path: dir)
         // the survivor says so in the promised form (not "finishing this step": it cannot)
         let survivor = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        #expect(survivor.contains("error: process 0 of 2 on ") && survivor.contains("the launcher is ending the job"), "\(survivor)")
+        #expect(
+            survivor.contains("error: process 0 of 2 on ") && survivor.contains("the launcher is ending the job"),
+            "\(survivor)")
         #expect(!survivor.contains("finishing this step"), "\(survivor)")
 
-        let (status, _, err) = try Self.job(2, Self.flags(steps: 4, out: Fixture.newDir("dp-bad")) + ["--corpus", "/nonexistent/corpus"])
+        let (status, _, err) = try Self.job(
+            2, Self.flags(steps: 4, out: Fixture.newDir("dp-bad")) + ["--corpus", "/nonexistent/corpus"])
         #expect(status != 0 && err.contains("error: process 0 of 2"), "\(err)")
     }
 
@@ -158,12 +175,14 @@ struct DataParallelTests {
     /// writes one checkpoint, exit 0. (SIGUSR1 to mpirun, which forwards it to every process, does the same by
     /// hand; here, signalled within a second of the start, mpirun took minutes to forward it, so it is not tested.)
     @Test func aSignalStopsEveryProcessWithOneCheckpoint() throws {
-        _ = try Fixture.run(Fixture.settings("ngpt", steps: 1, out: Fixture.newDir("dp-warm")))   // data prepared once
+        _ = try Fixture.run(Fixture.settings("ngpt", steps: 1, out: Fixture.newDir("dp-warm")))  // data prepared once
         for (signal, toLauncher) in [(SIGTERM, false)] {
             let dir = Fixture.newDir("dp-signal")
             let p = try Self.launch(Self.flags(steps: 100_000, out: dir))
             let deadline = Date().addingTimeInterval(60)
-            while Date() < deadline && (Fixture.metrics(dir).compactMap { $0["step"] as? Int }.max() ?? 0) < 6 { usleep(20_000) }
+            while Date() < deadline && (Fixture.metrics(dir).compactMap { $0["step"] as? Int }.max() ?? 0) < 6 {
+                usleep(20_000)
+            }
             #expect(Date() < deadline, "the job did not start training")
             let t0 = Date()
             kill(toLauncher ? p.processIdentifier : try #require(try Self.children(of: p).last), signal)
@@ -171,7 +190,9 @@ struct DataParallelTests {
             #expect(Date().timeIntervalSince(t0) < 30, "the job took long to stop")
             #expect(p.terminationStatus == 0, "signal \(signal)")
             let state = try Checkpoint.read(try SafeTensors(path: dir + "/latest.safetensors"), path: dir)
-            let logged = Fixture.metrics(dir).filter { $0["type"] as? String == "train" }.compactMap { $0["step"] as? Int }.max() ?? -1
+            let logged =
+                Fixture.metrics(dir).filter { $0["type"] as? String == "train" }.compactMap { $0["step"] as? Int }.max()
+                ?? -1
             #expect(state.step == logged, "the checkpoint is at step \(state.step), the log at \(logged)")
         }
     }

@@ -5,6 +5,7 @@ import NGPT
 import Runs
 import Testing
 import Tokenizer
+
 @testable import Training
 
 /// `--init-from`: a new run on another corpus starts from a trained run's weights, with its architecture and
@@ -21,9 +22,11 @@ import Tokenizer
     }()
 
     func fineTuneSettings(base: String, out: String, extra: [String: Any] = [:]) -> [String: Any] {
-        var s: [String: Any] = ["init-from": base, "corpus": Self.otherCorpus, "data-dir": Fixture.root + "/data", "out": out,
-                                "steps": 4, "batch-size": 4, "eval-every": 4, "eval-windows": 4, "sample-tokens": 0, "lr": 1e-3,
-                                "threads": 1]
+        var s: [String: Any] = [
+            "init-from": base, "corpus": Self.otherCorpus, "data-dir": Fixture.root + "/data", "out": out,
+            "steps": 4, "batch-size": 4, "eval-every": 4, "eval-windows": 4, "sample-tokens": 0, "lr": 1e-3,
+            "threads": 1,
+        ]
         for (k, v) in extra { s[k] = v }
         return s
     }
@@ -39,8 +42,9 @@ import Tokenizer
     }
 
     func firstRun(base: String, out: String) throws {
-        let trainer = try Trainer(fileSettings: nil, flagSettings: fineTuneSettings(base: base, out: out), resume: nil, force: false,
-                                  printer: ProgressPrinter(isTerminal: false))
+        let trainer = try Trainer(
+            fileSettings: nil, flagSettings: fineTuneSettings(base: base, out: out), resume: nil, force: false,
+            printer: ProgressPrinter(isTerminal: false))
         let baseConfig = try TrainConfig.fromJSON(String(contentsOfFile: base + "/config.json", encoding: .utf8))
         #expect(trainer.config.modelConfig == baseConfig.modelConfig)
         #expect(trainer.config.steps == 4 && trainer.config.peakLR == 1e-3)
@@ -48,14 +52,17 @@ import Tokenizer
         let (model, optimizer, resumed) = try trainer.makeModel()
         let loaded = try LoadedModel.load(checkpoint: base)
         #expect(resumed == nil && optimizer.step == 0)
-        #expect(Array(UnsafeBufferPointer(start: model.params.pointer, count: model.params.count))
+        #expect(
+            Array(UnsafeBufferPointer(start: model.params.pointer, count: model.params.count))
                 == Array(UnsafeBufferPointer(start: loaded.model.params.pointer, count: loaded.model.params.count)))
         #expect(UnsafeBufferPointer(start: optimizer.m.pointer, count: optimizer.m.count).allSatisfy { $0 == 0 })
 
         let summary = try trainer.run()
         #expect(summary.steps == 4 && summary.finalValLoss.isFinite)
         // the new corpus was encoded with the base tokenizer, which the new run keeps
-        #expect(FileManager.default.contents(atPath: out + "/tokenizer.model") == FileManager.default.contents(atPath: base + "/tokenizer.model"))
+        #expect(
+            FileManager.default.contents(atPath: out + "/tokenizer.model")
+                == FileManager.default.contents(atPath: base + "/tokenizer.model"))
         let stored = try TrainConfig.fromJSON(String(contentsOfFile: out + "/config.json", encoding: .utf8))
         #expect(stored.initFrom == base && stored.corpus == Self.otherCorpus)
         #expect(Fixture.metrics(out).contains { $0["val_loss"] != nil })
@@ -66,16 +73,20 @@ import Tokenizer
         _ = try Fixture.run(Fixture.settings("gpt", steps: 4, out: base))
         func message(_ extra: [String: Any]) -> String {
             do {
-                _ = try Trainer(fileSettings: nil, flagSettings: fineTuneSettings(base: base, out: Fixture.newDir("x"), extra: extra),
-                                resume: nil, force: false, printer: ProgressPrinter(isTerminal: false))
+                _ = try Trainer(
+                    fileSettings: nil,
+                    flagSettings: fineTuneSettings(base: base, out: Fixture.newDir("x"), extra: extra),
+                    resume: nil, force: false, printer: ProgressPrinter(isTerminal: false))
                 return ""
             } catch let e as UserError { return e.message } catch { return "\(error)" }
         }
         #expect(message(["dim": 64]).contains("--dim 64 conflicts with --init-from"))
         #expect(message(["model": "ngpt"]).contains("--model ngpt conflicts"))
-        #expect(message(["dim": 32, "vocab-size": 300]).isEmpty)   // the same values are fine
+        #expect(message(["dim": 32, "vocab-size": 300]).isEmpty)  // the same values are fine
         try AtomicFile.write("not a tokenizer", to: Fixture.root + "/other.model")
-        #expect(message(["tokenizer": Fixture.root + "/other.model"]).contains("encodes its corpus with the base run's tokenizer"))
+        #expect(
+            message(["tokenizer": Fixture.root + "/other.model"]).contains(
+                "encodes its corpus with the base run's tokenizer"))
         #expect(message(["init-from": Fixture.root + "/nowhere"]).contains("not found"))
         try FileManager.default.createDirectory(atPath: Fixture.root + "/empty-run", withIntermediateDirectories: true)
         #expect(message(["init-from": Fixture.root + "/empty-run"]).contains("holds no best.safetensors"))

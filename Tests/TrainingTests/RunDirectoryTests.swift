@@ -1,11 +1,12 @@
 import Common
 import Foundation
 import Kernels
-@testable import NGPT
 import Runs
 import TestSupport
 import Testing
 import Tokenizer
+
+@testable import NGPT
 @testable import Training
 
 /// Run directories never lose data (issue 12): nothing is destroyed before a new run is valid, one writer at a
@@ -28,9 +29,13 @@ import Tokenizer
         #expect(before["latest.safetensors"] != nil && before["metrics.jsonl"] != nil)
         try AtomicFile.write("", to: Fixture.root + "/empty.txt")
         try AtomicFile.write("not a model", to: Fixture.root + "/garbage.model")
-        for bad: [String: Any] in [["corpus": Fixture.root + "/missing.txt"], ["corpus": Fixture.root + "/empty.txt"],
-                                   ["tokenizer": Fixture.root + "/garbage.model"], ["vocab-size": 10, "data-dir": Fixture.root + "/data10"]] {
-            #expect(throws: UserError.self) { _ = try Fixture.run(Fixture.settings("gpt", steps: 2, out: dir, extra: bad), force: true) }
+        for bad: [String: Any] in [
+            ["corpus": Fixture.root + "/missing.txt"], ["corpus": Fixture.root + "/empty.txt"],
+            ["tokenizer": Fixture.root + "/garbage.model"], ["vocab-size": 10, "data-dir": Fixture.root + "/data10"],
+        ] {
+            #expect(throws: UserError.self) {
+                _ = try Fixture.run(Fixture.settings("gpt", steps: 2, out: dir, extra: bad), force: true)
+            }
             #expect(Self.files(dir) == before, "\(bad) changed the old run")
         }
         _ = try Fixture.run(Fixture.settings("gpt", steps: 2, out: dir), force: true)
@@ -39,7 +44,9 @@ import Tokenizer
         #expect(try Checkpoint.read(try SafeTensors(path: dir + "/latest.safetensors"), path: "").model.kind == .gpt)
         // A new run that fails before its first checkpoint removes the directory it created.
         let fresh = Fixture.newDir("fresh")
-        #expect(throws: UserError.self) { _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: fresh, extra: ["corpus": "/nonexistent"])) }
+        #expect(throws: UserError.self) {
+            _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: fresh, extra: ["corpus": "/nonexistent"]))
+        }
         #expect(!FileManager.default.fileExists(atPath: fresh))
     }
 
@@ -50,8 +57,12 @@ import Tokenizer
         _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir))
         var holder: RunDirectory? = try RunDirectory(claiming: dir, force: false, resuming: true)
         let error = #expect(throws: UserError.self) { _ = try Fixture.run(["steps": 3, "threads": 1], resume: dir) }
-        #expect(error?.message.contains("in use by another ngpt-train (pid \(getpid()))") == true, "\(error?.message ?? "")")
-        #expect(throws: UserError.self) { _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir), force: true) }
+        #expect(
+            error?.message.contains("in use by another ngpt-train (pid \(getpid()))") == true, "\(error?.message ?? "")"
+        )
+        #expect(throws: UserError.self) {
+            _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir), force: true)
+        }
         #expect(FileManager.default.fileExists(atPath: dir + "/latest.safetensors"))
         // a reader is not a writer
         #expect(try LoadedModel.load(checkpoint: dir).step == 2)
@@ -64,11 +75,15 @@ import Tokenizer
     @Test func aSecondProcessIsRefused() throws {
         let exe = productsDirectory() + "/ngpt-train"
         let dir = Fixture.newDir("lock2")
-        _ = try Fixture.run(Fixture.settings("ngpt", steps: 1, out: Fixture.newDir("warm2")))   // data prepared
-        let args = ["--layers", "2", "--dim", "32", "--heads", "2", "--mlp-hidden", "48", "--context", "32", "--vocab-size", "300",
-                    "--batch-size", "4", "--steps", "100000", "--eval-every", "100000", "--sample-tokens", "0",
-                    "--corpus", Fixture.root + "/corpus", "--data-dir", Fixture.root + "/data", "--log-every", "1", "--threads", "1",
-                    "--out", dir]
+        _ = try Fixture.run(Fixture.settings("ngpt", steps: 1, out: Fixture.newDir("warm2")))  // data prepared
+        let args = [
+            "--layers", "2", "--dim", "32", "--heads", "2", "--mlp-hidden", "48", "--context", "32", "--vocab-size",
+            "300",
+            "--batch-size", "4", "--steps", "100000", "--eval-every", "100000", "--sample-tokens", "0",
+            "--corpus", Fixture.root + "/corpus", "--data-dir", Fixture.root + "/data", "--log-every", "1", "--threads",
+            "1",
+            "--out", dir,
+        ]
         let first = Process()
         first.executableURL = URL(fileURLWithPath: exe)
         first.arguments = args
@@ -80,7 +95,8 @@ import Tokenizer
         while Date() < deadline && Fixture.metrics(dir).isEmpty { usleep(10_000) }
         for extra in [[String](), ["--force"]] {
             let (status, _, err) = try runProcess([exe] + args + extra)
-            #expect(status == 1 && err.contains("in use by another ngpt-train (pid \(first.processIdentifier))"), "\(err)")
+            #expect(
+                status == 1 && err.contains("in use by another ngpt-train (pid \(first.processIdentifier))"), "\(err)")
         }
         #expect(first.isRunning)
         kill(first.processIdentifier, SIGINT)
@@ -96,7 +112,9 @@ import Tokenizer
             try AtomicFile.write("partial", to: dir + "/" + name)
         }
         _ = try Fixture.run(["threads": 1], resume: dir)
-        let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".tmp-") || $0.hasPrefix(".write-test") }
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter {
+            $0.contains(".tmp-") || $0.hasPrefix(".write-test")
+        }
         #expect(left.isEmpty, "\(left)")
     }
 
@@ -110,8 +128,11 @@ import Tokenizer
         let ids = [Int32](repeating: 1, count: n)
         _ = model.forward(inputs: ids, targets: ids, batch: batch)
         let allocated: Int
-        if let m = model as? NGPTModel { allocated = m.activationSets[batch]!.arena.count + m.scaled.arena.count }
-        else { allocated = (model as! GPTModel).activationSets[batch]!.arena.count }
+        if let m = model as? NGPTModel {
+            allocated = m.activationSets[batch]!.arena.count + m.scaled.arena.count
+        } else {
+            allocated = (model as! GPTModel).activationSets[batch]!.arena.count
+        }
         #expect(kind.modelType.workingFloats(config, batch: batch) == allocated)
 
         var c = TrainConfig()
@@ -122,9 +143,11 @@ import Tokenizer
         let error = #expect(throws: UserError.self) { try estimate.check(available: 24_000_000_000) }
         #expect(error?.message.contains("needs about") == true && error?.message.contains("is available") == true)
         let dir = Fixture.newDir("huge")
-        #expect(throws: UserError.self) { _ = try Fixture.run(Fixture.settings(kind.rawValue, steps: 2, out: dir, extra: ["context": 30_000])) }
+        #expect(throws: UserError.self) {
+            _ = try Fixture.run(Fixture.settings(kind.rawValue, steps: 2, out: dir, extra: ["context": 30_000]))
+        }
         #expect(!FileManager.default.fileExists(atPath: dir))
-        try MemoryEstimate(TrainConfig()).check()   // config S fits
+        try MemoryEstimate(TrainConfig()).check()  // config S fits
     }
 
     /// A checkpoint from another run (another configuration, another tokenizer) is refused on resume, and
@@ -133,15 +156,22 @@ import Tokenizer
         let run = Fixture.newDir("own"), other = Fixture.newDir("other"), otherTokenizer = Fixture.newDir("othertok")
         _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: run), stopAfter: 1)
         _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: other, extra: ["dim": 64]), stopAfter: 1)
-        try AtomicFile.write(String(repeating: "a different corpus with other words entirely.\n", count: 400), to: Fixture.root + "/other.txt")
-        _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: otherTokenizer, extra: ["corpus": Fixture.root + "/other.txt"]), stopAfter: 1)
+        try AtomicFile.write(
+            String(repeating: "a different corpus with other words entirely.\n", count: 400),
+            to: Fixture.root + "/other.txt")
+        _ = try Fixture.run(
+            Fixture.settings("ngpt", steps: 2, out: otherTokenizer, extra: ["corpus": Fixture.root + "/other.txt"]),
+            stopAfter: 1)
         for (source, reason) in [(other, "its dim is 64"), (otherTokenizer, "another tokenizer")] {
             try FileManager.default.removeItem(atPath: run + "/latest.safetensors")
-            try FileManager.default.copyItem(atPath: source + "/latest.safetensors", toPath: run + "/latest.safetensors")
+            try FileManager.default.copyItem(
+                atPath: source + "/latest.safetensors", toPath: run + "/latest.safetensors")
             let before = Self.files(run)
             let error = #expect(throws: UserError.self) { _ = try Fixture.run(["threads": 1], resume: run) }
-            #expect(error?.message.contains("does not belong to the run") == true && error?.message.contains(reason) == true,
-                    "\(error?.message ?? "")")
+            #expect(
+                error?.message.contains("does not belong to the run") == true
+                    && error?.message.contains(reason) == true,
+                "\(error?.message ?? "")")
             #expect(Self.files(run) == before)
         }
     }
@@ -167,11 +197,14 @@ import Tokenizer
     @Test func killNineAtRandomMomentsNeverLosesTheRun() throws {
         let exe = productsDirectory() + "/ngpt-train"
         let dir = Fixture.newDir("kill9")
-        _ = try Fixture.run(Fixture.settings("ngpt", steps: 1, out: Fixture.newDir("warm")))   // data prepared
-        let args = ["--model", "ngpt", "--layers", "2", "--dim", "32", "--heads", "2", "--mlp-hidden", "48", "--context", "32",
-                    "--vocab-size", "300", "--batch-size", "4", "--steps", "100000", "--eval-every", "1", "--eval-windows", "2",
-                    "--sample-tokens", "0", "--corpus", Fixture.root + "/corpus", "--data-dir", Fixture.root + "/data", "--log-every", "1",
-                    "--threads", "1"]
+        _ = try Fixture.run(Fixture.settings("ngpt", steps: 1, out: Fixture.newDir("warm")))  // data prepared
+        let args = [
+            "--model", "ngpt", "--layers", "2", "--dim", "32", "--heads", "2", "--mlp-hidden", "48", "--context", "32",
+            "--vocab-size", "300", "--batch-size", "4", "--steps", "100000", "--eval-every", "1", "--eval-windows", "2",
+            "--sample-tokens", "0", "--corpus", Fixture.root + "/corpus", "--data-dir", Fixture.root + "/data",
+            "--log-every", "1",
+            "--threads", "1",
+        ]
         var rng = SplitMix64(seed: 42)
         var lastStep = 0
         for round in 0..<12 {
@@ -183,16 +216,21 @@ import Tokenizer
             try p.run()
             // wait until this process trains, then kill it at a random moment within the next ~150 ms
             let deadline = Date().addingTimeInterval(30)
-            while Date() < deadline && (Fixture.metrics(dir).compactMap { $0["step"] as? Int }.max() ?? 0) <= lastStep { usleep(5_000) }
+            while Date() < deadline && (Fixture.metrics(dir).compactMap { $0["step"] as? Int }.max() ?? 0) <= lastStep {
+                usleep(5_000)
+            }
             usleep(UInt32(rng.below(150_000)))
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             // the latest checkpoint always loads, and a new claim leaves no orphans
             let state = try Checkpoint.read(try SafeTensors(path: dir + "/latest.safetensors"), path: dir)
-            #expect(state.step >= lastStep, "round \(round): the checkpoint went back from \(lastStep) to \(state.step)")
+            #expect(
+                state.step >= lastStep, "round \(round): the checkpoint went back from \(lastStep) to \(state.step)")
             lastStep = state.step
             _ = try RunDirectory(claiming: dir, force: false, resuming: true)
-            let orphans = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".tmp-") || $0.hasPrefix(".write-test") }
+            let orphans = try FileManager.default.contentsOfDirectory(atPath: dir).filter {
+                $0.contains(".tmp-") || $0.hasPrefix(".write-test")
+            }
             #expect(orphans.isEmpty, "round \(round): \(orphans)")
         }
         let summary = try Fixture.run(["steps": lastStep + 2, "threads": 1], resume: dir)
@@ -211,9 +249,13 @@ import Tokenizer
         _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir))
         let old = try #require(FileManager.default.contents(atPath: dir + "/latest.safetensors"))
         // the new run would write its first checkpoint only when it stops: the whole run is the window
-        let args = ["--force", "--model", "gpt", "--layers", "2", "--dim", "32", "--heads", "2", "--mlp-hidden", "48", "--context", "32",
-                    "--vocab-size", "300", "--batch-size", "4", "--steps", "100000", "--eval-every", "100000", "--sample-tokens", "0",
-                    "--corpus", Fixture.root + "/corpus", "--data-dir", Fixture.root + "/data", "--threads", "1", "--out", dir]
+        let args = [
+            "--force", "--model", "gpt", "--layers", "2", "--dim", "32", "--heads", "2", "--mlp-hidden", "48",
+            "--context", "32",
+            "--vocab-size", "300", "--batch-size", "4", "--steps", "100000", "--eval-every", "100000",
+            "--sample-tokens", "0",
+            "--corpus", Fixture.root + "/corpus", "--data-dir", Fixture.root + "/data", "--threads", "1", "--out", dir,
+        ]
         var rng = SplitMix64(seed: 7)
         for round in 0..<10 {
             let signal = round % 2 == 0 ? SIGKILL : SIGTERM
@@ -239,10 +281,12 @@ import Tokenizer
             #expect(loaded.model.config.kind == .ngpt && loaded.step == 2, "round \(round) (signal \(signal))")
             if signal == SIGTERM {
                 #expect(p.terminationStatus != 0, "round \(round): a stopped --force run must not report success")
-                #expect(FileManager.default.contents(atPath: dir + "/latest.safetensors") == old, "round \(round): the old run was not restored")
+                #expect(
+                    FileManager.default.contents(atPath: dir + "/latest.safetensors") == old,
+                    "round \(round): the old run was not restored")
                 #expect(!FileManager.default.fileExists(atPath: dir + "/.replaced"), "round \(round)")
             } else {
-                _ = try RunDirectory(claiming: dir, force: false, resuming: true)   // the next claim restores it
+                _ = try RunDirectory(claiming: dir, force: false, resuming: true)  // the next claim restores it
                 #expect(FileManager.default.contents(atPath: dir + "/latest.safetensors") == old, "round \(round)")
             }
         }

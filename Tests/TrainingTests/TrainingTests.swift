@@ -6,6 +6,7 @@ import Runs
 import TestSupport
 import Testing
 import Tokenizer
+
 @testable import Training
 
 /// A small synthetic corpus (several documents) and a data directory shared by the tests of one process,
@@ -14,8 +15,10 @@ enum Fixture {
     static let root: String = {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ngpt-train-\(getpid())").path
         try? FileManager.default.createDirectory(atPath: dir + "/corpus", withIntermediateDirectories: true)
-        let words = ["the", "king", "queen", "love", "death", "night", "sword", "crown", "speak", "thee", "thou", "art",
-                     "noble", "lord", "lady", "fair", "heaven", "earth", "blood", "honour"]
+        let words = [
+            "the", "king", "queen", "love", "death", "night", "sword", "crown", "speak", "thee", "thou", "art",
+            "noble", "lord", "lady", "fair", "heaven", "earth", "blood", "honour",
+        ]
         var rng = SplitMix64(seed: 1)
         for d in 0..<12 {
             var lines: [String] = []
@@ -30,17 +33,22 @@ enum Fixture {
     }()
 
     static func settings(_ model: String, steps: Int, out: String, extra: [String: Any] = [:]) -> [String: Any] {
-        var s: [String: Any] = ["model": model, "layers": 2, "dim": 32, "heads": 2, "mlp-hidden": 48, "context": 32,
-                                "vocab-size": 300, "batch-size": 4, "steps": steps, "eval-every": 4, "eval-windows": 4,
-                                "sample-tokens": 0, "corpus": root + "/corpus", "data-dir": root + "/data", "out": out,
-                                "lr": 5e-3, "threads": 1]
+        var s: [String: Any] = [
+            "model": model, "layers": 2, "dim": 32, "heads": 2, "mlp-hidden": 48, "context": 32,
+            "vocab-size": 300, "batch-size": 4, "steps": steps, "eval-every": 4, "eval-windows": 4,
+            "sample-tokens": 0, "corpus": root + "/corpus", "data-dir": root + "/data", "out": out,
+            "lr": 5e-3, "threads": 1,
+        ]
         for (k, v) in extra { s[k] = v }
         return s
     }
 
-    static func run(_ settings: [String: Any], resume: String? = nil, force: Bool = false, stopAfter: Int? = nil) throws -> RunSummary {
-        let trainer = try Trainer(fileSettings: nil, flagSettings: settings, resume: resume, force: force,
-                                  printer: ProgressPrinter(isTerminal: false))
+    static func run(_ settings: [String: Any], resume: String? = nil, force: Bool = false, stopAfter: Int? = nil) throws
+        -> RunSummary
+    {
+        let trainer = try Trainer(
+            fileSettings: nil, flagSettings: settings, resume: resume, force: force,
+            printer: ProgressPrinter(isTerminal: false))
         trainer.stopAfter = stopAfter
         return try trainer.run()
     }
@@ -48,7 +56,8 @@ enum Fixture {
     static func newDir(_ tag: String) -> String { root + "/runs/\(tag)-\(UUID().uuidString.prefix(8))" }
 
     static func metrics(_ dir: String) -> [[String: Any]] {
-        ((try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+        ((try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").compactMap
+        {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
     }
@@ -60,12 +69,16 @@ enum Fixture {
     @Test(arguments: ["ngpt", "gpt"], GEMM.hasBF16 ? ["fp32", "bf16"] : ["fp32"])
     func resumeIsBitwiseIdentical(model: String, precision: String) throws {
         let whole = Fixture.newDir("whole"), split = Fixture.newDir("split")
-        _ = try Fixture.run(Fixture.settings(model, steps: 8, out: whole, extra: ["log-every": 1, "precision": precision]))
-        let first = try Fixture.run(Fixture.settings(model, steps: 8, out: split, extra: ["log-every": 1, "precision": precision]), stopAfter: 3)
+        _ = try Fixture.run(
+            Fixture.settings(model, steps: 8, out: whole, extra: ["log-every": 1, "precision": precision]))
+        let first = try Fixture.run(
+            Fixture.settings(model, steps: 8, out: split, extra: ["log-every": 1, "precision": precision]), stopAfter: 3
+        )
         #expect(first.interrupted == "--stop-after" && first.steps == 3)
         let second = try Fixture.run(["threads": 1], resume: split)
         #expect(second.steps == 8 && second.interrupted == nil)
-        let a = try SafeTensors(path: whole + "/latest.safetensors"), b = try SafeTensors(path: split + "/latest.safetensors")
+        let a = try SafeTensors(path: whole + "/latest.safetensors"),
+            b = try SafeTensors(path: split + "/latest.safetensors")
         #expect(a.names == b.names)
         for name in a.names {
             let x = try a.floats(name), y = try b.floats(name)
@@ -84,22 +97,26 @@ enum Fixture {
         #expect(ls.count == 8 && lw.count == 8)
         for (step, loss) in ls { #expect(lw[step] == loss, "step \(step)") }
         #expect(a.metadata["ngpt.val_loss"] == b.metadata["ngpt.val_loss"])
-        #expect(try Checkpoint.read(b, path: "").extra["ngpt.config"]?.contains("\"precision\" : \"\(precision)\"") == true)
+        #expect(
+            try Checkpoint.read(b, path: "").extra["ngpt.config"]?.contains("\"precision\" : \"\(precision)\"") == true)
     }
 
     @Test func resumeRefusesArchitectureChangesButAcceptsScheduleChanges() throws {
         let dir = Fixture.newDir("arch")
         _ = try Fixture.run(Fixture.settings("ngpt", steps: 4, out: dir), stopAfter: 2)
         let error = #expect(throws: UserError.self) {
-            _ = try Trainer(fileSettings: nil, flagSettings: ["dim": 64], resume: dir, force: false, printer: ProgressPrinter(isTerminal: false))
+            _ = try Trainer(
+                fileSettings: nil, flagSettings: ["dim": 64], resume: dir, force: false,
+                printer: ProgressPrinter(isTerminal: false))
         }
         #expect(error?.message.contains("architecture keys cannot change on resume") == true)
         // schedule keys may change
         let summary = try Fixture.run(["steps": 5, "lr": 1e-3], resume: dir)
         #expect(summary.steps == 5)
         #expect(throws: UserError.self) {
-            _ = try Trainer(fileSettings: nil, flagSettings: [:], resume: Fixture.root + "/nowhere", force: false,
-                            printer: ProgressPrinter(isTerminal: false))
+            _ = try Trainer(
+                fileSettings: nil, flagSettings: [:], resume: Fixture.root + "/nowhere", force: false,
+                printer: ProgressPrinter(isTerminal: false))
         }
     }
 }
@@ -107,23 +124,31 @@ enum Fixture {
 @Suite(.serialized) struct RecipeTests {
     @Test func lossDecreasesOnASmallCorpus() throws {
         let dir = Fixture.newDir("learn")
-        let summary = try Fixture.run(Fixture.settings("ngpt", steps: 60, out: dir, extra: ["eval-every": 20, "lr": 1e-2]))
-        let evals = Fixture.metrics(dir).filter { $0["type"] as? String == "eval" }.compactMap { $0["val_loss"] as? Double }
+        let summary = try Fixture.run(
+            Fixture.settings("ngpt", steps: 60, out: dir, extra: ["eval-every": 20, "lr": 1e-2]))
+        let evals = Fixture.metrics(dir).filter { $0["type"] as? String == "eval" }.compactMap {
+            $0["val_loss"] as? Double
+        }
         #expect(evals.count == 3)
         #expect(summary.finalValLoss < log(300.0) - 1.0, "val loss \(summary.finalValLoss) vs ln V \(log(300.0))")
         #expect(evals.last! < evals.first!)
-        let gpt = try Fixture.run(Fixture.settings("gpt", steps: 60, out: Fixture.newDir("learn-gpt"), extra: ["eval-every": 20, "lr": 1e-2]))
+        let gpt = try Fixture.run(
+            Fixture.settings("gpt", steps: 60, out: Fixture.newDir("learn-gpt"), extra: ["eval-every": 20, "lr": 1e-2]))
         #expect(gpt.finalValLoss < log(300.0) - 1.0)
 
         // bits per byte beside nats per token: one factor for the fixed windows (their tokens over ln 2 × their bytes)
         let records = Fixture.metrics(dir).filter { $0["type"] as? String == "eval" }
-        let ratios = records.compactMap { r in (r["val_bpb"] as? Double).flatMap { b in (r["val_loss"] as? Double).map { b / $0 } } }
+        let ratios = records.compactMap { r in
+            (r["val_bpb"] as? Double).flatMap { b in (r["val_loss"] as? Double).map { b / $0 } }
+        }
         #expect(ratios.count == 3 && ratios.allSatisfy { abs($0 - ratios[0]) < 1e-9 })
-        #expect(ratios[0] > 1 / (log(2) * 6) && ratios[0] < 1 / log(2))   // between 1 and 6 bytes per token
+        #expect(ratios[0] > 1 / (log(2) * 6) && ratios[0] < 1 / log(2))  // between 1 and 6 bytes per token
         // the run's own curves, redrawn at each evaluation (PNG at the end when rsvg-convert is installed)
         let svg = try String(contentsOfFile: dir + "/curves/val-loss-vs-step.svg", encoding: .utf8)
         #expect(svg.components(separatedBy: "<polyline").count == 2)
-        for name in ["train-loss-vs-tokens", "lr-vs-step", "grad-norm-vs-step", "alpha_attn-vs-step", "val-bpb-vs-step"] {
+        for name in [
+            "train-loss-vs-tokens", "lr-vs-step", "grad-norm-vs-step", "alpha_attn-vs-step", "val-bpb-vs-step",
+        ] {
             #expect(FileManager.default.fileExists(atPath: dir + "/curves/\(name).svg"), "\(name)")
         }
     }
@@ -149,24 +174,24 @@ enum Fixture {
     @Test func defaultLearningRatesFollowTheWidth() {
         var c = TrainConfig()
         c.model = .ngpt
-        #expect(abs(c.peakLR - 8e-3) < 1e-15)                      // config S, d 256: the sweep's best
+        #expect(abs(c.peakLR - 8e-3) < 1e-15)  // config S, d 256: the sweep's best
         c.dim = 64
-        #expect(abs(c.peakLR - 3.2e-2) < 1e-12)                    // × 256/64
+        #expect(abs(c.peakLR - 3.2e-2) < 1e-12)  // × 256/64
         c.model = .gpt
-        #expect(abs(c.peakLR - 6e-3) < 1e-12)                      // 1.5e-3 × 256/64
+        #expect(abs(c.peakLR - 6e-3) < 1e-12)  // 1.5e-3 × 256/64
         c.dim = 256
         #expect(abs(c.peakLR - 1.5e-3) < 1e-15)
         c.lr = 2e-3
-        #expect(c.peakLR == 2e-3)                                  // an explicit --lr wins
+        #expect(c.peakLR == 2e-3)  // an explicit --lr wins
     }
 
     @Test func scheduleShapes() {
         let s = LRSchedule(peak: 1e-3, minLR: 1e-4, warmup: 10, steps: 110)
-        #expect(abs(s.lr(at: 0) - 1e-4) < 1e-12)        // linear from 0: (0+1)/10 of the peak
+        #expect(abs(s.lr(at: 0) - 1e-4) < 1e-12)  // linear from 0: (0+1)/10 of the peak
         #expect(abs(s.lr(at: 4) - 5e-4) < 1e-12)
         #expect(abs(s.lr(at: 9) - 1e-3) < 1e-12)
-        #expect(abs(s.lr(at: 10) - 1e-3) < 1e-12)       // cosine starts at the peak
-        #expect(abs(s.lr(at: 109) - 1e-4) < 1e-12)      // and ends at the floor
+        #expect(abs(s.lr(at: 10) - 1e-3) < 1e-12)  // cosine starts at the peak
+        #expect(abs(s.lr(at: 109) - 1e-4) < 1e-12)  // and ends at the floor
         #expect(s.lr(at: 60) < 6e-4 && s.lr(at: 60) > 5e-4)
         for t in 10..<109 { #expect(s.lr(at: t + 1) <= s.lr(at: t)) }
         let noWarmup = LRSchedule(peak: 2e-3, minLR: 0, warmup: 0, steps: 5)
@@ -218,12 +243,16 @@ enum Fixture {
     @Test func existingOrUnwritableRunDirectoriesAreRefusedBeforeTraining() throws {
         let dir = Fixture.newDir("exists")
         _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir))
-        let error = #expect(throws: UserError.self) { _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir)) }
+        let error = #expect(throws: UserError.self) {
+            _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir))
+        }
         #expect(error?.message.contains("--resume") == true && error?.message.contains("--force") == true)
         _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: dir), force: true)
         // a path under a regular file cannot be created
         try AtomicFile.write("x", to: Fixture.root + "/afile")
-        #expect(throws: UserError.self) { _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: Fixture.root + "/afile/run")) }
+        #expect(throws: UserError.self) {
+            _ = try Fixture.run(Fixture.settings("ngpt", steps: 2, out: Fixture.root + "/afile/run"))
+        }
     }
 
     /// Rewrites a checkpoint with `change` applied to the named tensor's values; returns the new bytes.
@@ -284,17 +313,21 @@ enum Fixture {
         _ = try Fixture.run(Fixture.settings("ngpt", steps: 1, out: Fixture.newDir("warm")))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = ["--model", "ngpt", "--layers", "2", "--dim", "32", "--heads", "2", "--mlp-hidden", "48", "--context", "32",
-                       "--vocab-size", "300", "--batch-size", "4", "--steps", "100000", "--eval-every", "100000",
-                       "--sample-tokens", "0", "--corpus", Fixture.root + "/corpus", "--data-dir", Fixture.root + "/data",
-                       "--out", dir, "--log-every", "1", "--threads", "1"]
+        p.arguments = [
+            "--model", "ngpt", "--layers", "2", "--dim", "32", "--heads", "2", "--mlp-hidden", "48", "--context", "32",
+            "--vocab-size", "300", "--batch-size", "4", "--steps", "100000", "--eval-every", "100000",
+            "--sample-tokens", "0", "--corpus", Fixture.root + "/corpus", "--data-dir", Fixture.root + "/data",
+            "--out", dir, "--log-every", "1", "--threads", "1",
+        ]
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out
         try p.run()
         // Wait for training to be under way (a train record in metrics.jsonl), then interrupt.
         let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline && !Fixture.metrics(dir).contains(where: { ($0["step"] as? Int ?? 0) >= 2 }) { usleep(50_000) }
+        while Date() < deadline && !Fixture.metrics(dir).contains(where: { ($0["step"] as? Int ?? 0) >= 2 }) {
+            usleep(50_000)
+        }
         kill(p.processIdentifier, SIGINT)
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
@@ -308,4 +341,3 @@ enum Fixture {
         #expect(resumed.steps == step + 2)
     }
 }
-
