@@ -15,7 +15,8 @@ public struct BatchSampler: Sendable {
         layout = ShardLayout(windowsPerShard: tokens.shards.map { $0.count - context })
         guard layout.windows > 0 else {
             throw UserError(
-                "the training split has \(tokens.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context"
+                "the training split has \(tokens.count) tokens, fewer than one window of \(context + 1); use a "
+                    + "larger corpus or a smaller --context"
             )
         }
         self.tokens = tokens; self.batch = batch; self.context = context; self.seed = seed
@@ -55,7 +56,8 @@ public struct ValidationWindows: Sendable {
         layout = ShardLayout(windowsPerShard: tokens.shards.map { ($0.count - 1) / context })
         guard layout.windows >= 1 else {
             throw UserError(
-                "the validation split has \(tokens.count) tokens, fewer than one window of \(context + 1); use a larger corpus, a larger --val-tokens or a smaller --context"
+                "the validation split has \(tokens.count) tokens, fewer than one window of \(context + 1); use a "
+                    + "larger corpus, a larger --val-tokens or a smaller --context"
             )
         }
         self.tokens = tokens; self.context = context

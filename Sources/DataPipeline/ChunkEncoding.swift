@@ -88,16 +88,19 @@ struct ChunkText {
                     let seen =
                         keys.isEmpty ? "it has no fields" : "its fields: " + keys.prefix(8).joined(separator: ", ")
                     throw UserError(
-                        "\(here): the record has no \"\(fieldName)\" field (\(seen)); pass --text-field with the field that holds the text"
+                        "\(here): the record has no \"\(fieldName)\" field (\(seen)); pass --text-field with the "
+                            + "field that holds the text"
                     )
                 case .notAString:
                     let fieldName = String(decoding: textField, as: UTF8.self)
                     throw UserError(
-                        "\(here): the \"\(fieldName)\" field is not a string; pass --text-field with the field that holds the text"
+                        "\(here): the \"\(fieldName)\" field is not a string; pass --text-field with the field that "
+                            + "holds the text"
                     )
                 case .malformed(let at):
                     throw UserError(
-                        "\(here): not a JSON object (malformed at column \(at + 1)); a .jsonl file holds one JSON object per line"
+                        "\(here): not a JSON object (malformed at column \(at + 1)); a .jsonl file holds one JSON "
+                            + "object per line"
                     )
                 }
             }

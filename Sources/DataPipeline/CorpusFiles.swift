@@ -14,7 +14,8 @@ public struct CorpusSource: Codable, Equatable, Sendable {
     /// Size and modification time on disk: a source whose either changed is encoded again.
     public var bytes: Int
     public var modified: Double
-    /// Uncompressed size: exact for plain files, from the gzip trailer (modulo 4 GiB, lifted past the file size) for gzip.
+    /// Uncompressed size: exact for plain files, from the gzip trailer (modulo 4 GiB, lifted past the file size) for
+    /// gzip.
     public var estimatedTextBytes: Int
     /// `estimatedTextBytes` was measured by decompressing (gzip; plain files are always exact).
     public var exactTextBytes: Bool = false
@@ -53,7 +54,8 @@ public enum CorpusFiles {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw UserError(
-                "corpus not found: \(path) (pass --corpus with a text or .jsonl file, gzip-compressed or not, or a directory of them)"
+                "corpus not found: \(path) (pass --corpus with a text or .jsonl file, gzip-compressed or not, or a "
+                    + "directory of them)"
             )
         }
         guard isDirectory.boolValue else {
@@ -75,7 +77,8 @@ public enum CorpusFiles {
         }
         guard !names.isEmpty else {
             throw UserError(
-                "corpus directory \(path) has no corpus files (\(extensions.joined(separator: ", ")), each optionally .gz)"
+                "corpus directory \(path) has no corpus files (\(extensions.joined(separator: ", ")), each "
+                    + "optionally .gz)"
             )
         }
         return (path, try names.sorted().map { try source(root: path, name: $0) })
@@ -117,7 +120,8 @@ extension CorpusFiles {
     /// few "lines" of valid UTF-8 would leave the tokenizer too little text to train on.
     static func binaryFile(_ path: String, at offset: Int) -> UserError {
         UserError(
-            "corpus file \(path) looks binary (a NUL byte at offset \(offset) of its text); a corpus is UTF-8 text: remove the file from the corpus"
+            "corpus file \(path) looks binary (a NUL byte at offset \(offset) of its text); a corpus is UTF-8 text: "
+                + "remove the file from the corpus"
         )
     }
 
@@ -252,7 +256,8 @@ final class SourceReader {
                     if z.pointee.total_out == 0 && z.pointee.total_in == 0 && !memberDone { break }
                     if memberDone { break }
                     throw UserError(
-                        "\(path) is truncated: its gzip data ends early after \(produced()) bytes of text (re-download or re-compress it)"
+                        "\(path) is truncated: its gzip data ends early after \(produced()) bytes of text "
+                            + "(re-download or re-compress it)"
                     )
                 }
                 z.pointee.next_in = input
@@ -269,7 +274,8 @@ final class SourceReader {
             guard rc == Z_OK else {
                 let reason = z.pointee.msg.map { String(cString: $0) } ?? "zlib error \(rc)"
                 throw UserError(
-                    "\(path) is not valid gzip data (\(reason) after \(produced()) bytes of text); re-download or re-compress it"
+                    "\(path) is not valid gzip data (\(reason) after \(produced()) bytes of text); re-download or "
+                        + "re-compress it"
                 )
             }
         }
@@ -314,7 +320,8 @@ final class LineChunker {
             if atEnd { return take(pending.count) }
             guard want < Self.maxLineBytes else {
                 throw UserError(
-                    "\(reader.path) has a line longer than \(Self.maxLineBytes >> 20) MiB at byte offset \(offset); a corpus must be text with line breaks"
+                    "\(reader.path) has a line longer than \(Self.maxLineBytes >> 20) MiB at byte offset \(offset); "
+                        + "a corpus must be text with line breaks"
                 )
             }
             want = min(want * 2, Self.maxLineBytes)

@@ -57,7 +57,8 @@ public enum DataPreparation {
         stats.sources = sources.count
         if previous == nil, FileManager.default.fileExists(atPath: cache.path + "/train.bin") {
             log.line(
-                "the token cache in \(cache.path) was built by an earlier ngpt (train.bin, val.bin); rebuilding it as shards with a manifest"
+                "the token cache in \(cache.path) was built by an earlier ngpt (train.bin, val.bin); rebuilding it "
+                    + "as shards with a manifest"
             )
         }
         let (tokenizer, tokenizerPath) = try chooseTokenizer(
@@ -80,12 +81,14 @@ public enum DataPreparation {
             stats.encodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - encodeStarted) / 1e9
             guard state.trainTokens + state.validationTokens > 0 else {
                 throw UserError(
-                    "corpus \(corpusPath) holds no text to train on (its files are empty, or every line was invalid UTF-8)"
+                    "corpus \(corpusPath) holds no text to train on (its files are empty, or every line was invalid "
+                        + "UTF-8)"
                 )
             }
             guard state.trainTokens > 0 else {
                 throw UserError(
-                    "the validation split took the whole corpus (\(state.validationTokens) tokens); use a smaller --val-tokens or add text"
+                    "the validation split took the whole corpus (\(state.validationTokens) tokens); use a smaller "
+                        + "--val-tokens or add text"
                 )
             }
             state.position = nil
@@ -103,7 +106,8 @@ public enum DataPreparation {
             validation = try TokenShards(
                 directory: cache.path, records: state.validation, vocabSize: tokenizer.vocabSize)
         } catch let error as UserError where stats.sourcesEncoded == 0 && !repairing {
-            // a damaged cache (a shard deleted, truncated, overwritten): encode again rather than send the user to delete it
+            // a damaged cache (a shard deleted, truncated, overwritten): encode again rather than send the user to
+            // delete it
             log.line("the token cache in \(cache.path) is damaged (\(error.message)); encoding the corpus again")
             unlink(cache.manifest)
             lock.release()
@@ -111,12 +115,14 @@ public enum DataPreparation {
         }
         guard train.shards.contains(where: { $0.count >= context + 1 }) else {
             throw UserError(
-                "the training split has \(train.count) tokens, fewer than one window of \(context + 1); use a larger corpus or a smaller --context"
+                "the training split has \(train.count) tokens, fewer than one window of \(context + 1); use a "
+                    + "larger corpus or a smaller --context"
             )
         }
         guard validation.shards.contains(where: { $0.count >= context + 1 }) else {
             throw UserError(
-                "the validation split has \(validation.count) tokens, fewer than one window of \(context + 1); use a larger corpus, a larger --val-tokens or a smaller --context"
+                "the validation split has \(validation.count) tokens, fewer than one window of \(context + 1); use "
+                    + "a larger corpus, a larger --val-tokens or a smaller --context"
             )
         }
         stats.documents = state.documents
@@ -226,7 +232,8 @@ public enum DataPreparation {
             let added = sources.filter { s in !previous.sources.contains { $0.name == s.name } }
             if added.isEmpty { return state }
             log.line(
-                "\(added.count) file\(added.count == 1 ? "" : "s") added to the corpus since the cache was built: encoding \(added.count == 1 ? "it" : "them") alone"
+                "\(added.count) file\(added.count == 1 ? "" : "s") added to the corpus since the cache was built: "
+                    + "encoding \(added.count == 1 ? "it" : "them") alone"
             )
             state.sources += added
             state.position = TokenManifest.Position(source: previous.sources.count, offset: 0, line: 1)
@@ -234,7 +241,8 @@ public enum DataPreparation {
         } else {
             if previous != nil {
                 log.line(
-                    "the corpus, tokenizer or settings changed since the cache in \(cache.path) was built; encoding it again"
+                    "the corpus, tokenizer or settings changed since the cache in \(cache.path) was built; encoding "
+                        + "it again"
                 )
             }
             state = TokenManifest(

@@ -30,7 +30,8 @@ extension DataPreparation {
                 if let signal = log.stopRequested() {
                     try writer.saveNow()
                     throw UserError(
-                        "\(signal): data preparation stopped after \(formatBytes(done)); run the same command again to continue where it stopped"
+                        "\(signal): data preparation stopped after \(formatBytes(done)); run the same command again "
+                            + "to continue where it stopped"
                     )
                 }
                 let results = encodeConcurrently(tasks) { task in
@@ -64,7 +65,8 @@ extension DataPreparation {
         return (sources.count - start.source, done)
     }
 
-    /// Runs `body` on each task over the thread budget's workers, each taking the next task as it finishes; results in order.
+    /// Runs `body` on each task over the thread budget's workers, each taking the next task as it finishes; results in
+    /// order.
     static func encodeConcurrently(_ tasks: [ChunkTask], _ body: @escaping (ChunkTask) throws -> EncodedChunk)
         -> [Result<EncodedChunk, Error>]
     {

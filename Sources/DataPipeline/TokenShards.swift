@@ -155,9 +155,10 @@ final class ShardWriter {
     private func failure() -> UserError {
         let reason = String(cString: strerror(errno))
         discard()
-        return UserError(
-            "writing \(partial) failed: \(reason)\(errno == ENOSPC ? " (the disk is full: free space or choose another --data-dir; the last complete cache is untouched and the preparation continues where it stopped when run again)" : "")"
-        )
+        let diskFull =
+            " (the disk is full: free space or choose another --data-dir; the last complete cache is untouched and "
+            + "the preparation continues where it stopped when run again)"
+        return UserError("writing \(partial) failed: \(reason)\(errno == ENOSPC ? diskFull : "")")
     }
 }
 
@@ -216,7 +217,8 @@ public final class TokenShards: @unchecked Sendable {
             let shard = try MappedTokens(path: path)
             guard shard.count == r.tokens, SHA256.hex(shard.header.sourceHash) == r.sha256 else {
                 throw UserError(
-                    "token shard \(path) does not match the manifest (\(shard.count) tokens, expected \(r.tokens)); \(hint)"
+                    "token shard \(path) does not match the manifest (\(shard.count) tokens, expected \(r.tokens)); "
+                        + "\(hint)"
                 )
             }
             guard shard.vocabSize == vocabSize else {

@@ -33,11 +33,13 @@ extension DataPreparation {
         }
         guard sample.contains(where: { !$0.isWhitespace }) else {
             throw UserError(
-                "corpus \(options.corpus ?? root) holds no text to train a tokenizer on (its files are empty, or every line was invalid UTF-8)"
+                "corpus \(options.corpus ?? root) holds no text to train a tokenizer on (its files are empty, or "
+                    + "every line was invalid UTF-8)"
             )
         }
         log.line(
-            "training a \(options.tokenizer.modelType.rawValue) tokenizer, vocab \(options.tokenizer.vocabSize), on \(formatBytes(sample.utf8.count)) sampled from \(formatBytes(total))…"
+            "training a \(options.tokenizer.modelType.rawValue) tokenizer, vocab \(options.tokenizer.vocabSize), on "
+                + "\(formatBytes(sample.utf8.count)) sampled from \(formatBytes(total))…"
         )
         let ticker = Ticker(every: 1) { seconds in
             log.progress("training the tokenizer: \(formatDuration(seconds)) (SentencePiece reports no progress)")

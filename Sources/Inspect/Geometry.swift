@@ -39,7 +39,8 @@ public enum Geometry {
     /// vocab sizes used here: 4096 rows make a 64 MB Gram matrix).
     public struct PairwiseCosines: Codable, Sendable {
         public var mean: Double, std: Double
-        /// Wang & Isola's uniformity, log E_{i≠j} exp(−t‖x_i − x_j‖²) with t = 2 (= log E exp(−4 + 4·cos) for unit rows).
+        /// Wang & Isola's uniformity, log E_{i≠j} exp(−t‖x_i − x_j‖²) with t = 2 (= log E exp(−4 + 4·cos) for unit
+        /// rows).
         public var uniformity: Double
         /// Histogram of the cosines over [−1, 1] in `bins` equal bins (fractions of all pairs).
         public var histogram: [Double]
@@ -99,7 +100,8 @@ public enum Geometry {
     /// from the OpenBLAS package.
     public static func singularValues(_ a: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int? = nil) -> [Double] {
         let lda = ld ?? cols
-        // LAPACK is column-major: the row-major [rows, cols] matrix is its transpose, which has the same singular values.
+        // LAPACK is column-major: the row-major [rows, cols] matrix is its transpose, which has the same singular
+        // values.
         var m = Int32(cols), n = Int32(rows)
         var data = [Double](repeating: 0, count: rows * cols)
         for r in 0..<rows { for c in 0..<cols { data[r * cols + c] = Double(a[r * lda + c]) } }

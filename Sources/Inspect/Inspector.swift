@@ -51,7 +51,8 @@ public struct InspectionReport: Codable, Sendable {
 public enum Inspector {
     /// Reference values after training at 0.5B/1B scale (paper Fig. 6, Tables 4–5; design §4.1).
     public static let paperReference =
-        "paper (0.5–1B, 100k steps): α_A ≈ 0.22–0.25, α_M ≈ 0.32–0.37, s_qk ≈ 1.4–1.5, s_u ≈ 1.1–1.2, s_ν ≈ 1.1–1.25, mean s_z ≈ 60"
+        "paper (0.5–1B, 100k steps): α_A ≈ 0.22–0.25, α_M ≈ 0.32–0.37, s_qk ≈ 1.4–1.5, s_u ≈ 1.1–1.2, s_ν ≈ "
+        + "1.1–1.25, mean s_z ≈ 60"
 
     public static func inspect(_ loaded: LoadedModel, neighbours words: [String], text: String?, maxTokens: Int = 4096)
         throws -> InspectionReport
@@ -118,7 +119,8 @@ public enum Inspector {
                 })
             else {
                 throw UserError(
-                    "\"\(word)\" is not a single token of this tokenizer (tried pieces \"▁\(word)\" and \"\(word)\"); choose words the vocabulary holds"
+                    "\"\(word)\" is not a single token of this tokenizer (tried pieces \"▁\(word)\" and "
+                        + "\"\(word)\"); choose words the vocabulary holds"
                 )
             }
             let near = Geometry.nearest(unitRows: unitIn, rows: V, cols: d, to: Int(id), k: 5)

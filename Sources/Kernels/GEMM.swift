@@ -54,7 +54,8 @@ public enum GEMM {
             throw UserError(
                 path == .native || !hasAVX512
                     ? "--precision bf16 needs AVX512_BF16, which this CPU (\(cpuModel)) lacks; use --precision fp32"
-                    : "--precision bf16 needs ngpt's own GEMM, but NGPT_GEMM=openblas is set; unset it or use --precision fp32"
+                    : "--precision bf16 needs ngpt's own GEMM, but NGPT_GEMM=openblas is set; unset it or use "
+                        + "--precision fp32"
             )
         }
     }

@@ -51,17 +51,20 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         }
         guard dim % 2 == 0 else {
             throw UserError(
-                "\(name("dim")) \(dim) is odd, but every head's size dim/heads must be even (RoPE rotates pairs); use \(name("dim")) \(dim - 1) or \(dim + 1)"
+                "\(name("dim")) \(dim) is odd, but every head's size dim/heads must be even (RoPE rotates pairs); "
+                    + "use \(name("dim")) \(dim - 1) or \(dim + 1)"
             )
         }
         guard dim % heads == 0 else {
             throw UserError(
-                "\(name("heads")) \(heads) must divide \(name("dim")) \(dim) into an even head size; e.g. \(name("heads")) \(Self.headsNear(dim, heads))"
+                "\(name("heads")) \(heads) must divide \(name("dim")) \(dim) into an even head size; e.g. "
+                    + "\(name("heads")) \(Self.headsNear(dim, heads))"
             )
         }
         guard headDim % 2 == 0 else {
             throw UserError(
-                "the head size dim/heads = \(headDim) must be even (RoPE rotates pairs); e.g. \(name("heads")) \(Self.headsNear(dim, heads))"
+                "the head size dim/heads = \(headDim) must be even (RoPE rotates pairs); e.g. \(name("heads")) "
+                    + "\(Self.headsNear(dim, heads))"
             )
         }
         guard floatBound(batch: 1) <= Self.maxFloats else {

@@ -233,9 +233,10 @@ public struct SafeTensors {
         }
         var offset = 0
         for t in sorted {
+            let shape = t.shape.map(String.init).joined(separator: ",")
             parts.append(
-                "\(jsonString(t.name)):{\"dtype\":\"\(t.dtype)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + t.bytes.count)]}"
-            )
+                "\(jsonString(t.name)):{\"dtype\":\"\(t.dtype)\",\"shape\":[\(shape)],"
+                    + "\"data_offsets\":[\(offset),\(offset + t.bytes.count)]}")
             offset += t.bytes.count
         }
         var header = Array(("{" + parts.joined(separator: ",") + "}").utf8)

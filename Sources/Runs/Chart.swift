@@ -31,47 +31,58 @@ public struct LineChart {
         func px(_ x: Double) -> Double { left + (x - x0) / max(x1 - x0, 1e-12) * pw }
         func py(_ y: Double) -> Double { top + (1 - (y - y0) / max(y1 - y0, 1e-12)) * ph }
         var out = """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="Helvetica, Arial, sans-serif" font-size="12">
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \
+            \(Int(width)) \(Int(height))" font-family="Helvetica, Arial, sans-serif" font-size="12">
             <rect width="100%" height="100%" fill="white"/>
-            <text x="\(left + pw / 2)" y="22" text-anchor="middle" font-size="15" font-weight="bold">\(escape(title))</text>
+            <text x="\(left + pw / 2)" y="22" text-anchor="middle" font-size="15" \
+            font-weight="bold">\(escape(title))</text>
 
             """
         for t in ticks(x0, x1, integer: integerX) {
             out +=
-                "<line x1=\"\(f(px(t)))\" y1=\"\(f(top))\" x2=\"\(f(px(t)))\" y2=\"\(f(top + ph))\" stroke=\"#e4e4e4\"/>\n"
+                "<line x1=\"\(f(px(t)))\" y1=\"\(f(top))\" x2=\"\(f(px(t)))\" y2=\"\(f(top + ph))\" "
+                + "stroke=\"#e4e4e4\"/>\n"
             out += "<text x=\"\(f(px(t)))\" y=\"\(f(top + ph + 18))\" text-anchor=\"middle\">\(label(t))</text>\n"
         }
         for t in ticks(y0, y1) {
             out +=
-                "<line x1=\"\(f(left))\" y1=\"\(f(py(t)))\" x2=\"\(f(left + pw))\" y2=\"\(f(py(t)))\" stroke=\"#e4e4e4\"/>\n"
+                "<line x1=\"\(f(left))\" y1=\"\(f(py(t)))\" x2=\"\(f(left + pw))\" y2=\"\(f(py(t)))\" "
+                + "stroke=\"#e4e4e4\"/>\n"
             out += "<text x=\"\(f(left - 8))\" y=\"\(f(py(t) + 4))\" text-anchor=\"end\">\(label(t))</text>\n"
         }
         out +=
-            "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(pw))\" height=\"\(f(ph))\" fill=\"none\" stroke=\"#444\"/>\n"
+            "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(pw))\" height=\"\(f(ph))\" fill=\"none\" "
+            + "stroke=\"#444\"/>\n"
         out +=
             "<text x=\"\(f(left + pw / 2))\" y=\"\(f(height - 12))\" text-anchor=\"middle\">\(escape(xLabel))</text>\n"
         out +=
-            "<text transform=\"translate(18 \(f(top + ph / 2))) rotate(-90)\" text-anchor=\"middle\">\(escape(yLabel))</text>\n"
+            "<text transform=\"translate(18 \(f(top + ph / 2))) rotate(-90)\" "
+            + "text-anchor=\"middle\">\(escape(yLabel))</text>\n"
         if let r = reference, r.y.isFinite {
             out +=
-                "<line x1=\"\(f(left))\" y1=\"\(f(py(r.y)))\" x2=\"\(f(left + pw))\" y2=\"\(f(py(r.y)))\" stroke=\"#888\" stroke-dasharray=\"2 4\"/>\n"
+                "<line x1=\"\(f(left))\" y1=\"\(f(py(r.y)))\" x2=\"\(f(left + pw))\" y2=\"\(f(py(r.y)))\" "
+                + "stroke=\"#888\" stroke-dasharray=\"2 4\"/>\n"
         }
         for s in series {
             let points = zip(s.x, s.y).filter { $0.0.isFinite && $0.1.isFinite }.map { "\(f(px($0.0))),\(f(py($0.1)))" }
             guard !points.isEmpty else { continue }
             out +=
-                "<polyline fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"1.8\"\(s.dashed ? " stroke-dasharray=\"6 3\"" : "") points=\"\(points.joined(separator: " "))\"/>\n"
+                "<polyline fill=\"none\" stroke=\"\(s.color)\" "
+                + "stroke-width=\"1.8\"\(s.dashed ? " stroke-dasharray=\"6 3\"" : "") "
+                + "points=\"\(points.joined(separator: " "))\"/>\n"
         }
         var ly = top + 10
         for s in series {
             out +=
-                "<line x1=\"\(f(left + pw + 14))\" y1=\"\(f(ly))\" x2=\"\(f(left + pw + 38))\" y2=\"\(f(ly))\" stroke=\"\(s.color)\" stroke-width=\"2\"\(s.dashed ? " stroke-dasharray=\"6 3\"" : "")/>\n"
+                "<line x1=\"\(f(left + pw + 14))\" y1=\"\(f(ly))\" x2=\"\(f(left + pw + 38))\" y2=\"\(f(ly))\" "
+                + "stroke=\"\(s.color)\" stroke-width=\"2\"\(s.dashed ? " stroke-dasharray=\"6 3\"" : "")/>\n"
             out += "<text x=\"\(f(left + pw + 44))\" y=\"\(f(ly + 4))\">\(escape(s.label))</text>\n"
             ly += 18
         }
         if let r = reference {
             out +=
-                "<line x1=\"\(f(left + pw + 14))\" y1=\"\(f(ly))\" x2=\"\(f(left + pw + 38))\" y2=\"\(f(ly))\" stroke=\"#888\" stroke-dasharray=\"2 4\"/>\n"
+                "<line x1=\"\(f(left + pw + 14))\" y1=\"\(f(ly))\" x2=\"\(f(left + pw + 38))\" y2=\"\(f(ly))\" "
+                + "stroke=\"#888\" stroke-dasharray=\"2 4\"/>\n"
             out += "<text x=\"\(f(left + pw + 44))\" y=\"\(f(ly + 4))\">\(escape(r.label))</text>\n"
         }
         return out + "</svg>\n"

@@ -100,12 +100,14 @@ public enum Checkpoint {
             throw e
         } catch {
             throw UserError(
-                "\(path) has an unreadable model configuration in its metadata (ngpt.model is not the JSON of a model's sizes); the file is damaged or not from ngpt"
+                "\(path) has an unreadable model configuration in its metadata (ngpt.model is not the JSON of a "
+                    + "model's sizes); the file is damaged or not from ngpt"
             )
         }
         do { try model.validate(naming: .keys) } catch let e as UserError {
             throw UserError(
-                "\(path) has an invalid model configuration in its metadata: \(e.message); the file is damaged or not from ngpt"
+                "\(path) has an invalid model configuration in its metadata: \(e.message); the file is damaged or "
+                    + "not from ngpt"
             )
         }
         guard let step = Int(try need("ngpt.step")), let tokens = Int(try need("ngpt.tokens")), step >= 0, tokens >= 0
@@ -186,7 +188,8 @@ public enum Checkpoint {
             let values = try file.floats(name)
             if let i = values.firstIndex(where: { !$0.isFinite }) {
                 throw UserError(
-                    "\(path): tensor \(name) holds a non-finite value (\(values[i]) at index \(i)); the checkpoint is unusable, try the run's other checkpoint"
+                    "\(path): tensor \(name) holds a non-finite value (\(values[i]) at index \(i)); the checkpoint "
+                        + "is unusable, try the run's other checkpoint"
                 )
             }
             p.update(from: values, count: t.count)

@@ -50,7 +50,8 @@ public struct LoadedModel {
         }
         guard tokenizer.vocabSize == state.model.vocabSize else {
             throw UserError(
-                "the tokenizer \(tokPath) has \(tokenizer.vocabSize) pieces but the model was trained with \(state.model.vocabSize); pass the run's own tokenizer.model"
+                "the tokenizer \(tokPath) has \(tokenizer.vocabSize) pieces but the model was trained with "
+                    + "\(state.model.vocabSize); pass the run's own tokenizer.model"
             )
         }
         let hash = SHA256.hex(SHA256.hash(tokenizer.modelBytes))

@@ -74,7 +74,8 @@ public final class SentencePieceModel: @unchecked Sendable {
     public convenience init(path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else {
             throw UserError(
-                "tokenizer model not found: \(path) (train one with `ngpt-train prepare`, or pass the path of an existing SentencePiece .model)"
+                "tokenizer model not found: \(path) (train one with `ngpt-train prepare`, or pass the path of an "
+                    + "existing SentencePiece .model)"
             )
         }
         let data = try InputFile.read(path, what: "tokenizer model", limit: Self.maxModelBytes)
@@ -161,17 +162,20 @@ public final class SentencePieceModel: @unchecked Sendable {
             let needed = numbers.last
         {
             return UserError(
-                "--vocab-size \(options.vocabSize) is too small: the vocabulary must hold every distinct character of the training text and the special pieces, \(needed) here; use --vocab-size \(needed) or more"
+                "--vocab-size \(options.vocabSize) is too small: the vocabulary must hold every distinct character "
+                    + "of the training text and the special pieces, \(needed) here; use --vocab-size \(needed) or more"
             )
         }
         if message.contains("sentences_.empty()") {
             return UserError(
-                "the training text has no line SentencePiece can use (it trains on lines of at most 16384 bytes); break the text into lines"
+                "the training text has no line SentencePiece can use (it trains on lines of at most 16384 bytes); "
+                    + "break the text into lines"
             )
         }
         if message.contains("Vocabulary size too high") {
             return UserError(
-                "the training text is too small for a vocabulary of \(options.vocabSize) (SentencePiece: \(message)); choose a smaller --vocab-size or add text"
+                "the training text is too small for a vocabulary of \(options.vocabSize) (SentencePiece: "
+                    + "\(message)); choose a smaller --vocab-size or add text"
             )
         }
         return UserError("tokenizer training failed: \(message)")

@@ -37,14 +37,16 @@ public struct BaseRun: @unchecked Sendable {
         tokenizerPath = (checkpoint as NSString).deletingLastPathComponent + "/tokenizer.model"
         guard InputFile.isRegular(tokenizerPath) != nil else {
             throw UserError(
-                "--init-from \(path): no tokenizer.model beside \(checkpoint); the base run's tokenizer is needed to encode the new corpus"
+                "--init-from \(path): no tokenizer.model beside \(checkpoint); the base run's tokenizer is needed "
+                    + "to encode the new corpus"
             )
         }
         tokenizerBytes = try InputFile.read(
             tokenizerPath, what: "tokenizer model", limit: SentencePieceModel.maxModelBytes)
         if !state.tokenizerSHA256.isEmpty, SHA256.hex(SHA256.hash(tokenizerBytes)) != state.tokenizerSHA256 {
             throw UserError(
-                "--init-from \(path): \(tokenizerPath) is not the tokenizer \(checkpoint) was trained with; put the run's own tokenizer.model back"
+                "--init-from \(path): \(tokenizerPath) is not the tokenizer \(checkpoint) was trained with; put the "
+                    + "run's own tokenizer.model back"
             )
         }
     }

@@ -113,7 +113,8 @@ public final class CompareRunner {
                     resume = dir
                 } else if let curve = try? Curve.read(metrics: metrics), curve.isComplete(through: meta.step) {
                     printer.line(
-                        "[\(index)/\(total)] \(p.name): finished earlier, reused (val loss \(String(format: "%.4f", curve.finalLoss)))"
+                        "[\(index)/\(total)] \(p.name): finished earlier, reused (val loss "
+                            + "\(String(format: "%.4f", curve.finalLoss)))"
                     )
                     return (
                         curve,
@@ -134,10 +135,10 @@ public final class CompareRunner {
         } else if FileManager.default.fileExists(atPath: dir) {
             force = true  // a run stopped before its first checkpoint
         }
+        let meanRunSeconds = finishedRunSeconds.reduce(0, +) / Double(max(1, finishedRunSeconds.count))
         let eta =
             finishedRunSeconds.isEmpty
-            ? ""
-            : " (about \(formatDuration(finishedRunSeconds.reduce(0, +) / Double(finishedRunSeconds.count) * Double(remainingRuns))) left overall)"
+            ? "" : " (about \(formatDuration(meanRunSeconds * Double(remainingRuns))) left overall)"
         printer.line("[\(index)/\(total)] \(p.name): \(resume == nil ? "training" : "resuming") \(steps) steps\(eta)")
         let started = DispatchTime.now().uptimeNanoseconds
         let trainer = try Trainer(
@@ -149,7 +150,8 @@ public final class CompareRunner {
         let summary = try trainer.run()
         if let signal = summary.interrupted {
             throw UserError(
-                "\(signal): stopped in \(p.name); run the same ngpt-compare command again to continue (finished runs are reused)"
+                "\(signal): stopped in \(p.name); run the same ngpt-compare command again to continue (finished "
+                    + "runs are reused)"
             )
         }
         finishedRunSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
@@ -257,7 +259,8 @@ public final class CompareRunner {
             ladderSpeedup: ladderValues.isEmpty ? nil : ladderValues.reduce(0, +) / Double(ladderValues.count),
             secondsTotal: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9,
             machine:
-                "\(ProcessInfo.processInfo.activeProcessorCount) cores; \(GEMM.withPrecision(c.gemmPrecision) { Threads.startupLine })",
+                "\(ProcessInfo.processInfo.activeProcessorCount) cores; "
+                + "\(GEMM.withPrecision(c.gemmPrecision) { Threads.startupLine })",
             date: ISO8601DateFormatter().string(from: Date()), command: options.command)
         try writeOutputs(summary, curves: curves, gptLR: gptLR, ngptLR: ngptLR, config: c)
         return summary
@@ -325,28 +328,39 @@ public final class CompareRunner {
         var r = "# nGPT vs GPT: step-count comparison\n\n"
         r += "**Verdict:** \(s.verdict).\n\n"
         r +=
-            "- Step budget N = \(s.budgetSteps) (\(s.tokensPerStep) tokens/step, \(s.tokensSeen) tokens per run); seeds \(s.seeds.map(String.init).joined(separator: ", ")).\n"
+            "- Step budget N = \(s.budgetSteps) (\(s.tokensPerStep) tokens/step, \(s.tokensSeen) tokens per run); "
+            + "seeds \(s.seeds.map(String.init).joined(separator: ", ")).\n"
         r +=
-            "- Model: d \(c.dim), \(c.layers) layers, \(c.heads) heads (head size \(c.dim / c.heads)), SwiGLU \(c.mlpHidden), context \(c.context), vocab \(c.vocabSize).\n"
+            "- Model: d \(c.dim), \(c.layers) layers, \(c.heads) heads (head size \(c.dim / c.heads)), SwiGLU "
+            + "\(c.mlpHidden), context \(c.context), vocab \(c.vocabSize).\n"
         r += "- Learning rates (best final validation loss on seed \(s.seeds[0])): GPT \(s.gptLR), nGPT \(s.ngptLR).\n"
         r += "- Speedup N/s* (steps nGPT needs to reach the GPT's final validation loss): \(spread(s.speedup)).\n"
         r += "- Wall-clock speedup (step speedup × GPT s/step ÷ nGPT s/step): \(spread(s.wallClockSpeedup)).\n"
         if !s.ladder.isEmpty {
             r +=
-                "- Budget-ladder speedup (nGPT at \(s.ladder.map { String($0.steps) }.joined(separator: ", ")) steps, own schedules; log-budget interpolation): \(f(s.ladderSpeedup, 2)).\n"
+                "- Budget-ladder speedup (nGPT at \(s.ladder.map { String($0.steps) }.joined(separator: ", ")) "
+                + "steps, own schedules; log-budget interpolation): \(f(s.ladderSpeedup, 2)).\n"
         }
         r += "- Final validation loss (nats/token): GPT \(spread(s.gptFinal, 4)); nGPT \(spread(s.ngptFinal, 4)).\n"
         r +=
-            "- In bits per byte of the validation text (× \(f(s.bitsPerNat)), vocabulary-independent): GPT \(f((s.gptFinal?.mean ?? .nan) * s.bitsPerNat)); nGPT \(f((s.ngptFinal?.mean ?? .nan) * s.bitsPerNat)) (means).\n\n"
+            "- In bits per byte of the validation text (× \(f(s.bitsPerNat)), vocabulary-independent): GPT "
+            + "\(f((s.gptFinal?.mean ?? .nan) * s.bitsPerNat)); nGPT "
+            + "\(f((s.ngptFinal?.mean ?? .nan) * s.bitsPerNat)) (means).\n\n"
         r +=
-            "| seed | GPT final | nGPT final | GPT bits/byte | nGPT bits/byte | nGPT steps to GPT final | speedup N/s* | reverse (GPT steps to nGPT final)/N | GPT s/step | nGPT s/step | wall-clock speedup |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+            "| seed | GPT final | nGPT final | GPT bits/byte | nGPT bits/byte | nGPT steps to GPT final | speedup "
+            + "N/s* | reverse (GPT steps to nGPT final)/N | GPT s/step | nGPT s/step | wall-clock speedup "
+            + "|\n|---|---|---|---|---|---|---|---|---|---|---|\n"
         for p in s.perSeed {
             r +=
-                "| \(p.seed) | \(f(p.gptFinal)) | \(f(p.ngptFinal)) | \(f(p.gptFinal * s.bitsPerNat)) | \(f(p.ngptFinal * s.bitsPerNat)) | \(f(p.ngptStepsToTarget, 0)) | \(f(p.speedup, 2)) | \(f(p.reverseRatio, 2)) | \(f(p.gptSecondsPerStep, 3)) | \(f(p.ngptSecondsPerStep, 3)) | \(f(p.wallClockSpeedup, 2)) |\n"
+                "| \(p.seed) | \(f(p.gptFinal)) | \(f(p.ngptFinal)) | \(f(p.gptFinal * s.bitsPerNat)) | "
+                + "\(f(p.ngptFinal * s.bitsPerNat)) | \(f(p.ngptStepsToTarget, 0)) | \(f(p.speedup, 2)) | "
+                + "\(f(p.reverseRatio, 2)) | \(f(p.gptSecondsPerStep, 3)) | \(f(p.ngptSecondsPerStep, 3)) | "
+                + "\(f(p.wallClockSpeedup, 2)) |\n"
         }
         if s.lrSweep.count > 2 {
             r +=
-                "\n**Learning-rate sweep** (seed \(s.seeds[0]), final validation loss):\n\n| arm | lr | final val loss | bits/byte |\n|---|---|---|---|\n"
+                "\n**Learning-rate sweep** (seed \(s.seeds[0]), final validation loss):\n\n| arm | lr | final val "
+                + "loss | bits/byte |\n|---|---|---|---|\n"
             for run in s.lrSweep {
                 r += "| \(run.arm) | \(run.lr) | \(f(run.finalValLoss)) | \(f(run.finalValBitsPerByte)) |\n"
             }
@@ -362,9 +376,17 @@ public final class CompareRunner {
         for run in s.lrSweep + s.runs + s.ladder { trained[run.directory] = Double(run.steps) * run.secondsPerStep }
         r += "## How it was run\n\n```\n\(s.command)\n```\n\n- Machine: \(s.machine)\n- Date: \(s.date)\n"
         r +=
-            "- Training time of the \(trained.count) runs (evaluations excluded): \(formatDuration(trained.values.reduce(0, +))); this invocation: \(formatDuration(s.secondsTotal)) (finished runs are reused)\n"
+            "- Training time of the \(trained.count) runs (evaluations excluded): "
+            + "\(formatDuration(trained.values.reduce(0, +))); this invocation: \(formatDuration(s.secondsTotal)) "
+            + "(finished runs are reused)\n"
         r +=
-            "- Method: both arms see the same data order (same seed), tokenizer, batch, context, budget and validation windows; GPT uses AdamW with weight decay \(ModelKind.gpt.recipe.weightDecay) and \(ModelKind.gpt.recipe.warmupPercent) % warmup, nGPT Adam without decay or warmup with renormalisation; both decay by a cosine to \(c.minLr) and clip the gradient norm at \(c.gradClip == 0 ? "∞ (off)" : "\(c.gradClip)"). s* is the first step at which nGPT's validation curve, linearly interpolated between evaluations, reaches the GPT's final loss of the same seed.\n"
+            "- Method: both arms see the same data order (same seed), tokenizer, batch, context, budget and "
+            + "validation windows; GPT uses AdamW with weight decay \(ModelKind.gpt.recipe.weightDecay) and "
+            + "\(ModelKind.gpt.recipe.warmupPercent) % warmup, nGPT Adam without decay or warmup with "
+            + "renormalisation; both decay by a cosine to \(c.minLr) and clip the gradient norm at "
+            + "\(c.gradClip == 0 ? "∞ (off)" : "\(c.gradClip)"). s* is the first step at which nGPT's "
+            + "validation curve, linearly interpolated between evaluations, reaches the GPT's "
+            + "final loss of the same seed.\n"
         return r
     }
 }

@@ -107,13 +107,15 @@ public enum Verdict {
         if n.max < g.min {
             return String(
                 format:
-                    "nGPT is better at this budget: every nGPT seed ends below every GPT seed (nGPT %.4f–%.4f vs GPT %.4f–%.4f)",
+                    "nGPT is better at this budget: every nGPT seed ends below every GPT seed (nGPT %.4f–%.4f vs "
+                    + "GPT %.4f–%.4f)",
                 n.min, n.max, g.min, g.max)
         }
         if g.max < n.min {
             return String(
                 format:
-                    "GPT is better at this budget: every GPT seed ends below every nGPT seed (GPT %.4f–%.4f vs nGPT %.4f–%.4f)",
+                    "GPT is better at this budget: every GPT seed ends below every nGPT seed (GPT %.4f–%.4f vs nGPT "
+                    + "%.4f–%.4f)",
                 g.min, g.max, n.min, n.max)
         }
         return String(

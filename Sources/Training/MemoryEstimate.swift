@@ -26,12 +26,14 @@ public struct MemoryEstimate: Sendable {
         try AvailableMemory.check(
             needed: totalBytes, what: "this configuration",
             parts:
-                "parameters and optimiser state \(Self.format(parameterBytes)), activations at batch \(batch) \(Self.format(workingBytes))",
+                "parameters and optimiser state \(Self.format(parameterBytes)), activations at batch \(batch) "
+                + "\(Self.format(workingBytes))",
             fix: "lower --batch-size, --context or the model size", available: available)
     }
 
     public var description: String {
-        "\(Self.format(totalBytes)) (parameters and optimiser state \(Self.format(parameterBytes)), activations \(Self.format(workingBytes)))"
+        "\(Self.format(totalBytes)) (parameters and optimiser state \(Self.format(parameterBytes)), activations "
+            + "\(Self.format(workingBytes)))"
     }
 
     static func format(_ bytes: Int) -> String { AvailableMemory.format(bytes) }

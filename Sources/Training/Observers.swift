@@ -47,7 +47,8 @@ final class ProgressLine: TrainingObserver {
         printer.progress(
             String(
                 format:
-                    "step %\(String(r.steps).count)d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f ms | %.0f tok/s | %.1f GFLOP/s | ETA %@",
+                    "step %\(String(r.steps).count)d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f ms | %.0f tok/s | "
+                    + "%.1f GFLOP/s | ETA %@",
                 r.step, r.steps, r.loss, r.lr, r.gradNorm, r.recentSecondsPerStep * 1000, r.tokensPerSecond,
                 r.tokensPerSecond * flopsPerToken / 1e9, formatDuration(eta)),
             periodic: r.logged)

@@ -68,7 +68,8 @@ public final class StopRequest: @unchecked Sendable {
     public init(action: String = "finishing this step and writing a checkpoint") { self.action = action }
 
     public func install() {
-        // SIGUSR1 too: Open MPI's mpirun forwards it to every process of a job (SIGINT and SIGTERM to mpirun abort the job).
+        // SIGUSR1 too: Open MPI's mpirun forwards it to every process of a job (SIGINT and SIGTERM to mpirun abort the
+        // job).
         let lines = ["SIGINT", "SIGTERM", "SIGUSR1"].map { strdup("\n\($0): \(action) (again to stop at once)\n") }
         var pointers = lines.map { UnsafePointer($0) }
         pointers.withUnsafeMutableBufferPointer { ngpt_signals_install($0.baseAddress) }

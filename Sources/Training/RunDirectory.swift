@@ -76,7 +76,8 @@ public final class RunDirectory {
                     in: .whitespacesAndNewlines) ?? "?"
             close(lock)
             throw UserError(
-                "run directory \(path) is in use by another ngpt-train (pid \(holder.isEmpty ? "?" : holder)); wait for it to finish or choose another --out"
+                "run directory \(path) is in use by another ngpt-train (pid \(holder.isEmpty ? "?" : holder)); wait "
+                    + "for it to finish or choose another --out"
             )
         }
         let pid = Array("\(getpid())\n".utf8)
@@ -93,7 +94,8 @@ public final class RunDirectory {
             let contents = ((try? fm.contentsOfDirectory(atPath: path)) ?? []).filter { $0 != ".lock" }
             if !contents.isEmpty && !force {
                 throw UserError(
-                    "run directory \(path) already exists; continue it with --resume \(path), overwrite it with --force, or choose another --out"
+                    "run directory \(path) already exists; continue it with --resume \(path), overwrite it with "
+                        + "--force, or choose another --out"
                 )
             }
         } else if !fm.fileExists(atPath: latestCheckpoint) {
@@ -145,7 +147,8 @@ public final class RunDirectory {
         let state = try Checkpoint.read(file, path: path, moments: true)
         guard let stored = state.extra[TrainingMetadata.configKey] else {
             throw UserError(
-                "\(path) is not a training checkpoint (no \(TrainingMetadata.configKey) in its metadata); start a new run with --out"
+                "\(path) is not a training checkpoint (no \(TrainingMetadata.configKey) in its metadata); start a "
+                    + "new run with --out"
             )
         }
         let config: TrainConfig
@@ -156,7 +159,8 @@ public final class RunDirectory {
         let foreign = "\(path) does not belong to the run in \(self.path)"
         guard config.modelConfig == state.model else {
             throw UserError(
-                "\(foreign): its configuration and its model disagree; put the run's own checkpoint back or start a new run"
+                "\(foreign): its configuration and its model disagree; put the run's own checkpoint back or start a "
+                    + "new run"
             )
         }
         if let text = try? String(contentsOfFile: configPath, encoding: .utf8),
@@ -164,7 +168,8 @@ public final class RunDirectory {
         {
             for key in TrainingKey.all where key.role == .architecture && key.text(of: run) != key.text(of: config) {
                 throw UserError(
-                    "\(foreign): its \(key.name) is \(key.text(of: config)) but config.json has \(key.text(of: run)); put the run's own checkpoint back or start a new run"
+                    "\(foreign): its \(key.name) is \(key.text(of: config)) but config.json has "
+                        + "\(key.text(of: run)); put the run's own checkpoint back or start a new run"
                 )
             }
         }
@@ -172,7 +177,8 @@ public final class RunDirectory {
             SHA256.hex(SHA256.hash([UInt8](bytes))) != state.tokenizerSHA256
         {
             throw UserError(
-                "\(foreign): it was trained with another tokenizer than \(tokenizerPath); put the run's own checkpoint back or start a new run"
+                "\(foreign): it was trained with another tokenizer than \(tokenizerPath); put the run's own "
+                    + "checkpoint back or start a new run"
             )
         }
         return (file, state, config)
@@ -193,7 +199,8 @@ public final class RunDirectory {
             } catch {
                 restoreReplaced()
                 throw UserError(
-                    "cannot move the previous run in \(path) aside (\(error.localizedDescription)); check the directory's permissions"
+                    "cannot move the previous run in \(path) aside (\(error.localizedDescription)); check the "
+                        + "directory's permissions"
                 )
             }
         }
@@ -262,9 +269,11 @@ enum TrainingMetadata {
         [
             configKey: config.json(),
             "ngpt.rng":
-                "{\"generator\": \"splitmix64\", \"seed\": \(config.seed), \"next_micro_step\": \(step * config.globalMicroBatches)}",
+                "{\"generator\": \"splitmix64\", \"seed\": \(config.seed), \"next_micro_step\": "
+                + "\(step * config.globalMicroBatches)}",
             "ngpt.sampler":
-                "{\"seed\": \(config.seed), \"next_step\": \(step), \"batch\": \(config.batchSize), \"context\": \(config.context), \"grad_accum\": \(config.gradAccum), \"processes\": \(config.processes)}",
+                "{\"seed\": \(config.seed), \"next_step\": \(step), \"batch\": \(config.batchSize), \"context\": "
+                + "\(config.context), \"grad_accum\": \(config.gradAccum), \"processes\": \(config.processes)}",
         ]
     }
 }

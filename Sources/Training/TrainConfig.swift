@@ -86,7 +86,8 @@ public struct TrainConfig: Equatable, Sendable {
             modelConfig.floatBound(batch: batchSize) <= ModelConfig.maxFloats
         else {
             throw UserError(
-                "--steps \(steps) × --batch-size \(batchSize) × --grad-accum \(gradAccum) × --context \(context) is too large; lower one of them"
+                "--steps \(steps) × --batch-size \(batchSize) × --grad-accum \(gradAccum) × --context \(context) is "
+                    + "too large; lower one of them"
             )
         }
         guard peakLR > 0, peakLR.isFinite, peakLR < 1 else { throw UserError("--lr must be in (0, 1), got \(peakLR)") }
@@ -160,7 +161,8 @@ public struct TrainConfig: Equatable, Sendable {
                 let new = key.text(of: probe), old = key.text(of: config)
                 if new != old {
                     throw UserError(
-                        "\(source) sets \(key.name) to \(new) but the checkpoint in \(dir) has \(old); architecture keys cannot change on resume"
+                        "\(source) sets \(key.name) to \(new) but the checkpoint in \(dir) has \(old); architecture "
+                            + "keys cannot change on resume"
                     )
                 }
             }
@@ -178,7 +180,10 @@ public struct TrainConfig: Equatable, Sendable {
             let global = stored.globalMicroBatches
             guard global % processes == 0 else {
                 throw UserError(
-                    "the run in \(dir) takes \(global) micro-batches per step (\(stored.processes) processes × grad-accum \(stored.gradAccum)), which \(processes) processes cannot share evenly; resume on a number of processes that divides \(global), or set --grad-accum (the global batch then changes)"
+                    "the run in \(dir) takes \(global) micro-batches per step (\(stored.processes) processes × "
+                        + "grad-accum \(stored.gradAccum)), which \(processes) processes cannot share evenly; resume "
+                        + "on a number of processes that divides \(global), or set --grad-accum (the global batch "
+                        + "then changes)"
                 )
             }
             config.gradAccum = global / processes
@@ -199,7 +204,8 @@ public struct TrainConfig: Equatable, Sendable {
             let mine = key.text(of: self), theirs = key.text(of: inherited)
             if mine != theirs {
                 throw UserError(
-                    "--\(key.name) \(mine) conflicts with --init-from \(base.path), whose \(key.name) is \(theirs); a fine-tuning run keeps the base run's architecture (leave --\(key.name) out)"
+                    "--\(key.name) \(mine) conflicts with --init-from \(base.path), whose \(key.name) is \(theirs); "
+                        + "a fine-tuning run keeps the base run's architecture (leave --\(key.name) out)"
                 )
             }
         }
@@ -207,7 +213,9 @@ public struct TrainConfig: Equatable, Sendable {
             let bytes = FileManager.default.contents(atPath: own).map { [UInt8]($0) }
             if bytes != base.tokenizerBytes {
                 throw UserError(
-                    "--tokenizer \(own) conflicts with --init-from \(base.path), which was trained with \(base.tokenizerPath); a fine-tuning run encodes its corpus with the base run's tokenizer (leave --tokenizer out)"
+                    "--tokenizer \(own) conflicts with --init-from \(base.path), which was trained with "
+                        + "\(base.tokenizerPath); a fine-tuning run encodes its corpus with the base run's tokenizer "
+                        + "(leave --tokenizer out)"
                 )
             }
         }

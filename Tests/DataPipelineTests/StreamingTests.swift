@@ -112,8 +112,8 @@ func message(_ body: () throws -> Void) -> String {
     @Test func extractsTheFieldAndSkipsEverythingElse() {
         #expect(
             field(
-                #"{"id": 3, "meta": {"a": [1, {"text": "no"}], "b": "}"}, "text": "hi\n\"there\"\t\u00e9\ud83d\ude00 \/"}"#
-            )
+                #"{"id": 3, "meta": {"a": [1, {"text": "no"}], "b": "}"}, "#
+                    + #""text": "hi\n\"there\"\t\u00e9\ud83d\ude00 \/"}"#)
                 == .value(Array("hi\n\"there\"\té😀 /".utf8)))
         #expect(field(#"  {"content": "x", "url": null}  "#) == .missing(keys: ["content", "url"]))
         #expect(field(#"{"content": "x"}"#, "content") == .value(Array("x".utf8)))
@@ -558,10 +558,10 @@ func message(_ body: () throws -> Void) -> String {
         let errorLines = err.split(separator: "\n").filter { $0.hasPrefix("error:") }
         #expect(
             errorLines.count == 1 && errorLines[0].contains("writing") && errorLines[0].contains("failed"), "\(err)")
-        let cache =
-            dir + "/t1/"
-            + ((try FileManager.default.subpathsOfDirectory(atPath: dir + "/t1").first { $0.hasSuffix("manifest.json") })
-                ?? "")
+        let manifestPath = try FileManager.default.subpathsOfDirectory(atPath: dir + "/t1").first {
+            $0.hasSuffix("manifest.json")
+        }
+        let cache = dir + "/t1/" + (manifestPath ?? "")
         let manifest = try #require(TokenManifest.read(cache))
         #expect((manifest.validation + manifest.train).map(\.sha256).joined(separator: ",") == hashes[0])
         let directory = (cache as NSString).deletingLastPathComponent

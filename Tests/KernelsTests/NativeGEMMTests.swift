@@ -67,7 +67,7 @@ import Testing
                         }
                         #expect(
                             worst / scale < Self.tolerance,
-                            "\(bf16 ? "bf16" : "fp32") \(m)×\(n)×\(k) tA \(ta) tB \(tb) α \(alpha) β \(beta): \(worst / scale)"
+                            "\(bf16 ? "bf16" : "fp32") \(m)×\(n)×\(k) tA \(ta) tB \(tb) α \(alpha) β \(beta): \(worst)"
                         )
                     }
                 }

@@ -71,7 +71,8 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
             #expect(err < Self.tolerance, "gradient of \(t.name): \(err)")
         }
         print(
-            "\(kind.rawValue) vs PyTorch: loss \(loss) (ref \(refLoss)), logits \(logitErr), worst gradient \(worst.name) \(worst.error)"
+            "\(kind.rawValue) vs PyTorch: loss \(loss) (ref \(refLoss)), logits \(logitErr), worst gradient "
+                + "\(worst.name) \(worst.error)"
         )
     }
 
@@ -222,7 +223,8 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
             ngpt.trainingFlopsPerToken == 6 * Double(4 * (4 * 256 * 256 + 3 * 683 * 256) + 4096 * 256) + 12 * 4 * 256
                 * 256)
         print(
-            "config S: nGPT \(ngpt.parameterCount) params, GPT \(gpt.parameterCount) params, \(ngpt.trainingFlopsPerToken / 1e6) MFLOP/token"
+            "config S: nGPT \(ngpt.parameterCount) params, GPT \(gpt.parameterCount) params, "
+                + "\(ngpt.trainingFlopsPerToken / 1e6) MFLOP/token"
         )
     }
 }

@@ -100,7 +100,8 @@ import Testing
             t = load_file(d + '/ours.safetensors')
             w = t['layers.0.attn.wq']
             print(w.shape, w.dtype, ' '.join(repr(float(x)) for x in w.reshape(-1)))
-            save_file({'x': np.arange(6, dtype=np.float32).reshape(2, 3) / 8}, d + '/theirs.safetensors', metadata={'format': 'pt'})
+            save_file({'x': np.arange(6, dtype=np.float32).reshape(2, 3) / 8}, d + '/theirs.safetensors',
+                      metadata={'format': 'pt'})
             """
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")

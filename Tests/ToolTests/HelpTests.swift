@@ -32,7 +32,7 @@ import Training
         let expected = try String(contentsOfFile: path, encoding: .utf8)
         #expect(
             out == expected,
-            "\(command.joined(separator: " ")) --help differs from \(path); review and rerun with NGPT_UPDATE_SNAPSHOTS=1"
+            "\(command.joined(separator: " ")) --help differs from \(path); rerun with NGPT_UPDATE_SNAPSHOTS=1"
         )
     }
 

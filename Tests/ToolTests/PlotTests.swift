@@ -14,11 +14,15 @@ import Testing
                 let scales =
                     layers ? ", \"alpha_attn\": [0.05, \(0.06 + Double(step) / 1000)], \"s_qk\": [1.0, 1.1]" : ""
                 lines.append(
-                    "{\"type\": \"train\", \"step\": \(step), \"tokens\": \(step * 4096), \"train_loss\": \(loss + 100 / Double(step)), \"lr\": 0.004, \"grad_norm\": 0.3, \"wall_s\": \(Double(step) * 0.4)\(scales)}"
+                    "{\"type\": \"train\", \"step\": \(step), \"tokens\": \(step * 4096), "
+                        + "\"train_loss\": \(loss + 100 / Double(step)), \"lr\": 0.004, \"grad_norm\": 0.3, "
+                        + "\"wall_s\": \(Double(step) * 0.4)\(scales)}"
                 )
                 if step % 50 == 0 {
                     lines.append(
-                        "{\"type\": \"eval\", \"step\": \(step), \"tokens\": \(step * 4096), \"val_loss\": \(loss + 50 / Double(step)), \"val_bpb\": 1.9, \"wall_s\": \(Double(step) * 0.4)}"
+                        "{\"type\": \"eval\", \"step\": \(step), \"tokens\": \(step * 4096), "
+                            + "\"val_loss\": \(loss + 50 / Double(step)), \"val_bpb\": 1.9, "
+                            + "\"wall_s\": \(Double(step) * 0.4)}"
                     )
                 }
             }
