@@ -10,10 +10,12 @@ import Training
 struct NGPTCompare: Tool {
     static let configuration = CommandConfiguration(
         commandName: "ngpt-compare",
-        abstract: "Measure how many fewer steps nGPT needs than the baseline GPT to reach the same validation loss.",
+        abstract:
+            "Measure how many fewer steps nGPT (or any arm) needs than the baseline to reach the same validation loss.",
         discussion: """
-            Both arms train on identical data, tokenizer, batch, context, step budget and validation windows, each \
-            with its own recipe (GPT: AdamW, decay 0.1, 5 % warmup; nGPT: Adam, renormalisation) and learning rate. \
+            Every arm (by default GPT, the baseline, and nGPT; --arm names any others) trains on identical data, \
+            tokenizer, batch, context, step budget and validation windows, each with its own recipe (GPT: AdamW, \
+            decay 0.1, 5 % warmup; nGPT: Adam, renormalisation; plus the arm's overrides) and learning rate. \
             With several learning rates per arm, they are compared on the first seed and each arm keeps its best; the \
             other seeds then run at those rates. Any other ngpt-train flag (e.g. --dim 128 --steps 2000) is passed to \
             every run. Runs go into DIR/runs; finished runs are reused when the command is repeated, so an \
@@ -34,8 +36,16 @@ struct NGPTCompare: Tool {
     @Option(parsing: .unconditional, help: "nGPT learning rates to sweep, comma-separated. (default: from the preset)")
     var ngptLr: String?
     @Option(
+        parsing: .unconditionalSingleValue,
+        help: ArgumentHelp(
+            "An arm NAME:KIND:LR[,LR…][:KEY=VALUE,…] (repeatable; the first is the baseline), e.g. "
+                + "ngpt-warm:ngpt:8e-3:warmup=60. Replaces the default GPT and nGPT arms. (default: gpt and ngpt)"))
+    var arm: [String] = []
+    @Option(
         parsing: .unconditional,
-        help: "Budget ladder: extra nGPT runs at these fractions of --steps, e.g. N/4,N/2 or 0.25,0.5. (default: none)")
+        help: ArgumentHelp(
+            "Budget ladder: extra runs of every arm but the baseline at these fractions of --steps, e.g. N/4,N/2. "
+                + "(default: none)"))
     var budgets: String?
     @Argument(parsing: .allUnrecognized, help: "ngpt-train flags passed to every run (--dim 128 --steps 2000 …).")
     var training: [String] = []
@@ -63,12 +73,20 @@ struct NGPTCompare: Tool {
         }
         for (k, v) in try TrainingKey.settings(fromFlags: training) { presetSettings[k] = v }
         if let s = seeds { seedList = try seedsList(s) }
-        if let s = gptLr { gpt = try list(s, "--gpt-lr") }
-        if let s = ngptLr { ngpt = try list(s, "--ngpt-lr") }
+        if let s = gptLr { gpt = try CompareArm.learningRateList(s, flag: "--gpt-lr") }
+        if let s = ngptLr { ngpt = try CompareArm.learningRateList(s, flag: "--ngpt-lr") }
+        if !arm.isEmpty && (gptLr != nil || ngptLr != nil) {
+            throw UserError(
+                "--arm replaces the default arms, so --gpt-lr and --ngpt-lr do not apply; give each arm its rates")
+        }
+        let arms =
+            arm.isEmpty
+            ? [CompareArm(kind: .gpt, learningRates: gpt), CompareArm(kind: .ngpt, learningRates: ngpt)]
+            : try arm.map(CompareArm.parse)
         let ladder = try budgets.map { try $0.split(separator: ",").map { try fraction(String($0)) } } ?? []
         let options = CompareOptions(
-            directory: dir ?? "checkpoints/compare-\(preset)", seeds: seedList, gptLRs: gpt, ngptLRs: ngpt,
-            ladder: ladder, training: presetSettings,
+            directory: dir ?? "checkpoints/compare-\(preset)", seeds: seedList, arms: arms, ladder: ladder,
+            training: presetSettings,
             command: (["ngpt-compare"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
         let printer = ProgressPrinter()
         let stop = StopRequest()
@@ -78,31 +96,22 @@ struct NGPTCompare: Tool {
         printer.line(Threads.startupLine)
         let s = try runner.run()
         printer.line("")
-        printer.line("verdict: \(s.verdict)")
-        if let sp = s.speedup {
-            printer.line(
-                String(format: "speedup N/s*: %.2f (range %.2f–%.2f over %d seeds)", sp.mean, sp.min, sp.max, sp.count))
-        } else {
-            printer.line(
-                "nGPT did not reach the GPT's final validation loss within the budget (see the reverse ratio in the "
-                    + "report)"
-            )
+        let base = s.arms[0].displayName
+        for arm in s.contenders {
+            printer.line("\(arm.displayName): \(arm.verdict ?? "-")")
+            if let sp = arm.speedup {
+                printer.line(
+                    String(
+                        format: "  speedup N/s* over %@: %.2f (range %.2f–%.2f over %d seeds)", base, sp.mean, sp.min,
+                        sp.max,
+                        sp.count))
+            } else {
+                printer.line("  did not reach the \(base)'s final validation loss within the budget (see the report)")
+            }
+            if let w = arm.wallClockSpeedup { printer.line(String(format: "  wall-clock speedup: %.2f", w.mean)) }
+            if let l = arm.ladderSpeedup { printer.line(String(format: "  budget-ladder speedup: %.2f", l)) }
         }
-        if let w = s.wallClockSpeedup { printer.line(String(format: "wall-clock speedup: %.2f", w.mean)) }
-        if let l = s.ladderSpeedup { printer.line(String(format: "budget-ladder speedup: %.2f", l)) }
         printer.line("report: \(options.directory)/report.md (took \(formatDuration(s.secondsTotal)))")
-    }
-
-    func list(_ s: String, _ flag: String) throws -> [Double] {
-        let values = s.split(separator: ",", omittingEmptySubsequences: false).map {
-            Double($0.trimmingCharacters(in: .whitespaces))
-        }
-        guard values.allSatisfy({ $0 != nil && $0! > 0 && $0!.isFinite }) else {
-            throw UserError("\(flag) must be a comma-separated list of positive numbers, got \(s)")
-        }
-        let numbers = values.compactMap { $0 }
-        guard Set(numbers).count == numbers.count else { throw UserError("\(flag) lists a value twice: \(s)") }
-        return numbers
     }
 
     func seedsList(_ s: String) throws -> [Int] {
