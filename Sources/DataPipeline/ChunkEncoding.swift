@@ -135,11 +135,11 @@ struct ChunkText {
 /// How the text of a chunk becomes ids: each document begun with BOS, its text encoded line by line. Runs on any
 /// thread: every input is read-only.
 struct ChunkEncoder: Sendable {
-    let tokenizer: SentencePieceModel
+    let tokenizer: any TextTokenizer
     let newline: [Int32]
     let textField: [UInt8]
 
-    init(tokenizer: SentencePieceModel, textField: String) throws {
+    init(tokenizer: any TextTokenizer, textField: String) throws {
         self.tokenizer = tokenizer
         newline = try tokenizer.encode("\n")
         self.textField = Array(textField.utf8)

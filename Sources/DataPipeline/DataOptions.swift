@@ -70,7 +70,7 @@ public struct PrepareStats: Sendable {
 
 /// Tokenised, cached, memory-mapped data, ready for the batch sampler.
 public struct PreparedData: Sendable {
-    public let tokenizer: SentencePieceModel
+    public let tokenizer: any TextTokenizer
     public let tokenizerPath: String
     public let corpusPath: String
     public let cacheDirectory: String

@@ -145,7 +145,7 @@ public enum DataPreparation {
     struct CacheDirectory {
         let path: String
         /// The tokenizer given with --tokenizer (or by the trainer), if any.
-        let given: SentencePieceModel?
+        let given: (any TextTokenizer)?
         /// Whether the directory keeps its own tokenizer.model (trained here, or the given one when it is that).
         let ownsTokenizer: Bool
         var manifest: String { path + "/manifest.json" }
@@ -190,7 +190,7 @@ public enum DataPreparation {
         cache: CacheDirectory, previous: TokenManifest?, sources: [CorpusSource], root: String,
         settings: TokenManifest.Settings, options: DataOptions, stats: inout PrepareStats,
         log: PrepareLog
-    ) throws -> (SentencePieceModel, String) {
+    ) throws -> (any TextTokenizer, String) {
         if let given = cache.given, !cache.ownsTokenizer { return (given, options.tokenizerModel ?? cache.tokenizer) }
         let cached = try? SentencePieceModel(path: cache.tokenizer)
         let stamp = tokenizerStamp(sources, options: options)
@@ -202,7 +202,7 @@ public enum DataPreparation {
         if let cached, (try? String(contentsOfFile: cache.tokenizerStamp, encoding: .utf8)) == stamp {
             return (cached, cache.tokenizer)
         }
-        let model: SentencePieceModel
+        let model: any TextTokenizer
         if let given = cache.given {
             model = given
         } else {
@@ -220,7 +220,7 @@ public enum DataPreparation {
     /// preparation of the same plan was stopped, the rest of it from where it stopped. A state with a position
     /// has work to do.
     static func plan(
-        cache: CacheDirectory, previous: TokenManifest?, sources: [CorpusSource], tokenizer: SentencePieceModel,
+        cache: CacheDirectory, previous: TokenManifest?, sources: [CorpusSource], tokenizer: any TextTokenizer,
         settings: TokenManifest.Settings, log: PrepareLog
     ) -> TokenManifest {
         let tokenizerSHA = SHA256.hex(SHA256.hash(tokenizer.modelBytes))

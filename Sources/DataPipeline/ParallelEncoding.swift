@@ -10,7 +10,7 @@ extension DataPreparation {
     /// Encodes the writer's remaining plan: chunks read in order, encoded `inFlight` at a time on the thread
     /// budget's workers (taking the next chunk as each finishes), handed to the writer in order.
     static func encode(
-        root: String, writer: SplitWriter, tokenizer: SentencePieceModel, textField: String,
+        root: String, writer: SplitWriter, tokenizer: any TextTokenizer, textField: String,
         log: PrepareLog
     ) throws -> (sources: Int, bytes: Int) {
         let encoder = try ChunkEncoder(tokenizer: tokenizer, textField: textField)

@@ -13,7 +13,7 @@ extension DataPreparation {
     static func trainTokenizer(
         root: String, sources: [CorpusSource], options: DataOptions,
         log: PrepareLog
-    ) throws -> (SentencePieceModel, Int) {
+    ) throws -> (any TextTokenizer, Int) {
         let total = sources.reduce(0) { $0 + $1.estimatedTextBytes }
         let head = min(
             total / 2,

@@ -43,7 +43,7 @@ public func argmax(_ logits: UnsafePointer<Float>, count: Int) -> Int32 {
 
 /// Greedy continuation of `prompt` (default: BOS) within one context window: the short sample the trainer
 /// prints at each evaluation.
-public func greedySample(model: LanguageModel, tokenizer: SentencePieceModel, tokens count: Int, prompt: [Int32] = [])
+public func greedySample(model: LanguageModel, tokenizer: any TextTokenizer, tokens count: Int, prompt: [Int32] = [])
     throws -> String
 {
     let T = model.config.context, V = model.config.vocabSize

@@ -8,7 +8,7 @@ import Tokenizer
 /// ngpt-inspect read; the trainer's configuration in the checkpoint is not needed for this).
 public struct LoadedModel {
     public let model: LanguageModel
-    public let tokenizer: SentencePieceModel
+    public let tokenizer: any TextTokenizer
     public let checkpointPath: String
     public let tokenizerPath: String
     public let step: Int
@@ -43,7 +43,7 @@ public struct LoadedModel {
         do { model = try makeModel(state.model) } catch let e as UserError { throw UserError("\(file): \(e.message)") }
         try Checkpoint.load(tensors, into: model, optimizer: nil, path: file)
         let tokPath = tokenizerPath ?? ((file as NSString).deletingLastPathComponent + "/tokenizer.model")
-        let tokenizer: SentencePieceModel
+        let tokenizer: any TextTokenizer
         do { tokenizer = try SentencePieceModel(path: tokPath) } catch let e as UserError {
             throw UserError(
                 e.message + (tokenizerPath == nil ? tokenizerFlag.map { " (or pass \($0) PATH)" } ?? "" : ""))

@@ -11,11 +11,11 @@ import Tokenizer
 /// space exactly where the full decode would put it. (SentencePiece decodes a trailing incomplete byte sequence to
 /// U+FFFD, so trailing replacement characters are held back until the next token completes or replaces them.)
 public struct StreamingDetokenizer {
-    let tokenizer: SentencePieceModel
+    let tokenizer: any TextTokenizer
     private(set) var ids: [Int32] = []
     private var emittedBytes = 0
 
-    public init(tokenizer: SentencePieceModel) { self.tokenizer = tokenizer }
+    public init(tokenizer: any TextTokenizer) { self.tokenizer = tokenizer }
 
     /// Adds a token and returns the newly completed text (possibly empty).
     public mutating func append(_ id: Int32) throws -> String {
@@ -63,10 +63,10 @@ public struct GenerationResult: Sendable {
 /// Autoregressive generation with the KV cache, a sampler, stop strings and streaming output.
 public final class Generator {
     public let model: LanguageModel
-    public let tokenizer: SentencePieceModel
+    public let tokenizer: any TextTokenizer
     let decoder: TokenDecoder
 
-    public init(model: LanguageModel, tokenizer: SentencePieceModel, precision: DecodePrecision = .fp32) {
+    public init(model: LanguageModel, tokenizer: any TextTokenizer, precision: DecodePrecision = .fp32) {
         self.model = model
         self.tokenizer = tokenizer
         decoder = model.makeDecoder(precision: precision)
@@ -142,7 +142,7 @@ public enum Perplexity {
     /// The text becomes [BOS] + its ids (like a training document) and is scored in consecutive, non-overlapping
     /// windows of `context` predictions — the same windows and arithmetic as the trainer's evaluation. Bits per byte
     /// divide the total loss in bits by the UTF-8 bytes of the predicted tokens.
-    public static func evaluate(text: String, model: LanguageModel, tokenizer: SentencePieceModel, batch: Int = 8)
+    public static func evaluate(text: String, model: LanguageModel, tokenizer: any TextTokenizer, batch: Int = 8)
         throws -> PerplexityReport
     {
         var ids: [Int32] = tokenizer.bosId >= 0 ? [tokenizer.bosId] : []

@@ -60,7 +60,7 @@ private final class SentenceSource {
 
 /// A loaded SentencePiece model: encode, decode, special ids, piece ↔ id. Every library failure is a
 /// `UserError` carrying SentencePiece's own message.
-public final class SentencePieceModel: @unchecked Sendable {
+public final class SentencePieceModel: TextTokenizer, @unchecked Sendable {
     private let handle: OpaquePointer
     public let vocabSize: Int
     public let bosId: Int32, eosId: Int32, unkId: Int32
@@ -232,11 +232,6 @@ public final class SentencePieceModel: @unchecked Sendable {
         }
         guard rc == SPM_OK else { throw UserError("decoding failed: \(Self.text(err))") }
         return out.prefix(needed).map { UInt8(bitPattern: $0) }
-    }
-
-    /// Text of ids (invalid UTF-8 at a cut becomes U+FFFD).
-    public func decode<C: Collection>(_ ids: C) throws -> String where C.Element == Int32 {
-        String(decoding: try decodeBytes(ids), as: UTF8.self)
     }
 
     /// UTF-8 bytes each id stands for in decoded text: 0 for a control piece (BOS, EOS), 1 for a byte-fallback piece

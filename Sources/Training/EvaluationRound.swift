@@ -11,7 +11,7 @@ import Tokenizer
 /// An evaluation: the mean loss on the fixed validation windows, a greedy sample, and the checkpoint(s).
 final class EvaluationRound {
     let model: LanguageModel
-    let tokenizer: SentencePieceModel
+    let tokenizer: any TextTokenizer
     let windows: ValidationWindows
     let config: TrainConfig
     /// Whether to decode the greedy sample (only where it is printed).
@@ -31,7 +31,7 @@ final class EvaluationRound {
     }
 
     /// The factor from nats per token to bits per byte on a set of validation windows.
-    static func bitsPerNat(_ windows: ValidationWindows, tokenizer: SentencePieceModel) throws -> Double {
+    static func bitsPerNat(_ windows: ValidationWindows, tokenizer: any TextTokenizer) throws -> Double {
         let bytes = windows.targetBytes(byteLengths: try tokenizer.byteLengths())
         return Double(windows.count * windows.context) / (log(2) * Double(max(1, bytes)))
     }
