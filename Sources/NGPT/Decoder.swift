@@ -100,43 +100,65 @@ class DecoderState {
     }
 }
 
-final class NGPTDecoder: TokenDecoder {
-    let model: NGPTModel
+/// A layer's matrices as the decoder reads them.
+struct DecodeLayer {
+    let wq, wk, wv, wo: DecodeMatrix  // [d, d]
+    let up, gate, down: DecodeMatrix  // [F, d]
+}
+
+extension DecodeWeights {
+    /// A layer's seven matrices (d and F from `c`); the up and gate matrices may be folded copies (nGPT).
+    func layer(
+        _ c: ModelConfig, wq: UnsafePointer<Float>, wk: UnsafePointer<Float>, wv: UnsafePointer<Float>,
+        wo: UnsafePointer<Float>, up: UnsafePointer<Float>, gate: UnsafePointer<Float>, down: UnsafePointer<Float>
+    ) -> DecodeLayer {
+        let d = c.dim, f = c.mlpHidden
+        return DecodeLayer(
+            wq: matrix(wq, rows: d, cols: d), wk: matrix(wk, rows: d, cols: d), wv: matrix(wv, rows: d, cols: d),
+            wo: matrix(wo, rows: d, cols: d), up: matrix(up, rows: f, cols: d), gate: matrix(gate, rows: f, cols: d),
+            down: matrix(down, rows: f, cols: d))
+    }
+}
+
+/// What both decoders hold: the cache and activations, the (bfloat16) weight copies, per-layer matrices and the
+/// output matrix. Each model's decoder adds its `refreshWeights` and its `step`.
+class MatrixDecoder {
     let s: DecoderState
     let weights: DecodeWeights
-    var layers:
-        [(
-            wq: DecodeMatrix, wk: DecodeMatrix, wv: DecodeMatrix, wo: DecodeMatrix, up: DecodeMatrix,
-            gate: DecodeMatrix, down: DecodeMatrix
-        )] = []
+    var layers: [DecodeLayer] = []
     var output: DecodeMatrix?
-    var config: ModelConfig { model.config }
+    var config: ModelConfig { s.config }
     var position: Int { s.position }
 
-    init(_ model: NGPTModel, precision: DecodePrecision) {
-        self.model = model
-        s = DecoderState(model.config)
-        weights = DecodeWeights(
-            precision, maxDimension: max(model.config.vocabSize, model.config.mlpHidden, model.config.dim))
-        refreshWeights()
+    init(config c: ModelConfig, precision: DecodePrecision) {
+        s = DecoderState(c)
+        weights = DecodeWeights(precision, maxDimension: max(c.vocabSize, c.mlpHidden, c.dim))
     }
 
     func reset() { s.position = 0 }
+}
+
+final class NGPTDecoder: MatrixDecoder, TokenDecoder {
+    let model: NGPTModel
+
+    init(_ model: NGPTModel, precision: DecodePrecision) {
+        self.model = model
+        super.init(config: model.config, precision: precision)
+        refreshWeights()
+    }
 
     func refreshWeights() {
         reset()
         model.computeEffectiveScales()  // also refolds s_z, s_u, s_ν into the scaled weight copies
         weights.clear()
-        let c = config, d = c.dim, f = c.mlpHidden, w = weights
+        let c = config
         layers = model.w.blocks.indices.map { l in
             let b = model.w.blocks[l]
-            return (
-                w.matrix(b.wq, rows: d, cols: d), w.matrix(b.wk, rows: d, cols: d), w.matrix(b.wv, rows: d, cols: d),
-                w.matrix(b.wo, rows: d, cols: d), w.matrix(model.scaled.up[l], rows: f, cols: d),
-                w.matrix(model.scaled.gate[l], rows: f, cols: d), w.matrix(b.wDown, rows: f, cols: d)
-            )
+            return weights.layer(
+                c, wq: b.wq, wk: b.wk, wv: b.wv, wo: b.wo, up: model.scaled.up[l], gate: model.scaled.gate[l],
+                down: b.wDown)
         }
-        output = w.matrix(model.scaled.output, rows: c.vocabSize, cols: d)
+        output = weights.matrix(model.scaled.output, rows: c.vocabSize, cols: c.dim)
     }
 
     func step(_ token: Int32) -> UnsafeMutablePointer<Float> {
@@ -186,42 +208,23 @@ final class NGPTDecoder: TokenDecoder {
     }
 }
 
-final class GPTDecoder: TokenDecoder {
+final class GPTDecoder: MatrixDecoder, TokenDecoder {
     let model: GPTModel
-    let s: DecoderState
-    let weights: DecodeWeights
-    var layers:
-        [(
-            wq: DecodeMatrix, wk: DecodeMatrix, wv: DecodeMatrix, wo: DecodeMatrix, up: DecodeMatrix,
-            gate: DecodeMatrix, down: DecodeMatrix
-        )] = []
-    var output: DecodeMatrix?
-    var config: ModelConfig { model.config }
-    var position: Int { s.position }
 
     init(_ model: GPTModel, precision: DecodePrecision) {
         self.model = model
-        s = DecoderState(model.config)
-        weights = DecodeWeights(
-            precision, maxDimension: max(model.config.vocabSize, model.config.mlpHidden, model.config.dim))
+        super.init(config: model.config, precision: precision)
         refreshWeights()
     }
-
-    func reset() { s.position = 0 }
 
     func refreshWeights() {
         reset()
         weights.clear()
-        let c = config, d = c.dim, f = c.mlpHidden, w = weights
+        let c = config
         layers = model.w.blocks.map { b in
-            (
-                w.matrix(b.wq, rows: d, cols: d), w.matrix(b.wk, rows: d, cols: d), w.matrix(b.wv, rows: d, cols: d),
-                w.matrix(b.wo, rows: d, cols: d), w.matrix(b.wUp, rows: f, cols: d),
-                w.matrix(b.wGate, rows: f, cols: d),
-                w.matrix(b.wDown, rows: f, cols: d)
-            )
+            weights.layer(c, wq: b.wq, wk: b.wk, wv: b.wv, wo: b.wo, up: b.wUp, gate: b.wGate, down: b.wDown)
         }
-        output = w.matrix(model.w.output, rows: c.vocabSize, cols: d)
+        output = weights.matrix(model.w.output, rows: c.vocabSize, cols: c.dim)
     }
 
     func step(_ token: Int32) -> UnsafeMutablePointer<Float> {
