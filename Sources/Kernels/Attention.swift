@@ -141,14 +141,10 @@ public enum Attention {
     /// In place: the first `valid` entries become their softmax, the rest become 0.
     @inline(__always)
     public static func causalSoftmaxRow(_ row: UnsafeMutablePointer<Float>, valid: Int, count: Int) {
-        var vm = F32x16(repeating: -Float.infinity)
-        var i = 0
-        while i + 16 <= valid { vm = vmax(vm, load16(row + i)); i += 16 }
-        var m = vm.max()
-        while i < valid { m = max(m, row[i]); i += 1 }
+        let m = rowMax(row, count: valid)
         let vmx = F32x16(repeating: m)
         var acc = F32x16()
-        i = 0
+        var i = 0
         while i + 16 <= valid {
             let e = exp16(load16(row + i) - vmx)
             store16(e, row + i)

@@ -24,24 +24,14 @@ public enum Columns {
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, factor: Float = 1,
         into g: UnsafeMutablePointer<Float>, rows: Int, cols: Int
     ) {
-        let blocks = (rows + Threads.reductionBlock - 1) / Threads.reductionBlock
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: blocks * cols) { partials in
-            let partial = partials.baseAddress.unsafelyUnwrapped
-            partial.initialize(repeating: 0, count: blocks * cols)
-            Threads.forEachBlock(rows, blockSize: Threads.reductionBlock, workPerItem: 8 * cols) { block, range in
-                let acc = partial + block * cols
-                for r in range {
-                    let ar = a + r * cols, br = b + r * cols
-                    var j = 0
-                    while j + 16 <= cols {
-                        store16(load16(acc + j) + load16(ar + j) * load16(br + j), acc + j); j += 16
-                    }
-                    while j < cols { acc[j] += ar[j] * br[j]; j += 1 }
+        Threads.reduceColumns(rows: rows, cols: cols, workPerItem: 8 * cols, into: g, factor: factor) { range, acc in
+            for r in range {
+                let ar = a + r * cols, br = b + r * cols
+                var j = 0
+                while j + 16 <= cols {
+                    store16(load16(acc + j) + load16(ar + j) * load16(br + j), acc + j); j += 16
                 }
-            }
-            for block in 0..<blocks {
-                let acc = partial + block * cols
-                for j in 0..<cols { g[j] += acc[j] * factor }
+                while j < cols { acc[j] += ar[j] * br[j]; j += 1 }
             }
         }
     }

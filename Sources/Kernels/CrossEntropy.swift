@@ -23,16 +23,12 @@ public enum CrossEntropy {
                     let target = Int(targets[r])
                     precondition(target >= 0 && target < vocab, "target id out of range")
                     // Pass 1: max.
-                    var vm = F32x16(repeating: -Float.infinity)
-                    var i = 0
-                    while i + 16 <= vocab { vm = vmax(vm, load16(x + i)); i += 16 }
-                    var m = vm.max()
-                    while i < vocab { m = max(m, x[i]); i += 1 }
+                    let m = rowMax(x, count: vocab)
                     let vmx = F32x16(repeating: m)
                     let xt = x[target]
                     // Pass 2: Σ exp(x − max), keeping the exponentials in dlogits when there is one.
                     var acc = F32x16()
-                    i = 0
+                    var i = 0
                     if let d = dlogits?.advanced(by: r * vocab) {
                         while i + 16 <= vocab {
                             let e = exp16(load16(x + i) - vmx); store16(e, d + i); acc += e; i += 16

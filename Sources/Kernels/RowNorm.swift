@@ -109,45 +109,35 @@ public enum RowNorm {
     ) {
         // One pass over the rows; each fixed block of rows sums its gain gradient into its own partial, and the
         // partials are added into dgain in block order after the join (the same bits on any number of threads).
-        let blocks = (rows + Threads.reductionBlock - 1) / Threads.reductionBlock
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: blocks * cols) { partials in
-            let partial = partials.baseAddress.unsafelyUnwrapped
-            partial.initialize(repeating: 0, count: blocks * cols)
-            Threads.forEachBlock(rows, blockSize: Threads.reductionBlock, workPerItem: 12 * cols) { block, range in
-                let pg = partial + block * cols
-                for r in range {
-                    let dyr = dy + r * cols, xr = x + r * cols, dxr = dx + r * cols
-                    let s = rstd[r]
-                    let vs = F32x16(repeating: s)
-                    // mean(g⊙dy⊙x̂) = rstd · ⟨g⊙dy, x⟩ / cols; dgain += dy ⊙ x · rstd
-                    var acc = F32x16()
-                    var i = 0
-                    while i + 16 <= cols {
-                        let dyv = load16(dyr + i), xv = load16(xr + i)
-                        acc += load16(gain + i) * dyv * xv
-                        store16(load16(pg + i) + dyv * xv * vs, pg + i)
-                        i += 16
-                    }
-                    var t = acc.sum()
-                    while i < cols { t += gain[i] * dyr[i] * xr[i]; pg[i] += dyr[i] * xr[i] * s; i += 1 }
-                    let m = t * s / Float(cols)
-                    let vms = F32x16(repeating: m * s)
-                    i = 0
-                    while i + 16 <= cols {
-                        let v = (load16(gain + i) * load16(dyr + i) - load16(xr + i) * vms) * vs
-                        store16(accumulate ? load16(dxr + i) + v : v, dxr + i)
-                        i += 16
-                    }
-                    while i < cols {
-                        let v = (gain[i] * dyr[i] - xr[i] * s * m) * s
-                        dxr[i] = accumulate ? dxr[i] + v : v
-                        i += 1
-                    }
+        Threads.reduceColumns(rows: rows, cols: cols, workPerItem: 12 * cols, into: dgain) { range, pg in
+            for r in range {
+                let dyr = dy + r * cols, xr = x + r * cols, dxr = dx + r * cols
+                let s = rstd[r]
+                let vs = F32x16(repeating: s)
+                // mean(g⊙dy⊙x̂) = rstd · ⟨g⊙dy, x⟩ / cols; dgain += dy ⊙ x · rstd
+                var acc = F32x16()
+                var i = 0
+                while i + 16 <= cols {
+                    let dyv = load16(dyr + i), xv = load16(xr + i)
+                    acc += load16(gain + i) * dyv * xv
+                    store16(load16(pg + i) + dyv * xv * vs, pg + i)
+                    i += 16
                 }
-            }
-            for block in 0..<blocks {
-                let pg = partial + block * cols
-                for c in 0..<cols { dgain[c] += pg[c] }
+                var t = acc.sum()
+                while i < cols { t += gain[i] * dyr[i] * xr[i]; pg[i] += dyr[i] * xr[i] * s; i += 1 }
+                let m = t * s / Float(cols)
+                let vms = F32x16(repeating: m * s)
+                i = 0
+                while i + 16 <= cols {
+                    let v = (load16(gain + i) * load16(dyr + i) - load16(xr + i) * vms) * vs
+                    store16(accumulate ? load16(dxr + i) + v : v, dxr + i)
+                    i += 16
+                }
+                while i < cols {
+                    let v = (gain[i] * dyr[i] - xr[i] * s * m) * s
+                    dxr[i] = accumulate ? dxr[i] + v : v
+                    i += 1
+                }
             }
         }
     }

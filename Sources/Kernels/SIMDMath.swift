@@ -93,3 +93,13 @@ public typealias F32x16 = SIMD16<Float>
     }
     return total
 }
+
+/// The largest of x[0..<count] (−∞ when count is 0): SIMD lanes, then the tail.
+@inline(__always) func rowMax(_ x: UnsafePointer<Float>, count: Int) -> Float {
+    var vm = F32x16(repeating: -Float.infinity)
+    var i = 0
+    while i + 16 <= count { vm = vmax(vm, load16(x + i)); i += 16 }
+    var m = vm.max()
+    while i < count { m = max(m, x[i]); i += 1 }
+    return m
+}

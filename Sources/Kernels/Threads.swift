@@ -79,6 +79,27 @@ public enum Threads {
         }
     }
 
+    /// A column reduction over rows that gives the same bits on any number of threads: each fixed block of
+    /// `reductionBlock` rows accumulates into its own zeroed partial vector of `cols` (`body(block's rows, partial)`,
+    /// run in parallel as `forEachBlock`), then the partials are added into `out` in block order, times `factor`.
+    public static func reduceColumns(
+        rows: Int, cols: Int, workPerItem: Int, into out: UnsafeMutablePointer<Float>, factor: Float = 1,
+        _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void
+    ) {
+        let blocks = (rows + reductionBlock - 1) / reductionBlock
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: blocks * cols) { partials in
+            let partial = partials.baseAddress.unsafelyUnwrapped
+            partial.initialize(repeating: 0, count: blocks * cols)
+            forEachBlock(rows, blockSize: reductionBlock, workPerItem: workPerItem) { block, range in
+                body(range, partial + block * cols)
+            }
+            for block in 0..<blocks {
+                let p = partial + block * cols
+                for j in 0..<cols { out[j] += p[j] * factor }
+            }
+        }
+    }
+
     /// Rows per block of the row kernels' reductions (`forEachBlock`).
     public static let reductionBlock = 256
 
