@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libopenblas-dev libsentencepiece-dev zlib1g-dev librsvg2-bin libopenmpi-dev openmpi-bin)  # zlib: gzip corpora; librsvg2-bin: rsvg-convert renders the plots to PNG; Open MPI: data-parallel training
+# zlib: gzip corpora; librsvg2-bin: rsvg-convert renders the plots to PNG; Open MPI: data-parallel training;
+# clang-format: the C sources' house style, checked by scripts/test.sh.
+APT_PACKAGES=(libopenblas-dev libsentencepiece-dev zlib1g-dev librsvg2-bin libopenmpi-dev openmpi-bin clang-format)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -12,6 +12,8 @@ for p in "${PY_TEST_PACKAGES[@]}"; do
 done
 # House style: the checked-in .swift-format (4-space indent, 120 columns), enforced.
 swift format lint --strict --recursive Sources Tests
+# The C and C++ sources: the checked-in .clang-format.
+clang-format --dry-run --Werror Sources/C*/*.c Sources/C*/*.cpp Sources/C*/*.h Sources/C*/include/*.h
 # swift-format cannot break a long string literal, and does not report one: no line may pass 120 characters.
 if long=$(LC_ALL=C.UTF-8 grep -rnP --include='*.swift' '^.{121,}' Sources Tests); then
   echo "lines over 120 characters (the house style's limit):" >&2

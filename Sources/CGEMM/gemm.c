@@ -13,10 +13,10 @@
 
 #define MR 14
 #define NR 32
-#define KC 256          // fp32 slice depth
-#define KC_BF16 512     // bf16 slice depth: the same bytes per packed panel as fp32 (k in pairs)
+#define KC 256       // fp32 slice depth
+#define KC_BF16 512  // bf16 slice depth: the same bytes per packed panel as fp32 (k in pairs)
 #define MC (MR * 12)
-#define NC 2048         // a multiple of NR
+#define NC 2048  // a multiple of NR
 
 static long min_l(long a, long b) { return a < b ? a : b; }
 
@@ -80,7 +80,8 @@ __attribute__((target("avx512f"))) static inline void transpose16(__m512i r[16])
   }
   for (int j = 0; j < 4; ++j) {
     const __m512i x = _mm512_shuffle_i32x4(s[j], s[4 + j], 0x88), y = _mm512_shuffle_i32x4(s[j], s[4 + j], 0xdd);
-    const __m512i z = _mm512_shuffle_i32x4(s[8 + j], s[12 + j], 0x88), w = _mm512_shuffle_i32x4(s[8 + j], s[12 + j], 0xdd);
+    const __m512i z = _mm512_shuffle_i32x4(s[8 + j], s[12 + j], 0x88),
+                  w = _mm512_shuffle_i32x4(s[8 + j], s[12 + j], 0xdd);
     r[j] = _mm512_shuffle_i32x4(x, z, 0x88);
     r[8 + j] = _mm512_shuffle_i32x4(x, z, 0xdd);
     r[4 + j] = _mm512_shuffle_i32x4(y, w, 0x88);
@@ -90,15 +91,16 @@ __attribute__((target("avx512f"))) static inline void transpose16(__m512i r[16])
 
 // A panel from `lines` rows of src (k contiguous, `ld` apart), fp32: value p of line i at [p * width + i]; lines
 // from `lines` to `width` are zero. Sixteen lines × 16 values at a time through `transpose16`.
-__attribute__((target("avx512f"))) static void pack_panel_f32(const float *src, long ld, long lines, long width, long kc,
-                                                              float *dst) {
+__attribute__((target("avx512f"))) static void pack_panel_f32(const float *src, long ld, long lines, long width,
+                                                              long kc, float *dst) {
   const long full = kc / 16 * 16;
   for (long g = 0; g < width; g += 16) {
     const long here = min_l(16, width - g), live = lines - g < 0 ? 0 : min_l(16, lines - g);
     const __mmask16 store = lanes_mask(here);
     for (long p = 0; p < full; p += 16) {
       __m512i r[16];
-      for (long l = 0; l < 16; ++l) r[l] = l < live ? _mm512_loadu_si512((const void *)(src + (g + l) * ld + p)) : _mm512_setzero_si512();
+      for (long l = 0; l < 16; ++l)
+        r[l] = l < live ? _mm512_loadu_si512((const void *)(src + (g + l) * ld + p)) : _mm512_setzero_si512();
       transpose16(r);
       for (long t = 0; t < 16; ++t) _mm512_mask_storeu_epi32(dst + (p + t) * width + g, store, r[t]);
     }
@@ -111,9 +113,11 @@ __attribute__((target("avx512f"))) static void pack_panel_f32(const float *src, 
 // Packing, fp32. op(A)[i0 + i][p0 + p] goes to panel i / MR at [p][i % MR]; op(B)[p0 + p][j0 + j] to panel j / NR
 // at [p][j % NR]. Panels past the edge are padded with zeros, so the micro-kernel never branches.
 
-__attribute__((target("avx512f"))) static void pack_a_f32(int transA, const float *A, long lda, long i0, long mc, long p0, long kc, float *dst) {
+__attribute__((target("avx512f"))) static void pack_a_f32(int transA, const float *A, long lda, long i0, long mc,
+                                                          long p0, long kc, float *dst) {
   if (!transA) {
-    for (long r = 0; r < mc; r += MR, dst += kc * MR) pack_panel_f32(A + (i0 + r) * lda + p0, lda, min_l(MR, mc - r), MR, kc, dst);
+    for (long r = 0; r < mc; r += MR, dst += kc * MR)
+      pack_panel_f32(A + (i0 + r) * lda + p0, lda, min_l(MR, mc - r), MR, kc, dst);
     return;
   }
   // op(A) = Aᵀ: each stored row of A holds one k for every i, so read it once, contiguously, into all the panels.
@@ -126,9 +130,11 @@ __attribute__((target("avx512f"))) static void pack_a_f32(int transA, const floa
   }
 }
 
-__attribute__((target("avx512f"))) static void pack_b_f32(int transB, const float *B, long ldb, long p0, long kc, long j0, long nc, float *dst) {
+__attribute__((target("avx512f"))) static void pack_b_f32(int transB, const float *B, long ldb, long p0, long kc,
+                                                          long j0, long nc, float *dst) {
   if (transB) {
-    for (long c = 0; c < nc; c += NR, dst += kc * NR) pack_panel_f32(B + (j0 + c) * ldb + p0, ldb, min_l(NR, nc - c), NR, kc, dst);
+    for (long c = 0; c < nc; c += NR, dst += kc * NR)
+      pack_panel_f32(B + (j0 + c) * ldb + p0, ldb, min_l(NR, nc - c), NR, kc, dst);
     return;
   }
   // Each stored row of B holds one k for every j: read it once, contiguously, into all the panels.
@@ -155,7 +161,9 @@ static inline uint16_t bf16_rne(float f) {
   return (uint16_t)(u >> 16);
 }
 
-static inline uint32_t pair(float even, float odd) { return (uint32_t)bf16_rne(even) | ((uint32_t)bf16_rne(odd) << 16); }
+static inline uint32_t pair(float even, float odd) {
+  return (uint32_t)bf16_rne(even) | ((uint32_t)bf16_rne(odd) << 16);
+}
 
 // bf16 bits of each lane in the upper half of the 32-bit lane, rounded to nearest even (NaN stays a quiet NaN).
 __attribute__((target("avx512f"))) static inline __m512i round_bf16(__m512 x) {
@@ -167,7 +175,8 @@ __attribute__((target("avx512f"))) static inline __m512i round_bf16(__m512 x) {
 
 // Pairs (e[l], o[l]) lane by lane: k even from one row, k odd from the next.
 __attribute__((target("avx512f"))) static inline __m512i pairs_across(__m512 e, __m512 o) {
-  return _mm512_or_si512(_mm512_srli_epi32(round_bf16(e), 16), _mm512_and_si512(round_bf16(o), _mm512_set1_epi32((int)0xffff0000)));
+  return _mm512_or_si512(_mm512_srli_epi32(round_bf16(e), 16),
+                         _mm512_and_si512(round_bf16(o), _mm512_set1_epi32((int)0xffff0000)));
 }
 
 // Pairs of neighbours along one row: 32 consecutive floats → 16 pairs (x[2l], x[2l+1]).
@@ -178,7 +187,8 @@ __attribute__((target("avx512f"))) static inline __m512i pairs_along(__m512 x0, 
 }
 
 // Two rows' `lanes` values (k even, k odd) as pairs, into 16 words (lanes past `lanes` are 0).
-__attribute__((target("avx512f"))) static inline __m512i pairs_of_rows(const float *even, const float *odd, long lanes) {
+__attribute__((target("avx512f"))) static inline __m512i pairs_of_rows(const float *even, const float *odd,
+                                                                       long lanes) {
   const __mmask16 m = lanes_mask(lanes);
   const __m512 e = _mm512_maskz_loadu_ps(m, even), o = odd ? _mm512_maskz_loadu_ps(m, odd) : _mm512_setzero_ps();
   return pairs_across(e, o);
@@ -187,8 +197,8 @@ __attribute__((target("avx512f"))) static inline __m512i pairs_of_rows(const flo
 // A panel from `lines` rows of src (k contiguous, `ld` apart): pair q of line i at [q * width + i]; the lines
 // from `lines` to `width` are zero. Sixteen lines at a time, 16 pairs (32 k) at a time: convert each line's 32
 // values to 16 pairs, transpose the 16×16 words, store 16 contiguous words per pair.
-__attribute__((target("avx512f"))) static void pack_panel_along(const float *src, long ld, long lines, long width, long kc,
-                                                                uint32_t *dst) {
+__attribute__((target("avx512f"))) static void pack_panel_along(const float *src, long ld, long lines, long width,
+                                                                long kc, uint32_t *dst) {
   const long kq = (kc + 1) / 2, full = kc / 32 * 16;  // pairs handled 16 at a time
   for (long g = 0; g < width; g += 16) {
     const long here = min_l(16, width - g), live = lines - g < 0 ? 0 : min_l(16, lines - g);
@@ -211,11 +221,12 @@ __attribute__((target("avx512f"))) static void pack_panel_along(const float *src
   }
 }
 
-__attribute__((target("avx512f"))) static void pack_a_bf16(int transA, const float *A, long lda, long i0, long mc, long p0,
-                                                           long kc, uint32_t *dst) {
+__attribute__((target("avx512f"))) static void pack_a_bf16(int transA, const float *A, long lda, long i0, long mc,
+                                                           long p0, long kc, uint32_t *dst) {
   const long kq = (kc + 1) / 2;
   if (!transA) {
-    for (long r = 0; r < mc; r += MR, dst += kq * MR) pack_panel_along(A + (i0 + r) * lda + p0, lda, min_l(MR, mc - r), MR, kc, dst);
+    for (long r = 0; r < mc; r += MR, dst += kq * MR)
+      pack_panel_along(A + (i0 + r) * lda + p0, lda, min_l(MR, mc - r), MR, kc, dst);
     return;
   }
   // op(A) = Aᵀ: two stored rows of A hold a pair of k for every i; read them once, contiguously, into all the panels.
@@ -228,11 +239,12 @@ __attribute__((target("avx512f"))) static void pack_a_bf16(int transA, const flo
   }
 }
 
-__attribute__((target("avx512f"))) static void pack_b_bf16(int transB, const float *B, long ldb, long p0, long kc, long j0,
-                                                           long nc, uint32_t *dst) {
+__attribute__((target("avx512f"))) static void pack_b_bf16(int transB, const float *B, long ldb, long p0, long kc,
+                                                           long j0, long nc, uint32_t *dst) {
   const long kq = (kc + 1) / 2;
   if (transB) {
-    for (long c = 0; c < nc; c += NR, dst += kq * NR) pack_panel_along(B + (j0 + c) * ldb + p0, ldb, min_l(NR, nc - c), NR, kc, dst);
+    for (long c = 0; c < nc; c += NR, dst += kq * NR)
+      pack_panel_along(B + (j0 + c) * ldb + p0, ldb, min_l(NR, nc - c), NR, kc, dst);
     return;
   }
   // Two stored rows of B hold a pair of k for every j: read them once, contiguously, into all the panels.
@@ -242,8 +254,9 @@ __attribute__((target("avx512f"))) static void pack_b_bf16(int transB, const flo
       const long cols = min_l(NR, nc - c);
       uint32_t *d = dst + c * kq + q * NR;
       _mm512_store_si512((void *)d, pairs_of_rows(even + c, odd ? odd + c : NULL, cols));
-      _mm512_store_si512((void *)(d + 16), cols > 16 ? pairs_of_rows(even + c + 16, odd ? odd + c + 16 : NULL, cols - 16)
-                                                     : _mm512_setzero_si512());
+      _mm512_store_si512((void *)(d + 16), cols > 16
+                                               ? pairs_of_rows(even + c + 16, odd ? odd + c + 16 : NULL, cols - 16)
+                                               : _mm512_setzero_si512());
     }
   }
 }
@@ -251,26 +264,27 @@ __attribute__((target("avx512f"))) static void pack_b_bf16(int transB, const flo
 // ---------------------------------------------------------------------------------------------------------------
 // Micro-kernels: C[0:mr, 0:nr] = alpha · (A panel · B panel) + beta · C (C is not read when beta == 0).
 
-#define STORE_TILE                                                                                \
-  do {                                                                                            \
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                          \
-    const __mmask16 m0 = lanes_mask(nr), m1 = lanes_mask(nr - 16);                                \
-    _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) {                                       \
-      if (i < mr) {                                                                               \
-        float *ci = c + i * ldc;                                                                  \
-        __m512 r0 = _mm512_mul_ps(acc[i][0], va), r1 = _mm512_mul_ps(acc[i][1], va);              \
-        if (beta != 0) {                                                                          \
-          r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);                            \
-          r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);                       \
-        }                                                                                         \
-        _mm512_mask_storeu_ps(ci, m0, r0);                                                        \
-        _mm512_mask_storeu_ps(ci + 16, m1, r1);                                                   \
-      }                                                                                           \
-    }                                                                                             \
+#define STORE_TILE                                                                   \
+  do {                                                                               \
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);              \
+    const __mmask16 m0 = lanes_mask(nr), m1 = lanes_mask(nr - 16);                   \
+    _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) {                          \
+      if (i < mr) {                                                                  \
+        float *ci = c + i * ldc;                                                     \
+        __m512 r0 = _mm512_mul_ps(acc[i][0], va), r1 = _mm512_mul_ps(acc[i][1], va); \
+        if (beta != 0) {                                                             \
+          r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);               \
+          r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);          \
+        }                                                                            \
+        _mm512_mask_storeu_ps(ci, m0, r0);                                           \
+        _mm512_mask_storeu_ps(ci + 16, m1, r1);                                      \
+      }                                                                              \
+    }                                                                                \
   } while (0)
 
-__attribute__((target("avx512f"))) static void kernel_f32(long kc, const float *restrict a, const float *restrict b, float *c,
-                                                          long ldc, float alpha, float beta, long mr, long nr) {
+__attribute__((target("avx512f"))) static void kernel_f32(long kc, const float *restrict a, const float *restrict b,
+                                                          float *c, long ldc, float alpha, float beta, long mr,
+                                                          long nr) {
   __m512 acc[MR][2];
   _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   for (long p = 0; p < kc; ++p) {
@@ -292,7 +306,8 @@ __attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16(long kq, c
   __m512 acc[MR][2];
   _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   for (long q = 0; q < kq; ++q) {
-    const __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)b), b1 = (__m512bh)_mm512_load_si512((const void *)(b + 16));
+    const __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)b),
+                   b1 = (__m512bh)_mm512_load_si512((const void *)(b + 16));
     _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) {
       const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
       acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
@@ -328,18 +343,24 @@ void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, cons
     for (long pc = 0; pc < k; pc += bf16 ? KC_BF16 : KC) {
       long kc = min_l(bf16 ? KC_BF16 : KC, k - pc), kq = (kc + 1) / 2;
       float b = pc == 0 ? beta : 1.0f;
-      if (bf16) pack_b_bf16(transB, B, ldb, pc, kc, jc, nc, (uint32_t *)pb);
-      else pack_b_f32(transB, B, ldb, pc, kc, jc, nc, (float *)pb);
+      if (bf16)
+        pack_b_bf16(transB, B, ldb, pc, kc, jc, nc, (uint32_t *)pb);
+      else
+        pack_b_f32(transB, B, ldb, pc, kc, jc, nc, (float *)pb);
       for (long ic = 0; ic < m; ic += MC) {
         long mc = min_l(MC, m - ic);
-        if (bf16) pack_a_bf16(transA, A, lda, ic, mc, pc, kc, (uint32_t *)pa);
-        else pack_a_f32(transA, A, lda, ic, mc, pc, kc, (float *)pa);
+        if (bf16)
+          pack_a_bf16(transA, A, lda, ic, mc, pc, kc, (uint32_t *)pa);
+        else
+          pack_a_f32(transA, A, lda, ic, mc, pc, kc, (float *)pa);
         for (long jr = 0; jr < nc; jr += NR) {
           for (long ir = 0; ir < mc; ir += MR) {
             float *c = C + (ic + ir) * ldc + jc + jr;
             long mr = min_l(MR, mc - ir), nr = min_l(NR, nc - jr);
-            if (bf16) kernel_bf16(kq, (const uint32_t *)pa + ir * kq, (const uint32_t *)pb + jr * kq, c, ldc, alpha, b, mr, nr);
-            else kernel_f32(kc, (const float *)pa + ir * kc, (const float *)pb + jr * kc, c, ldc, alpha, b, mr, nr);
+            if (bf16)
+              kernel_bf16(kq, (const uint32_t *)pa + ir * kq, (const uint32_t *)pb + jr * kq, c, ldc, alpha, b, mr, nr);
+            else
+              kernel_f32(kc, (const float *)pa + ir * kc, (const float *)pb + jr * kc, c, ldc, alpha, b, mr, nr);
           }
         }
       }

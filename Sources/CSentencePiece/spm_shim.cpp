@@ -39,10 +39,14 @@ int check_id(const spm_processor *p, int32_t id, char *err, size_t errlen) {
 }  // namespace
 
 #define SPM_GUARD_BEGIN try {
-#define SPM_GUARD_END                                                              \
-  }                                                                                \
-  catch (const std::exception &e) { return fail(err, errlen, e.what()); }          \
-  catch (...) { return fail(err, errlen, "unknown C++ exception in SentencePiece"); }
+#define SPM_GUARD_END                                                   \
+  }                                                                     \
+  catch (const std::exception &e) {                                     \
+    return fail(err, errlen, e.what());                                 \
+  }                                                                     \
+  catch (...) {                                                         \
+    return fail(err, errlen, "unknown C++ exception in SentencePiece"); \
+  }
 
 extern "C" int spm_train(const char *const *keys, const char *const *values, size_t count, char *err, size_t errlen) {
   SPM_GUARD_BEGIN
@@ -85,8 +89,9 @@ class CallbackSentences : public sentencepiece::SentenceIterator {
 
 }  // namespace
 
-extern "C" int spm_train_sentences(const char *const *keys, const char *const *values, size_t count, spm_sentence_source next,
-                                   void *context, void **model, size_t *model_length, char *err, size_t errlen) {
+extern "C" int spm_train_sentences(const char *const *keys, const char *const *values, size_t count,
+                                   spm_sentence_source next, void *context, void **model, size_t *model_length,
+                                   char *err, size_t errlen) {
   SPM_GUARD_BEGIN
   if (next == nullptr || model == nullptr || model_length == nullptr) return fail(err, errlen, "null argument");
   *model = nullptr;
@@ -142,13 +147,13 @@ extern "C" void spm_free(spm_processor *processor) {
   }
 }
 
-#define SPM_SIMPLE_ID(name, call)                                   \
-  extern "C" int32_t name(const spm_processor *processor) {         \
-    try {                                                           \
-      return processor == nullptr ? -1 : processor->impl.call();    \
-    } catch (...) {                                                 \
-      return -1;                                                    \
-    }                                                               \
+#define SPM_SIMPLE_ID(name, call)                                \
+  extern "C" int32_t name(const spm_processor *processor) {      \
+    try {                                                        \
+      return processor == nullptr ? -1 : processor->impl.call(); \
+    } catch (...) {                                              \
+      return -1;                                                 \
+    }                                                            \
   }
 SPM_SIMPLE_ID(spm_vocab_size, GetPieceSize)
 SPM_SIMPLE_ID(spm_bos_id, bos_id)
@@ -159,7 +164,8 @@ SPM_SIMPLE_ID(spm_pad_id, pad_id)
 extern "C" int spm_encode(const spm_processor *processor, const char *text, size_t length, int32_t *ids,
                           size_t capacity, size_t *needed, char *err, size_t errlen) {
   SPM_GUARD_BEGIN
-  if (processor == nullptr || needed == nullptr || (text == nullptr && length > 0)) return fail(err, errlen, "null argument");
+  if (processor == nullptr || needed == nullptr || (text == nullptr && length > 0))
+    return fail(err, errlen, "null argument");
   std::vector<int> out;
   auto status = processor->impl.Encode(std::string_view(text == nullptr ? "" : text, length), &out);
   if (!status.ok()) return fail(err, errlen, status.ToString());
@@ -190,11 +196,13 @@ bool append(T **array, size_t *capacity, size_t *count, const T *values, size_t 
 
 }  // namespace
 
-extern "C" int spm_encode_lines(const spm_processor *processor, const char *text, size_t length, const int32_t *newline_ids,
-                                size_t newline_count, int32_t **ids, size_t *capacity, size_t *count, int64_t **line_ends,
-                                size_t *line_capacity, size_t *line_count, char *err, size_t errlen) {
+extern "C" int spm_encode_lines(const spm_processor *processor, const char *text, size_t length,
+                                const int32_t *newline_ids, size_t newline_count, int32_t **ids, size_t *capacity,
+                                size_t *count, int64_t **line_ends, size_t *line_capacity, size_t *line_count,
+                                char *err, size_t errlen) {
   SPM_GUARD_BEGIN
-  if (processor == nullptr || ids == nullptr || capacity == nullptr || count == nullptr || (text == nullptr && length > 0))
+  if (processor == nullptr || ids == nullptr || capacity == nullptr || count == nullptr ||
+      (text == nullptr && length > 0))
     return fail(err, errlen, "null argument");
   std::vector<int> line_ids;
   size_t start = 0;
@@ -220,10 +228,11 @@ extern "C" int spm_encode_lines(const spm_processor *processor, const char *text
   SPM_GUARD_END
 }
 
-extern "C" int spm_decode(const spm_processor *processor, const int32_t *ids, size_t count, char *text,
-                          size_t capacity, size_t *needed, char *err, size_t errlen) {
+extern "C" int spm_decode(const spm_processor *processor, const int32_t *ids, size_t count, char *text, size_t capacity,
+                          size_t *needed, char *err, size_t errlen) {
   SPM_GUARD_BEGIN
-  if (processor == nullptr || needed == nullptr || (ids == nullptr && count > 0)) return fail(err, errlen, "null argument");
+  if (processor == nullptr || needed == nullptr || (ids == nullptr && count > 0))
+    return fail(err, errlen, "null argument");
   std::vector<int> in(count);
   for (size_t i = 0; i < count; ++i) {
     if (check_id(processor, ids[i], err, errlen) != SPM_OK) return SPM_ERROR;
@@ -239,17 +248,18 @@ extern "C" int spm_decode(const spm_processor *processor, const int32_t *ids, si
   SPM_GUARD_END
 }
 
-extern "C" int spm_piece_to_id(const spm_processor *processor, const char *piece, size_t length, int32_t *id,
-                               char *err, size_t errlen) {
+extern "C" int spm_piece_to_id(const spm_processor *processor, const char *piece, size_t length, int32_t *id, char *err,
+                               size_t errlen) {
   SPM_GUARD_BEGIN
-  if (processor == nullptr || id == nullptr || (piece == nullptr && length > 0)) return fail(err, errlen, "null argument");
+  if (processor == nullptr || id == nullptr || (piece == nullptr && length > 0))
+    return fail(err, errlen, "null argument");
   *id = processor->impl.PieceToId(std::string_view(piece == nullptr ? "" : piece, length));
   return SPM_OK;
   SPM_GUARD_END
 }
 
-extern "C" int spm_id_to_piece(const spm_processor *processor, int32_t id, char *piece, size_t capacity,
-                               size_t *needed, char *err, size_t errlen) {
+extern "C" int spm_id_to_piece(const spm_processor *processor, int32_t id, char *piece, size_t capacity, size_t *needed,
+                               char *err, size_t errlen) {
   SPM_GUARD_BEGIN
   if (processor == nullptr || needed == nullptr) return fail(err, errlen, "null argument");
   if (check_id(processor, id, err, errlen) != SPM_OK) return SPM_ERROR;

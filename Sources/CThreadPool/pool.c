@@ -100,8 +100,10 @@ void ngpt_pool_run(int workers, ngpt_task task, void *context) {
   in_job = 0;
   long spins = 0;
   while (atomic_load_explicit(&remaining, memory_order_acquire) > 0) {
-    if (++spins < 10L * SPIN_ROUNDS) relax();
-    else sched_yield();
+    if (++spins < 10L * SPIN_ROUNDS)
+      relax();
+    else
+      sched_yield();
   }
   pthread_mutex_unlock(&busy);
 }

@@ -43,14 +43,14 @@ int spm_load_from_bytes(const void *bytes, size_t length, spm_processor **out, c
 void spm_free(spm_processor *processor);
 
 int32_t spm_vocab_size(const spm_processor *processor);
-int32_t spm_bos_id(const spm_processor *processor);   // -1 when the model has none
+int32_t spm_bos_id(const spm_processor *processor);  // -1 when the model has none
 int32_t spm_eos_id(const spm_processor *processor);
 int32_t spm_unk_id(const spm_processor *processor);
 int32_t spm_pad_id(const spm_processor *processor);
 
 // Encodes `length` bytes of UTF-8 (embedded NULs allowed) into ids. Writes *needed ids when capacity suffices.
-int spm_encode(const spm_processor *processor, const char *text, size_t length,
-               int32_t *ids, size_t capacity, size_t *needed, char *err, size_t errlen);
+int spm_encode(const spm_processor *processor, const char *text, size_t length, int32_t *ids, size_t capacity,
+               size_t *needed, char *err, size_t errlen);
 
 // Encodes `length` bytes of UTF-8 text line by line: each line's ids, then `newline_ids` after every '\n' (so a
 // model trained without pieces across newlines gives the ids of the whole text, far faster). Writes into *ids
@@ -61,14 +61,14 @@ int spm_encode_lines(const spm_processor *processor, const char *text, size_t le
                      size_t *line_capacity, size_t *line_count, char *err, size_t errlen);
 
 // Decodes ids to UTF-8 bytes (not NUL-terminated); *needed is the byte count.
-int spm_decode(const spm_processor *processor, const int32_t *ids, size_t count,
-               char *text, size_t capacity, size_t *needed, char *err, size_t errlen);
+int spm_decode(const spm_processor *processor, const int32_t *ids, size_t count, char *text, size_t capacity,
+               size_t *needed, char *err, size_t errlen);
 
 // Piece <-> id. spm_piece_to_id gives the unk id for an unknown piece (as SentencePiece does).
-int spm_piece_to_id(const spm_processor *processor, const char *piece, size_t length, int32_t *id,
-                    char *err, size_t errlen);
-int spm_id_to_piece(const spm_processor *processor, int32_t id, char *piece, size_t capacity, size_t *needed,
-                    char *err, size_t errlen);
+int spm_piece_to_id(const spm_processor *processor, const char *piece, size_t length, int32_t *id, char *err,
+                    size_t errlen);
+int spm_id_to_piece(const spm_processor *processor, int32_t id, char *piece, size_t capacity, size_t *needed, char *err,
+                    size_t errlen);
 
 // Kind of a piece: 0 normal, 1 unknown, 2 control (<s>, </s>), 3 byte-fallback piece (<0x0A>), 4 unused.
 int spm_piece_kind(const spm_processor *processor, int32_t id, int32_t *kind, char *err, size_t errlen);
