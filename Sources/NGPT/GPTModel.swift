@@ -81,10 +81,7 @@ public final class GPTModel: LanguageModel {
     let w: GPTTensors<UnsafeMutablePointer<Float>>, g: GPTTensors<UnsafeMutablePointer<Float>>
     let rope: RoPETable
 
-    /// Activations per batch size (training and evaluation share one; sampling uses batch 1), and the set the
-    /// last forward wrote (what `backward` and `logits` read).
-    var activationSets: [Int: Activations] = [:]
-    private var acts: Activations?
+    let activations = ActivationSets<Activations>()
 
     public init(config: ModelConfig) {
         self.config = config
@@ -114,17 +111,11 @@ public final class GPTModel: LanguageModel {
     public func projectWeights() -> Float { 0 }
 
     /// The residual stream after every block of the last forward, [batch × context, d] each.
-    public var blockOutputs: [UnsafePointer<Float>] {
-        guard let a = acts else { return [] }
-        return a.h.dropFirst().map { UnsafePointer($0) }
-    }
+    public var blockOutputs: [UnsafePointer<Float>] { activations.blockOutputs }
 
-    public var logits: UnsafeMutablePointer<Float> {
-        guard let a = acts else { preconditionFailure("logits before any forward pass") }
-        return a.z
-    }
+    public var logits: UnsafeMutablePointer<Float> { activations.logits }
 
-    final class Activations {
+    final class Activations: ForwardActivations {
         let arena: Arena
         let batch: Int, n: Int
         var h: [UnsafeMutablePointer<Float>] = []  // [L+1] residual stream at each block's input, [N, d]
@@ -173,9 +164,7 @@ public final class GPTModel: LanguageModel {
     }
 
     public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Double {
-        let a = activationSets[batch] ?? Activations(config: config, batch: batch)
-        activationSets[batch] = a
-        acts = a
+        let a = activations.use(batch: batch) { Activations(config: config, batch: batch) }
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         a.inputs.update(from: inputs, count: n)
         a.targets.update(from: targets, count: n)
@@ -212,7 +201,7 @@ public final class GPTModel: LanguageModel {
     }
 
     public func backward(lossScale: Float) {
-        guard let a = acts else { preconditionFailure("backward before forward") }
+        guard let a = activations.current else { preconditionFailure("backward before forward") }
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         let shape = AttentionShape(batch: a.batch, context: c.context, heads: H, headDim: dk)
 

@@ -167,6 +167,36 @@ public struct LearnedScales: Sendable {
     public var alphaAttn: [[Float]], alphaMLP: [[Float]], sqk: [[Float]], su: [[Float]], sv: [[Float]], sz: [Float]
 }
 
+/// What a model's activations expose to the shared scaffolding: the residual stream at each block boundary
+/// ([L+1] of [batch × context, d]; h[0] is the embeddings) and the logits ([batch × context, V]).
+protocol ForwardActivations: AnyObject {
+    var h: [UnsafeMutablePointer<Float>] { get }
+    var z: UnsafeMutablePointer<Float> { get }
+}
+
+/// A model's activations per batch size (training and evaluation share one; sampling uses batch 1), allocated once
+/// each, and the set the last forward wrote (what `backward`, `logits` and `blockOutputs` read).
+final class ActivationSets<Activations: ForwardActivations> {
+    private(set) var sets: [Int: Activations] = [:]
+    private(set) var current: Activations?
+
+    /// The set for `batch` (made on first use), now the current one.
+    func use(batch: Int, make: () -> Activations) -> Activations {
+        let a = sets[batch] ?? make()
+        sets[batch] = a
+        current = a
+        return a
+    }
+
+    /// The stream after every block of the last forward, [batch × context, d] each.
+    var blockOutputs: [UnsafePointer<Float>] { current.map { $0.h.dropFirst().map { UnsafePointer($0) } } ?? [] }
+
+    var logits: UnsafeMutablePointer<Float> {
+        guard let a = current else { preconditionFailure("logits before any forward pass") }
+        return a.z
+    }
+}
+
 /// Buffers allocated together and freed together (activations, gradients of activations). A counting arena
 /// allocates nothing: it adds up what the same code would allocate (the memory estimate before a run).
 final class Arena {

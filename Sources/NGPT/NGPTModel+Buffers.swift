@@ -25,7 +25,7 @@ extension NGPTModel {
     }
 
     /// Saved activations for one (batch, context); allocated once and reused.
-    final class Activations {
+    final class Activations: ForwardActivations {
         let arena: Arena
         let batch: Int, n: Int
         var h: [UnsafeMutablePointer<Float>] = []  // [L+1] block outputs h_l, [N, d] (h_0 = embeddings)

@@ -95,10 +95,7 @@ public final class NGPTModel: LanguageModel {
     /// |‖row‖ − 1| before the last projection (logged as row_norm_drift).
     private var lastProjectionDrift: Float = 0
 
-    /// Activations per batch size (training and evaluation share one; sampling uses batch 1), and the set the
-    /// last forward wrote (what `backward` and `logits` read).
-    var activationSets: [Int: Activations] = [:]
-    private var acts: Activations?
+    let activations = ActivationSets<Activations>()
 
     let scaled: ScaledWeights
 
@@ -125,15 +122,9 @@ public final class NGPTModel: LanguageModel {
     }
 
     /// The hidden state after every block of the last forward, [batch × context, d] each (unit rows).
-    public var blockOutputs: [UnsafePointer<Float>] {
-        guard let a = acts else { return [] }
-        return a.h.dropFirst().map { UnsafePointer($0) }
-    }
+    public var blockOutputs: [UnsafePointer<Float>] { activations.blockOutputs }
 
-    public var logits: UnsafeMutablePointer<Float> {
-        guard let a = acts else { preconditionFailure("logits before any forward pass") }
-        return a.z
-    }
+    public var logits: UnsafeMutablePointer<Float> { activations.logits }
 
     public func learnedScales() -> LearnedScales? {
         computeEffectiveScales()
@@ -208,9 +199,7 @@ public final class NGPTModel: LanguageModel {
     }
 
     public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Double {
-        let a = activationSets[batch] ?? Activations(config: config, batch: batch)
-        activationSets[batch] = a
-        acts = a
+        let a = activations.use(batch: batch) { Activations(config: config, batch: batch) }
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         a.inputs.update(from: inputs, count: n)
         a.targets.update(from: targets, count: n)
@@ -269,7 +258,7 @@ public final class NGPTModel: LanguageModel {
     }
 
     public func backward(lossScale: Float) {
-        guard let a = acts else { preconditionFailure("backward before forward") }
+        guard let a = activations.current else { preconditionFailure("backward before forward") }
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         let shape = AttentionShape(batch: a.batch, context: c.context, heads: H, headDim: dk)
         let sqrtD = Float(d).squareRoot(), cu = ScaleVector.unitFactor(d)

@@ -129,9 +129,9 @@ import Tokenizer
         _ = model.forward(inputs: ids, targets: ids, batch: batch)
         let allocated: Int
         if let m = model as? NGPTModel {
-            allocated = m.activationSets[batch]!.arena.count + m.scaled.arena.count
+            allocated = m.activations.sets[batch]!.arena.count + m.scaled.arena.count
         } else {
-            allocated = (model as! GPTModel).activationSets[batch]!.arena.count
+            allocated = (model as! GPTModel).activations.sets[batch]!.arena.count
         }
         #expect(kind.modelType.workingFloats(config, batch: batch) == allocated)
 
