@@ -20,11 +20,11 @@ final class BatchSource {
     /// N processes see exactly the batches one process with N-fold accumulation sees.
     init(tokens: TokenShards, config: TrainConfig, rank: Int = 0) throws {
         sampler = try BatchSampler(
-            tokens: tokens, batch: config.batchSize, context: config.context, seed: UInt64(config.seed))
+            tokens: tokens, batch: config.batchSize, context: config.model.context, seed: UInt64(config.seed))
         globalMicroBatches = config.globalMicroBatches
         first = rank * config.gradAccum
-        inputs = .allocate(capacity: config.batchSize * config.context)
-        targets = .allocate(capacity: config.batchSize * config.context)
+        inputs = .allocate(capacity: config.batchSize * config.model.context)
+        targets = .allocate(capacity: config.batchSize * config.model.context)
     }
 
     func fill(step: Int, micro: Int) {

@@ -25,7 +25,7 @@ final class EvaluationRound {
         self.samples = samples
         tokenizer = data.tokenizer
         windows = try ValidationWindows(
-            tokens: data.validation, context: config.context, maxWindows: config.evalWindows)
+            tokens: data.validation, context: config.model.context, maxWindows: config.evalWindows)
         bitsPerNat = try Self.bitsPerNat(windows, tokenizer: data.tokenizer)
         self.config = config
     }
@@ -43,7 +43,7 @@ final class EvaluationRound {
         let started = DispatchTime.now().uptimeNanoseconds
         let windows = self.windows
         state.valLoss = Evaluation.meanLoss(
-            model: model, windows: windows.count, context: config.context, batch: config.batchSize
+            model: model, windows: windows.count, context: config.model.context, batch: config.batchSize
         ) {
             windows.fill(window: $0, inputs: $1, targets: $2)
         }

@@ -14,9 +14,9 @@ public struct MemoryEstimate: Sendable {
     let batch: Int
 
     public init(_ config: TrainConfig) {
-        let m = config.modelConfig
+        let m = config.model
         parameterBytes = 4 * 4 * m.parameterCount
-        workingBytes = 4 * config.model.modelType.workingFloats(m, batch: config.batchSize)
+        workingBytes = 4 * config.model.kind.modelType.workingFloats(m, batch: config.batchSize)
         batch = config.batchSize
     }
 

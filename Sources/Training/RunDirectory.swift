@@ -157,7 +157,7 @@ public final class RunDirectory {
                 "\(path) holds an invalid training configuration (\(TrainingMetadata.configKey)): \(e.message)")
         }
         let foreign = "\(path) does not belong to the run in \(self.path)"
-        guard config.modelConfig == state.model else {
+        guard config.model == state.model else {
             throw UserError(
                 "\(foreign): its configuration and its model disagree; put the run's own checkpoint back or start a "
                     + "new run"
@@ -273,7 +273,7 @@ enum TrainingMetadata {
                 + "\(step * config.globalMicroBatches)}",
             "ngpt.sampler":
                 "{\"seed\": \(config.seed), \"next_step\": \(step), \"batch\": \(config.batchSize), \"context\": "
-                + "\(config.context), \"grad_accum\": \(config.gradAccum), \"processes\": \(config.processes)}",
+                + "\(config.model.context), \"grad_accum\": \(config.gradAccum), \"processes\": \(config.processes)}",
         ]
     }
 }

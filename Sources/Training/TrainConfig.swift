@@ -10,8 +10,8 @@ import Tokenizer
 /// (`--mlp-hidden`, `"mlp-hidden"`) in `--config FILE.json`, in a run's `config.json` and in checkpoint metadata.
 public struct TrainConfig: Equatable, Sendable {
     // architecture (fixed for a run: must match on resume)
-    public var model: ModelKind = .ngpt
-    public var layers = 4, dim = 256, heads = 4, mlpHidden = 683, context = 256, vocabSize = 4096
+    /// The architecture, held once: every key of the architecture role is a field of it.
+    public var model = ModelConfig()
     // data
     public var corpus: String? = nil
     public var dataDir = "corpora"
@@ -43,22 +43,17 @@ public struct TrainConfig: Equatable, Sendable {
 
     // MARK: resolved values
 
-    public var modelConfig: ModelConfig {
-        ModelConfig(
-            kind: model, vocabSize: vocabSize, dim: dim, layers: layers, heads: heads, mlpHidden: mlpHidden,
-            context: context)
-    }
-    public var peakLR: Double { lr ?? model.recipe.learningRate(dim: dim) }
-    public var warmupSteps: Int { warmup ?? model.recipe.warmupSteps(totalSteps: steps) }
-    public var decay: Double { weightDecay ?? model.recipe.weightDecay }
-    public var tokensPerStep: Int { processes * batchSize * gradAccum * context }
+    public var peakLR: Double { lr ?? model.kind.recipe.learningRate(dim: model.dim) }
+    public var warmupSteps: Int { warmup ?? model.kind.recipe.warmupSteps(totalSteps: steps) }
+    public var decay: Double { weightDecay ?? model.kind.recipe.weightDecay }
+    public var tokensPerStep: Int { processes * batchSize * gradAccum * model.context }
     /// Micro-batches per step over all processes: what a resume on another number of processes keeps.
     public var globalMicroBatches: Int { processes * gradAccum }
     public var gemmPrecision: GEMM.Precision { precision ?? GEMM.preferredPrecision }
     public var dataOptions: DataOptions {
         DataOptions(
             corpus: corpus, dataRoot: dataDir,
-            tokenizer: TokenizerTrainingOptions(vocabSize: vocabSize, sampleBytes: tokenizerSampleMB * 1_000_000),
+            tokenizer: TokenizerTrainingOptions(vocabSize: model.vocabSize, sampleBytes: tokenizerSampleMB * 1_000_000),
             tokenizerModel: tokenizer, textField: textField, validationTokens: valTokens)
     }
 
@@ -67,7 +62,7 @@ public struct TrainConfig: Equatable, Sendable {
 
     /// Checks every value; the message names the flag.
     public func validate() throws {
-        try modelConfig.validate()
+        try model.validate()
         func positive(_ key: String, _ v: Int, atMost limit: Int = Self.countLimit) throws {
             if v <= 0 { throw UserError("--\(key) must be positive, got \(v)") }
             if v > limit { throw UserError("--\(key) \(v) is too large (at most \(limit))") }
@@ -81,12 +76,13 @@ public struct TrainConfig: Equatable, Sendable {
         }
         // Every count below is then an exact Int: tokens per step, tokens over the run, the memory estimate.
         guard
-            Double(processes) * Double(gradAccum) * Double(batchSize) * Double(context) * Double(steps)
+            Double(processes) * Double(gradAccum) * Double(batchSize) * Double(model.context) * Double(steps)
                 <= Double(1 << 60),
-            modelConfig.floatBound(batch: batchSize) <= ModelConfig.maxFloats
+            model.floatBound(batch: batchSize) <= ModelConfig.maxFloats
         else {
             throw UserError(
-                "--steps \(steps) × --batch-size \(batchSize) × --grad-accum \(gradAccum) × --context \(context) is "
+                "--steps \(steps) × --batch-size \(batchSize) × --grad-accum \(gradAccum) × --context "
+                    + "\(model.context) is "
                     + "too large; lower one of them"
             )
         }
@@ -98,7 +94,7 @@ public struct TrainConfig: Equatable, Sendable {
         guard decay >= 0, decay < 1 else { throw UserError("--weight-decay must be in [0, 1), got \(decay)") }
         guard gradClip >= 0 else { throw UserError("--grad-clip must be ≥ 0 (0 disables), got \(gradClip)") }
         guard seed >= 0 else { throw UserError("--seed must be ≥ 0, got \(seed)") }
-        guard sampleTokens >= 0, sampleTokens <= context else {
+        guard sampleTokens >= 0, sampleTokens <= model.context else {
             throw UserError("--sample-tokens must be in 0...--context, got \(sampleTokens)")
         }
         guard threads >= 0, threads <= 1 << 16 else {
@@ -147,7 +143,8 @@ public struct TrainConfig: Equatable, Sendable {
             if config.out == nil {
                 let stamp = ISO8601DateFormatter.string(
                     from: Date(), timeZone: .current, formatOptions: [.withFullDate, .withTime])
-                config.out = "checkpoints/\(config.model.rawValue)-\(stamp.replacingOccurrences(of: ":", with: ""))"
+                config.out =
+                    "checkpoints/\(config.model.kind.rawValue)-\(stamp.replacingOccurrences(of: ":", with: ""))"
             }
             config.processes = processes
             try config.validate()
@@ -197,9 +194,7 @@ public struct TrainConfig: Equatable, Sendable {
     /// Takes the base run's architecture and tokenizer, refusing explicit settings that differ.
     mutating func adopt(_ base: BaseRun, explicit: [String: Any]) throws {
         var inherited = self
-        let m = base.model
-        inherited.model = m.kind; inherited.layers = m.layers; inherited.dim = m.dim; inherited.heads = m.heads
-        inherited.mlpHidden = m.mlpHidden; inherited.context = m.context; inherited.vocabSize = m.vocabSize
+        inherited.model = base.model
         for key in TrainingKey.all where key.role == .architecture && explicit[key.name] != nil {
             let mine = key.text(of: self), theirs = key.text(of: inherited)
             if mine != theirs {
@@ -265,19 +260,19 @@ public struct TrainConfig: Equatable, Sendable {
 
     /// The resolved configuration as rows for the start-up table.
     public var tableRows: [(String, String)] {
-        let m = modelConfig
+        let m = model
         return [
-            ("model", model.rawValue), ("layers", "\(layers)"), ("dim", "\(dim)"),
-            ("heads", "\(heads) (head size \(m.headDim))"),
-            ("mlp-hidden", "\(mlpHidden)"), ("context", "\(context)"), ("vocab-size", "\(vocabSize)"),
+            ("model", m.kind.rawValue), ("layers", "\(m.layers)"), ("dim", "\(m.dim)"),
+            ("heads", "\(m.heads) (head size \(m.headDim))"),
+            ("mlp-hidden", "\(m.mlpHidden)"), ("context", "\(m.context)"), ("vocab-size", "\(m.vocabSize)"),
             ("parameters", "\(m.parameterCount)"), ("memory (estimated)", MemoryEstimate(self).description),
             ("corpus", corpus ?? "(default: Shakespeare)"),
-            ("tokenizer", tokenizer ?? "(trained: bpe \(vocabSize))"),
+            ("tokenizer", tokenizer ?? "(trained: bpe \(m.vocabSize))"),
             ("init from", initFrom ?? "none (random initialisation)"),
             processes > 1
                 ? (
                     "processes × batch-size × grad-accum",
-                    "\(processes) × \(batchSize) × \(gradAccum) (× context \(context)) = \(tokensPerStep) tokens/step"
+                    "\(processes) × \(batchSize) × \(gradAccum) (× context \(m.context)) = \(tokensPerStep) tokens/step"
                 )
                 : ("batch-size × grad-accum", "\(batchSize) × \(gradAccum) = \(tokensPerStep) tokens/step"),
             ("steps", "\(steps)"), ("lr", "\(peakLR) → \(minLr) (cosine)"), ("warmup", "\(warmupSteps) steps"),

@@ -127,9 +127,9 @@ public final class Trainer {
         try directory?.begin(config: config, tokenizer: resumePoint == nil ? data.tokenizer.modelBytes : nil)
         if !quiet { printConfiguration(data) }
         let (model, optimizer, resumed) = try makeModel()
-        var state = resumed ?? CheckpointState(model: config.modelConfig)
+        var state = resumed ?? CheckpointState(model: config.model)
         shareModel(model, optimizer, &state)
-        state.model = config.modelConfig
+        state.model = config.model
         state.tokenizerSHA256 = SHA256.hex(SHA256.hash(data.tokenizer.modelBytes))
         state.dataSHA256 = data.train.sha256
         let batches = try BatchSource(tokens: data.train, config: config, rank: world?.rank ?? 0)
@@ -138,7 +138,7 @@ public final class Trainer {
         var observers: [TrainingObserver] = []
         if let directory, let curves {
             observers = [
-                ProgressLine(printer: printer, flopsPerToken: config.modelConfig.trainingFlopsPerToken),
+                ProgressLine(printer: printer, flopsPerToken: config.model.trainingFlopsPerToken),
                 MetricsRecorder(directory: directory, model: model), curves,
             ]
         }
@@ -278,12 +278,12 @@ public final class Trainer {
             line: { [printer] in if show { printer.line($0) } },
             progress: { [printer] in if show { printer.progress($0, periodic: periodic.due()) } },
             stopRequested: { [stop] in stop?.requested })
-        let data = try DataPreparation.prepare(options, context: config.context, log: log)
-        if data.tokenizer.vocabSize != config.vocabSize {
+        let data = try DataPreparation.prepare(options, context: config.model.context, log: log)
+        if data.tokenizer.vocabSize != config.model.vocabSize {
             if resumePoint != nil || (config.tokenizer == nil && tokenizer == nil) {
                 throw UserError(
                     "the tokenizer has \(data.tokenizer.vocabSize) pieces but the model expects --vocab-size "
-                        + "\(config.vocabSize)"
+                        + "\(config.model.vocabSize)"
                 )
             }
             if writes {
@@ -291,7 +291,7 @@ public final class Trainer {
                     "using the tokenizer's vocabulary size \(data.tokenizer.vocabSize) (from \(config.tokenizer ?? ""))"
                 )
             }
-            config.vocabSize = data.tokenizer.vocabSize
+            config.model.vocabSize = data.tokenizer.vocabSize
         }
         if let r = resumePoint?.state, !r.dataSHA256.isEmpty, r.dataSHA256 != data.train.sha256 {
             printer.line(
@@ -316,7 +316,7 @@ public final class Trainer {
 
     /// A freshly initialised model and optimiser, or the checkpoint's weights, moments and state when resuming.
     func makeModel() throws -> (LanguageModel, AdamW, CheckpointState?) {
-        let model = try NGPT.makeModel(config.modelConfig)
+        let model = try NGPT.makeModel(config.model)
         model.initialize(seed: UInt64(config.seed))
         let optimizer = AdamW(
             layout: model.layout, settings: .init(weightDecay: Float(config.decay), clipNorm: config.gradClip))

@@ -115,15 +115,15 @@ public struct TrainingKey: Sendable {
 
     public static let all: [TrainingKey] = [
         key(
-            "model", \.model, .model, .architecture,
+            "model", \.model.kind, .model, .architecture,
             "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: " or "))."),
-        key("layers", \.layers, .int, .architecture, "Transformer blocks."),
-        key("dim", \.dim, .int, .architecture, "Model width d."),
-        key("heads", \.heads, .int, .architecture, "Attention heads; must divide --dim into an even head size."),
-        key("mlp-hidden", \.mlpHidden, .int, .architecture, "SwiGLU hidden width F."),
-        key("context", \.context, .int, .architecture, "Context length T in tokens."),
+        key("layers", \.model.layers, .int, .architecture, "Transformer blocks."),
+        key("dim", \.model.dim, .int, .architecture, "Model width d."),
+        key("heads", \.model.heads, .int, .architecture, "Attention heads; must divide --dim into an even head size."),
+        key("mlp-hidden", \.model.mlpHidden, .int, .architecture, "SwiGLU hidden width F."),
+        key("context", \.model.context, .int, .architecture, "Context length T in tokens."),
         key(
-            "vocab-size", \.vocabSize, .int, .architecture,
+            "vocab-size", \.model.vocabSize, .int, .architecture,
             "Tokenizer vocabulary size (trained when no --tokenizer is given)."),
 
         key(

@@ -68,7 +68,7 @@ import Training
         #expect(Set(settings.keys) == Set(TrainingKey.all.map(\.name)), "a key without a flag in this test")
         try config.apply(settings, source: "flags")
         #expect(
-            config.model == .gpt && config.mlpHidden == 100 && config.lr == 0.01 && config.warmup == 5
+            config.model.kind == .gpt && config.model.mlpHidden == 100 && config.lr == 0.01 && config.warmup == 5
                 && config.out == "o")
         #expect(
             config.textField == "content" && config.valTokens == 5000 && config.tokenizerSampleMB == 16

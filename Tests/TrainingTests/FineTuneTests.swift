@@ -46,7 +46,7 @@ import Tokenizer
             fileSettings: nil, flagSettings: fineTuneSettings(base: base, out: out), resume: nil, force: false,
             printer: ProgressPrinter(isTerminal: false))
         let baseConfig = try TrainConfig.fromJSON(String(contentsOfFile: base + "/config.json", encoding: .utf8))
-        #expect(trainer.config.modelConfig == baseConfig.modelConfig)
+        #expect(trainer.config.model == baseConfig.model)
         #expect(trainer.config.steps == 4 && trainer.config.peakLR == 1e-3)
         // the initial model is the base run's best checkpoint; the optimiser starts fresh
         let (model, optimizer, resumed) = try trainer.makeModel()

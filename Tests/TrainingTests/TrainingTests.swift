@@ -164,22 +164,22 @@ enum Fixture {
             #expect(r["s_z_mean"] is Double)
         }
         var c = TrainConfig()
-        c.model = .ngpt
+        c.model.kind = .ngpt
         #expect(c.decay == 0 && c.warmupSteps == 0)
-        c.model = .gpt
+        c.model.kind = .gpt
         #expect(c.decay == 0.1 && c.warmupSteps == c.steps / 20)
     }
 
     /// Default learning rates follow the width by the rules the sweeps support (docs/lr-sweeps/).
     @Test func defaultLearningRatesFollowTheWidth() {
         var c = TrainConfig()
-        c.model = .ngpt
+        c.model.kind = .ngpt
         #expect(abs(c.peakLR - 8e-3) < 1e-15)  // config S, d 256: the sweep's best
-        c.dim = 64
+        c.model.dim = 64
         #expect(abs(c.peakLR - 3.2e-2) < 1e-12)  // × 256/64
-        c.model = .gpt
+        c.model.kind = .gpt
         #expect(abs(c.peakLR - 6e-3) < 1e-12)  // 1.5e-3 × 256/64
-        c.dim = 256
+        c.model.dim = 256
         #expect(abs(c.peakLR - 1.5e-3) < 1e-15)
         c.lr = 2e-3
         #expect(c.peakLR == 2e-3)  // an explicit --lr wins
@@ -204,7 +204,7 @@ enum Fixture {
         var c = TrainConfig()
         try c.apply(["steps": 1000, "lr": 0.002, "mlp-hidden": 512], source: "--config")
         try c.apply(["steps": 50], source: "flags")
-        #expect(c.steps == 50 && c.peakLR == 0.002 && c.mlpHidden == 512 && c.dim == 256)
+        #expect(c.steps == 50 && c.peakLR == 0.002 && c.model.mlpHidden == 512 && c.model.dim == 256)
     }
 
     @Test func unknownKeysAndWrongTypesAreRejected() throws {
@@ -222,7 +222,7 @@ enum Fixture {
             var c = TrainConfig(); change(&c)
             do { try c.validate(); return "" } catch { return "\(error)" }
         }
-        #expect(message { $0.heads = 3 }.contains("heads"))
+        #expect(message { $0.model.heads = 3 }.contains("heads"))
         #expect(message { $0.lr = -1 }.contains("--lr"))
         #expect(message { $0.steps = 0 }.contains("--steps"))
         #expect(message { $0.minLr = 1 }.contains("--min-lr"))
@@ -232,7 +232,7 @@ enum Fixture {
 
     @Test func configJSONRoundTrips() throws {
         var c = TrainConfig()
-        c.lr = 0.01; c.corpus = "/x y/z.txt"; c.model = .gpt
+        c.lr = 0.01; c.corpus = "/x y/z.txt"; c.model.kind = .gpt
         #expect(try TrainConfig.fromJSON(c.json()) == c)
         let keys = try JSONSerialization.jsonObject(with: Data(c.json().utf8)) as? [String: Any]
         #expect(keys?["mlp-hidden"] as? Int == 683)

@@ -86,8 +86,9 @@ struct CompareReport {
             "- Step budget N = \(s.budgetSteps) (\(s.tokensPerStep) tokens/step, \(s.tokensSeen) tokens per run); "
             + "seeds \(s.seeds.map(String.init).joined(separator: ", ")).\n"
         r +=
-            "- Model: d \(c.dim), \(c.layers) layers, \(c.heads) heads (head size \(c.dim / c.heads)), SwiGLU "
-            + "\(c.mlpHidden), context \(c.context), vocab \(c.vocabSize).\n"
+            "- Model: d \(c.model.dim), \(c.model.layers) layers, \(c.model.heads) heads (head size "
+            + "\(c.model.headDim)), SwiGLU "
+            + "\(c.model.mlpHidden), context \(c.model.context), vocab \(c.model.vocabSize).\n"
         r +=
             "- Arms (the first is the baseline): "
             + s.arms.map { arm in

@@ -26,7 +26,7 @@ public final class CompareRunner {
             var probe = TrainConfig()
             try probe.apply(options.training, source: "training flags")
             try probe.apply(arm.overrides, source: "--arm \(arm.name)")
-            probe.model = arm.kind
+            probe.model.kind = arm.kind
             try probe.validate()
         }
         try Directories.create(options.directory + "/runs", fix: "choose a writable --dir")
@@ -122,8 +122,9 @@ public final class CompareRunner {
         try c.apply(options.training, source: "")
         // The data every run trains on (prepared here first: the runs then reuse the cache) and its bits per nat.
         let data = try DataPreparation.prepare(
-            c.dataOptions, context: c.context, log: PrepareLog(line: { [printer] in printer.line($0) }))
-        let windows = try ValidationWindows(tokens: data.validation, context: c.context, maxWindows: c.evalWindows)
+            c.dataOptions, context: c.model.context, log: PrepareLog(line: { [printer] in printer.line($0) }))
+        let windows = try ValidationWindows(
+            tokens: data.validation, context: c.model.context, maxWindows: c.evalWindows)
         let bitsPerNat = try EvaluationRound.bitsPerNat(windows, tokenizer: data.tokenizer)
         let first = options.seeds[0]
         let sweep = ComparePlan.learningRateSweep(options)
