@@ -70,7 +70,7 @@ public final class RunDirectory {
             if created { try? fm.removeItem(atPath: path) }
             throw UserError("run directory \(path) is not writable (\(reason)); choose a writable --out")
         }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+        guard Self.takeLock(lock, path: path) else {
             let holder =
                 (try? String(contentsOfFile: path + "/.lock", encoding: .utf8))?.trimmingCharacters(
                     in: .whitespacesAndNewlines) ?? "?"
@@ -102,6 +102,21 @@ public final class RunDirectory {
             throw UserError(
                 "no checkpoint to resume in \(path) (expected \(latestCheckpoint)); start a new run with --out")
         }
+    }
+
+    /// Takes the lock without waiting for another process. When the holder recorded in the file is this process,
+    /// the lock may be held by a child being spawned (between fork and exec it shares the open file description;
+    /// the exec closes it): that clears within moments, so the claim retries for up to two seconds first.
+    private static func takeLock(_ fd: Int32, path: String) -> Bool {
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }
+        let holder = (try? String(contentsOfFile: path + "/.lock", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard holder == "\(getpid())" else { return false }
+        for _ in 0..<200 {
+            usleep(10_000)
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }
+        }
+        return false
     }
 
     deinit {
