@@ -22,9 +22,9 @@ public struct CheckpointState: Equatable, Sendable {
         model: ModelConfig, step: Int = 0, tokens: Int = 0, bestValLoss: Double = .infinity, valLoss: Double = .nan,
         wallSeconds: Double = 0, tokenizerSHA256: String = "", dataSHA256: String = "", extra: [String: String] = [:]
     ) {
-        self.model = model; self.step = step; self.tokens = tokens; self.bestValLoss = bestValLoss;
+        self.model = model; self.step = step; self.tokens = tokens; self.bestValLoss = bestValLoss
         self.valLoss = valLoss
-        self.wallSeconds = wallSeconds; self.tokenizerSHA256 = tokenizerSHA256; self.dataSHA256 = dataSHA256;
+        self.wallSeconds = wallSeconds; self.tokenizerSHA256 = tokenizerSHA256; self.dataSHA256 = dataSHA256
         self.extra = extra
     }
 }
@@ -178,13 +178,9 @@ public enum Checkpoint {
     /// Loads weights (and moments when `optimizer` is given) into a model of the checkpoint's architecture,
     /// refusing a tensor with a NaN or an infinity (naming it).
     public static func load(_ file: SafeTensors, into model: LanguageModel, optimizer: AdamW?, path: String) throws {
+        // presence, dtype and shapes: the one check `read` makes too
+        try checkTensors(file, layout: model.layout, moments: optimizer != nil, path: path)
         func copy(_ name: String, into p: UnsafeMutablePointer<Float>, _ t: TensorSpec) throws {
-            guard let e = file.entries[name] else {
-                throw UserError("\(path) lacks tensor \(name) (incomplete or from another model)")
-            }
-            guard e.shape == t.shape, e.dtype == "F32" else {
-                throw UserError("\(path): tensor \(name) is \(e.dtype) \(e.shape), the model needs F32 \(t.shape)")
-            }
             let values = try file.floats(name)
             if let i = values.firstIndex(where: { !$0.isFinite }) {
                 throw UserError(

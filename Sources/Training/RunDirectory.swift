@@ -71,9 +71,7 @@ public final class RunDirectory {
             throw UserError("run directory \(path) is not writable (\(reason)); choose a writable --out")
         }
         guard Self.takeLock(lock, path: path) else {
-            let holder =
-                (try? String(contentsOfFile: path + "/.lock", encoding: .utf8))?.trimmingCharacters(
-                    in: .whitespacesAndNewlines) ?? "?"
+            let holder = Self.lockHolder(path) ?? "?"
             close(lock)
             throw UserError(
                 "run directory \(path) is in use by another ngpt-train (pid \(holder.isEmpty ? "?" : holder)); wait "
@@ -104,14 +102,17 @@ public final class RunDirectory {
         }
     }
 
+    /// The pid the last holder of the lock wrote into it.
+    private static func lockHolder(_ path: String) -> String? {
+        (try? String(contentsOfFile: path + "/.lock", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Takes the lock without waiting for another process. When the holder recorded in the file is this process,
     /// the lock may be held by a child being spawned (between fork and exec it shares the open file description;
     /// the exec closes it): that clears within moments, so the claim retries for up to two seconds first.
     private static func takeLock(_ fd: Int32, path: String) -> Bool {
         if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }
-        let holder = (try? String(contentsOfFile: path + "/.lock", encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        guard holder == "\(getpid())" else { return false }
+        guard lockHolder(path) == "\(getpid())" else { return false }
         for _ in 0..<200 {
             usleep(10_000)
             if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }

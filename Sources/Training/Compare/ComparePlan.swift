@@ -161,8 +161,4 @@ enum ComparePlan {
                 steps: max(1, Int((Double(budget) * $0).rounded())))
         }
     }
-
-    static func laterRunCount(_ o: CompareOptions) -> Int {
-        (o.seeds.count - 1) * o.arms.count + o.ladder.count * o.seeds.count * (o.arms.count - 1)
-    }
 }

@@ -128,7 +128,7 @@ public final class CompareRunner {
         let bitsPerNat = try EvaluationRound.bitsPerNat(windows, tokenizer: data.tokenizer)
         let first = options.seeds[0]
         let sweep = ComparePlan.learningRateSweep(options)
-        let total = sweep.count + ComparePlan.laterRunCount(options)
+        let total = sweep.count + ComparePlan.laterRuns(options, best: [:], budget: n).count
         var curves: [String: Curve] = [:], runs: [String: CompareSummary.Run] = [:]
         var index = 0
         func trainAll(_ plan: [PlannedRun]) throws {
