@@ -26,7 +26,7 @@ public struct CorpusSource: Codable, Equatable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name); format = try c.decode(Format.self, forKey: .format)
         gzip = try c.decode(Bool.self, forKey: .gzip); bytes = try c.decode(Int.self, forKey: .bytes)
-        modified = try c.decode(Double.self, forKey: .modified);
+        modified = try c.decode(Double.self, forKey: .modified)
         estimatedTextBytes = try c.decode(Int.self, forKey: .estimatedTextBytes)
         // manifests before it was recorded
         exactTextBytes = try c.decodeIfPresent(Bool.self, forKey: .exactTextBytes) ?? !gzip

@@ -178,7 +178,7 @@ public enum DataPreparation {
             {
                 path = trained; ownsTokenizer = true
             } else {
-                path = base + "/model-" + String(SHA256.hex(SHA256.hash(model.modelBytes)).prefix(12));
+                path = base + "/model-" + String(SHA256.hex(SHA256.hash(model.modelBytes)).prefix(12))
                 ownsTokenizer = false
             }
         }

@@ -61,7 +61,7 @@ extension GEMM {
                 if beta == 0 {
                     y[r] = t0; y[r + 1] = t1; y[r + 2] = t2; y[r + 3] = t3
                 } else {
-                    y[r] = t0 + beta * y[r]; y[r + 1] = t1 + beta * y[r + 1]; y[r + 2] = t2 + beta * y[r + 2];
+                    y[r] = t0 + beta * y[r]; y[r + 1] = t1 + beta * y[r + 1]; y[r + 2] = t2 + beta * y[r + 2]
                     y[r + 3] = t3 + beta * y[r + 3]
                 }
                 r += 4

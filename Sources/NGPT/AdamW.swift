@@ -11,7 +11,7 @@ public final class AdamW {
         public init(
             weightDecay: Float, clipNorm: Double = 1.0, beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8
         ) {
-            self.weightDecay = weightDecay; self.clipNorm = clipNorm; self.beta1 = beta1; self.beta2 = beta2;
+            self.weightDecay = weightDecay; self.clipNorm = clipNorm; self.beta1 = beta1; self.beta2 = beta2
             self.eps = eps
         }
     }

@@ -68,7 +68,7 @@ public struct TrainConfig: Equatable, Sendable {
             if v > limit { throw UserError("--\(key) \(v) is too large (at most \(limit))") }
         }
         try positive("batch-size", batchSize, atMost: 1 << 20); try positive("grad-accum", gradAccum, atMost: 1 << 20)
-        try positive("steps", steps); try positive("eval-every", evalEvery);
+        try positive("steps", steps); try positive("eval-every", evalEvery)
         try positive("eval-windows", evalWindows, atMost: 1 << 20)
         try positive("log-every", logEvery)
         guard processes >= 1, processes <= 1 << 16 else {
