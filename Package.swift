@@ -75,7 +75,7 @@ let package = Package(
 
         // Executables
         .executableTarget(name: "ngpt-bench", dependencies: [
-            "Common", "DataPipeline", "Kernels", "CBLAS", "CGEMM", "NGPT", "Sampling", "ToolSupport",
+            "Common", "DataPipeline", "Kernels", "CBLAS", "CGEMM", "NGPT", "Sampling", "ToolSupport", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ngpt-train", dependencies: [

@@ -1,9 +1,6 @@
-import Foundation
-
 /// A JSON reader for files that people write or share (a `--config` file, a checkpoint's header): RFC 8259 JSON,
-/// read into the same values `JSONSerialization` gives (`[String: Any]`, `[Any]`, `String`, `NSNumber`, `NSNull`),
-/// but strict where it is silent: a key that appears twice in one object, a number outside Double's range (1e400)
-/// and nesting deeper than `maxDepth` are refused, each with a message that says where.
+/// read into `JSONValue`s, but strict where it is silent: a key that appears twice in one object, a number outside
+/// Double's range (1e400) and nesting deeper than `maxDepth` are refused, each with a message that says where.
 public struct StrictJSON {
     public static let maxDepth = 64
 
@@ -11,7 +8,7 @@ public struct StrictJSON {
     private var i = 0
 
     /// Parses a whole document; `what` names it in messages ("--config file x.json").
-    public static func parse(_ bytes: [UInt8], what: String) throws -> Any {
+    public static func parse(_ bytes: [UInt8], what: String) throws -> JSONValue {
         var parser = StrictJSON(bytes: bytes)
         do {
             parser.skipSpace()
@@ -35,16 +32,16 @@ public struct StrictJSON {
         while i < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[i]) { i += 1 }
     }
 
-    private mutating func value(depth: Int) throws -> Any {
+    private mutating func value(depth: Int) throws -> JSONValue {
         guard depth <= Self.maxDepth else { throw error("nested deeper than \(Self.maxDepth) levels") }
         guard i < bytes.count else { throw error("the JSON ends early") }
         switch bytes[i] {
-        case UInt8(ascii: "{"): return try object(depth: depth)
-        case UInt8(ascii: "["): return try array(depth: depth)
-        case UInt8(ascii: "\""): return try string()
-        case UInt8(ascii: "t"): try literal("true"); return NSNumber(value: true)
-        case UInt8(ascii: "f"): try literal("false"); return NSNumber(value: false)
-        case UInt8(ascii: "n"): try literal("null"); return NSNull()
+        case UInt8(ascii: "{"): return .object(try object(depth: depth))
+        case UInt8(ascii: "["): return .array(try array(depth: depth))
+        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+        case UInt8(ascii: "n"): try literal("null"); return .null
         default: return try number()
         }
     }
@@ -55,9 +52,9 @@ public struct StrictJSON {
         i += w.count
     }
 
-    private mutating func object(depth: Int) throws -> [String: Any] {
+    private mutating func object(depth: Int) throws -> [String: JSONValue] {
         i += 1
-        var out: [String: Any] = [:]
+        var out: [String: JSONValue] = [:]
         skipSpace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return out }
         while true {
@@ -79,9 +76,9 @@ public struct StrictJSON {
         }
     }
 
-    private mutating func array(depth: Int) throws -> [Any] {
+    private mutating func array(depth: Int) throws -> [JSONValue] {
         i += 1
-        var out: [Any] = []
+        var out: [JSONValue] = []
         skipSpace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return out }
         while true {
@@ -145,7 +142,7 @@ public struct StrictJSON {
         return v
     }
 
-    private mutating func number() throws -> NSNumber {
+    private mutating func number() throws -> JSONValue {
         let start = i
         func digits() -> Int {
             let s = i
@@ -166,8 +163,8 @@ public struct StrictJSON {
             guard digits() > 0 else { throw error("a number lacks its exponent") }
         }
         let text = String(decoding: bytes[start..<i], as: UTF8.self)
-        if integral, let n = Int(text) { return NSNumber(value: n) }
+        if integral, let n = Int(text) { return .int(n) }
         guard let d = Double(text), d.isFinite else { throw error("the number \(text) is out of range") }
-        return NSNumber(value: d)
+        return .double(d)
     }
 }

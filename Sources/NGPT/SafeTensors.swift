@@ -49,26 +49,26 @@ public struct SafeTensors {
             throw UserError("truncated: header needs \(n) bytes, file has \(bytes.count - 8)")
         }
         guard n >= 2, bytes[8] == UInt8(ascii: "{") else { throw UserError("header is not a JSON object") }
-        let json: Any
+        let json: JSONValue
         do { json = try StrictJSON.parse(Array(bytes[8..<headerEnd]), what: "header") } catch let e as UserError {
             throw UserError("\(e.message) (the header is not valid JSON)")
         }
-        guard let object = json as? [String: Any] else { throw UserError("header is not a JSON object") }
+        guard let object = json.object else { throw UserError("header is not a JSON object") }
         var meta: [String: String] = [:]
         var entries: [String: Entry] = [:]
         for (key, value) in object {
             if key == "__metadata__" {
-                guard let m = value as? [String: Any] else { throw UserError("__metadata__ must be an object") }
+                guard let m = value.object else { throw UserError("__metadata__ must be an object") }
                 for (k, v) in m {
-                    guard let s = v as? String else {
+                    guard let s = v.string else {
                         throw UserError("__metadata__ value for \"\(k)\" is not a string")
                     }
                     meta[k] = s
                 }
                 continue
             }
-            guard let e = value as? [String: Any], let dtype = e["dtype"] as? String,
-                let shape = e["shape"] as? [Any], let offsets = e["data_offsets"] as? [Any], offsets.count == 2
+            guard let e = value.object, let dtype = e["dtype"]?.string,
+                let shape = e["shape"]?.array, let offsets = e["data_offsets"]?.array, offsets.count == 2
             else {
                 throw UserError("tensor \"\(key)\" lacks dtype, shape or data_offsets")
             }
@@ -114,11 +114,9 @@ public struct SafeTensors {
         data = Array(bytes[headerEnd...])
     }
 
-    private static func nonNegativeInt(_ v: Any) -> Int? {
-        guard let n = v as? NSNumber else { return nil }
-        let x = n.doubleValue
-        guard x >= 0, x == x.rounded(), x < 9e15 else { return nil }
-        return Int(x)
+    private static func nonNegativeInt(_ v: JSONValue) -> Int? {
+        guard let i = v.int, i >= 0, i < 1 << 53 else { return nil }
+        return i
     }
 
     /// A tensor's values as Float (from F32, F64, F16 or BF16).

@@ -20,11 +20,12 @@ final class BatchSource {
     /// N processes see exactly the batches one process with N-fold accumulation sees.
     init(tokens: TokenShards, config: TrainConfig, rank: Int = 0) throws {
         sampler = try BatchSampler(
-            tokens: tokens, batch: config.batchSize, context: config.model.context, seed: UInt64(config.seed))
+            tokens: tokens, batch: config.schedule.batchSize, context: config.model.context,
+            seed: UInt64(config.schedule.seed))
         globalMicroBatches = config.globalMicroBatches
-        first = rank * config.gradAccum
-        inputs = .allocate(capacity: config.batchSize * config.model.context)
-        targets = .allocate(capacity: config.batchSize * config.model.context)
+        first = rank * config.schedule.gradAccum
+        inputs = .allocate(capacity: config.schedule.batchSize * config.model.context)
+        targets = .allocate(capacity: config.schedule.batchSize * config.model.context)
     }
 
     func fill(step: Int, micro: Int) {

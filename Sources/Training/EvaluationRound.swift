@@ -25,7 +25,7 @@ final class EvaluationRound {
         self.samples = samples
         tokenizer = data.tokenizer
         windows = try ValidationWindows(
-            tokens: data.validation, context: config.model.context, maxWindows: config.evalWindows)
+            tokens: data.validation, context: config.model.context, maxWindows: config.output.evalWindows)
         bitsPerNat = try Self.bitsPerNat(windows, tokenizer: data.tokenizer)
         self.config = config
     }
@@ -43,15 +43,15 @@ final class EvaluationRound {
         let started = DispatchTime.now().uptimeNanoseconds
         let windows = self.windows
         state.valLoss = Evaluation.meanLoss(
-            model: model, windows: windows.count, context: config.model.context, batch: config.batchSize
+            model: model, windows: windows.count, context: config.model.context, batch: config.schedule.batchSize
         ) {
             windows.fill(window: $0, inputs: $1, targets: $2)
         }
         let improved = state.valLoss < state.bestValLoss
         if improved { state.bestValLoss = state.valLoss }
         let sample =
-            config.sampleTokens > 0 && samples
-            ? ((try? greedySample(model: model, tokenizer: tokenizer, tokens: config.sampleTokens)) ?? "") : ""
+            config.output.sampleTokens > 0 && samples
+            ? ((try? greedySample(model: model, tokenizer: tokenizer, tokens: config.output.sampleTokens)) ?? "") : ""
         try save(state, improved)
         return EvalReport(
             step: state.step, tokens: state.tokens, valLoss: state.valLoss, bestValLoss: state.bestValLoss,

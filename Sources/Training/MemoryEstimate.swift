@@ -16,8 +16,8 @@ public struct MemoryEstimate: Sendable {
     public init(_ config: TrainConfig) {
         let m = config.model
         parameterBytes = 4 * 4 * m.parameterCount
-        workingBytes = 4 * config.model.kind.modelType.workingFloats(m, batch: config.batchSize)
-        batch = config.batchSize
+        workingBytes = 4 * config.model.kind.modelType.workingFloats(m, batch: config.schedule.batchSize)
+        batch = config.schedule.batchSize
     }
 
     /// Refuses a configuration that would not fit in the memory available now (MemAvailable, or the cgroup's

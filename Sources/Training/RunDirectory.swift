@@ -285,11 +285,12 @@ enum TrainingMetadata {
         [
             configKey: config.json(),
             "ngpt.rng":
-                "{\"generator\": \"splitmix64\", \"seed\": \(config.seed), \"next_micro_step\": "
+                "{\"generator\": \"splitmix64\", \"seed\": \(config.schedule.seed), \"next_micro_step\": "
                 + "\(step * config.globalMicroBatches)}",
             "ngpt.sampler":
-                "{\"seed\": \(config.seed), \"next_step\": \(step), \"batch\": \(config.batchSize), \"context\": "
-                + "\(config.model.context), \"grad_accum\": \(config.gradAccum), \"processes\": \(config.processes)}",
+                "{\"seed\": \(config.schedule.seed), \"next_step\": \(step), \"batch\": "
+                + "\(config.schedule.batchSize), \"context\": \(config.model.context), \"grad_accum\": "
+                + "\(config.schedule.gradAccum), \"processes\": \(config.processes)}",
         ]
     }
 }

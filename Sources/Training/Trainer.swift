@@ -25,7 +25,7 @@ public final class Trainer {
     public private(set) var config: TrainConfig
     /// The run directory; nil on the processes of a data-parallel job other than rank 0 (they write nothing).
     public let directory: RunDirectory?
-    public var runDirectory: String { directory?.path ?? config.out ?? "" }
+    public var runDirectory: String { directory?.path ?? config.output.directory ?? "" }
     /// The data-parallel job this process is one of (nil: a single process).
     public let world: World?
     let resumePoint: (file: SafeTensors, state: CheckpointState)?
@@ -50,7 +50,7 @@ public final class Trainer {
     /// In a data-parallel job only rank 0 touches the run directory: it resolves the configuration (reading any
     /// checkpoint) and sends it to the other processes, which receive the weights later (`shareModel`).
     public init(
-        fileSettings: [String: Any]?, flagSettings: [String: Any], resume: String?, force: Bool,
+        fileSettings: Settings?, flagSettings: Settings, resume: String?, force: Bool,
         printer: ProgressPrinter = ProgressPrinter(), stop: StopRequest? = nil, world: World? = nil
     ) throws {
         self.world = world
@@ -78,24 +78,26 @@ public final class Trainer {
             if point.config.processes != processes {
                 printer.line(
                     "resuming a run of \(point.config.processes) process(es) on \(processes): grad-accum "
-                        + "\(point.config.gradAccum) → \(config.gradAccum), \(config.tokensPerStep) tokens per step "
+                        + "\(point.config.schedule.gradAccum) → \(config.schedule.gradAccum), "
+                        + "\(config.tokensPerStep) tokens per step "
                         + "as before"
                 )
             }
             self.directory = directory
         } else {
-            let initFrom = (flagSettings["init-from"] ?? fileSettings?["init-from"]) as? String
+            let initFrom = (flagSettings["init-from"] ?? fileSettings?["init-from"])?.string
             base = try initFrom.map { try BaseRun($0) }
             config = try TrainConfig.resolve(file: fileSettings, flags: flagSettings, base: base, processes: processes)
             try MemoryEstimate(config).check()
             try GEMM.check(config.gemmPrecision)
-            directory = try RunDirectory(claiming: config.out ?? "checkpoints/run", force: force, resuming: false)
+            directory = try RunDirectory(
+                claiming: config.output.directory ?? "checkpoints/run", force: force, resuming: false)
             resumePoint = nil
         }
         if let world { _ = world.broadcast(config.json()) }
     }
 
-    /// Trains to `config.steps` (or until a stop request), evaluating and checkpointing on the way. A new run
+    /// Trains to `config.schedule.steps` (or until a stop request), evaluating and checkpointing on the way. A new run
     /// that fails before its first checkpoint leaves the directory as it found it (`RunDirectory.abandon`).
     public func run() throws -> RunSummary {
         do { return try GEMM.withPrecision(config.gemmPrecision) { try train() } } catch {
@@ -108,8 +110,8 @@ public final class Trainer {
     func train() throws -> RunSummary {
         // The processes on one host share its cores (and none uses more than the launcher's binding gives it).
         Threads.configure(
-            threads: config.threads > 0
-                ? config.threads
+            threads: config.output.threads > 0
+                ? config.output.threads
                 : world.map {
                     max(1, min(Threads.maxWorkers, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) / $0.localSize))
                 })
@@ -154,10 +156,11 @@ public final class Trainer {
             }
             world?.barrier()
         }
-        if startStep >= config.steps {
-            printer.line("the checkpoint is already at step \(startStep) of --steps \(config.steps); nothing to do")
+        if startStep >= config.schedule.steps {
+            printer.line(
+                "the checkpoint is already at step \(startStep) of --steps \(config.schedule.steps); nothing to do")
         }
-        while state.step < config.steps {
+        while state.step < config.schedule.steps {
             var reason =
                 stop?.requested ?? (stopAfter.map { state.step - startStep >= $0 } == true ? "--stop-after" : nil)
             // every process stops together
@@ -177,11 +180,11 @@ public final class Trainer {
             let lr = schedule.lr(at: state.step)
             model.grads.zero()
             var loss = 0.0
-            for micro in 0..<config.gradAccum {
+            for micro in 0..<config.schedule.gradAccum {
                 batches.fill(step: state.step, micro: micro)
                 loss +=
-                    model.forward(inputs: batches.inputs, targets: batches.targets, batch: config.batchSize)
-                    / Double(config.gradAccum)
+                    model.forward(inputs: batches.inputs, targets: batches.targets, batch: config.schedule.batchSize)
+                    / Double(config.schedule.gradAccum)
                 // summed over processes: the global mean
                 model.backward(lossScale: 1 / Float(config.globalMicroBatches))
             }
@@ -204,14 +207,15 @@ public final class Trainer {
             state.tokens += config.tokensPerStep
             state.wallSeconds += timer.stop()
             let report = StepReport(
-                step: state.step, steps: config.steps, loss: loss, lr: lr, gradNorm: update.gradNorm,
+                step: state.step, steps: config.schedule.steps, loss: loss, lr: lr, gradNorm: update.gradNorm,
                 tokens: state.tokens,
                 trainSeconds: state.wallSeconds, recentSecondsPerStep: timer.recentMean,
                 tokensPerSecond: timer.tokensPerSecond(config.tokensPerStep),
-                logged: state.step % config.logEvery == 0 || state.step == config.steps || state.step == startStep + 1)
+                logged: state.step % config.output.logEvery == 0 || state.step == config.schedule.steps
+                    || state.step == startStep + 1)
             observers.forEach { $0.stepFinished(report) }
 
-            if state.step % config.evalEvery == 0 || state.step == config.steps {
+            if state.step % config.output.evalEvery == 0 || state.step == config.schedule.steps {
                 let r = try evaluation.run(state: &state, lr: lr, save: save)
                 observers.forEach { $0.evaluated(r) }
                 try checkReplicas(model, step: state.step)
@@ -280,7 +284,7 @@ public final class Trainer {
             stopRequested: { [stop] in stop?.requested })
         let data = try DataPreparation.prepare(options, context: config.model.context, log: log)
         if data.tokenizer.vocabSize != config.model.vocabSize {
-            if resumePoint != nil || (config.tokenizer == nil && tokenizer == nil) {
+            if resumePoint != nil || (config.data.tokenizerModel == nil && tokenizer == nil) {
                 throw UserError(
                     "the tokenizer has \(data.tokenizer.vocabSize) pieces but the model expects --vocab-size "
                         + "\(config.model.vocabSize)"
@@ -288,7 +292,8 @@ public final class Trainer {
             }
             if writes {
                 printer.line(
-                    "using the tokenizer's vocabulary size \(data.tokenizer.vocabSize) (from \(config.tokenizer ?? ""))"
+                    "using the tokenizer's vocabulary size \(data.tokenizer.vocabSize) (from "
+                        + "\(config.data.tokenizerModel ?? ""))"
                 )
             }
             config.model.vocabSize = data.tokenizer.vocabSize
@@ -317,9 +322,9 @@ public final class Trainer {
     /// A freshly initialised model and optimiser, or the checkpoint's weights, moments and state when resuming.
     func makeModel() throws -> (LanguageModel, AdamW, CheckpointState?) {
         let model = try NGPT.makeModel(config.model)
-        model.initialize(seed: UInt64(config.seed))
+        model.initialize(seed: UInt64(config.schedule.seed))
         let optimizer = AdamW(
-            layout: model.layout, settings: .init(weightDecay: Float(config.decay), clipNorm: config.gradClip))
+            layout: model.layout, settings: .init(weightDecay: Float(config.decay), clipNorm: config.schedule.gradClip))
         if let base, resumePoint == nil {
             try base.load(into: model)
             let loss = base.state.bestValLoss.isFinite ? String(format: ", val loss %.4f", base.state.bestValLoss) : ""
@@ -329,7 +334,7 @@ public final class Trainer {
         guard let (file, state) = resumePoint, let directory else { return (model, optimizer, nil) }
         try Checkpoint.load(file, into: model, optimizer: optimizer, path: directory.latestCheckpoint)
         printer.line(
-            "resuming at step \(state.step) of \(config.steps) (best val loss "
+            "resuming at step \(state.step) of \(config.schedule.steps) (best val loss "
                 + "\(String(format: "%.4f", state.bestValLoss)))"
         )
         return (model, optimizer, state)

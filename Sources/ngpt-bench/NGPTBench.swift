@@ -2,6 +2,7 @@ import ArgumentParser
 import Kernels
 import NGPT
 import ToolSupport
+import Training
 
 extension ModelKind: ExpressibleByArgument {}
 extension GEMM.Precision: ExpressibleByArgument {}
@@ -34,22 +35,35 @@ struct CommonOptions: ParsableArguments {
 
 /// The model sizes of `train` and `sample` (config S by default).
 struct ModelSizeOptions: ParsableArguments {
-    @Option(help: "Model: ngpt or gpt.") var model: ModelKind = .ngpt
-    @Option(parsing: .unconditional, help: "Vocabulary size.") var vocabSize: Int = 4096
-    @Option(parsing: .unconditional, help: "Model width d.") var dim: Int = 256
-    @Option(parsing: .unconditional, help: "Transformer blocks.") var layers: Int = 4
-    @Option(parsing: .unconditional, help: "Attention heads.") var heads: Int = 4
-    @Option(parsing: .unconditional, help: "SwiGLU hidden width.") var mlpHidden: Int = 683
-    @Option(parsing: .unconditional, help: "Context length.") var context: Int = 256
+    @Argument(
+        parsing: .allUnrecognized,
+        help: ArgumentHelp(
+            "Model sizes: ngpt-train's architecture keys (--model, --dim, --layers, --heads, --mlp-hidden, --context, "
+                + "--vocab-size), with its defaults (config S).",
+            valueName: "size-flags"))
+    var sizeFlags: [String] = []
     @Flag(help: "Run both models with the same sizes (one table).") var both: Bool = false
 
-    var kinds: [ModelKind] { both ? ModelKind.allCases : [model] }
+    /// The size flags, listed from ngpt-train's key table.
+    static var help: String { "Size flags (ngpt-train's):\n\n" + TrainingKey.helpText(keys: TrainingKey.architecture) }
+
+    var model: ModelConfig {
+        get throws {
+            try TrainConfig(
+                flags: sizeFlags, keys: TrainingKey.architecture,
+                listing: "the size flags are ngpt-train's architecture keys"
+            ).model
+        }
+    }
+
+    var kinds: [ModelKind] { get throws { both ? ModelKind.allCases : [try model.kind] } }
 
     func config(_ kind: ModelKind) throws -> ModelConfig {
-        let c = ModelConfig(
-            kind: kind, vocabSize: vocabSize, dim: dim, layers: layers, heads: heads, mlpHidden: mlpHidden,
-            context: context)
-        do { try c.validate() } catch { throw ValidationError("\(error)") }
+        var c = try model
+        c.kind = kind
+        try c.validate()
         return c
     }
+
+    func validate() throws { _ = try model }
 }

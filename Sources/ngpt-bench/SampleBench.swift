@@ -9,8 +9,8 @@ struct SampleBench: ParsableCommand {
         commandName: "sample",
         abstract:
             "Single-stream tokens/s with the KV cache (default: config S), and how it changes from a short to a "
-            + "full context."
-    )
+            + "full context.",
+        discussion: ModelSizeOptions.help)
 
     @OptionGroup var common: CommonOptions
     @OptionGroup var sizes: ModelSizeOptions
@@ -20,13 +20,13 @@ struct SampleBench: ParsableCommand {
     func run() throws {
         Threads.configure(threads: common.threads)
         print(Threads.startupLine)
-        let quarters = 4, context = sizes.context
+        let quarters = 4, context = (try sizes.model.context)
         var header = ["model", "weights", "overall tokens/s"]
         for q in 0..<quarters {
             header.append("positions \(q * context / quarters)–\(((q + 1) * context / quarters) - 1)")
         }
         var table = Table(header: header)
-        for kind in sizes.kinds {
+        for kind in try sizes.kinds {
             for precision in precisions.split(separator: ",").compactMap({ DecodePrecision(rawValue: String($0)) }) {
                 let config = try sizes.config(kind)
                 let m = try makeModel(config)

@@ -6,7 +6,8 @@ import NGPT
 struct TrainBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Time full training steps of a model (default: config S nGPT, batch 16).")
+        abstract: "Time full training steps of a model (default: config S nGPT, batch 16).",
+        discussion: ModelSizeOptions.help)
 
     @OptionGroup var common: CommonOptions
 
@@ -27,7 +28,7 @@ struct TrainBench: ParsableCommand {
         var table = Table(header: [
             "model", "params", "median ms/step", "tokens/s", "GFLOP/s", "forward ms", "backward ms", "update ms",
         ])
-        for kind in sizes.kinds {
+        for kind in try sizes.kinds {
             let config = try sizes.config(kind)
             let m = try makeModel(config)
             let opt = AdamW(layout: m.layout, settings: .init(weightDecay: kind == .gpt ? 0.1 : 0))
@@ -54,6 +55,9 @@ struct TrainBench: ParsableCommand {
             ])
         }
         print(table.render())
-        print("GFLOP/s counts 6N + 12·L·d·T per token (nanoGPT/PaLM); tokens per step: \(batchSize * sizes.context)")
+        print(
+            "GFLOP/s counts 6N + 12·L·d·T per token (nanoGPT/PaLM); tokens per step: "
+                + "\(batchSize * (try sizes.model.context))"
+        )
     }
 }

@@ -51,7 +51,7 @@ struct NGPTCompare: Tool {
     var training: [String] = []
 
     func run() throws {
-        var presetSettings: [String: Any]
+        var presetSettings: Settings
         var seedList: [Int], gpt: [Double], ngpt: [Double]
         switch preset {
         case "default":
@@ -71,7 +71,7 @@ struct NGPTCompare: Tool {
         default:
             throw ValidationError("--preset must be default or tiny, got \(preset)")
         }
-        for (k, v) in try TrainingKey.settings(fromFlags: training) { presetSettings[k] = v }
+        presetSettings = presetSettings.merging(try Settings.fromFlags(training))
         if let s = seeds { seedList = try seedsList(s) }
         if let s = gptLr { gpt = try CompareArm.learningRateList(s, flag: "--gpt-lr") }
         if let s = ngptLr { ngpt = try CompareArm.learningRateList(s, flag: "--ngpt-lr") }
@@ -92,7 +92,7 @@ struct NGPTCompare: Tool {
         let stop = StopRequest()
         let runner = try CompareRunner(options: options, printer: printer, stop: stop)
         stop.install()
-        Threads.configure(threads: presetSettings["threads"] as? Int)
+        Threads.configure(threads: runner.shared.output.threads)
         printer.line(Threads.startupLine)
         let s = try runner.run()
         printer.line("")

@@ -69,8 +69,8 @@ struct Train: ParsableCommand {
         printer.silent = !(world?.isRoot ?? true)
         let stop = StopRequest()
         let trainer = try Trainer(
-            fileSettings: try config.map { try TrainConfig.settings(fromFile: $0) },
-            flagSettings: try TrainingKey.settings(fromFlags: trainingFlags), resume: resume, force: force,
+            fileSettings: try config.map { try Settings.fromFile($0) },
+            flagSettings: try Settings.fromFlags(trainingFlags), resume: resume, force: force,
             printer: printer, stop: stop, world: world)
         if let world { trainer.gradientSync = ProcessGradients(world: world) }
         trainer.stopAfter = stopAfter
@@ -87,7 +87,8 @@ struct Train: ParsableCommand {
         let f = { (x: Double) in x.isFinite ? String(format: "%.4f", x) : "-" }
         if let signal = summary.interrupted {
             printer.line(
-                "\(signal): stopped after step \(summary.steps) of \(trainer.config.steps); checkpoint written to "
+                "\(signal): stopped after step \(summary.steps) of \(trainer.config.schedule.steps); checkpoint "
+                    + "written to "
                     + "\(summary.runDirectory)/latest.safetensors"
             )
             printer.line("resume with: ngpt-train --resume \(summary.runDirectory)")

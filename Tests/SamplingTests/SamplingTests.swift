@@ -254,10 +254,11 @@ func fixture(_ name: String) throws -> String {
         }
         let corpus = lines.joined(separator: "\n") + "\n"
         try AtomicFile.write(corpus, to: dir + "/one.txt")
-        let settings: [String: Any] = [
+        let settings: Settings = [
             "layers": 1, "dim": 32, "heads": 2, "mlp-hidden": 32, "context": 32, "vocab-size": 300,
             "batch-size": 4, "steps": 10, "eval-every": 10, "eval-windows": 100000, "sample-tokens": 0,
-            "corpus": dir + "/one.txt", "data-dir": dir + "/data", "out": dir + "/run", "threads": 1,
+            "corpus": .string(dir + "/one.txt"), "data-dir": .string(dir + "/data"), "out": .string(dir + "/run"),
+            "threads": 1,
             "precision": "fp32",
         ]  // the same products as Perplexity.evaluate here
         let trainer = try Trainer(

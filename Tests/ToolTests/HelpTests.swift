@@ -62,22 +62,26 @@ import Training
             "--grad-clip", "0.5", "--seed", "7", "--precision", "fp32", "--eval-every", "10", "--eval-windows", "8",
             "--sample-tokens", "4",
             "--log-every", "2", "--out", "o", "--threads", "1", "--text-field", "content", "--val-tokens", "5000",
-            "--tokenizer-sample-mb", "16", "--init-from", "base-run",
+            "--tokenizer-sample-mb", "16", "--init-from", "base-run", "--tokenizer-type", "unigram", "--shard-tokens",
+            "1000",
         ]
-        let settings = try TrainingKey.settings(fromFlags: flags)
-        #expect(Set(settings.keys) == Set(TrainingKey.all.map(\.name)), "a key without a flag in this test")
+        let settings = try Settings.fromFlags(flags)
+        #expect(Set(settings.names) == Set(TrainingKey.all.map(\.name)), "a key without a flag in this test")
         try config.apply(settings, source: "flags")
         #expect(
-            config.model.kind == .gpt && config.model.mlpHidden == 100 && config.lr == 0.01 && config.warmup == 5
-                && config.out == "o")
+            config.model.kind == .gpt && config.model.mlpHidden == 100 && config.schedule.lr == 0.01
+                && config.schedule.warmup == 5
+                && config.output.directory == "o")
         #expect(
-            config.textField == "content" && config.valTokens == 5000 && config.tokenizerSampleMB == 16
+            config.data.textField == "content" && config.data.validationTokens == 5000
+                && config.data.tokenizer.sampleBytes == 16_000_000
+                && config.data.tokenizer.modelType == .unigram && config.data.shardTokens == 1000
                 && config.initFrom == "base-run")
         #expect(try TrainConfig.fromJSON(config.json()) == config)
-        let unknown = #expect(throws: UserError.self) { try TrainingKey.settings(fromFlags: ["--stpes", "3"]) }
+        let unknown = #expect(throws: UserError.self) { try Settings.fromFlags(["--stpes", "3"]) }
         #expect(unknown?.message.contains("did you mean --steps?") == true)
-        #expect(throws: UserError.self) { try TrainingKey.settings(fromFlags: ["--steps", "ten"]) }
-        #expect(throws: UserError.self) { try TrainingKey.settings(fromFlags: ["--steps"]) }
+        #expect(throws: UserError.self) { try Settings.fromFlags(["--steps", "ten"]) }
+        #expect(throws: UserError.self) { try Settings.fromFlags(["--steps"]) }
     }
 
     /// Every executable reports a user error the same way: one line, `error: …`, exit status 1.

@@ -58,10 +58,10 @@ import Testing
     /// A tiny comparison in CI: report, summary.json and plots are produced; repeating the command reuses the runs.
     @Test func tinyComparisonWritesItsOutputsAndResumes() throws {
         let dir = Fixture.newDir("compare")
-        let training: [String: Any] = [
+        let training: Settings = [
             "layers": 1, "dim": 32, "heads": 2, "mlp-hidden": 48, "context": 32, "vocab-size": 300,
             "batch-size": 4, "steps": 12, "eval-every": 4, "eval-windows": 4, "sample-tokens": 0,
-            "corpus": Fixture.root + "/corpus", "data-dir": Fixture.root + "/data", "threads": 1,
+            "corpus": .string(Fixture.root + "/corpus"), "data-dir": .string(Fixture.root + "/data"), "threads": 1,
         ]
         let options = CompareOptions(
             directory: dir, seeds: [1, 2], gptLRs: [3e-3, 6e-3], ngptLRs: [6e-3], ladder: [0.5],
@@ -113,10 +113,10 @@ import Testing
     /// and the plots hold every arm.
     @Test func threeArmsAreComparedWithTheBaseline() throws {
         let dir = Fixture.newDir("compare3")
-        let training: [String: Any] = [
+        let training: Settings = [
             "layers": 1, "dim": 32, "heads": 2, "mlp-hidden": 48, "context": 32, "vocab-size": 300,
             "batch-size": 4, "steps": 8, "eval-every": 4, "eval-windows": 4, "sample-tokens": 0,
-            "corpus": Fixture.root + "/corpus", "data-dir": Fixture.root + "/data", "threads": 1,
+            "corpus": .string(Fixture.root + "/corpus"), "data-dir": .string(Fixture.root + "/data"), "threads": 1,
         ]
         let arms = [
             CompareArm(kind: .gpt, learningRates: [6e-3]), CompareArm(kind: .ngpt, learningRates: [3e-2]),

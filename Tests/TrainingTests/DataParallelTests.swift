@@ -98,7 +98,7 @@ struct DataParallelTests {
         #expect(Self.relativeDifference(try Self.weights(two), try Self.weights(one)) < 1e-4)
         // rank 0 alone wrote the run directory, recording the job's shape
         let config = try TrainConfig.fromJSON(String(contentsOfFile: two + "/config.json", encoding: .utf8))
-        #expect(config.processes == 2 && config.gradAccum == 1 && config.tokensPerStep == 2 * 4 * 32)
+        #expect(config.processes == 2 && config.schedule.gradAccum == 1 && config.tokensPerStep == 2 * 4 * 32)
     }
 
     /// A run checkpointed by 2 processes resumes on 1 (grad-accum 1 → 2) and the reverse, continuing as the
@@ -115,7 +115,7 @@ struct DataParallelTests {
         let resumed = try Fixture.run(["threads": 1], resume: twoThenOne)
         #expect(resumed.steps == 8)
         let config = try TrainConfig.fromJSON(String(contentsOfFile: twoThenOne + "/config.json", encoding: .utf8))
-        #expect(config.processes == 1 && config.gradAccum == 2)
+        #expect(config.processes == 1 && config.schedule.gradAccum == 2)
 
         let oneThenTwo = Fixture.newDir("dp-1to2")
         _ = try Fixture.run(

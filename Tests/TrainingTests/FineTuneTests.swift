@@ -21,14 +21,14 @@ import Tokenizer
         return dir
     }()
 
-    func fineTuneSettings(base: String, out: String, extra: [String: Any] = [:]) -> [String: Any] {
-        var s: [String: Any] = [
-            "init-from": base, "corpus": Self.otherCorpus, "data-dir": Fixture.root + "/data", "out": out,
-            "steps": 4, "batch-size": 4, "eval-every": 4, "eval-windows": 4, "sample-tokens": 0, "lr": 1e-3,
-            "threads": 1,
+    func fineTuneSettings(base: String, out: String, extra: Settings = [:]) -> Settings {
+        let s: Settings = [
+            "init-from": .string(base), "corpus": .string(Self.otherCorpus),
+            "data-dir": .string(Fixture.root + "/data"),
+            "out": .string(out), "steps": 4, "batch-size": 4, "eval-every": 4, "eval-windows": 4, "sample-tokens": 0,
+            "lr": 1e-3, "threads": 1,
         ]
-        for (k, v) in extra { s[k] = v }
-        return s
+        return s.merging(extra)
     }
 
     @Test func startsFromTheBaseWeightsWithItsArchitectureAndTokenizer() throws {
@@ -47,7 +47,7 @@ import Tokenizer
             printer: ProgressPrinter(isTerminal: false))
         let baseConfig = try TrainConfig.fromJSON(String(contentsOfFile: base + "/config.json", encoding: .utf8))
         #expect(trainer.config.model == baseConfig.model)
-        #expect(trainer.config.steps == 4 && trainer.config.peakLR == 1e-3)
+        #expect(trainer.config.schedule.steps == 4 && trainer.config.peakLR == 1e-3)
         // the initial model is the base run's best checkpoint; the optimiser starts fresh
         let (model, optimizer, resumed) = try trainer.makeModel()
         let loaded = try LoadedModel.load(checkpoint: base)
@@ -64,14 +64,14 @@ import Tokenizer
             FileManager.default.contents(atPath: out + "/tokenizer.model")
                 == FileManager.default.contents(atPath: base + "/tokenizer.model"))
         let stored = try TrainConfig.fromJSON(String(contentsOfFile: out + "/config.json", encoding: .utf8))
-        #expect(stored.initFrom == base && stored.corpus == Self.otherCorpus)
+        #expect(stored.initFrom == base && stored.data.corpus == Self.otherCorpus)
         #expect(Fixture.metrics(out).contains { $0["val_loss"] != nil })
     }
 
     @Test func conflictingArchitectureOrTokenizerIsRefused() throws {
         let base = Fixture.newDir("base")
         _ = try Fixture.run(Fixture.settings("gpt", steps: 4, out: base))
-        func message(_ extra: [String: Any]) -> String {
+        func message(_ extra: Settings) -> String {
             do {
                 _ = try Trainer(
                     fileSettings: nil,
@@ -85,10 +85,10 @@ import Tokenizer
         #expect(message(["dim": 32, "vocab-size": 300]).isEmpty)  // the same values are fine
         try AtomicFile.write("not a tokenizer", to: Fixture.root + "/other.model")
         #expect(
-            message(["tokenizer": Fixture.root + "/other.model"]).contains(
+            message(["tokenizer": .string(Fixture.root + "/other.model")]).contains(
                 "encodes its corpus with the base run's tokenizer"))
-        #expect(message(["init-from": Fixture.root + "/nowhere"]).contains("not found"))
+        #expect(message(["init-from": .string(Fixture.root + "/nowhere")]).contains("not found"))
         try FileManager.default.createDirectory(atPath: Fixture.root + "/empty-run", withIntermediateDirectories: true)
-        #expect(message(["init-from": Fixture.root + "/empty-run"]).contains("holds no best.safetensors"))
+        #expect(message(["init-from": .string(Fixture.root + "/empty-run")]).contains("holds no best.safetensors"))
     }
 }

@@ -29,9 +29,10 @@ import Tokenizer
         #expect(before["latest.safetensors"] != nil && before["metrics.jsonl"] != nil)
         try AtomicFile.write("", to: Fixture.root + "/empty.txt")
         try AtomicFile.write("not a model", to: Fixture.root + "/garbage.model")
-        for bad: [String: Any] in [
-            ["corpus": Fixture.root + "/missing.txt"], ["corpus": Fixture.root + "/empty.txt"],
-            ["tokenizer": Fixture.root + "/garbage.model"], ["vocab-size": 10, "data-dir": Fixture.root + "/data10"],
+        for bad: Settings in [
+            ["corpus": .string(Fixture.root + "/missing.txt")], ["corpus": .string(Fixture.root + "/empty.txt")],
+            ["tokenizer": .string(Fixture.root + "/garbage.model")],
+            ["vocab-size": 10, "data-dir": .string(Fixture.root + "/data10")],
         ] {
             #expect(throws: UserError.self) {
                 _ = try Fixture.run(Fixture.settings("gpt", steps: 2, out: dir, extra: bad), force: true)
@@ -160,7 +161,8 @@ import Tokenizer
             String(repeating: "a different corpus with other words entirely.\n", count: 400),
             to: Fixture.root + "/other.txt")
         _ = try Fixture.run(
-            Fixture.settings("ngpt", steps: 2, out: otherTokenizer, extra: ["corpus": Fixture.root + "/other.txt"]),
+            Fixture.settings(
+                "ngpt", steps: 2, out: otherTokenizer, extra: ["corpus": .string(Fixture.root + "/other.txt")]),
             stopAfter: 1)
         for (source, reason) in [(other, "its dim is 64"), (otherTokenizer, "another tokenizer")] {
             try FileManager.default.removeItem(atPath: run + "/latest.safetensors")
@@ -233,7 +235,7 @@ import Tokenizer
             }
             #expect(orphans.isEmpty, "round \(round): \(orphans)")
         }
-        let summary = try Fixture.run(["steps": lastStep + 2, "threads": 1], resume: dir)
+        let summary = try Fixture.run(["steps": .int(lastStep + 2), "threads": 1], resume: dir)
         #expect(summary.steps == lastStep + 2 && summary.interrupted == nil)
     }
 }

@@ -32,18 +32,17 @@ enum Fixture {
         return dir
     }()
 
-    static func settings(_ model: String, steps: Int, out: String, extra: [String: Any] = [:]) -> [String: Any] {
-        var s: [String: Any] = [
-            "model": model, "layers": 2, "dim": 32, "heads": 2, "mlp-hidden": 48, "context": 32,
-            "vocab-size": 300, "batch-size": 4, "steps": steps, "eval-every": 4, "eval-windows": 4,
-            "sample-tokens": 0, "corpus": root + "/corpus", "data-dir": root + "/data", "out": out,
-            "lr": 5e-3, "threads": 1,
+    static func settings(_ model: String, steps: Int, out: String, extra: Settings = [:]) -> Settings {
+        let s: Settings = [
+            "model": .string(model), "layers": 2, "dim": 32, "heads": 2, "mlp-hidden": 48, "context": 32,
+            "vocab-size": 300, "batch-size": 4, "steps": .int(steps), "eval-every": 4, "eval-windows": 4,
+            "sample-tokens": 0, "corpus": .string(root + "/corpus"), "data-dir": .string(root + "/data"),
+            "out": .string(out), "lr": 5e-3, "threads": 1,
         ]
-        for (k, v) in extra { s[k] = v }
-        return s
+        return s.merging(extra)
     }
 
-    static func run(_ settings: [String: Any], resume: String? = nil, force: Bool = false, stopAfter: Int? = nil) throws
+    static func run(_ settings: Settings, resume: String? = nil, force: Bool = false, stopAfter: Int? = nil) throws
         -> RunSummary
     {
         let trainer = try Trainer(
@@ -70,9 +69,10 @@ enum Fixture {
     func resumeIsBitwiseIdentical(model: String, precision: String) throws {
         let whole = Fixture.newDir("whole"), split = Fixture.newDir("split")
         _ = try Fixture.run(
-            Fixture.settings(model, steps: 8, out: whole, extra: ["log-every": 1, "precision": precision]))
+            Fixture.settings(model, steps: 8, out: whole, extra: ["log-every": 1, "precision": .string(precision)]))
         let first = try Fixture.run(
-            Fixture.settings(model, steps: 8, out: split, extra: ["log-every": 1, "precision": precision]), stopAfter: 3
+            Fixture.settings(model, steps: 8, out: split, extra: ["log-every": 1, "precision": .string(precision)]),
+            stopAfter: 3
         )
         #expect(first.interrupted == "--stop-after" && first.steps == 3)
         let second = try Fixture.run(["threads": 1], resume: split)
@@ -167,7 +167,7 @@ enum Fixture {
         c.model.kind = .ngpt
         #expect(c.decay == 0 && c.warmupSteps == 0)
         c.model.kind = .gpt
-        #expect(c.decay == 0.1 && c.warmupSteps == c.steps / 20)
+        #expect(c.decay == 0.1 && c.warmupSteps == c.schedule.steps / 20)
     }
 
     /// Default learning rates follow the width by the rules the sweeps support (docs/lr-sweeps/).
@@ -181,7 +181,7 @@ enum Fixture {
         #expect(abs(c.peakLR - 6e-3) < 1e-12)  // 1.5e-3 × 256/64
         c.model.dim = 256
         #expect(abs(c.peakLR - 1.5e-3) < 1e-15)
-        c.lr = 2e-3
+        c.schedule.lr = 2e-3
         #expect(c.peakLR == 2e-3)  // an explicit --lr wins
     }
 
@@ -204,7 +204,7 @@ enum Fixture {
         var c = TrainConfig()
         try c.apply(["steps": 1000, "lr": 0.002, "mlp-hidden": 512], source: "--config")
         try c.apply(["steps": 50], source: "flags")
-        #expect(c.steps == 50 && c.peakLR == 0.002 && c.model.mlpHidden == 512 && c.model.dim == 256)
+        #expect(c.schedule.steps == 50 && c.peakLR == 0.002 && c.model.mlpHidden == 512 && c.model.dim == 256)
     }
 
     @Test func unknownKeysAndWrongTypesAreRejected() throws {
@@ -223,16 +223,44 @@ enum Fixture {
             do { try c.validate(); return "" } catch { return "\(error)" }
         }
         #expect(message { $0.model.heads = 3 }.contains("heads"))
-        #expect(message { $0.lr = -1 }.contains("--lr"))
-        #expect(message { $0.steps = 0 }.contains("--steps"))
-        #expect(message { $0.minLr = 1 }.contains("--min-lr"))
-        #expect(message { $0.sampleTokens = 10_000 }.contains("--sample-tokens"))
+        #expect(message { $0.schedule.lr = -1 }.contains("--lr"))
+        #expect(message { $0.schedule.steps = 0 }.contains("--steps"))
+        #expect(message { $0.schedule.minLr = 1 }.contains("--min-lr"))
+        #expect(message { $0.output.sampleTokens = 10_000 }.contains("--sample-tokens"))
         #expect(message { _ in }.isEmpty)
+    }
+
+    /// Adding a key is one entry of the table plus its field: the entry alone gives the flag, the JSON form, the
+    /// stored value, the help line and the range check.
+    @Test func oneTableEntryMakesAKey() throws {
+        let key = TrainingKey.key(
+            "eval-period", \.output.evalEvery, .output, "Evaluate every N steps.", .within(1...50))
+        #expect(key.parseFlag("7") == .int(7) && key.parseFlag("seven") == nil)
+        var c = TrainConfig()
+        #expect(key.set(&c, .int(7)) && c.output.evalEvery == 7 && key.get(c) == .int(7) && key.text(of: c) == "7")
+        #expect(!key.set(&c, .string("x")) && c.output.evalEvery == 7)
+        #expect(key.set(&c, .double(8)) && c.output.evalEvery == 8)  // JSON's 8.0 is the integer 8
+        c.output.evalEvery = 51
+        #expect(key.check(c) == "51 is too large (at most 50)")
+        c.output.evalEvery = 0
+        #expect(key.check(c) == "must be positive, got 0")
+        #expect(key.defaultText == "100" && key.typeDescription == "an integer" && key.role == .output)
+        let help = TrainingKey.helpText(keys: [key])
+        #expect(help.contains("--eval-period <n>") && help.contains("(default: 100)"))
+        // and the real table's keys are read the same way from flags, JSON and the stored form
+        let flags = try Settings.fromFlags(["--eval-every", "7", "--precision", "fp32", "--lr", "0.01"])
+        #expect(flags == ["eval-every": 7, "precision": "fp32", "lr": 0.01])
+        var fromFlags = TrainConfig()
+        try fromFlags.apply(flags, source: "flags")
+        let file = try StrictJSON.parse(Array(#"{"eval-every": 7, "precision": "fp32", "lr": 1e-2}"#.utf8), what: "t")
+        var fromJSON = TrainConfig()
+        try fromJSON.apply(Settings(try #require(file.object)), source: "--config")
+        #expect(fromFlags == fromJSON && fromJSON.output.evalEvery == 7 && fromJSON.schedule.precision == .fp32)
     }
 
     @Test func configJSONRoundTrips() throws {
         var c = TrainConfig()
-        c.lr = 0.01; c.corpus = "/x y/z.txt"; c.model.kind = .gpt
+        c.schedule.lr = 0.01; c.data.corpus = "/x y/z.txt"; c.model.kind = .gpt
         #expect(try TrainConfig.fromJSON(c.json()) == c)
         let keys = try JSONSerialization.jsonObject(with: Data(c.json().utf8)) as? [String: Any]
         #expect(keys?["mlp-hidden"] as? Int == 683)
@@ -337,7 +365,7 @@ enum Fixture {
         let step = Int(ckpt.metadata["ngpt.step"] ?? "") ?? 0
         #expect(step >= 2)
         // and the run continues from there
-        let resumed = try Fixture.run(["steps": step + 2, "threads": 1], resume: dir)
+        let resumed = try Fixture.run(["steps": .int(step + 2), "threads": 1], resume: dir)
         #expect(resumed.steps == step + 2)
     }
 }

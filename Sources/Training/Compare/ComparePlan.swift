@@ -5,14 +5,14 @@ import NGPT
 /// One arm of a comparison: a model kind with its own learning-rate grid and, optionally, recipe overrides (any
 /// schedule key of ngpt-train, e.g. `warmup` or `weight-decay`). Its runs are named after `name`, so two arms of
 /// one kind (a recipe variant) live side by side.
-public struct CompareArm: @unchecked Sendable {
+public struct CompareArm: Sendable {
     public var name: String
     public var kind: ModelKind
     public var learningRates: [Double]
     /// Settings of this arm's runs on top of the shared training settings (schedule keys only).
-    public var overrides: [String: Any]
+    public var overrides: Settings
 
-    public init(name: String? = nil, kind: ModelKind, learningRates: [Double], overrides: [String: Any] = [:]) {
+    public init(name: String? = nil, kind: ModelKind, learningRates: [Double], overrides: Settings = [:]) {
         self.name = name ?? kind.rawValue
         self.kind = kind
         self.learningRates = learningRates
@@ -42,7 +42,7 @@ public struct CompareArm: @unchecked Sendable {
             throw UserError("--arm \(text): unknown model kind \(parts[1]) (\(kinds))")
         }
         let rates = try learningRateList(parts[2], flag: "--arm \(parts[0])")
-        var overrides: [String: Any] = [:]
+        var overrides: Settings = [:]
         if parts.count == 4 {
             var flags: [String] = []
             for pair in parts[3].split(separator: ",") {
@@ -50,7 +50,7 @@ public struct CompareArm: @unchecked Sendable {
                 guard kv.count == 2 else { throw UserError(usage) }
                 flags += ["--" + kv[0], kv[1]]
             }
-            overrides = try TrainingKey.settings(fromFlags: flags)
+            overrides = try Settings.fromFlags(flags)
         }
         return CompareArm(name: parts[0], kind: kind, learningRates: rates, overrides: overrides)
     }
@@ -71,7 +71,7 @@ public struct CompareArm: @unchecked Sendable {
 
 /// What `ngpt-compare` runs: every arm on identical data, tokenizer, batch, context, budget and validation windows,
 /// each with its own recipe and learning rate. The first arm is the baseline every other arm is measured against.
-public struct CompareOptions: @unchecked Sendable {
+public struct CompareOptions: Sendable {
     public var directory: String
     public var seeds: [Int]
     public var arms: [CompareArm]
@@ -79,11 +79,11 @@ public struct CompareOptions: @unchecked Sendable {
     /// (the budget ladder).
     public var ladder: [Double]
     /// Training settings shared by every run (the keys of ngpt-train's flags).
-    public var training: [String: Any]
+    public var training: Settings
     public var command: String
 
     public init(
-        directory: String, seeds: [Int], arms: [CompareArm], ladder: [Double], training: [String: Any],
+        directory: String, seeds: [Int], arms: [CompareArm], ladder: [Double], training: Settings,
         command: String
     ) {
         self.directory = directory; self.seeds = seeds; self.arms = arms; self.ladder = ladder
@@ -92,7 +92,7 @@ public struct CompareOptions: @unchecked Sendable {
 
     /// The two-arm comparison: GPT (the baseline) and nGPT, each with its learning-rate grid.
     public init(
-        directory: String, seeds: [Int], gptLRs: [Double], ngptLRs: [Double], ladder: [Double], training: [String: Any],
+        directory: String, seeds: [Int], gptLRs: [Double], ngptLRs: [Double], ladder: [Double], training: Settings,
         command: String
     ) {
         self.init(
@@ -118,7 +118,7 @@ public struct CompareOptions: @unchecked Sendable {
             throw UserError("--\(k) is chosen per arm by ngpt-compare; leave it out")
         }
         for arm in arms {
-            for k in arm.overrides.keys.sorted() where CompareArm.sharedKeys.contains(k) {
+            for k in arm.overrides.names where CompareArm.sharedKeys.contains(k) {
                 throw UserError("--arm \(arm.name) sets \(k), which every run of a comparison shares; set it once")
             }
         }

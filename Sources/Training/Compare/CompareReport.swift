@@ -93,7 +93,7 @@ struct CompareReport {
             "- Arms (the first is the baseline): "
             + s.arms.map { arm in
                 let overrides = options.arms.first { $0.name == arm.name }?.overrides ?? [:]
-                let extra = overrides.keys.sorted().map { "\($0) \(overrides[$0]!)" }.joined(separator: ", ")
+                let extra = overrides.names.map { "\($0) \(overrides[$0]!)" }.joined(separator: ", ")
                 return "\(arm.displayName) (\(arm.kind)\(extra.isEmpty ? "" : "; " + extra))"
             }.joined(separator: ", ") + ".\n"
         r +=
@@ -156,6 +156,7 @@ struct CompareReport {
         for run in s.lrSweep + s.arms.flatMap({ $0.runs + $0.ladder }) {
             trained[run.directory] = Double(run.steps) * run.secondsPerStep
         }
+        let clip = c.schedule.gradClip == 0 ? "∞ (off)" : "\(c.schedule.gradClip)"
         r += "## How it was run\n\n```\n\(s.command)\n```\n\n- Machine: \(s.machine)\n- Date: \(s.date)\n"
         r +=
             "- Training time of the \(trained.count) runs (evaluations excluded): "
@@ -166,7 +167,7 @@ struct CompareReport {
             + "validation windows, with its model's recipe (GPT: AdamW with weight decay "
             + "\(ModelKind.gpt.recipe.weightDecay) and \(ModelKind.gpt.recipe.warmupPercent) % warmup; nGPT: Adam "
             + "without decay or warmup, with renormalisation) and its own overrides; all decay by a cosine to "
-            + "\(c.minLr) and clip the gradient norm at \(c.gradClip == 0 ? "∞ (off)" : "\(c.gradClip)"). s* is the "
+            + "\(c.schedule.minLr) and clip the gradient norm at \(clip). s* is the "
             + "first step at which an arm's validation curve, linearly interpolated between evaluations, reaches "
             + "the baseline's final loss of the same seed.\n"
         return r

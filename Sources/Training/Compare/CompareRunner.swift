@@ -12,6 +12,8 @@ import Tokenizer
 /// (`CompareReport`).
 public final class CompareRunner {
     public let options: CompareOptions
+    /// The settings every run shares, as a configuration (data, context, budget, evaluation windows).
+    public let shared: TrainConfig
     let printer: ProgressPrinter
     let stop: StopRequest?
     var finishedRunSeconds: [Double] = []
@@ -22,9 +24,11 @@ public final class CompareRunner {
         self.options = options
         self.printer = printer
         self.stop = stop
+        var shared = TrainConfig()
+        try shared.apply(options.training, source: "training flags")
+        self.shared = shared
         for arm in options.arms {
-            var probe = TrainConfig()
-            try probe.apply(options.training, source: "training flags")
+            var probe = shared
             try probe.apply(arm.overrides, source: "--arm \(arm.name)")
             probe.model.kind = arm.kind
             try probe.validate()
@@ -32,11 +36,7 @@ public final class CompareRunner {
         try Directories.create(options.directory + "/runs", fix: "choose a writable --dir")
     }
 
-    var budget: Int {
-        var c = TrainConfig()
-        try? c.apply(options.training, source: "")
-        return c.steps
-    }
+    var budget: Int { shared.schedule.steps }
 
     func arm(named name: String) -> CompareArm { options.arms.first { $0.name == name } ?? options.baseline }
 
@@ -44,14 +44,13 @@ public final class CompareRunner {
     func train(_ p: PlannedRun, index: Int, total: Int, remainingRuns: Int) throws -> (Curve, CompareSummary.Run) {
         let dir = options.directory + "/runs/" + p.name
         let spec = self.arm(named: p.arm)
-        var settings = options.training
-        for (k, v) in spec.overrides { settings[k] = v }
-        settings["model"] = spec.kind.rawValue
-        settings["lr"] = p.lr
-        settings["seed"] = p.seed
-        settings["out"] = dir
-        if p.steps > 0 { settings["steps"] = p.steps }
-        let steps = (settings["steps"] as? Int) ?? budget
+        var settings = options.training.merging(spec.overrides)
+        settings["model"] = spec.kind.json
+        settings["lr"] = p.lr.json
+        settings["seed"] = p.seed.json
+        settings["out"] = dir.json
+        if p.steps > 0 { settings["steps"] = p.steps.json }
+        let steps = settings["steps"]?.int ?? budget
         let ckpt = dir + "/latest.safetensors", metrics = dir + "/metrics.jsonl"
         var resume: String?, force = false
         if FileManager.default.fileExists(atPath: ckpt) {
@@ -89,7 +88,8 @@ public final class CompareRunner {
         printer.line("[\(index)/\(total)] \(p.name): \(resume == nil ? "training" : "resuming") \(steps) steps\(eta)")
         let started = DispatchTime.now().uptimeNanoseconds
         let trainer = try Trainer(
-            fileSettings: nil, flagSettings: resume == nil ? settings : ["steps": steps], resume: resume, force: force,
+            fileSettings: nil, flagSettings: resume == nil ? settings : ["steps": steps.json], resume: resume,
+            force: force,
             printer: printer, stop: stop)
         trainer.quiet = true
         printer.prefix = "  [\(index)/\(total)] \(p.arm) lr \(p.lr) seed \(p.seed): "
@@ -118,13 +118,12 @@ public final class CompareRunner {
     public func run() throws -> CompareSummary {
         let started = DispatchTime.now().uptimeNanoseconds
         let n = budget
-        var c = TrainConfig()
-        try c.apply(options.training, source: "")
+        let c = shared
         // The data every run trains on (prepared here first: the runs then reuse the cache) and its bits per nat.
         let data = try DataPreparation.prepare(
             c.dataOptions, context: c.model.context, log: PrepareLog(line: { [printer] in printer.line($0) }))
         let windows = try ValidationWindows(
-            tokens: data.validation, context: c.model.context, maxWindows: c.evalWindows)
+            tokens: data.validation, context: c.model.context, maxWindows: c.output.evalWindows)
         let bitsPerNat = try EvaluationRound.bitsPerNat(windows, tokenizer: data.tokenizer)
         let first = options.seeds[0]
         let sweep = ComparePlan.learningRateSweep(options)
