@@ -53,43 +53,45 @@ public struct StrictJSON {
     }
 
     private mutating func object(depth: Int) throws -> [String: JSONValue] {
-        i += 1
         var out: [String: JSONValue] = [:]
-        skipSpace()
-        if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return out }
-        while true {
-            skipSpace()
-            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw error("expected a key in quotes") }
-            let key = try string()
-            guard out[key] == nil else { throw error("the key \"\(key)\" appears twice in one object") }
-            skipSpace()
-            guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw error("expected ':' after \"\(key)\"") }
-            i += 1
-            skipSpace()
-            out[key] = try value(depth: depth + 1)
-            skipSpace()
-            guard i < bytes.count else { throw error("the JSON ends early") }
-            if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-            guard bytes[i] == UInt8(ascii: "}") else { throw error("expected ',' or '}'") }
-            i += 1
-            return out
+        try elements(closedBy: "}") { p in
+            guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "\"") else {
+                throw p.error("expected a key in quotes")
+            }
+            let key = try p.string()
+            guard out[key] == nil else { throw p.error("the key \"\(key)\" appears twice in one object") }
+            p.skipSpace()
+            guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: ":") else {
+                throw p.error("expected ':' after \"\(key)\"")
+            }
+            p.i += 1
+            p.skipSpace()
+            out[key] = try p.value(depth: depth + 1)
         }
+        return out
     }
 
     private mutating func array(depth: Int) throws -> [JSONValue] {
-        i += 1
         var out: [JSONValue] = []
+        try elements(closedBy: "]") { p in out.append(try p.value(depth: depth + 1)) }
+        return out
+    }
+
+    /// The elements of an object or array (the opening bracket at `i`), each read by `element`, separated by commas.
+    private mutating func elements(closedBy close: Unicode.Scalar, _ element: (inout StrictJSON) throws -> Void) throws
+    {
+        i += 1
         skipSpace()
-        if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return out }
+        if i < bytes.count, bytes[i] == UInt8(ascii: close) { i += 1; return }
         while true {
             skipSpace()
-            out.append(try value(depth: depth + 1))
+            try element(&self)
             skipSpace()
             guard i < bytes.count else { throw error("the JSON ends early") }
             if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-            guard bytes[i] == UInt8(ascii: "]") else { throw error("expected ',' or ']'") }
+            guard bytes[i] == UInt8(ascii: close) else { throw error("expected ',' or '\(close)'") }
             i += 1
-            return out
+            return
         }
     }
 

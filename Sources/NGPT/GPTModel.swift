@@ -115,51 +115,28 @@ public final class GPTModel: LanguageModel {
 
     public var logits: UnsafeMutablePointer<Float> { activations.logits }
 
-    final class Activations: ForwardActivations {
-        let arena: Arena
-        let batch: Int, n: Int
-        var h: [UnsafeMutablePointer<Float>] = []  // [L+1] residual stream at each block's input, [N, d]
-        var layers: [Layer] = []
-        let hf: UnsafeMutablePointer<Float>, rstdF: UnsafeMutablePointer<Float>, z: UnsafeMutablePointer<Float>
-        let inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>
-        let gh: UnsafeMutablePointer<Float>, ghNext: UnsafeMutablePointer<Float>, ga: UnsafeMutablePointer<Float>,
-            gy: UnsafeMutablePointer<Float>, gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePointer<Float>,
-            gv: UnsafeMutablePointer<Float>, gx: UnsafeMutablePointer<Float>, gu: UnsafeMutablePointer<Float>,
-            gnu: UnsafeMutablePointer<Float>, gz: UnsafeMutablePointer<Float>, attnScratch: UnsafeMutablePointer<Float>
+    final class Activations: StreamActivations {
+        let layers: [Layer]
+        let hf: UnsafeMutablePointer<Float>, rstdF: UnsafeMutablePointer<Float>  // final norm: [n, d], [n]
+        let ga: UnsafeMutablePointer<Float>, gy: UnsafeMutablePointer<Float>  // backward scratch, [n, d]
 
         struct Layer {
             var a1, rstd1, q, k, v, probs, y, hMid, a2, rstd2, ur, vr, x: UnsafeMutablePointer<Float>
         }
 
-        init(config c: ModelConfig, batch: Int, arena: Arena = Arena()) {
-            self.arena = arena
-            self.batch = batch
-            n = batch * c.context
-            let d = c.dim, f = c.mlpHidden
-            let shape = AttentionShape(batch: batch, context: c.context, heads: c.heads, headDim: c.headDim)
-            for _ in 0...c.layers { h.append(arena.floats(n * d)) }
-            for _ in 0..<c.layers {
-                let A = arena
-                layers.append(
-                    Layer(
-                        a1: A.floats(n * d), rstd1: A.floats(n), q: A.floats(n * d), k: A.floats(n * d),
-                        v: A.floats(n * d), probs: A.floats(shape.probsCount), y: A.floats(n * d),
-                        hMid: A.floats(n * d), a2: A.floats(n * d), rstd2: A.floats(n), ur: A.floats(n * f),
-                        vr: A.floats(n * f), x: A.floats(n * f)))
+        override init(config c: ModelConfig, batch: Int, arena A: Arena = Arena()) {
+            let n = batch * c.context, d = c.dim, f = c.mlpHidden
+            let probs = AttentionShape(batch: batch, context: c.context, heads: c.heads, headDim: c.headDim).probsCount
+            layers = (0..<c.layers).map { _ in
+                Layer(
+                    a1: A.floats(n * d), rstd1: A.floats(n), q: A.floats(n * d), k: A.floats(n * d),
+                    v: A.floats(n * d), probs: A.floats(probs), y: A.floats(n * d), hMid: A.floats(n * d),
+                    a2: A.floats(n * d), rstd2: A.floats(n), ur: A.floats(n * f), vr: A.floats(n * f),
+                    x: A.floats(n * f))
             }
-            hf = arena.floats(n * d); rstdF = arena.floats(n); z = arena.floats(n * c.vocabSize)
-            inputs = .allocate(capacity: n)
-            targets = .allocate(capacity: n)
-            gh = arena.floats(n * d); ghNext = arena.floats(n * d); ga = arena.floats(n * d); gy = arena.floats(n * d)
-            gq = arena.floats(n * d); gk = arena.floats(n * d); gv = arena.floats(n * d)
-            gx = arena.floats(n * f); gu = arena.floats(n * f); gnu = arena.floats(n * f)
-            gz = arena.floats(n * c.vocabSize)
-            attnScratch = arena.floats(shape.backwardScratchCount)
-        }
-
-        deinit {
-            inputs.deallocate()
-            targets.deallocate()
+            hf = A.floats(n * d); rstdF = A.floats(n)
+            ga = A.floats(n * d); gy = A.floats(n * d)
+            super.init(config: c, batch: batch, arena: A)
         }
     }
 

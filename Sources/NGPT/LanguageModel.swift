@@ -169,14 +169,49 @@ public struct LearnedScales: Sendable {
 
 /// What a model's activations expose to the shared scaffolding: the residual stream at each block boundary
 /// ([L+1] of [batch × context, d]; h[0] is the embeddings) and the logits ([batch × context, V]).
-protocol ForwardActivations: AnyObject {
-    var h: [UnsafeMutablePointer<Float>] { get }
-    var z: UnsafeMutablePointer<Float> { get }
+/// What both models' saved activations hold besides their layers (each model's `Activations` adds those): the
+/// residual stream at every block boundary, the logits, the batch's token ids and the backward scratch both use.
+/// Allocated once per (batch, context) from one arena and reused.
+class StreamActivations {
+    let arena: Arena
+    let batch: Int, n: Int  // n = batch × context rows
+    let attention: AttentionShape
+    let h: [UnsafeMutablePointer<Float>]  // [L+1] residual stream at the block boundaries, [n, d] (h_0 = embeddings)
+    let z: UnsafeMutablePointer<Float>  // [n, V] logits
+    let inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>  // [n]
+    // backward scratch: the stream's gradient ([n, d], two for the block-to-block swap), the q/k/v gradients
+    // ([n, d]), the MLP's ([n, F]), the logits' ([n, V]) and attention's own
+    let gh: UnsafeMutablePointer<Float>, ghNext: UnsafeMutablePointer<Float>
+    let gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePointer<Float>, gv: UnsafeMutablePointer<Float>
+    let gu: UnsafeMutablePointer<Float>, gnu: UnsafeMutablePointer<Float>, gx: UnsafeMutablePointer<Float>
+    let gz: UnsafeMutablePointer<Float>, attnScratch: UnsafeMutablePointer<Float>
+
+    init(config c: ModelConfig, batch: Int, arena: Arena) {
+        self.arena = arena
+        self.batch = batch
+        n = batch * c.context
+        let nd = n * c.dim, nf = n * c.mlpHidden
+        attention = AttentionShape(batch: batch, context: c.context, heads: c.heads, headDim: c.headDim)
+        h = (0...c.layers).map { _ in arena.floats(nd) }
+        z = arena.floats(n * c.vocabSize)
+        inputs = .allocate(capacity: n)
+        targets = .allocate(capacity: n)
+        gh = arena.floats(nd); ghNext = arena.floats(nd)
+        gq = arena.floats(nd); gk = arena.floats(nd); gv = arena.floats(nd)
+        gu = arena.floats(nf); gnu = arena.floats(nf); gx = arena.floats(nf)
+        gz = arena.floats(n * c.vocabSize)
+        attnScratch = arena.floats(attention.backwardScratchCount)
+    }
+
+    deinit {
+        inputs.deallocate()
+        targets.deallocate()
+    }
 }
 
 /// A model's activations per batch size (training and evaluation share one; sampling uses batch 1), allocated once
 /// each, and the set the last forward wrote (what `backward`, `logits` and `blockOutputs` read).
-final class ActivationSets<Activations: ForwardActivations> {
+final class ActivationSets<Activations: StreamActivations> {
     private(set) var sets: [Int: Activations] = [:]
     private(set) var current: Activations?
 

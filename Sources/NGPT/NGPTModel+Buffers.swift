@@ -25,20 +25,11 @@ extension NGPTModel {
     }
 
     /// Saved activations for one (batch, context); allocated once and reused.
-    final class Activations: ForwardActivations {
-        let arena: Arena
-        let batch: Int, n: Int
-        var h: [UnsafeMutablePointer<Float>] = []  // [L+1] block outputs h_l, [N, d] (h_0 = embeddings)
-        var layers: [Layer] = []
-        let z: UnsafeMutablePointer<Float>  // [N, V] logits
-        let inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>
-        // backward scratch
-        let gh: UnsafeMutablePointer<Float>, ghNext: UnsafeMutablePointer<Float>, gA: UnsafeMutablePointer<Float>,
-            gB: UnsafeMutablePointer<Float>, grho: UnsafeMutablePointer<Float>, gd1: UnsafeMutablePointer<Float>,
-            gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePointer<Float>, gv: UnsafeMutablePointer<Float>,
-            gu: UnsafeMutablePointer<Float>, gnu: UnsafeMutablePointer<Float>, gx: UnsafeMutablePointer<Float>,
-            gz: UnsafeMutablePointer<Float>, attnScratch: UnsafeMutablePointer<Float>,
-            gAlpha: UnsafeMutablePointer<Float>
+    final class Activations: StreamActivations {
+        let layers: [Layer]
+        // backward scratch of nGPT's own: the LERP's and normalisations' gradients ([n, d]) and α's ([d])
+        let gA: UnsafeMutablePointer<Float>, gB: UnsafeMutablePointer<Float>, grho: UnsafeMutablePointer<Float>,
+            gd1: UnsafeMutablePointer<Float>, gAlpha: UnsafeMutablePointer<Float>
 
         struct Layer {
             // attention sub-block
@@ -48,40 +39,21 @@ extension NGPTModel {
             var a2, invA2, u, nu, x, hM, invHM, invRho2: UnsafeMutablePointer<Float>
         }
 
-        init(config c: ModelConfig, batch: Int, arena: Arena = Arena()) {
-            self.arena = arena
-            self.batch = batch
-            n = batch * c.context
-            let d = c.dim, f = c.mlpHidden, nh = n * c.heads
-            let shape = AttentionShape(batch: batch, context: c.context, heads: c.heads, headDim: c.headDim)
-            for _ in 0...c.layers { h.append(arena.floats(n * d)) }
-            for _ in 0..<c.layers {
-                let A = arena
-                layers.append(
-                    Layer(
-                        a1: A.floats(n * d), invA1: A.floats(n), q: A.floats(n * d), k: A.floats(n * d),
-                        v: A.floats(n * d),
-                        qhat: A.floats(n * d), khat: A.floats(n * d), invQ: A.floats(nh), invK: A.floats(nh),
-                        qs: A.floats(n * d), ks: A.floats(n * d), probs: A.floats(shape.probsCount), y: A.floats(n * d),
-                        hA: A.floats(n * d), invHA: A.floats(n), hMid: A.floats(n * d), invRho1: A.floats(n),
-                        a2: A.floats(n * d), invA2: A.floats(n), u: A.floats(n * f), nu: A.floats(n * f),
-                        x: A.floats(n * f), hM: A.floats(n * d), invHM: A.floats(n), invRho2: A.floats(n)))
+        override init(config c: ModelConfig, batch: Int, arena A: Arena = Arena()) {
+            let n = batch * c.context, d = c.dim, f = c.mlpHidden, nh = n * c.heads
+            let probs = AttentionShape(batch: batch, context: c.context, heads: c.heads, headDim: c.headDim).probsCount
+            layers = (0..<c.layers).map { _ in
+                Layer(
+                    a1: A.floats(n * d), invA1: A.floats(n), q: A.floats(n * d), k: A.floats(n * d), v: A.floats(n * d),
+                    qhat: A.floats(n * d), khat: A.floats(n * d), invQ: A.floats(nh), invK: A.floats(nh),
+                    qs: A.floats(n * d), ks: A.floats(n * d), probs: A.floats(probs), y: A.floats(n * d),
+                    hA: A.floats(n * d), invHA: A.floats(n), hMid: A.floats(n * d), invRho1: A.floats(n),
+                    a2: A.floats(n * d), invA2: A.floats(n), u: A.floats(n * f), nu: A.floats(n * f),
+                    x: A.floats(n * f), hM: A.floats(n * d), invHM: A.floats(n), invRho2: A.floats(n))
             }
-            z = arena.floats(n * c.vocabSize)
-            inputs = .allocate(capacity: n)
-            targets = .allocate(capacity: n)
-            gh = arena.floats(n * d); ghNext = arena.floats(n * d); gA = arena.floats(n * d); gB = arena.floats(n * d)
-            grho = arena.floats(n * d); gd1 = arena.floats(n * d)
-            gq = arena.floats(n * d); gk = arena.floats(n * d); gv = arena.floats(n * d)
-            gu = arena.floats(n * f); gnu = arena.floats(n * f); gx = arena.floats(n * f)
-            gz = arena.floats(n * c.vocabSize)
-            attnScratch = arena.floats(shape.backwardScratchCount)
-            gAlpha = arena.floats(d)
-        }
-
-        deinit {
-            inputs.deallocate()
-            targets.deallocate()
+            gA = A.floats(n * d); gB = A.floats(n * d); grho = A.floats(n * d); gd1 = A.floats(n * d)
+            gAlpha = A.floats(d)
+            super.init(config: c, batch: batch, arena: A)
         }
     }
 }

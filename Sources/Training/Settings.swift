@@ -5,45 +5,32 @@ import Tokenizer
 
 /// A type a training key can hold: how a flag's text and a JSON value become one, and how it is stored.
 public protocol SettingType: Sendable, Equatable {
-    /// How messages name the type: "an integer", "ngpt or gpt".
-    static var typeDescription: String { get }
-    /// The placeholder help shows: `--steps <n>`.
-    static var valueName: String { get }
+    /// How messages name the type ("an integer", "ngpt or gpt") and the placeholder help shows (`--steps <n>`).
+    static var names: (type: String, value: String) { get }
     init?(flag text: String)
-    init?(json: JSONValue)
+    static func from(_ json: JSONValue) -> Self?
     var json: JSONValue { get }
 }
 
-extension Int: SettingType {
-    public static var typeDescription: String { "an integer" }
-    public static var valueName: String { "n" }
+extension SettingType where Self: LosslessStringConvertible {
     public init?(flag text: String) { self.init(text) }
-    public init?(json: JSONValue) {
-        guard let i = json.int else { return nil }
-        self = i
-    }
+}
+
+extension Int: SettingType {
+    public static var names: (type: String, value: String) { ("an integer", "n") }
+    public static func from(_ json: JSONValue) -> Int? { json.int }
     public var json: JSONValue { .int(self) }
 }
 
 extension Double: SettingType {
-    public static var typeDescription: String { "a number" }
-    public static var valueName: String { "x" }
-    public init?(flag text: String) { self.init(text) }
-    public init?(json: JSONValue) {
-        guard let d = json.double else { return nil }
-        self = d
-    }
+    public static var names: (type: String, value: String) { ("a number", "x") }
+    public static func from(_ json: JSONValue) -> Double? { json.double }
     public var json: JSONValue { .double(self) }
 }
 
 extension String: SettingType {
-    public static var typeDescription: String { "a string" }
-    public static var valueName: String { "text" }
-    public init?(flag text: String) { self = text }
-    public init?(json: JSONValue) {
-        guard let s = json.string else { return nil }
-        self = s
-    }
+    public static var names: (type: String, value: String) { ("a string", "text") }
+    public static func from(_ json: JSONValue) -> String? { json.string }
     public var json: JSONValue { .string(self) }
 }
 
@@ -51,18 +38,18 @@ extension String: SettingType {
 public protocol NamedSetting: SettingType, RawRepresentable<String>, CaseIterable {}
 
 extension NamedSetting {
-    public static var typeDescription: String { allCases.map(\.rawValue).joined(separator: " or ") }
+    /// "ngpt or gpt".
+    public static var choices: String { allCases.map(\.rawValue).joined(separator: " or ") }
     public init?(flag text: String) { self.init(rawValue: text) }
-    public init?(json: JSONValue) {
-        guard let s = json.string else { return nil }
-        self.init(rawValue: s)
-    }
+    public static func from(_ json: JSONValue) -> Self? { json.string.flatMap(Self.init(rawValue:)) }
     public var json: JSONValue { .string(rawValue) }
 }
 
-extension ModelKind: NamedSetting { public static var valueName: String { "kind" } }
-extension GEMM.Precision: NamedSetting { public static var valueName: String { "p" } }
-extension TokenizerTrainingOptions.ModelType: NamedSetting { public static var valueName: String { "type" } }
+extension ModelKind: NamedSetting { public static var names: (type: String, value: String) { (choices, "kind") } }
+extension GEMM.Precision: NamedSetting { public static var names: (type: String, value: String) { (choices, "p") } }
+extension TokenizerTrainingOptions.ModelType: NamedSetting {
+    public static var names: (type: String, value: String) { (choices, "type") }
+}
 
 /// Settings by key name (`"steps": 100`), typed as JSON types them: what a `--config` file, a command's training
 /// flags and a stored config.json hold before `TrainConfig.apply` checks them against `TrainingKey.all`.

@@ -154,14 +154,10 @@ public struct TrainConfig: Equatable, Sendable {
         for (source, settings) in [("--config", file), ("flags", flags)] {
             var probe = config
             try probe.apply(settings, source: source)
-            for key in TrainingKey.all where key.role == .architecture && settings[key.name] != nil {
-                let new = key.text(of: probe), old = key.text(of: config)
-                if new != old {
-                    throw UserError(
-                        "\(source) sets \(key.name) to \(new) but the checkpoint in \(dir) has \(old); architecture "
-                            + "keys cannot change on resume"
-                    )
-                }
+            if let c = probe.architectureConflict(with: config, setBy: settings) {
+                throw UserError(
+                    "\(source) sets \(c.key) to \(c.mine) but the checkpoint in \(dir) has \(c.theirs); architecture "
+                        + "keys cannot change on resume")
             }
             if settings["out"] != nil, let out = probe.output.directory,
                 URL(fileURLWithPath: out).standardizedFileURL != URL(fileURLWithPath: dir).standardizedFileURL
@@ -191,18 +187,25 @@ public struct TrainConfig: Equatable, Sendable {
         return config
     }
 
+    /// The first architecture key that `settings` set and on which this configuration differs from `other`.
+    func architectureConflict(with other: TrainConfig, setBy settings: Settings) -> (
+        key: String, mine: String, theirs: String
+    )? {
+        for key in TrainingKey.architecture where settings[key.name] != nil {
+            let mine = key.text(of: self), theirs = key.text(of: other)
+            if mine != theirs { return (key.name, mine, theirs) }
+        }
+        return nil
+    }
+
     /// Takes the base run's architecture and tokenizer, refusing explicit settings that differ.
     mutating func adopt(_ base: BaseRun, explicit: Settings) throws {
         var inherited = self
         inherited.model = base.model
-        for key in TrainingKey.all where key.role == .architecture && explicit[key.name] != nil {
-            let mine = key.text(of: self), theirs = key.text(of: inherited)
-            if mine != theirs {
-                throw UserError(
-                    "--\(key.name) \(mine) conflicts with --init-from \(base.path), whose \(key.name) is \(theirs); "
-                        + "a fine-tuning run keeps the base run's architecture (leave --\(key.name) out)"
-                )
-            }
+        if let c = architectureConflict(with: inherited, setBy: explicit) {
+            throw UserError(
+                "--\(c.key) \(c.mine) conflicts with --init-from \(base.path), whose \(c.key) is \(c.theirs); "
+                    + "a fine-tuning run keeps the base run's architecture (leave --\(c.key) out)")
         }
         if let own = data.tokenizerModel, own != base.tokenizerPath {
             let bytes = FileManager.default.contents(atPath: own).map { [UInt8]($0) }

@@ -52,10 +52,10 @@ public struct TrainingKey: Sendable {
     ) -> TrainingKey {
         TrainingKey(
             name: name, role: role, help: help, defaultText: "\(TrainConfig()[keyPath: path].json)",
-            typeDescription: V.typeDescription, valueName: V.valueName,
+            typeDescription: V.names.type, valueName: V.names.value,
             parseFlag: { V(flag: $0)?.json }, get: { $0[keyPath: path].json },
             set: { config, value in
-                guard let v = V(json: value) else { return false }
+                guard let v = V.from(value) else { return false }
                 config[keyPath: path] = v
                 return true
             },
@@ -69,10 +69,10 @@ public struct TrainingKey: Sendable {
     ) -> TrainingKey {
         TrainingKey(
             name: name, role: role, help: help, defaultText: defaultText,
-            typeDescription: V.typeDescription, valueName: V.valueName,
+            typeDescription: V.names.type, valueName: V.names.value,
             parseFlag: { V(flag: $0)?.json }, get: { $0[keyPath: path]?.json },
             set: { config, value in
-                guard let v = V(json: value) else { return false }
+                guard let v = V.from(value) else { return false }
                 config[keyPath: path] = v
                 return true
             },
@@ -91,7 +91,7 @@ public struct TrainingKey: Sendable {
     }
 
     public static let all: [TrainingKey] = [
-        key("model", \.model.kind, .architecture, "Model: \(ModelKind.typeDescription)."),
+        key("model", \.model.kind, .architecture, "Model: \(ModelKind.choices)."),
         key("layers", \.model.layers, .architecture, "Transformer blocks."),
         key("dim", \.model.dim, .architecture, "Model width d."),
         key("heads", \.model.heads, .architecture, "Attention heads; must divide --dim into an even head size."),
@@ -112,7 +112,7 @@ public struct TrainingKey: Sendable {
             "An existing SentencePiece .model to use instead of training one.", default: "none"),
         key(
             "tokenizer-type", \.data.tokenizer.modelType, .data,
-            "Model type of a tokenizer trained here: \(TokenizerTrainingOptions.ModelType.typeDescription)."),
+            "Model type of a tokenizer trained here: \(TokenizerTrainingOptions.ModelType.choices)."),
         key(
             "text-field", \.data.textField, .data, "The field of a JSON Lines record that holds its text.",
             .nonEmpty),
