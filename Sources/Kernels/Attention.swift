@@ -23,6 +23,17 @@ public enum Attention {
     /// work at T = 256 instead of 100 %), while keeping the GEMMs large enough to run at speed.
     public static let defaultBlock = 64
 
+    /// Runs `body(worker, pair, row, column)` for every (sequence b, head h) pair, the pairs split across the pool:
+    /// `row` = b·T is the pair's first row, `column` = h·headDim its first column.
+    @inline(__always)
+    static func forEachHead(_ shape: AttentionShape, _ body: (Int, Int, Int, Int) -> Void) {
+        Threads.parallelForSerialBLAS(shape.pairs) { worker, pairs in
+            for pair in pairs {
+                body(worker, pair, pair / shape.heads * shape.context, pair % shape.heads * shape.headDim)
+            }
+        }
+    }
+
     /// y = softmax(scale·q·kᵀ + causal mask)·v per (batch, head); probs receives the softmax (entries above the
     /// diagonal are 0 up to the end of their row block; later columns are never read).
     public static func forward(
@@ -30,28 +41,21 @@ public enum Attention {
         y: UnsafeMutablePointer<Float>, ldy: Int, probs: UnsafeMutablePointer<Float>,
         shape: AttentionShape, scale: Float, block: Int = defaultBlock
     ) {
-        let T = shape.context, H = shape.heads, dk = shape.headDim
-        Threads.parallelForSerialBLAS(shape.pairs) { _, pairs in
-            for pair in pairs {
-                let b = pair / H, h = pair % H
-                let rowBase = b * T
-                let qh = q + rowBase * ld + h * dk, kh = k + rowBase * ld + h * dk, vh = v + rowBase * ld + h * dk
-                let p = probs + pair * T * T
-                let yh = y + rowBase * ldy + h * dk
-                var i0 = 0
-                while i0 < T {
-                    let i1 = min(T, i0 + block)
-                    // S[i0..<i1, 0..<i1] = scale · Q[i0..<i1]·K[0..<i1]ᵀ
-                    GEMM.gemm(
-                        transA: false, transB: true, m: i1 - i0, n: i1, k: dk, alpha: scale, qh + i0 * ld, lda: ld,
-                        kh, ldb: ld, p + i0 * T, ldc: T)
-                    for i in i0..<i1 { causalSoftmaxRow(p + i * T, valid: i + 1, count: i1) }
-                    // Y[i0..<i1] = P[i0..<i1, 0..<i1]·V[0..<i1]
-                    GEMM.gemm(
-                        transA: false, transB: false, m: i1 - i0, n: dk, k: i1, p + i0 * T, lda: T, vh, ldb: ld,
-                        yh + i0 * ldy, ldc: ldy)
-                    i0 = i1
-                }
+        let T = shape.context, dk = shape.headDim
+        forEachHead(shape) { _, pair, row, column in
+            let qh = q + row * ld + column, kh = k + row * ld + column, vh = v + row * ld + column
+            let p = probs + pair * T * T, yh = y + row * ldy + column
+            for i0 in stride(from: 0, to: T, by: block) {
+                let i1 = min(T, i0 + block)
+                // S[i0..<i1, 0..<i1] = scale · Q[i0..<i1]·K[0..<i1]ᵀ
+                GEMM.gemm(
+                    transA: false, transB: true, m: i1 - i0, n: i1, k: dk, alpha: scale, qh + i0 * ld, lda: ld,
+                    kh, ldb: ld, p + i0 * T, ldc: T)
+                for i in i0..<i1 { causalSoftmaxRow(p + i * T, valid: i + 1, count: i1) }
+                // Y[i0..<i1] = P[i0..<i1, 0..<i1]·V[0..<i1]
+                GEMM.gemm(
+                    transA: false, transB: false, m: i1 - i0, n: dk, k: i1, p + i0 * T, lda: T, vh, ldb: ld,
+                    yh + i0 * ldy, ldc: ldy)
             }
         }
     }
@@ -68,44 +72,35 @@ public enum Attention {
         scratch: UnsafeMutablePointer<Float>, shape: AttentionShape, scale: Float,
         block: Int = defaultBlock
     ) {
-        let T = shape.context, H = shape.heads, dk = shape.headDim
-        Threads.parallelForSerialBLAS(shape.pairs) { worker, pairs in
+        let T = shape.context, dk = shape.headDim
+        forEachHead(shape) { worker, pair, row, column in
             let dS = scratch + worker * T * T
-            for pair in pairs {
-                let b = pair / H, h = pair % H
-                let rowBase = b * T
-                let offset = rowBase * ld + h * dk, goff = rowBase * ldg + h * dk
-                let p = probs + pair * T * T
-                let dyh = dy + rowBase * ldy + h * dk
-                var i0 = 0
-                while i0 < T {
-                    let i1 = min(T, i0 + block)
-                    // dP[i0..<i1, 0..<i1] = dY[i0..<i1]·V[0..<i1]ᵀ, then dS in place
-                    GEMM.gemm(
-                        transA: false, transB: true, m: i1 - i0, n: i1, k: dk, dyh + i0 * ldy, lda: ldy, v + offset,
-                        ldb: ld,
-                        dS + i0 * T, ldc: T)
-                    for i in i0..<i1 { softmaxBackwardRow(p + i * T, dS + i * T, valid: i + 1, count: i1) }
-                    // dQ[i0..<i1] = scale·dS[i0..<i1, 0..<i1]·K[0..<i1]
-                    GEMM.gemm(
-                        transA: false, transB: false, m: i1 - i0, n: dk, k: i1, alpha: scale, dS + i0 * T, lda: T,
-                        k + offset, ldb: ld, dq + goff + i0 * ldg, ldc: ldg)
-                    i0 = i1
-                }
-                // Column blocks: keys j0..<j1 are seen by queries j0..<T.
-                var j0 = 0
-                while j0 < T {
-                    let j1 = min(T, j0 + block)
-                    // dV[j0..<j1] = P[j0..<T, j0..<j1]ᵀ·dY[j0..<T],  dK[j0..<j1] = scale·dS[j0..<T, j0..<j1]ᵀ·Q[j0..<T]
-                    GEMM.gemm(
-                        transA: true, transB: false, m: j1 - j0, n: dk, k: T - j0, p + j0 * T + j0, lda: T,
-                        dyh + j0 * ldy, ldb: ldy, dv + goff + j0 * ldg, ldc: ldg)
-                    GEMM.gemm(
-                        transA: true, transB: false, m: j1 - j0, n: dk, k: T - j0, alpha: scale, dS + j0 * T + j0,
-                        lda: T,
-                        q + offset + j0 * ld, ldb: ld, dkOut + goff + j0 * ldg, ldc: ldg)
-                    j0 = j1
-                }
+            let offset = row * ld + column, goff = row * ldg + column
+            let p = probs + pair * T * T, dyh = dy + row * ldy + column
+            for i0 in stride(from: 0, to: T, by: block) {
+                let i1 = min(T, i0 + block)
+                // dP[i0..<i1, 0..<i1] = dY[i0..<i1]·V[0..<i1]ᵀ, then dS in place
+                GEMM.gemm(
+                    transA: false, transB: true, m: i1 - i0, n: i1, k: dk, dyh + i0 * ldy, lda: ldy, v + offset,
+                    ldb: ld,
+                    dS + i0 * T, ldc: T)
+                for i in i0..<i1 { softmaxBackwardRow(p + i * T, dS + i * T, valid: i + 1, count: i1) }
+                // dQ[i0..<i1] = scale·dS[i0..<i1, 0..<i1]·K[0..<i1]
+                GEMM.gemm(
+                    transA: false, transB: false, m: i1 - i0, n: dk, k: i1, alpha: scale, dS + i0 * T, lda: T,
+                    k + offset, ldb: ld, dq + goff + i0 * ldg, ldc: ldg)
+            }
+            // Column blocks: keys j0..<j1 are seen by queries j0..<T.
+            for j0 in stride(from: 0, to: T, by: block) {
+                let j1 = min(T, j0 + block)
+                // dV[j0..<j1] = P[j0..<T, j0..<j1]ᵀ·dY[j0..<T],  dK[j0..<j1] = scale·dS[j0..<T, j0..<j1]ᵀ·Q[j0..<T]
+                GEMM.gemm(
+                    transA: true, transB: false, m: j1 - j0, n: dk, k: T - j0, p + j0 * T + j0, lda: T,
+                    dyh + j0 * ldy, ldb: ldy, dv + goff + j0 * ldg, ldc: ldg)
+                GEMM.gemm(
+                    transA: true, transB: false, m: j1 - j0, n: dk, k: T - j0, alpha: scale, dS + j0 * T + j0,
+                    lda: T,
+                    q + offset + j0 * ld, ldb: ld, dkOut + goff + j0 * ldg, ldc: ldg)
             }
         }
     }

@@ -120,9 +120,10 @@ extension DecodeWeights {
     }
 }
 
-/// What both decoders hold: the cache and activations, the (bfloat16) weight copies, per-layer matrices and the
-/// output matrix. Each model's decoder adds its `refreshWeights` and its `step`.
-class MatrixDecoder {
+/// What both decoders hold: the model, the cache and activations, the (bfloat16) weight copies, per-layer matrices
+/// and the output matrix. Each model's decoder adds `loadWeights` (which matrices it reads) and its `step`.
+class MatrixDecoder<Model: LanguageModel> {
+    let model: Model
     let s: DecoderState
     let weights: DecodeWeights
     var layers: [DecodeLayer] = []
@@ -130,27 +131,30 @@ class MatrixDecoder {
     var config: ModelConfig { s.config }
     var position: Int { s.position }
 
-    init(config c: ModelConfig, precision: DecodePrecision) {
+    init(_ model: Model, precision: DecodePrecision) {
+        self.model = model
+        let c = model.config
         s = DecoderState(c)
         weights = DecodeWeights(precision, maxDimension: max(c.vocabSize, c.mlpHidden, c.dim))
-    }
-
-    func reset() { s.position = 0 }
-}
-
-final class NGPTDecoder: MatrixDecoder, TokenDecoder {
-    let model: NGPTModel
-
-    init(_ model: NGPTModel, precision: DecodePrecision) {
-        self.model = model
-        super.init(config: model.config, precision: precision)
         refreshWeights()
     }
 
+    func reset() { s.position = 0 }
+
+    /// Re-reads the model's weights (after an optimiser step) and empties the cache.
     func refreshWeights() {
         reset()
-        model.computeEffectiveScales()  // also refolds s_z, s_u, s_ν into the scaled weight copies
         weights.clear()
+        loadWeights()
+    }
+
+    /// Sets `layers` and `output` from the model's current weights.
+    func loadWeights() { preconditionFailure("each decoder loads its model's weights") }
+}
+
+final class NGPTDecoder: MatrixDecoder<NGPTModel>, TokenDecoder {
+    override func loadWeights() {
+        model.computeEffectiveScales()  // also refolds s_z, s_u, s_ν into the scaled weight copies
         let c = config
         layers = model.w.blocks.indices.map { l in
             let b = model.w.blocks[l]
@@ -208,18 +212,8 @@ final class NGPTDecoder: MatrixDecoder, TokenDecoder {
     }
 }
 
-final class GPTDecoder: MatrixDecoder, TokenDecoder {
-    let model: GPTModel
-
-    init(_ model: GPTModel, precision: DecodePrecision) {
-        self.model = model
-        super.init(config: model.config, precision: precision)
-        refreshWeights()
-    }
-
-    func refreshWeights() {
-        reset()
-        weights.clear()
+final class GPTDecoder: MatrixDecoder<GPTModel>, TokenDecoder {
+    override func loadWeights() {
         let c = config
         layers = model.w.blocks.map { b in
             weights.layer(c, wq: b.wq, wk: b.wk, wv: b.wv, wo: b.wo, up: b.wUp, gate: b.wGate, down: b.wDown)

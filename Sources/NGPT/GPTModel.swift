@@ -1,34 +1,33 @@
 import Foundation
 import Kernels
 
-/// The GPT's parameters by name: offsets into the flat layout (P = Int), or pointers into the parameter or
-/// gradient buffer (P = UnsafeMutablePointer<Float>), computed once.
-struct GPTTensors<P> {
-    struct Block {
-        var attnNorm: P  // [d]
-        var wq, wk, wv, wo: P  // [d, d]
-        var mlpNorm: P  // [d]
-        var wUp, wGate, wDown: P  // [F, d]
+/// One GPT block's tensors (see `ModelTensors`).
+public struct GPTBlock<P> {
+    var attnNorm: P  // [d]
+    var wq, wk, wv, wo: P  // [d, d]
+    var mlpNorm: P  // [d]
+    var wUp, wGate, wDown: P  // [F, d]
 
-        func map<Q>(_ f: (P) -> Q) -> GPTTensors<Q>.Block {
-            .init(
-                attnNorm: f(attnNorm), wq: f(wq), wk: f(wk), wv: f(wv), wo: f(wo), mlpNorm: f(mlpNorm), wUp: f(wUp),
-                wGate: f(wGate), wDown: f(wDown))
-        }
+    func map<Q>(_ f: (P) -> Q) -> GPTBlock<Q> {
+        .init(
+            attnNorm: f(attnNorm), wq: f(wq), wk: f(wk), wv: f(wv), wo: f(wo), mlpNorm: f(mlpNorm), wUp: f(wUp),
+            wGate: f(wGate), wDown: f(wDown))
     }
-    var tokEmbeddings: P  // [V, d]
-    var blocks: [Block]
-    var norm: P  // [d]
-    var output: P  // [V, d]
+}
 
-    func map<Q>(_ f: (P) -> Q) -> GPTTensors<Q> {
-        .init(tokEmbeddings: f(tokEmbeddings), blocks: blocks.map { $0.map(f) }, norm: f(norm), output: f(output))
-    }
+/// The GPT's tensors; `head` is the final RMSNorm's gain.
+typealias GPTTensors<P> = ModelTensors<P, GPTBlock<P>>
+
+extension ModelTensors where Block == GPTBlock<P> {
+    var norm: P { head }
+    func map<Q>(_ f: (P) -> Q) -> GPTTensors<Q> { map(f) { $0.map(f) } }
 }
 
 /// The baseline GPT (design §4.2): pre-norm RMSNorm with gains, RoPE, causal attention with 1/√d_k, SwiGLU,
 /// residual additions, a final RMSNorm and an untied head.
-public final class GPTModel: LanguageModel {
+public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Float>>, GPTActivations>,
+    LanguageModel
+{
     public static let displayName = "GPT"
     /// AdamW with weight decay 0.1 on matrices and embeddings and a linear warmup over 5 % of the run (design §6).
     public static let recipe = Recipe(
@@ -45,7 +44,7 @@ public final class GPTModel: LanguageModel {
         }
         func gain(_ name: String) -> Int { b.add(name, [d], .constant(1)) }
         let tokEmbeddings = matrix("tok_embeddings.weight", v, std)
-        var blocks: [GPTTensors<Int>.Block] = []
+        var blocks: [GPTBlock<Int>] = []
         for l in 0..<c.layers {
             let p = "layers.\(l)."
             let attnNorm = gain(p + "attn_norm.weight")
@@ -62,36 +61,20 @@ public final class GPTModel: LanguageModel {
         }
         let norm = gain("norm.weight")
         let output = matrix("output.weight", v, std)
-        return (b.layout, GPTTensors(tokEmbeddings: tokEmbeddings, blocks: blocks, norm: norm, output: output))
+        return (b.layout, GPTTensors(tokEmbeddings: tokEmbeddings, blocks: blocks, head: norm, output: output))
     }
 
     public static func parameterLayout(_ config: ModelConfig) -> ParameterLayout { tensors(config).layout }
 
     public static func workingFloats(_ config: ModelConfig, batch: Int) -> Int {
         let counter = Arena(counting: true)
-        _ = Activations(config: config, batch: batch, arena: counter)
+        _ = GPTActivations(config: config, batch: batch, arena: counter)
         return counter.count
     }
 
-    public let config: ModelConfig
-    public let layout: ParameterLayout
-    public let params: FlatTensors
-    public let grads: FlatTensors
-    /// Typed views of `params` and `grads`.
-    let w: GPTTensors<UnsafeMutablePointer<Float>>, g: GPTTensors<UnsafeMutablePointer<Float>>
-    let rope: RoPETable
-
-    let activations = ActivationSets<Activations>()
-
     public init(config: ModelConfig) {
-        self.config = config
         let (layout, offsets) = Self.tensors(config)
-        self.layout = layout
-        params = FlatTensors(layout: layout)
-        grads = FlatTensors(layout: layout)
-        w = offsets.map { [params] in params.pointer + $0 }
-        g = offsets.map { [grads] in grads.pointer + $0 }
-        rope = RoPETable(context: config.context, headDim: config.headDim)
+        super.init(config: config, layout: layout) { buffer in offsets.map { buffer.pointer + $0 } }
     }
 
     public func makeDecoder(precision: DecodePrecision) -> TokenDecoder { GPTDecoder(self, precision: precision) }
@@ -110,38 +93,8 @@ public final class GPTModel: LanguageModel {
 
     public func projectWeights() -> Float { 0 }
 
-    /// The residual stream after every block of the last forward, [batch × context, d] each.
-    public var blockOutputs: [UnsafePointer<Float>] { activations.blockOutputs }
-
-    public var logits: UnsafeMutablePointer<Float> { activations.logits }
-
-    final class Activations: StreamActivations {
-        let layers: [Layer]
-        let hf: UnsafeMutablePointer<Float>, rstdF: UnsafeMutablePointer<Float>  // final norm: [n, d], [n]
-        let ga: UnsafeMutablePointer<Float>, gy: UnsafeMutablePointer<Float>  // backward scratch, [n, d]
-
-        struct Layer {
-            var a1, rstd1, q, k, v, probs, y, hMid, a2, rstd2, ur, vr, x: UnsafeMutablePointer<Float>
-        }
-
-        override init(config c: ModelConfig, batch: Int, arena A: Arena = Arena()) {
-            let n = batch * c.context, d = c.dim, f = c.mlpHidden
-            let probs = AttentionShape(batch: batch, context: c.context, heads: c.heads, headDim: c.headDim).probsCount
-            layers = (0..<c.layers).map { _ in
-                Layer(
-                    a1: A.floats(n * d), rstd1: A.floats(n), q: A.floats(n * d), k: A.floats(n * d),
-                    v: A.floats(n * d), probs: A.floats(probs), y: A.floats(n * d), hMid: A.floats(n * d),
-                    a2: A.floats(n * d), rstd2: A.floats(n), ur: A.floats(n * f), vr: A.floats(n * f),
-                    x: A.floats(n * f))
-            }
-            hf = A.floats(n * d); rstdF = A.floats(n)
-            ga = A.floats(n * d); gy = A.floats(n * d)
-            super.init(config: c, batch: batch, arena: A)
-        }
-    }
-
     public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Double {
-        let a = activations.use(batch: batch) { Activations(config: config, batch: batch) }
+        let a = activations.use(batch: batch) { GPTActivations(config: config, batch: batch) }
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         a.inputs.update(from: inputs, count: n)
         a.targets.update(from: targets, count: n)
@@ -227,5 +180,31 @@ public final class GPTModel: LanguageModel {
             swap(&gh, &ghNext)
         }
         Embedding.backward(gh, ids: a.inputs, count: n, dim: d, vocab: V, dtable: g.tokEmbeddings)
+    }
+}
+
+/// The GPT's saved activations for one (batch, context); allocated once and reused.
+public final class GPTActivations: StreamActivations {
+    let layers: [Layer]
+    let hf: UnsafeMutablePointer<Float>, rstdF: UnsafeMutablePointer<Float>  // final norm: [n, d], [n]
+    let ga: UnsafeMutablePointer<Float>, gy: UnsafeMutablePointer<Float>  // backward scratch, [n, d]
+
+    struct Layer {
+        var a1, rstd1, q, k, v, probs, y, hMid, a2, rstd2, ur, vr, x: UnsafeMutablePointer<Float>
+    }
+
+    override init(config c: ModelConfig, batch: Int, arena A: Arena = Arena()) {
+        let n = batch * c.context, d = c.dim, f = c.mlpHidden
+        let probs = AttentionShape(batch: batch, context: c.context, heads: c.heads, headDim: c.headDim).probsCount
+        layers = (0..<c.layers).map { _ in
+            Layer(
+                a1: A.floats(n * d), rstd1: A.floats(n), q: A.floats(n * d), k: A.floats(n * d),
+                v: A.floats(n * d), probs: A.floats(probs), y: A.floats(n * d), hMid: A.floats(n * d),
+                a2: A.floats(n * d), rstd2: A.floats(n), ur: A.floats(n * f), vr: A.floats(n * f),
+                x: A.floats(n * f))
+        }
+        hf = A.floats(n * d); rstdF = A.floats(n)
+        ga = A.floats(n * d); gy = A.floats(n * d)
+        super.init(config: c, batch: batch, arena: A)
     }
 }

@@ -172,7 +172,7 @@ public struct LearnedScales: Sendable {
 /// What both models' saved activations hold besides their layers (each model's `Activations` adds those): the
 /// residual stream at every block boundary, the logits, the batch's token ids and the backward scratch both use.
 /// Allocated once per (batch, context) from one arena and reused.
-class StreamActivations {
+public class StreamActivations {
     let arena: Arena
     let batch: Int, n: Int  // n = batch × context rows
     let attention: AttentionShape

@@ -10,35 +10,34 @@ enum ScaleVector {
     static func rawInit(_ d: Int) -> Float { 1 / Float(d).squareRoot() }
 }
 
-/// nGPT's parameters by name, llm.c's ParameterTensors: offsets into the flat layout (P = Int), or pointers into
-/// the parameter or gradient buffer (P = UnsafeMutablePointer<Float>), computed once.
-struct NGPTTensors<P> {
-    struct Block {
-        var wq, wk, wv, wo: P  // [d, d]
-        var sQK, alphaAttn: P  // [d]
-        var wUp, wGate, wDown: P  // [F, d]
-        var sU, sV: P  // [F]
-        var alphaMLP: P  // [d]
+/// One nGPT block's tensors (see `ModelTensors`).
+public struct NGPTBlock<P> {
+    var wq, wk, wv, wo: P  // [d, d]
+    var sQK, alphaAttn: P  // [d]
+    var wUp, wGate, wDown: P  // [F, d]
+    var sU, sV: P  // [F]
+    var alphaMLP: P  // [d]
 
-        func map<Q>(_ f: (P) -> Q) -> NGPTTensors<Q>.Block {
-            .init(
-                wq: f(wq), wk: f(wk), wv: f(wv), wo: f(wo), sQK: f(sQK), alphaAttn: f(alphaAttn), wUp: f(wUp),
-                wGate: f(wGate), wDown: f(wDown), sU: f(sU), sV: f(sV), alphaMLP: f(alphaMLP))
-        }
+    func map<Q>(_ f: (P) -> Q) -> NGPTBlock<Q> {
+        .init(
+            wq: f(wq), wk: f(wk), wv: f(wv), wo: f(wo), sQK: f(sQK), alphaAttn: f(alphaAttn), wUp: f(wUp),
+            wGate: f(wGate), wDown: f(wDown), sU: f(sU), sV: f(sV), alphaMLP: f(alphaMLP))
     }
-    var tokEmbeddings: P  // [V, d]
-    var blocks: [Block]
-    var sZ: P  // [V]
-    var output: P  // [V, d]
+}
 
-    func map<Q>(_ f: (P) -> Q) -> NGPTTensors<Q> {
-        .init(tokEmbeddings: f(tokEmbeddings), blocks: blocks.map { $0.map(f) }, sZ: f(sZ), output: f(output))
-    }
+/// nGPT's tensors; `head` is the logit scale s_z.
+typealias NGPTTensors<P> = ModelTensors<P, NGPTBlock<P>>
+
+extension ModelTensors where Block == NGPTBlock<P> {
+    var sZ: P { head }
+    func map<Q>(_ f: (P) -> Q) -> NGPTTensors<Q> { map(f) { $0.map(f) } }
 }
 
 /// The normalized Transformer (design §4.1): every hidden state, embedding and matrix row on the unit sphere,
 /// each block a learned LERP step towards its normalised output followed by a retraction.
-public final class NGPTModel: LanguageModel {
+public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Float>>, NGPTActivations>,
+    LanguageModel
+{
     public static let displayName = "nGPT"
     /// Adam without weight decay or warmup (design §6); every matrix row renormalised after each step.
     public static let recipe = Recipe(
@@ -55,7 +54,7 @@ public final class NGPTModel: LanguageModel {
             b.add(name, [rows, d], .normal(std: std), renormalize: true)
         }
         let tokEmbeddings = matrix("tok_embeddings.weight", v, std)
-        var blocks: [NGPTTensors<Int>.Block] = []
+        var blocks: [NGPTBlock<Int>] = []
         for l in 0..<c.layers {
             let p = "layers.\(l)."
             let wq = matrix(p + "attn.wq", d, std), wk = matrix(p + "attn.wk", d, std),
@@ -73,42 +72,27 @@ public final class NGPTModel: LanguageModel {
         }
         let sZ = b.add("s_z", [v], unitScale)
         let output = matrix("output.weight", v, std)
-        return (b.layout, NGPTTensors(tokEmbeddings: tokEmbeddings, blocks: blocks, sZ: sZ, output: output))
+        return (b.layout, NGPTTensors(tokEmbeddings: tokEmbeddings, blocks: blocks, head: sZ, output: output))
     }
 
     public static func parameterLayout(_ config: ModelConfig) -> ParameterLayout { tensors(config).layout }
 
     public static func workingFloats(_ config: ModelConfig, batch: Int) -> Int {
         let counter = Arena(counting: true)
-        _ = Activations(config: config, batch: batch, arena: counter)
+        _ = NGPTActivations(config: config, batch: batch, arena: counter)
         _ = ScaledWeights(config: config, arena: counter)
         return counter.count
     }
 
-    public let config: ModelConfig
-    public let layout: ParameterLayout
-    public let params: FlatTensors
-    public let grads: FlatTensors
-    /// Typed views of `params` and `grads`.
-    let w: NGPTTensors<UnsafeMutablePointer<Float>>, g: NGPTTensors<UnsafeMutablePointer<Float>>
-    let rope: RoPETable
     /// |‖row‖ − 1| before the last projection (logged as row_norm_drift).
     private var lastProjectionDrift: Float = 0
-
-    let activations = ActivationSets<Activations>()
 
     let scaled: ScaledWeights
 
     public init(config: ModelConfig) {
-        self.config = config
         let (layout, offsets) = Self.tensors(config)
-        self.layout = layout
-        params = FlatTensors(layout: layout)
-        grads = FlatTensors(layout: layout)
-        w = offsets.map { [params] in params.pointer + $0 }
-        g = offsets.map { [grads] in grads.pointer + $0 }
-        rope = RoPETable(context: config.context, headDim: config.headDim)
         scaled = ScaledWeights(config: config)
+        super.init(config: config, layout: layout) { buffer in offsets.map { buffer.pointer + $0 } }
     }
 
     @discardableResult
@@ -120,11 +104,6 @@ public final class NGPTModel: LanguageModel {
         lastProjectionDrift = worst
         return worst
     }
-
-    /// The hidden state after every block of the last forward, [batch × context, d] each (unit rows).
-    public var blockOutputs: [UnsafePointer<Float>] { activations.blockOutputs }
-
-    public var logits: UnsafeMutablePointer<Float> { activations.logits }
 
     public func learnedScales() -> LearnedScales? {
         computeEffectiveScales()
@@ -199,7 +178,7 @@ public final class NGPTModel: LanguageModel {
     }
 
     public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Double {
-        let a = activations.use(batch: batch) { Activations(config: config, batch: batch) }
+        let a = activations.use(batch: batch) { NGPTActivations(config: config, batch: batch) }
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         a.inputs.update(from: inputs, count: n)
         a.targets.update(from: targets, count: n)
@@ -338,7 +317,7 @@ public final class NGPTModel: LanguageModel {
     private func residualBackward(
         _ g: UnsafePointer<Float>, out: UnsafePointer<Float>, invRho: UnsafePointer<Float>,
         a: UnsafePointer<Float>, b: UnsafePointer<Float>, invB: UnsafePointer<Float>, alpha: [Float],
-        alphaGrad: UnsafeMutablePointer<Float>, alphaRaw: UnsafePointer<Float>, acts: Activations
+        alphaGrad: UnsafeMutablePointer<Float>, alphaRaw: UnsafePointer<Float>, acts: NGPTActivations
     ) {
         let n = acts.n, d = config.dim
         RowNorm.l2Backward(g, y: out, invNorm: invRho, acts.grho, rows: n, cols: d)
