@@ -17,12 +17,16 @@ public final class AdamW {
     }
 
     public let settings: Settings
+    /// Each tensor's learning-rate multiplier, in layout order (`Recipe.multipliers`; all 1 but in νGPT).
+    public let multipliers: [Float]
     public let m: FlatTensors, v: FlatTensors
     /// Optimiser steps taken so far (Adam's bias correction uses step + 1 for the next one).
     public var step: Int = 0
 
-    public init(layout: ParameterLayout, settings: Settings) {
+    public init(layout: ParameterLayout, settings: Settings, multipliers: [Float]? = nil) {
         self.settings = settings
+        self.multipliers = multipliers ?? Array(repeating: 1, count: layout.tensors.count)
+        precondition(self.multipliers.count == layout.tensors.count, "one multiplier per tensor")
         m = FlatTensors(layout: layout)
         v = FlatTensors(layout: layout)
     }
@@ -36,7 +40,7 @@ public final class AdamW {
         public var applied: Bool
     }
 
-    /// Clips the model's gradients to the global norm, takes one AdamW step at `lr`, then lets the model project
+    /// Clips the model's gradients to the global norm, takes one AdamW step at `lr` (times each tensor's multiplier), then lets the model project
     /// its weights (nGPT renormalisation). A non-finite gradient norm changes nothing (`applied` is false).
     @discardableResult
     public func update(_ model: LanguageModel, lr: Float) -> StepStats {
@@ -45,10 +49,10 @@ public final class AdamW {
         let clip = settings.clipNorm > 0 ? Optimizer.clipFactor(norm: norm, maxNorm: settings.clipNorm) : 1
         step += 1
         let config = Optimizer.AdamConfig(beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps)
-        for t in model.layout.tensors {
+        for (t, multiplier) in zip(model.layout.tensors, multipliers) {
             Optimizer.adamW(
                 param: model.params.pointer + t.offset, grad: model.grads.pointer + t.offset,
-                m: m.pointer + t.offset, v: v.pointer + t.offset, count: t.count, lr: lr,
+                m: m.pointer + t.offset, v: v.pointer + t.offset, count: t.count, lr: lr * multiplier,
                 weightDecay: t.decay ? settings.weightDecay : 0, step: step, config: config, gradScale: clip)
         }
         let drift = model.projectWeights()

@@ -39,11 +39,11 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
         var b = LayoutBuilder()
         let d = c.dim, f = c.mlpHidden, v = c.vocabSize
         let std = 0.02, outStd = 0.02 / Double(2 * c.layers).squareRoot()
-        func matrix(_ name: String, _ rows: Int, _ std: Double) -> Int {
-            b.add(name, [rows, d], .normal(std: std), decay: true)
+        func matrix(_ name: String, _ rows: Int, _ std: Double, _ group: ParameterGroup = .matrix) -> Int {
+            b.add(name, [rows, d], .normal(std: std), group: group, decay: true)
         }
         func gain(_ name: String) -> Int { b.add(name, [d], .constant(1)) }
-        let tokEmbeddings = matrix("tok_embeddings.weight", v, std)
+        let tokEmbeddings = matrix("tok_embeddings.weight", v, std, .embedding)
         var blocks: [GPTBlock<Int>] = []
         for l in 0..<c.layers {
             let p = "layers.\(l)."
@@ -60,7 +60,7 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
                     wDown: wDown))
         }
         let norm = gain("norm.weight")
-        let output = matrix("output.weight", v, std)
+        let output = matrix("output.weight", v, std, .unembedding)
         return (b.layout, GPTTensors(tokEmbeddings: tokEmbeddings, blocks: blocks, head: norm, output: output))
     }
 

@@ -26,28 +26,53 @@ public enum ModelKind: String, Codable, Sendable, CaseIterable {
 
 /// A model's training recipe defaults (design §6); a run may override each.
 public struct Recipe: Sendable, Equatable {
-    /// Peak learning rate of the cosine schedule at width `referenceDim` (measured: docs/lr-sweeps/).
+    /// Peak learning rate of the cosine schedule at width `referenceDim` and `baseSteps` steps (measured:
+    /// docs/lr-sweeps/, docs/lr-transfer/).
     public var learningRate: Double
     /// How the default learning rate follows the model's width d: learningRate × (referenceDim / d)^widthExponent.
     public var referenceDim = 256
     public var widthExponent = 0.0
+    /// How the learning rate follows the run length: × (steps / baseSteps)^horizonExponent. Unlike the width rule
+    /// this applies to a given --lr as well (νGPT: --lr is the rate at the base run length).
+    public var baseSteps = 600
+    public var horizonExponent = 0.0
+    /// Per-group learning-rate multipliers (d / referenceDim)^exponent, on top of the global rate (νGPT); a group
+    /// not listed has multiplier 1.
+    public var groupWidthExponents: [ParameterGroup: Double] = [:]
     /// AdamW weight decay on the tensors whose spec says `decay`.
     public var weightDecay: Double
     /// Linear warmup over this percentage of the steps (at least one step when not 0).
     public var warmupPercent: Int
+    /// The end of the cosine decay as a fraction of the peak (the default --min-lr).
+    public var minLRFraction = 0.0
 
-    /// The default peak learning rate of a model of width `dim`.
+    /// The default peak learning rate of a model of width `dim` (before the run-length factor).
     public func learningRate(dim: Int) -> Double {
         learningRate * pow(Double(referenceDim) / Double(dim), widthExponent)
     }
 
-    /// The rule as help shows it: "0.008 × (256/dim)^0.5".
-    public var learningRateRule: String {
-        switch widthExponent {
-        case 0: "\(learningRate)"
-        case 1: "\(learningRate) × \(referenceDim)/dim"
-        default: "\(learningRate) × (\(referenceDim)/dim)^\(widthExponent)"
+    /// The factor the run length puts on every learning rate.
+    public func horizonFactor(steps: Int) -> Double {
+        horizonExponent == 0 ? 1 : pow(Double(steps) / Double(baseSteps), horizonExponent)
+    }
+
+    /// Each tensor's learning-rate multiplier (1 unless the recipe gives its group a width exponent).
+    public func multipliers(_ layout: ParameterLayout, dim: Int) -> [Float] {
+        layout.tensors.map { t in
+            Float(groupWidthExponents[t.group].map { pow(Double(dim) / Double(referenceDim), $0) } ?? 1)
         }
+    }
+
+    /// The rule as help shows it: "0.008 × 256/dim", "0.004 × (steps/600)^-0.333".
+    public var learningRateRule: String {
+        var rule =
+            switch widthExponent {
+            case 0: "\(learningRate)"
+            case 1: "\(learningRate) × \(referenceDim)/dim"
+            default: "\(learningRate) × (\(referenceDim)/dim)^\(widthExponent)"
+            }
+        if horizonExponent != 0 { rule += String(format: " × (steps/%d)^%.3g", baseSteps, horizonExponent) }
+        return rule
     }
 
     public func warmupSteps(totalSteps: Int) -> Int {
@@ -167,8 +192,6 @@ public struct LearnedScales: Sendable {
     public var alphaAttn: [[Float]], alphaMLP: [[Float]], sqk: [[Float]], su: [[Float]], sv: [[Float]], sz: [Float]
 }
 
-/// What a model's activations expose to the shared scaffolding: the residual stream at each block boundary
-/// ([L+1] of [batch × context, d]; h[0] is the embeddings) and the logits ([batch × context, V]).
 /// What both models' saved activations hold besides their layers (each model's `Activations` adds those): the
 /// residual stream at every block boundary, the logits, the batch's token ids and the backward scratch both use.
 /// Allocated once per (batch, context) from one arena and reused.

@@ -1,6 +1,15 @@
 import Common
 import Kernels
 
+/// How nGPT's scale vectors and learning rates follow the model's size (design §4.5).
+public enum Parameterization: String, Codable, Sendable, CaseIterable {
+    /// The 2024 paper's: scale vectors stored at 1/√d, one learning rate for every tensor.
+    case paper
+    /// νGPT (Shigida, Hanin, Gromov 2026): scale vectors stored at a constant 0.03, per-group learning rates that
+    /// follow the width, a global one that follows the run length, α's init following the depth.
+    case nu
+}
+
 /// The architecture: everything that fixes the parameter shapes and the forward pass.
 public struct ModelConfig: Codable, Equatable, Sendable {
     public var kind: ModelKind
@@ -10,14 +19,34 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var heads: Int
     public var mlpHidden: Int
     public var context: Int
+    /// nGPT only; `.paper` for a GPT.
+    public var parameterization: Parameterization
 
     public init(
         kind: ModelKind = .ngpt, vocabSize: Int = 4096, dim: Int = 256, layers: Int = 4, heads: Int = 4,
-        mlpHidden: Int = 683, context: Int = 256
+        mlpHidden: Int = 683, context: Int = 256, parameterization: Parameterization = .paper
     ) {
         self.kind = kind; self.vocabSize = vocabSize; self.dim = dim; self.layers = layers; self.heads = heads
-        self.mlpHidden = mlpHidden; self.context = context
+        self.mlpHidden = mlpHidden; self.context = context; self.parameterization = parameterization
     }
+
+    enum CodingKeys: String, CodingKey {
+        case kind, vocabSize, dim, layers, heads, mlpHidden, context, parameterization
+    }
+
+    /// Checkpoints written before parameterizations existed have none: theirs is the paper's.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            kind: try c.decode(ModelKind.self, forKey: .kind), vocabSize: try c.decode(Int.self, forKey: .vocabSize),
+            dim: try c.decode(Int.self, forKey: .dim), layers: try c.decode(Int.self, forKey: .layers),
+            heads: try c.decode(Int.self, forKey: .heads), mlpHidden: try c.decode(Int.self, forKey: .mlpHidden),
+            context: try c.decode(Int.self, forKey: .context),
+            parameterization: try c.decodeIfPresent(Parameterization.self, forKey: .parameterization) ?? .paper)
+    }
+
+    /// The training recipe of this model and parameterization.
+    public var recipe: Recipe { parameterization == .nu ? NGPTModel.nuRecipe : kind.modelType.recipe }
 
     /// Config S, the project's reference size.
     public static let s = ModelConfig()
@@ -48,6 +77,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
                 throw UserError(
                     "\(name(key)) \(value) is too large (at most \(limit)\(key == "heads" ? ", the width" : ""))")
             }
+        }
+        guard parameterization == .paper || kind == .ngpt else {
+            throw UserError(
+                "\(name("parameterization")) \(parameterization.rawValue) applies to nGPT only, but the model is "
+                    + "\(kind.rawValue); leave it out")
         }
         guard dim % 2 == 0 else {
             throw UserError(

@@ -1,13 +1,37 @@
 import Foundation
 import Kernels
 
-/// The learnable scale vectors of nGPT (design §4.1): stored raw, used as raw · (init / scale).
-enum ScaleVector {
-    /// α_A, α_M: init 0.05, scale 1/√d; used as |raw · 0.05·√d|.
-    static func alphaFactor(_ d: Int) -> Float { 0.05 * Float(d).squareRoot() }
-    /// s_qk and s_z: init 1, scale 1/√d.
-    static func unitFactor(_ d: Int) -> Float { Float(d).squareRoot() }
-    static func rawInit(_ d: Int) -> Float { 1 / Float(d).squareRoot() }
+/// One of nGPT's learnable scale vectors (design §4.1, §4.5): stored raw, starting at `scale`, and used as
+/// raw · init/scale, so that it starts at `initial` and Adam moves it `1/scale` times slower than a raw value.
+struct ScaleVector {
+    let initial: Float, scale: Float
+    /// raw → effective.
+    var factor: Float { initial / scale }
+
+    /// α_A, α_M: init 0.05, scale 1/√d (paper); init 0.05·L_base/L, scale 0.03 (νGPT).
+    static func alpha(_ c: ModelConfig) -> ScaleVector {
+        c.parameterization == .nu
+            ? ScaleVector(initial: 0.05 * Float(NuGPT.baseLayers) / Float(c.layers), scale: NuGPT.scale)
+            : ScaleVector(initial: 0.05, scale: 1 / Float(c.dim).squareRoot())
+    }
+
+    /// s_qk: init 1, scale 1/√d (paper) or 0.03 (νGPT).
+    static func qk(_ c: ModelConfig) -> ScaleVector {
+        ScaleVector(initial: 1, scale: c.parameterization == .nu ? NuGPT.scale : 1 / Float(c.dim).squareRoot())
+    }
+
+    /// s_z: init 1, scale 1/√d (paper); init √(d/d_base), scale 0.03 (νGPT).
+    static func z(_ c: ModelConfig) -> ScaleVector {
+        c.parameterization == .nu
+            ? ScaleVector(initial: (Float(c.dim) / Float(NuGPT.baseDim)).squareRoot(), scale: NuGPT.scale)
+            : ScaleVector(initial: 1, scale: 1 / Float(c.dim).squareRoot())
+    }
+}
+
+/// νGPT's base sizes and constants (design §4.5): the sizes its learning rates are given at.
+public enum NuGPT {
+    public static let baseDim = 256, baseLayers = 4, baseSteps = 600
+    static let scale: Float = 0.03
 }
 
 /// One nGPT block's tensors (see `ModelTensors`).
@@ -42,6 +66,13 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
     /// Adam without weight decay or warmup (design §6); every matrix row renormalised after each step.
     public static let recipe = Recipe(
         learningRate: 8e-3, referenceDim: 256, widthExponent: 1, weightDecay: 0, warmupPercent: 0)
+    /// νGPT's (design §4.5): the rate is given at the base sizes (d 256, 4 layers, 600 steps) and follows the run
+    /// length as (steps/600)^(−1/3); embeddings take (d/256)^(−1/2) of it, block matrices and the output
+    /// embedding (d/256)^(−3/4), scale vectors all of it; the cosine ends at 10 % of the peak.
+    public static let nuRecipe = Recipe(
+        learningRate: 5e-3, referenceDim: NuGPT.baseDim, baseSteps: NuGPT.baseSteps, horizonExponent: -1.0 / 3,
+        groupWidthExponents: [.embedding: -0.5, .matrix: -0.75, .unembedding: -0.75], weightDecay: 0,
+        warmupPercent: 0, minLRFraction: 0.1)
 
     /// Every matrix and embedding is renormalised (its initial scale is irrelevant once rows are projected onto
     /// the sphere): N(0, 1/d), output projections /√(2L). Scale vectors start at their raw init (design §4.1).
@@ -49,29 +80,30 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
         var b = LayoutBuilder()
         let d = c.dim, f = c.mlpHidden, v = c.vocabSize
         let std = 1 / Double(d).squareRoot(), outStd = std / Double(2 * c.layers).squareRoot()
-        let unitScale = Initialization.constant(ScaleVector.rawInit(d))
-        func matrix(_ name: String, _ rows: Int, _ std: Double) -> Int {
-            b.add(name, [rows, d], .normal(std: std), renormalize: true)
+        let alpha = Initialization.constant(ScaleVector.alpha(c).scale)
+        let qk = Initialization.constant(ScaleVector.qk(c).scale), z = Initialization.constant(ScaleVector.z(c).scale)
+        func matrix(_ name: String, _ rows: Int, _ std: Double, _ group: ParameterGroup = .matrix) -> Int {
+            b.add(name, [rows, d], .normal(std: std), group: group, renormalize: true)
         }
-        let tokEmbeddings = matrix("tok_embeddings.weight", v, std)
+        let tokEmbeddings = matrix("tok_embeddings.weight", v, std, .embedding)
         var blocks: [NGPTBlock<Int>] = []
         for l in 0..<c.layers {
             let p = "layers.\(l)."
             let wq = matrix(p + "attn.wq", d, std), wk = matrix(p + "attn.wk", d, std),
                 wv = matrix(p + "attn.wv", d, std)
             let wo = matrix(p + "attn.wo", d, outStd)
-            let sQK = b.add(p + "attn.s_qk", [d], unitScale), alphaAttn = b.add(p + "alpha_attn", [d], unitScale)
+            let sQK = b.add(p + "attn.s_qk", [d], qk), alphaAttn = b.add(p + "alpha_attn", [d], alpha)
             let wUp = matrix(p + "mlp.w_up", f, std), wGate = matrix(p + "mlp.w_gate", f, std),
                 wDown = matrix(p + "mlp.w_down", f, outStd)
             let sU = b.add(p + "mlp.s_u", [f], .constant(1)), sV = b.add(p + "mlp.s_v", [f], .constant(1))
-            let alphaMLP = b.add(p + "alpha_mlp", [d], unitScale)
+            let alphaMLP = b.add(p + "alpha_mlp", [d], alpha)
             blocks.append(
                 .init(
                     wq: wq, wk: wk, wv: wv, wo: wo, sQK: sQK, alphaAttn: alphaAttn, wUp: wUp, wGate: wGate,
                     wDown: wDown, sU: sU, sV: sV, alphaMLP: alphaMLP))
         }
-        let sZ = b.add("s_z", [v], unitScale)
-        let output = matrix("output.weight", v, std)
+        let sZ = b.add("s_z", [v], z)
+        let output = matrix("output.weight", v, std, .unembedding)
         return (b.layout, NGPTTensors(tokEmbeddings: tokEmbeddings, blocks: blocks, head: sZ, output: output))
     }
 
@@ -151,16 +183,17 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
 
     func computeEffectiveScales() {
         let d = config.dim, L = config.layers, f = config.mlpHidden
-        let ca = ScaleVector.alphaFactor(d), cu = ScaleVector.unitFactor(d)
+        let ca = ScaleVector.alpha(config).factor, cqk = ScaleVector.qk(config).factor
+        let cz = ScaleVector.z(config).factor
         func vec(_ p: UnsafePointer<Float>, _ count: Int, _ map: (Float) -> Float) -> [Float] {
             (0..<count).map { map(p[$0]) }
         }
         effective.alphaA = w.blocks.map { vec($0.alphaAttn, d) { abs($0 * ca) } }
         effective.alphaM = w.blocks.map { vec($0.alphaMLP, d) { abs($0 * ca) } }
-        effective.sqk = w.blocks.map { vec($0.sQK, d) { $0 * cu } }
+        effective.sqk = w.blocks.map { vec($0.sQK, d) { $0 * cqk } }
         effective.su = w.blocks.map { vec($0.sU, f) { $0 } }
         effective.sv = w.blocks.map { vec($0.sV, f) { $0 } }
-        effective.sz = vec(w.sZ, config.vocabSize) { $0 * cu }
+        effective.sz = vec(w.sZ, config.vocabSize) { $0 * cz }
         func fold(
             _ weight: UnsafePointer<Float>, _ s: [Float], factor: Float, into out: UnsafeMutablePointer<Float>,
             rows: Int
@@ -240,7 +273,7 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
         guard let a = activations.current else { preconditionFailure("backward before forward") }
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         let shape = AttentionShape(batch: a.batch, context: c.context, heads: H, headDim: dk)
-        let sqrtD = Float(d).squareRoot(), cu = ScaleVector.unitFactor(d)
+        let sqrtD = Float(d).squareRoot(), cqk = ScaleVector.qk(c).factor, cz = ScaleVector.z(c).factor
 
         // dz = (softmax − onehot) · lossScale / N
         _ = CrossEntropy.forwardBackward(
@@ -251,7 +284,7 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
         GEMM.xTy(a.gz, a.h[c.layers], scaled.gradOut, m: n, k: V, n: d)
         unfoldScaleGradient(
             scaled.gradOut, weight: w.output, weightGrad: g.output, scale: effective.sz, factor: 1, scaleGrad: g.sZ,
-            rawFactor: cu, rows: V)
+            rawFactor: cz, rows: V)
         GEMM.xw(a.gz, scaled.output, a.gh, m: n, k: V, n: d)
 
         var gh = a.gh, ghNext = a.ghNext
@@ -289,8 +322,8 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
                 dy: a.gd1, ldy: d, q: s.qs, k: s.ks, v: s.v, ld: d, probs: s.probs, dq: a.gq, dk: a.gk,
                 dv: a.gv, ldg: d, scratch: a.attnScratch, shape: shape, scale: Float(dk).squareRoot())
             // s_qk feeds both q and k: g_raw += √d · Σ_t (dq̃ ⊙ q̂ + dk̃ ⊙ k̂)
-            Columns.dotAccumulate(a.gq, s.qhat, factor: cu, into: gl.sQK, rows: n, cols: d)
-            Columns.dotAccumulate(a.gk, s.khat, factor: cu, into: gl.sQK, rows: n, cols: d)
+            Columns.dotAccumulate(a.gq, s.qhat, factor: cqk, into: gl.sQK, rows: n, cols: d)
+            Columns.dotAccumulate(a.gk, s.khat, factor: cqk, into: gl.sQK, rows: n, cols: d)
             effective.sqk[l].withUnsafeBufferPointer { sq in
                 Columns.scale(a.gq, by: sq.baseAddress.unsafelyUnwrapped, a.gq, rows: n, cols: d)
                 Columns.scale(a.gk, by: sq.baseAddress.unsafelyUnwrapped, a.gk, rows: n, cols: d)
@@ -329,7 +362,7 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
         }
         accumulateAlphaGradient(
             alphaGrad, raw: alphaRaw, effectiveGrad: acts.gAlpha,
-            factor: ScaleVector.alphaFactor(d))
+            factor: ScaleVector.alpha(config).factor)
         RowNorm.l2Backward(acts.gB, y: b, invNorm: invB, acts.gB, rows: n, cols: d)
     }
 

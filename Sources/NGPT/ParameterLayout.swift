@@ -8,6 +8,19 @@ public enum Initialization: Sendable, Equatable {
     case constant(Float)
 }
 
+/// What a tensor is to the optimiser: a parameterization may give each group its own learning-rate multiplier
+/// (νGPT, design §4.5).
+public enum ParameterGroup: String, Sendable, CaseIterable {
+    /// E_in, the input embedding.
+    case embedding
+    /// The blocks' matrices.
+    case matrix
+    /// E_out, the output embedding.
+    case unembedding
+    /// Vectors: nGPT's scale vectors, GPT's RMSNorm gains.
+    case vector
+}
+
 /// One named tensor in a flat parameter buffer.
 public struct TensorSpec: Sendable, Equatable {
     public var name: String
@@ -15,6 +28,7 @@ public struct TensorSpec: Sendable, Equatable {
     /// Offset (in floats) into the flat buffer.
     public var offset: Int
     public var initialization: Initialization
+    public var group: ParameterGroup
     /// AdamW weight decay applies (GPT: matrices and embeddings; never gains or scale vectors).
     public var decay: Bool
     /// nGPT: rows are projected back onto the unit sphere after every optimiser step.
@@ -66,13 +80,13 @@ struct LayoutBuilder {
     private var offset = 0
 
     mutating func add(
-        _ name: String, _ shape: [Int], _ initialization: Initialization, decay: Bool = false,
-        renormalize: Bool = false
+        _ name: String, _ shape: [Int], _ initialization: Initialization, group: ParameterGroup = .vector,
+        decay: Bool = false, renormalize: Bool = false
     ) -> Int {
         defer { offset += shape.reduce(1, *) }
         tensors.append(
             TensorSpec(
-                name: name, shape: shape, offset: offset, initialization: initialization, decay: decay,
+                name: name, shape: shape, offset: offset, initialization: initialization, group: group, decay: decay,
                 renormalize: renormalize))
         return offset
     }

@@ -46,6 +46,9 @@ extension NamedSetting {
 }
 
 extension ModelKind: NamedSetting { public static var names: (type: String, value: String) { (choices, "kind") } }
+extension Parameterization: NamedSetting {
+    public static var names: (type: String, value: String) { (choices, "name") }
+}
 extension GEMM.Precision: NamedSetting { public static var names: (type: String, value: String) { (choices, "p") } }
 extension TokenizerTrainingOptions.ModelType: NamedSetting {
     public static var names: (type: String, value: String) { (choices, "type") }

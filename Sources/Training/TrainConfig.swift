@@ -27,7 +27,7 @@ public struct TrainConfig: Equatable, Sendable {
     public struct Schedule: Equatable, Sendable {
         public var batchSize = 16, gradAccum = 1, steps = 600
         public var lr: Double? = nil
-        public var minLr: Double = 0
+        public var minLr: Double? = nil
         public var warmup: Int? = nil
         public var weightDecay: Double? = nil
         public var gradClip: Double = 1.0
@@ -48,9 +48,13 @@ public struct TrainConfig: Equatable, Sendable {
 
     // MARK: resolved values
 
-    public var peakLR: Double { schedule.lr ?? model.kind.recipe.learningRate(dim: model.dim) }
-    public var warmupSteps: Int { schedule.warmup ?? model.kind.recipe.warmupSteps(totalSteps: schedule.steps) }
-    public var decay: Double { schedule.weightDecay ?? model.kind.recipe.weightDecay }
+    /// The global peak learning rate: --lr (or the recipe's rule in width) times the recipe's run-length factor.
+    public var peakLR: Double {
+        (schedule.lr ?? model.recipe.learningRate(dim: model.dim)) * model.recipe.horizonFactor(steps: schedule.steps)
+    }
+    public var minLR: Double { schedule.minLr ?? peakLR * model.recipe.minLRFraction }
+    public var warmupSteps: Int { schedule.warmup ?? model.recipe.warmupSteps(totalSteps: schedule.steps) }
+    public var decay: Double { schedule.weightDecay ?? model.recipe.weightDecay }
     public var tokensPerStep: Int { processes * schedule.batchSize * schedule.gradAccum * model.context }
     /// Micro-batches per step over all processes: what a resume on another number of processes keeps.
     public var globalMicroBatches: Int { processes * schedule.gradAccum }
@@ -84,7 +88,7 @@ public struct TrainConfig: Equatable, Sendable {
                     + "\(model.context) is too large; lower one of them")
         }
         guard peakLR > 0, peakLR.isFinite, peakLR < 1 else { throw UserError("--lr must be in (0, 1), got \(peakLR)") }
-        guard s.minLr <= peakLR else { throw UserError("--min-lr must be in [0, --lr], got \(s.minLr)") }
+        guard minLR <= peakLR else { throw UserError("--min-lr must be in [0, --lr], got \(minLR)") }
         guard warmupSteps <= s.steps else { throw UserError("--warmup must be in 0...--steps, got \(warmupSteps)") }
         guard output.sampleTokens <= model.context else {
             throw UserError("--sample-tokens must be in 0...--context, got \(output.sampleTokens)")
@@ -243,11 +247,30 @@ public struct TrainConfig: Equatable, Sendable {
         return config
     }
 
+    /// The learning rates as the start-up table shows them: the schedule, and νGPT's factors.
+    var lrText: String {
+        let r = model.recipe
+        var text = "\(peakLR) → \(minLR) (cosine)"
+        if r.horizonExponent != 0 {
+            text += String(
+                format: "; %@ × (%d/%d steps)^%.3g", "\(schedule.lr ?? r.learningRate(dim: model.dim))", schedule.steps,
+                r.baseSteps, r.horizonExponent)
+        }
+        let groups = ParameterGroup.allCases.compactMap { g in
+            r.groupWidthExponents[g].map {
+                String(format: "%@ ×%.3g", g.rawValue, pow(Double(model.dim) / Double(r.referenceDim), $0))
+            }
+        }
+        if !groups.isEmpty { text += "; " + groups.joined(separator: ", ") }
+        return text
+    }
+
     /// The resolved configuration as rows for the start-up table.
     public var tableRows: [(String, String)] {
         let m = model, s = schedule, o = output
         return [
-            ("model", m.kind.rawValue), ("layers", "\(m.layers)"), ("dim", "\(m.dim)"),
+            ("model", m.kind.rawValue + (m.parameterization == .nu ? " (parameterization nu)" : "")),
+            ("layers", "\(m.layers)"), ("dim", "\(m.dim)"),
             ("heads", "\(m.heads) (head size \(m.headDim))"),
             ("mlp-hidden", "\(m.mlpHidden)"), ("context", "\(m.context)"), ("vocab-size", "\(m.vocabSize)"),
             ("parameters", "\(m.parameterCount)"), ("memory (estimated)", MemoryEstimate(self).description),
@@ -261,7 +284,7 @@ public struct TrainConfig: Equatable, Sendable {
                         + "tokens/step"
                 )
                 : ("batch-size × grad-accum", "\(s.batchSize) × \(s.gradAccum) = \(tokensPerStep) tokens/step"),
-            ("steps", "\(s.steps)"), ("lr", "\(peakLR) → \(s.minLr) (cosine)"), ("warmup", "\(warmupSteps) steps"),
+            ("steps", "\(s.steps)"), ("lr", lrText), ("warmup", "\(warmupSteps) steps"),
             ("weight-decay", "\(decay)"), ("grad-clip", "\(s.gradClip)"), ("seed", "\(s.seed)"),
             ("precision", gemmPrecision.rawValue),
             ("eval", "every \(o.evalEvery) steps on \(o.evalWindows) windows; sample \(o.sampleTokens) tokens"),
@@ -284,7 +307,7 @@ public struct LRSchedule: Sendable {
         self.peak = peak; self.minLR = minLR; self.warmup = warmup; self.steps = steps
     }
     public init(_ c: TrainConfig) {
-        self.init(peak: c.peakLR, minLR: c.schedule.minLr, warmup: c.warmupSteps, steps: c.schedule.steps)
+        self.init(peak: c.peakLR, minLR: c.minLR, warmup: c.warmupSteps, steps: c.schedule.steps)
     }
 
     /// The learning rate of step `step` (0-based).

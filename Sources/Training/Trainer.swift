@@ -324,7 +324,8 @@ public final class Trainer {
         let model = try NGPT.makeModel(config.model)
         model.initialize(seed: UInt64(config.schedule.seed))
         let optimizer = AdamW(
-            layout: model.layout, settings: .init(weightDecay: Float(config.decay), clipNorm: config.schedule.gradClip))
+            layout: model.layout, settings: .init(weightDecay: Float(config.decay), clipNorm: config.schedule.gradClip),
+            multipliers: config.model.recipe.multipliers(model.layout, dim: config.model.dim))
         if let base, resumePoint == nil {
             try base.load(into: model)
             let loss = base.state.bestValLoss.isFinite ? String(format: ", val loss %.4f", base.state.bestValLoss) : ""

@@ -85,13 +85,21 @@ public struct TrainingKey: Sendable {
         static var any: Range { Range { _ in nil } }
     }
 
-    /// "0.004 for ngpt, 0.003 for gpt": a recipe default per model.
+    /// "0.008 for ngpt, … for ngpt with --parameterization nu, 0.0015 for gpt": a recipe default per model.
     static func perModel(_ value: (Recipe) -> String) -> String {
-        ModelKind.allCases.map { "\(value($0.recipe)) for \($0.rawValue)" }.joined(separator: ", ")
+        let recipes: [(String, Recipe)] = [
+            ("ngpt", ModelKind.ngpt.recipe), ("ngpt with --parameterization nu", NGPTModel.nuRecipe),
+            ("gpt", ModelKind.gpt.recipe),
+        ]
+        return recipes.map { "\(value($0.1)) for \($0.0)" }.joined(separator: ", ")
     }
 
     public static let all: [TrainingKey] = [
         key("model", \.model.kind, .architecture, "Model: \(ModelKind.choices)."),
+        key(
+            "parameterization", \.model.parameterization, .architecture,
+            "nGPT's parameterization: paper (the 2024 paper's) or nu (νGPT: per-group learning rates that follow "
+                + "the width and run length; design §4.5)."),
         key("layers", \.model.layers, .architecture, "Transformer blocks."),
         key("dim", \.model.dim, .architecture, "Model width d."),
         key("heads", \.model.heads, .architecture, "Attention heads; must divide --dim into an even head size."),
@@ -146,7 +154,9 @@ public struct TrainingKey: Sendable {
             "lr", \.schedule.lr, .schedule,
             "Peak learning rate (the defaults follow the width, from sweeps: docs/lr-sweeps/).",
             .open(0, 1), default: perModel { $0.learningRateRule }),
-        key("min-lr", \.schedule.minLr, .schedule, "Learning rate at the end of the cosine decay.", .atLeastZero),
+        key(
+            "min-lr", \.schedule.minLr, .schedule, "Learning rate at the end of the cosine decay.", .atLeastZero,
+            default: perModel { $0.minLRFraction == 0 ? "0" : "\(Int($0.minLRFraction * 100))% of the peak" }),
         key(
             "warmup", \.schedule.warmup, .schedule, "Linear warmup steps.", .within(0...countLimit),
             default: perModel { $0.warmupPercent == 0 ? "0" : "\($0.warmupPercent)% of --steps" }),

@@ -114,9 +114,11 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
     /// largest tensors. Measured on this machine, the worst tensor sits at 2.8e-3 (h = 1e-2 is truncation-bound
     /// at 3e-2, h = 1e-3 noise-bound at 1e-2), so the bound is 1e-2; a wrong term in any backward formula
     /// gives an O(1) error. The tight check is the float64 PyTorch fixture above (≤1e-6 on every gradient).
-    @Test(arguments: [ModelKind.ngpt, .gpt])
-    func everyTensorMatchesFiniteDifferences(kind: ModelKind) throws {
-        let config = ModelConfig(kind: kind, vocabSize: 11, dim: 8, layers: 2, heads: 2, mlpHidden: 12, context: 6)
+    @Test(arguments: [(ModelKind.ngpt, Parameterization.paper), (.ngpt, .nu), (.gpt, .paper)])
+    func everyTensorMatchesFiniteDifferences(kind: ModelKind, parameterization: Parameterization) throws {
+        let config = ModelConfig(
+            kind: kind, vocabSize: 11, dim: 8, layers: 2, heads: 2, mlpHidden: 12, context: 6,
+            parameterization: parameterization)
         let model = try makeModel(config)
         model.initialize(seed: 5)
         var rng = SplitMix64(seed: 9)
@@ -147,7 +149,10 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
                 let u: [Float] = (0..<t.count).map { _ in rng.below(2) == 0 ? -1 : 1 }
                 let p = model.params.pointer + t.offset
                 let saved = Array(UnsafeBufferPointer(start: p, count: t.count))
-                let h: Float = 3e-3
+                // νGPT's raw scale vectors are ~0.03 and act 33× amplified: the step shrinks with them so that the
+                // truncation error stays as small as the paper parameterization's (raw ~1/√8 here).
+                let rms = (saved.reduce(0) { $0 + $1 * $1 } / Float(t.count)).squareRoot()
+                let h: Float = t.shape.count == 1 ? 3e-3 * min(1, rms * Float(8).squareRoot()) : 3e-3
                 for i in 0..<t.count { p[i] = saved[i] + h * u[i] }
                 let lp = model.forward(inputs: inputs, targets: targets, batch: batch)
                 for i in 0..<t.count { p[i] = saved[i] - h * u[i] }
@@ -160,14 +165,18 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
             report.append("\(t.name) \(String(format: "%.1e", worst))")
             #expect(worst < 1e-2, "\(t.name): relative error \(worst)")
         }
-        print("\(kind.rawValue) gradient check (worst relative error per tensor): " + report.joined(separator: ", "))
+        print(
+            "\(kind.rawValue) (\(parameterization.rawValue)) gradient check (worst relative error per tensor): "
+                + report.joined(separator: ", "))
     }
 }
 
 @Suite struct ModelPropertyTests {
-    @Test(arguments: [ModelKind.ngpt, .gpt])
-    func initialLossIsLogVocab(kind: ModelKind) throws {
-        let config = ModelConfig(kind: kind, vocabSize: 512, dim: 64, layers: 2, heads: 2, mlpHidden: 96, context: 32)
+    @Test(arguments: [(ModelKind.ngpt, Parameterization.paper), (.ngpt, .nu), (.gpt, .paper)])
+    func initialLossIsLogVocab(kind: ModelKind, parameterization: Parameterization) throws {
+        let config = ModelConfig(
+            kind: kind, vocabSize: 512, dim: 64, layers: 2, heads: 2, mlpHidden: 96, context: 32,
+            parameterization: parameterization)
         let model = try makeModel(config)
         model.initialize(seed: 1)
         var rng = SplitMix64(seed: 2)
@@ -175,6 +184,39 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
         let inputs = (0..<n).map { _ in Int32(rng.below(512)) }, targets = (0..<n).map { _ in Int32(rng.below(512)) }
         let loss = model.forward(inputs: inputs, targets: targets, batch: 2)
         #expect(abs(loss - log(512.0)) < 0.05, "loss \(loss) vs ln V \(log(512.0))")
+    }
+
+    /// νGPT (design §4.5): the effective scale vectors start where the parameterization says (α = 0.05·4/L,
+    /// s_qk = 1, s_z = √(d/256), s_u = s_ν = 1) from raw values of 0.03, and each group's learning-rate multiplier
+    /// follows the width; a GPT cannot take it, and a checkpoint's model metadata without the field is the paper's.
+    @Test func nuParameterizationStartsAndScalesAsSpecified() throws {
+        let c = ModelConfig(
+            kind: .ngpt, vocabSize: 64, dim: 64, layers: 8, heads: 2, mlpHidden: 96, context: 16, parameterization: .nu)
+        let model = try makeModel(c)
+        model.initialize(seed: 3)
+        let scales = try #require(model.learnedScales())
+        func close(_ v: [Float], _ x: Float) -> Bool { v.allSatisfy { abs($0 - x) < 1e-6 * max(1, x) } }
+        #expect(close(scales.alphaAttn.flatMap { $0 }, 0.05 * 4 / 8) && close(scales.alphaMLP.flatMap { $0 }, 0.025))
+        #expect(close(scales.sqk.flatMap { $0 }, 1) && close(scales.sz, 0.5) && close(scales.su.flatMap { $0 }, 1))
+        let raw = model.layout["s_z"].map {
+            Array(UnsafeBufferPointer(start: model.params.pointer + $0.offset, count: 4))
+        }
+        #expect(raw == [0.03, 0.03, 0.03, 0.03])
+        let multipliers = c.recipe.multipliers(model.layout, dim: 64)
+        for (t, m) in zip(model.layout.tensors, multipliers) {
+            let expected: Float =
+                switch t.group {
+                case .embedding: 2  // (64/256)^(-1/2)
+                case .matrix, .unembedding: Float(pow(4.0, 0.75))
+                case .vector: 1
+                }
+            #expect(abs(m - expected) < 1e-5, "\(t.name): \(m)")
+        }
+        #expect(throws: UserError.self) { try ModelConfig(kind: .gpt, parameterization: .nu).validate() }
+        let old = #"{"kind":"ngpt","vocabSize":64,"dim":64,"layers":2,"heads":2,"mlpHidden":96,"context":16}"#
+        #expect(try JSONDecoder().decode(ModelConfig.self, from: Data(old.utf8)).parameterization == .paper)
+        let roundTrip = try JSONDecoder().decode(ModelConfig.self, from: try JSONEncoder().encode(c))
+        #expect(roundTrip == c)
     }
 
     @Test func renormalisationMakesEveryRowUnitAndLeavesScalesAlone() throws {

@@ -46,7 +46,8 @@ import Training
         }
         #expect(
             out.contains(
-                "(default: \(NGPTModel.recipe.learningRateRule) for ngpt, \(GPTModel.recipe.learningRateRule) for gpt)")
+                "(default: \(NGPTModel.recipe.learningRateRule) for ngpt, \(NGPTModel.nuRecipe.learningRateRule) for ngpt "
+                    + "with --parameterization nu, \(GPTModel.recipe.learningRateRule) for gpt)")
         )
     }
 
@@ -54,7 +55,8 @@ import Training
     @Test func everyKeyParsesAsAFlagAndRoundTripsThroughJSON() throws {
         var config = TrainConfig()
         let flags = [
-            "--model", "gpt", "--layers", "3", "--dim", "64", "--heads", "2", "--mlp-hidden", "100", "--context", "32",
+            "--model", "ngpt", "--parameterization", "nu", "--layers", "3", "--dim", "64", "--heads", "2",
+            "--mlp-hidden", "100", "--context", "32",
             "--vocab-size", "512", "--corpus", "a.txt", "--data-dir", "d", "--tokenizer", "t.model", "--batch-size",
             "2",
             "--grad-accum", "3", "--steps", "50", "--lr=0.01", "--min-lr", "0.001", "--warmup", "5", "--weight-decay",
@@ -69,7 +71,8 @@ import Training
         #expect(Set(settings.names) == Set(TrainingKey.all.map(\.name)), "a key without a flag in this test")
         try config.apply(settings, source: "flags")
         #expect(
-            config.model.kind == .gpt && config.model.mlpHidden == 100 && config.schedule.lr == 0.01
+            config.model.kind == .ngpt && config.model.parameterization == .nu && config.model.mlpHidden == 100
+                && config.schedule.lr == 0.01
                 && config.schedule.warmup == 5
                 && config.output.directory == "o")
         #expect(

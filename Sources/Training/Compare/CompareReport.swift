@@ -167,7 +167,7 @@ struct CompareReport {
             + "validation windows, with its model's recipe (GPT: AdamW with weight decay "
             + "\(ModelKind.gpt.recipe.weightDecay) and \(ModelKind.gpt.recipe.warmupPercent) % warmup; nGPT: Adam "
             + "without decay or warmup, with renormalisation) and its own overrides; all decay by a cosine to "
-            + "\(c.schedule.minLr) and clip the gradient norm at \(clip). s* is the "
+            + "\(c.minLR) and clip the gradient norm at \(clip). s* is the "
             + "first step at which an arm's validation curve, linearly interpolated between evaluations, reaches "
             + "the baseline's final loss of the same seed.\n"
         return r
