@@ -46,8 +46,8 @@ import Training
         }
         #expect(
             out.contains(
-                "(default: \(NGPTModel.recipe.learningRateRule) for ngpt, \(NGPTModel.nuRecipe.learningRateRule) for ngpt "
-                    + "with --parameterization nu, \(GPTModel.recipe.learningRateRule) for gpt)")
+                "(default: \(NGPTModel.recipe.learningRateRule) for ngpt, \(NGPTModel.nuRecipe.learningRateRule) "
+                    + "for ngpt with --parameterization nu, \(GPTModel.recipe.learningRateRule) for gpt)")
         )
     }
 
