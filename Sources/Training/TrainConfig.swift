@@ -250,7 +250,7 @@ public struct TrainConfig: Equatable, Sendable {
     /// The learning rates as the start-up table shows them: the schedule, and νGPT's factors.
     var lrText: String {
         let r = model.recipe
-        var text = "\(peakLR) → \(minLR) (cosine)"
+        var text = String(format: "%.4g → %.4g (cosine)", peakLR, minLR)
         if r.horizonExponent != 0 {
             text += String(
                 format: "; %@ × (%d/%d steps)^%.3g", "\(schedule.lr ?? r.learningRate(dim: model.dim))", schedule.steps,
