@@ -41,7 +41,8 @@ public final class AdamW {
     }
 
     /// Clips the model's gradients to the global norm, takes one AdamW step at `lr` (times each tensor's
-    /// multiplier), then lets the model project its weights (nGPT renormalisation). A non-finite gradient norm changes nothing (`applied` is false).
+    /// multiplier), then lets the model project its weights (nGPT renormalisation). A non-finite gradient norm
+    /// changes nothing (`applied` is false).
     @discardableResult
     public func update(_ model: LanguageModel, lr: Float) -> StepStats {
         let norm = Optimizer.globalNorm([(UnsafePointer(model.grads.pointer), model.grads.count)])
