@@ -42,11 +42,12 @@ final class EvaluationRound {
     {
         let started = DispatchTime.now().uptimeNanoseconds
         let windows = self.windows
-        state.valLoss = Evaluation.meanLoss(
+        let estimate = Evaluation.estimate(
             model: model, windows: windows.count, context: config.model.context, batch: config.schedule.batchSize
         ) {
             windows.fill(window: $0, inputs: $1, targets: $2)
         }
+        state.valLoss = estimate.mean
         let improved = state.valLoss < state.bestValLoss
         if improved { state.bestValLoss = state.valLoss }
         let sample =
@@ -56,7 +57,7 @@ final class EvaluationRound {
         return EvalReport(
             step: state.step, tokens: state.tokens, valLoss: state.valLoss, bestValLoss: state.bestValLoss,
             improved: improved,
-            valBitsPerByte: state.valLoss * bitsPerNat,
+            valBitsPerByte: state.valLoss * bitsPerNat, valLossStandardError: estimate.standardError,
             lr: lr, trainSeconds: state.wallSeconds,
             evalSeconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9,
             sample: sample)

@@ -24,6 +24,8 @@ public struct EvalReport {
     public var valLoss: Double, bestValLoss: Double, improved: Bool
     /// The validation loss in bits per UTF-8 byte of the text predicted (independent of the tokenizer).
     public var valBitsPerByte: Double
+    /// The standard error of `valLoss` as an estimate over windows (`Evaluation.estimate`).
+    public var valLossStandardError: Double
     public var lr: Double, trainSeconds: Double, evalSeconds: Double
     /// The greedy sample (empty when disabled).
     public var sample: String
@@ -86,11 +88,12 @@ final class MetricsRecorder: TrainingObserver {
     }
 
     func evaluated(_ r: EvalReport) {
-        directory.appendMetrics([
+        var record: [String: Any] = [
             "type": "eval", "step": r.step, "tokens": r.tokens, "val_loss": r.valLoss, "val_bpb": r.valBitsPerByte,
-            "best_val_loss": r.bestValLoss,
-            "lr": r.lr, "wall_s": r.trainSeconds, "eval_s": r.evalSeconds,
-        ])
+            "best_val_loss": r.bestValLoss, "lr": r.lr, "wall_s": r.trainSeconds, "eval_s": r.evalSeconds,
+        ]
+        if r.valLossStandardError.isFinite { record["val_loss_se"] = r.valLossStandardError }
+        directory.appendMetrics(record)
     }
 }
 

@@ -13,27 +13,41 @@ struct NGPTCompare: Tool {
         abstract:
             "Measure how many fewer steps nGPT (or any arm) needs than the baseline to reach the same validation loss.",
         discussion: """
-            Every arm (by default GPT, the baseline, and nGPT; --arm names any others) trains on identical data, \
-            tokenizer, batch, context, step budget and validation windows, each with its own recipe (GPT: AdamW, \
-            decay 0.1, 5 % warmup; nGPT: Adam, renormalisation; plus the arm's overrides) and learning rate. \
-            With several learning rates per arm, they are compared on the first seed and each arm keeps its best; the \
-            other seeds then run at those rates. Any other ngpt-train flag (e.g. --dim 128 --steps 2000) is passed to \
-            every run. Runs go into DIR/runs; finished runs are reused when the command is repeated, so an \
-            interrupted comparison continues where it stopped. Writes DIR/report.md, DIR/summary.json and the plots \
-            DIR/loss-vs-step.{svg,png}, DIR/loss-vs-time.{svg,png}.
+            Every arm (by default GPT, the baseline, and nGPT; --arms names built-in ones, --arm any others) trains \
+            on identical data, tokenizer, batch, context, step budget and validation windows, each with its own \
+            recipe (GPT: AdamW, decay 0.1, 5 % warmup; nGPT: Adam, renormalisation; νGPT (ngpt-nu): nGPT with \
+            per-group learning rates, cosine to 10 %; plus the arm's overrides) and learning rate. With several \
+            learning rates per arm, they are compared on the first seed and each arm keeps its best; the other seeds \
+            then run at those rates. Any other ngpt-train flag (e.g. --dim 128 --steps 2000) is passed to every run. \
+            Runs go into DIR/runs; finished runs are reused when the command is repeated, so an interrupted \
+            comparison continues where it stopped. Writes DIR/report.md (speedups from the first crossing and from \
+            the step after which a curve stays below the target, and the evaluation's noise), DIR/summary.json and \
+            the plots DIR/loss-vs-step.{svg,png}, DIR/loss-vs-time.{svg,png}.
 
             Presets: default (about 45 minutes on 2 cores: d 128, 4 layers, 2 heads of 64, SwiGLU 512, context 256, \
-            batch 8, 1200 steps, seeds 1 and 2, learning rates GPT 1.5e-3/3e-3/6e-3 and nGPT 6e-3/1.2e-2/2.4e-2, \
-            around each model's default rule); tiny (a seconds-long smoke test). Explicit flags override the preset.
+            batch 8, 1200 steps, seeds 1 and 2, learning rates GPT 1.5e-3/3e-3/6e-3, nGPT 6e-3/1.2e-2/2.4e-2 and \
+            νGPT 2.5e-3/5e-3/1e-2, around each model's default rule); tiny (a seconds-long smoke test). Explicit \
+            flags override the preset.
             """)
 
     @Option(help: "Comparison directory. (default: checkpoints/compare-<preset>)") var dir: String?
     @Option(help: "Preset: default or tiny.") var preset: String = "default"
     @Option(parsing: .unconditional, help: "Seeds, comma-separated (init and data order). (default: from the preset)")
     var seeds: String?
-    @Option(parsing: .unconditional, help: "GPT learning rates to sweep, comma-separated. (default: from the preset)")
+    @Option(
+        help: ArgumentHelp(
+            "The built-in arms to compare, comma-separated, the first the baseline: gpt, ngpt (the paper's "
+                + "parameterization), ngpt-nu (νGPT). (default: gpt,ngpt)"))
+    var arms: String?
+    @Option(
+        parsing: .unconditionalSingleValue,
+        help: ArgumentHelp(
+            "A built-in arm's learning rates to sweep, NAME=LR,LR… (repeatable), e.g. ngpt-nu=2.5e-3,5e-3. "
+                + "(default: from the preset)"))
+    var armLr: [String] = []
+    @Option(parsing: .unconditional, help: "GPT learning rates to sweep, comma-separated (= --arm-lr gpt=…).")
     var gptLr: String?
-    @Option(parsing: .unconditional, help: "nGPT learning rates to sweep, comma-separated. (default: from the preset)")
+    @Option(parsing: .unconditional, help: "nGPT learning rates to sweep, comma-separated (= --arm-lr ngpt=…).")
     var ngptLr: String?
     @Option(
         parsing: .unconditionalSingleValue,
@@ -52,7 +66,7 @@ struct NGPTCompare: Tool {
 
     func run() throws {
         var presetSettings: Settings
-        var seedList: [Int], gpt: [Double], ngpt: [Double]
+        var seedList: [Int], grids: [String: [Double]]
         switch preset {
         case "default":
             presetSettings = [
@@ -60,32 +74,48 @@ struct NGPTCompare: Tool {
                 "vocab-size": 4096, "steps": 1200, "eval-every": 100, "eval-windows": 64, "sample-tokens": 0,
                 "log-every": 100,
             ]
-            seedList = [1, 2]; gpt = [1.5e-3, 3e-3, 6e-3]; ngpt = [6e-3, 1.2e-2, 2.4e-2]
+            seedList = [1, 2]
+            grids = ["gpt": [1.5e-3, 3e-3, 6e-3], "ngpt": [6e-3, 1.2e-2, 2.4e-2], "ngpt-nu": [2.5e-3, 5e-3, 1e-2]]
         case "tiny":
             presetSettings = [
                 "dim": 32, "layers": 2, "heads": 2, "mlp-hidden": 48, "context": 32, "batch-size": 4,
                 "vocab-size": 512, "steps": 30, "eval-every": 10, "eval-windows": 8, "sample-tokens": 0,
                 "log-every": 10,
             ]
-            seedList = [1, 2]; gpt = [1.2e-2]; ngpt = [6.4e-2]  // the default rules at d 32
+            seedList = [1, 2]
+            grids = ["gpt": [1.2e-2], "ngpt": [6.4e-2], "ngpt-nu": [5e-3]]  // the default rules at d 32
         default:
             throw ValidationError("--preset must be default or tiny, got \(preset)")
         }
         presetSettings = presetSettings.merging(try Settings.fromFlags(training))
         if let s = seeds { seedList = try seedsList(s) }
-        if let s = gptLr { gpt = try CompareArm.learningRateList(s, flag: "--gpt-lr") }
-        if let s = ngptLr { ngpt = try CompareArm.learningRateList(s, flag: "--ngpt-lr") }
-        if !arm.isEmpty && (gptLr != nil || ngptLr != nil) {
-            throw UserError(
-                "--arm replaces the default arms, so --gpt-lr and --ngpt-lr do not apply; give each arm its rates")
+        if let s = gptLr { grids["gpt"] = try CompareArm.learningRateList(s, flag: "--gpt-lr") }
+        if let s = ngptLr { grids["ngpt"] = try CompareArm.learningRateList(s, flag: "--ngpt-lr") }
+        for entry in armLr {
+            let kv = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2, CompareArm.builtInNames.contains(kv[0]) else {
+                throw UserError(
+                    "--arm-lr \(entry): expected NAME=LR,LR… with NAME one of "
+                        + CompareArm.builtInNames.joined(separator: ", "))
+            }
+            grids[kv[0]] = try CompareArm.learningRateList(kv[1], flag: "--arm-lr \(kv[0])")
         }
-        let arms =
-            arm.isEmpty
-            ? [CompareArm(kind: .gpt, learningRates: gpt), CompareArm(kind: .ngpt, learningRates: ngpt)]
-            : try arm.map(CompareArm.parse)
+        if !arm.isEmpty && arms == nil && (gptLr != nil || ngptLr != nil || !armLr.isEmpty) {
+            throw UserError(
+                "--arm replaces the default arms, so --gpt-lr, --ngpt-lr and --arm-lr do not apply; give each arm its "
+                    + "rates (or name built-in arms with --arms)")
+        }
+        let names = arms.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        for name in names ?? [] where !CompareArm.builtInNames.contains(name) {
+            throw UserError("--arms: unknown arm \(name) (\(CompareArm.builtInNames.joined(separator: ", ")))")
+        }
+        let builtIn = (names ?? (arm.isEmpty ? ["gpt", "ngpt"] : [])).compactMap {
+            CompareArm.builtIn($0, learningRates: grids[$0] ?? [])
+        }
+        let compared = builtIn + (try arm.map(CompareArm.parse))
         let ladder = try budgets.map { try $0.split(separator: ",").map { try fraction(String($0)) } } ?? []
         let options = CompareOptions(
-            directory: dir ?? "checkpoints/compare-\(preset)", seeds: seedList, arms: arms, ladder: ladder,
+            directory: dir ?? "checkpoints/compare-\(preset)", seeds: seedList, arms: compared, ladder: ladder,
             training: presetSettings,
             command: (["ngpt-compare"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
         let printer = ProgressPrinter()

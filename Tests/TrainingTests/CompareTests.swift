@@ -22,6 +22,28 @@ import Testing
         #expect(abs((r.wallClockSpeedup ?? 0) - 1.6 * 0.1 / 0.12) < 1e-12)
     }
 
+    /// One lucky evaluation below the target does not make the robust step: s_stay starts after the last one above.
+    @Test func stayingBelowIgnoresALuckyDip() {
+        let arm = Curve(
+            steps: [100, 200, 300, 400, 500], losses: [4.5, 3.95, 4.1, 3.9, 3.8], seconds: [1, 2, 3, 4, 5])
+        #expect(abs((arm.firstStep(reaching: 4.0) ?? 0) - 190.909090909) < 1e-6)  // the dip at 200
+        #expect(abs((arm.stepStayingBelow(4.0) ?? 0) - 350) < 1e-9)  // 4.1 at 300 → 3.9 at 400: crosses at 350
+        #expect(arm.stepStayingBelow(5.0) == 100 && arm.stepStayingBelow(3.0) == nil)
+        let r = SeedResult.analyse(
+            seed: 1, baseline: Curve(steps: [500], losses: [4.0], seconds: [5]), arm: arm, budget: 500)
+        #expect(abs((r.stableSpeedup ?? 0) - 500.0 / 350) < 1e-9 && (r.speedup ?? 0) > (r.stableSpeedup ?? 0))
+    }
+
+    /// The built-in arms: ngpt-nu is nGPT with the νGPT parameterization, named νGPT in reports, also as the KIND
+    /// of a custom arm.
+    @Test func builtInArms() throws {
+        let nu = try #require(CompareArm.builtIn("ngpt-nu", learningRates: [5e-3]))
+        #expect(nu.kind == .ngpt && nu.overrides["parameterization"] == "nu" && nu.displayName == "νGPT")
+        let custom = try CompareArm.parse("nu-warm:ngpt-nu:4e-3:warmup=10")
+        #expect(custom.overrides == ["parameterization": "nu", "warmup": 10] && custom.displayName == "nu-warm")
+        #expect(CompareArm.builtIn("transformer") == nil)
+    }
+
     @Test func reverseCaseWhenNGPTNeverGetsThere() {
         let ngpt = Curve(steps: [100, 200, 300, 400], losses: [5.2, 4.8, 4.5, 4.35], seconds: [10, 20, 30, 40])
         let r = SeedResult.analyse(seed: 2, baseline: gpt, arm: ngpt, budget: 400)

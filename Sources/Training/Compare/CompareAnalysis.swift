@@ -8,8 +8,11 @@ public struct Curve: Codable, Sendable, Equatable {
     public var steps: [Int]
     public var losses: [Double]
     public var seconds: [Double]
-    public init(steps: [Int], losses: [Double], seconds: [Double]) {
+    /// Each evaluation's standard error (`Evaluation.estimate`; nan where the run did not record it).
+    public var standardErrors: [Double]
+    public init(steps: [Int], losses: [Double], seconds: [Double], standardErrors: [Double]? = nil) {
         self.steps = steps; self.losses = losses; self.seconds = seconds
+        self.standardErrors = standardErrors ?? Array(repeating: .nan, count: steps.count)
     }
     public var finalLoss: Double { losses.last ?? .nan }
 
@@ -29,22 +32,37 @@ public struct Curve: Codable, Sendable, Equatable {
         return nil
     }
 
+    /// The step after which the curve stays at or below `target` (interpolated as `firstStep` does, from the last
+    /// evaluation above it), or nil when its last evaluation is above. Robust where `firstStep` is not: one lucky
+    /// evaluation that dips below and comes back up does not count.
+    public func stepStayingBelow(_ target: Double) -> Double? {
+        guard let last = losses.indices.last(where: { losses[$0] > target }) else {
+            return losses.isEmpty ? nil : Double(steps[0])
+        }
+        guard last + 1 < losses.count else { return nil }
+        let (s0, s1) = (Double(steps[last]), Double(steps[last + 1])), (l0, l1) = (losses[last], losses[last + 1])
+        return l0 == l1 ? s1 : s0 + (l0 - target) / (l0 - l1) * (s1 - s0)
+    }
+
     /// Reads the evaluation records of a run's metrics.jsonl.
     public static func read(metrics path: String) throws -> Curve {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw UserError("cannot read \(path)")
         }
-        var byStep: [Int: (Double, Double)] = [:]
+        var byStep: [Int: (loss: Double, seconds: Double, error: Double)] = [:]
         for line in text.split(separator: "\n") {
             guard let r = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                 r["type"] as? String == "eval",
                 let step = r["step"] as? Int, let loss = r["val_loss"] as? Double
             else { continue }
-            byStep[step] = (loss, r["wall_s"] as? Double ?? .nan)  // a resumed run may repeat a step: the last wins
+            // a resumed run may repeat a step: the last wins
+            byStep[step] = (loss, r["wall_s"] as? Double ?? .nan, r["val_loss_se"] as? Double ?? .nan)
         }
         let steps = byStep.keys.sorted()
         return Curve(
-            steps: steps, losses: steps.map { byStep[$0]?.0 ?? .nan }, seconds: steps.map { byStep[$0]?.1 ?? .nan })
+            steps: steps, losses: steps.map { byStep[$0]?.loss ?? .nan },
+            seconds: steps.map { byStep[$0]?.seconds ?? .nan },
+            standardErrors: steps.map { byStep[$0]?.error ?? .nan })
     }
 }
 
@@ -56,6 +74,10 @@ public struct SeedResult: Codable, Sendable, Equatable {
     public var armStepsToTarget: Double?
     /// N / s*: > 1 means the arm needs fewer steps.
     public var speedup: Double?
+    /// The step after which the arm stays at or below the baseline's final loss (`Curve.stepStayingBelow`), and
+    /// N over it: the robust form of s* and the speedup.
+    public var armStepsToStay: Double?
+    public var stableSpeedup: Double?
     /// When the arm never reaches the baseline's final loss: the step at which the baseline reached the arm's final
     /// loss, over N (< 1: the baseline got there earlier).
     public var reverseRatio: Double?
@@ -75,10 +97,11 @@ public struct SeedResult: Codable, Sendable, Equatable {
         let bSec = (baseline.seconds.last ?? .nan) / Double(max(1, baseline.steps.last ?? 1))
         let aSec = (arm.seconds.last ?? .nan) / Double(max(1, arm.steps.last ?? 1))
         let wall = speedup.map { $0 * bSec / aSec } ?? reverse.map { $0 * bSec / aSec }
+        let stay = arm.stepStayingBelow(target)
         return SeedResult(
             seed: seed, baselineFinal: baseline.finalLoss, armFinal: arm.finalLoss, armStepsToTarget: s,
-            speedup: speedup, reverseRatio: reverse, baselineSecondsPerStep: bSec, armSecondsPerStep: aSec,
-            wallClockSpeedup: wall)
+            speedup: speedup, armStepsToStay: stay, stableSpeedup: stay.flatMap { $0 > 0 ? Double(budget) / $0 : nil },
+            reverseRatio: reverse, baselineSecondsPerStep: bSec, armSecondsPerStep: aSec, wallClockSpeedup: wall)
     }
 }
 
@@ -160,7 +183,7 @@ public struct CompareSummary: Codable, Sendable {
         public var finalLoss: Spread?
         /// Against the baseline (empty for the baseline itself).
         public var perSeed: [SeedResult]
-        public var speedup: Spread?, wallClockSpeedup: Spread?
+        public var speedup: Spread?, stableSpeedup: Spread?, wallClockSpeedup: Spread?
         public var verdict: String?
         public var ladder: [Run]
         public var ladderSpeedup: Double?
@@ -168,6 +191,10 @@ public struct CompareSummary: Codable, Sendable {
 
     /// Bits per byte for one nat per token on the comparison's validation windows (the same for every run).
     public var bitsPerNat: Double
+    /// Tokens predicted at each evaluation (windows × context), and the median standard error of a final
+    /// evaluation's loss over them (`Evaluation.estimate`): the noise floor of every comparison of losses.
+    public var evaluationTokens: Int
+    public var evaluationStandardError: Double
     public var budgetSteps: Int
     public var tokensPerStep: Int
     public var tokensSeen: Int
@@ -205,7 +232,8 @@ extension CompareSummary {
             var result = Arm(
                 name: arm.name, kind: arm.kind.rawValue, displayName: arm.displayName, learningRates: arm.learningRates,
                 lr: best[arm.name] ?? arm.learningRates[0], runs: own, finalLoss: Spread(own.map(\.finalValLoss)),
-                perSeed: [], speedup: nil, wallClockSpeedup: nil, verdict: nil, ladder: [], ladderSpeedup: nil)
+                perSeed: [], speedup: nil, stableSpeedup: nil, wallClockSpeedup: nil, verdict: nil, ladder: [],
+                ladderSpeedup: nil)
             if arm.name != baseline.name {
                 for seed in o.seeds {
                     guard let b = curves[planned(baseline, seed).name], let a = curves[planned(arm, seed).name] else {
@@ -214,6 +242,7 @@ extension CompareSummary {
                     result.perSeed.append(SeedResult.analyse(seed: seed, baseline: b, arm: a, budget: n))
                 }
                 result.speedup = Spread(result.perSeed.compactMap(\.speedup))
+                result.stableSpeedup = Spread(result.perSeed.compactMap(\.stableSpeedup))
                 result.wallClockSpeedup = Spread(result.perSeed.compactMap(\.wallClockSpeedup))
                 result.verdict = Verdict.text(
                     baseline: baseline.displayName, result.perSeed.map(\.baselineFinal), arm: arm.displayName,

@@ -19,8 +19,28 @@ public struct CompareArm: Sendable {
         self.overrides = overrides
     }
 
-    /// How reports name the arm: the model's display name for a plain arm ("nGPT"), else its own name.
-    public var displayName: String { name == kind.rawValue ? kind.displayName : name }
+    /// How reports name the arm: the model's display name for a plain arm ("nGPT"), "νGPT" for the built-in
+    /// ngpt-nu, else its own name.
+    public var displayName: String {
+        name == kind.rawValue ? kind.displayName : name == "ngpt-nu" && isNu ? "νGPT" : name
+    }
+
+    var isNu: Bool { overrides["parameterization"] == .string(Parameterization.nu.rawValue) }
+
+    /// The arms `--arms` and `--arm NAME:KIND:…` know by name: gpt, ngpt (the paper's parameterization) and ngpt-nu
+    /// (νGPT, design §4.5), each at the given learning rates.
+    public static func builtIn(_ name: String, learningRates: [Double] = []) -> CompareArm? {
+        switch name {
+        case "gpt": CompareArm(kind: .gpt, learningRates: learningRates)
+        case "ngpt": CompareArm(kind: .ngpt, learningRates: learningRates)
+        case "ngpt-nu":
+            CompareArm(
+                name: name, kind: .ngpt, learningRates: learningRates,
+                overrides: ["parameterization": .string(Parameterization.nu.rawValue)])
+        default: nil
+        }
+    }
+    public static let builtInNames = ["gpt", "ngpt", "ngpt-nu"]
 
     /// Keys an arm may not override: they must be the same for every run, or the comparison chooses them.
     static let sharedKeys: Set<String> = [
@@ -37,9 +57,9 @@ public struct CompareArm: Sendable {
         guard parts[0].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
             throw UserError("--arm \(text): the name \(parts[0]) may hold letters, digits, '-', '_' and '.' only")
         }
-        guard let kind = ModelKind(rawValue: parts[1]) else {
-            let kinds = ModelKind.allCases.map(\.rawValue).joined(separator: " or ")
-            throw UserError("--arm \(text): unknown model kind \(parts[1]) (\(kinds))")
+        guard let base = builtIn(parts[1]) else {
+            throw UserError(
+                "--arm \(text): unknown model kind \(parts[1]) (\(builtInNames.joined(separator: ", ")))")
         }
         let rates = try learningRateList(parts[2], flag: "--arm \(parts[0])")
         var overrides: Settings = [:]
@@ -52,7 +72,8 @@ public struct CompareArm: Sendable {
             }
             overrides = try Settings.fromFlags(flags)
         }
-        return CompareArm(name: parts[0], kind: kind, learningRates: rates, overrides: overrides)
+        return CompareArm(
+            name: parts[0], kind: base.kind, learningRates: rates, overrides: base.overrides.merging(overrides))
     }
 
     /// A comma-separated list of distinct positive learning rates.
@@ -114,7 +135,8 @@ public struct CompareOptions: Sendable {
         for arm in arms where arm.learningRates.isEmpty {
             throw UserError("the arm \(arm.name) needs at least one learning rate")
         }
-        for k in ["model", "lr", "seed", "out", "warmup", "weight-decay"] where training[k] != nil {
+        for k in ["model", "parameterization", "lr", "seed", "out", "warmup", "weight-decay", "min-lr"]
+        where training[k] != nil {
             throw UserError("--\(k) is chosen per arm by ngpt-compare; leave it out")
         }
         for arm in arms {

@@ -103,7 +103,9 @@ struct CompareReport {
             r +=
                 "- \(arm.displayName): speedup N/s* (steps it needs to reach the \(base.displayName)'s final "
                 + "validation loss) \(spread(arm.speedup)); wall-clock speedup (step speedup × "
-                + "\(base.displayName) s/step ÷ \(arm.displayName) s/step) \(spread(arm.wallClockSpeedup))"
+                + "\(base.displayName) s/step ÷ \(arm.displayName) s/step) \(spread(arm.wallClockSpeedup)); "
+                + "N/s_stay, from the step after which it stays at or below that loss (one lucky evaluation below it "
+                + "does not count) \(spread(arm.stableSpeedup))"
             if !arm.ladder.isEmpty {
                 let rungs = Set(arm.ladder.map(\.steps)).sorted().map(String.init).joined(separator: ", ")
                 r +=
@@ -123,12 +125,13 @@ struct CompareReport {
             let (b, a) = (base.displayName, arm.displayName)
             r +=
                 "| seed | \(b) final | \(a) final | \(b) bits/byte | \(a) bits/byte | \(a) steps to \(b) final "
-                + "| speedup N/s* | reverse (\(b) steps to \(a) final)/N | \(b) s/step | \(a) s/step "
-                + "| wall-clock speedup |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+                + "| speedup N/s* | s_stay | N/s_stay | reverse (\(b) steps to \(a) final)/N | \(b) s/step "
+                + "| \(a) s/step | wall-clock speedup |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
             for p in arm.perSeed {
                 r +=
                     "| \(p.seed) | \(f(p.baselineFinal)) | \(f(p.armFinal)) | \(f(p.baselineFinal * s.bitsPerNat)) | "
                     + "\(f(p.armFinal * s.bitsPerNat)) | \(f(p.armStepsToTarget, 0)) | \(f(p.speedup, 2)) | "
+                    + "\(f(p.armStepsToStay, 0)) | \(f(p.stableSpeedup, 2)) | "
                     + "\(f(p.reverseRatio, 2)) | \(f(p.baselineSecondsPerStep, 3)) | \(f(p.armSecondsPerStep, 3)) | "
                     + "\(f(p.wallClockSpeedup, 2)) |\n"
             }
@@ -167,9 +170,20 @@ struct CompareReport {
             + "validation windows, with its model's recipe (GPT: AdamW with weight decay "
             + "\(ModelKind.gpt.recipe.weightDecay) and \(ModelKind.gpt.recipe.warmupPercent) % warmup; nGPT: Adam "
             + "without decay or warmup, with renormalisation) and its own overrides; all decay by a cosine to "
-            + "\(c.minLR) and clip the gradient norm at \(clip). s* is the "
+            + "their recipe's floor (0; 10 % of the peak for νGPT) and clip the gradient norm at \(clip). s* is the "
             + "first step at which an arm's validation curve, linearly interpolated between evaluations, reaches "
-            + "the baseline's final loss of the same seed.\n"
+            + "the baseline's final loss of the same seed; s_stay the step after which it stays at or below it.\n"
+        let gaps = s.contenders.flatMap(\.perSeed).map { abs($0.armFinal - $0.baselineFinal) }.filter(\.isFinite)
+        r +=
+            "- Evaluation noise: each evaluation predicts \(s.evaluationTokens) tokens (fixed windows); the standard "
+            + "error of its mean loss, from the spread of its batches, is \(f(s.evaluationStandardError, 4)) nats "
+            + "(median over the runs' final evaluations)"
+            + (gaps.isEmpty
+                ? ".\n"
+                : String(
+                    format: "; the final-loss gaps measured here are %.4f–%.4f nats, %.0f–%.0f× that noise.\n",
+                    gaps.min()!, gaps.max()!, gaps.min()! / s.evaluationStandardError,
+                    gaps.max()! / s.evaluationStandardError))
         return r
     }
 }

@@ -154,8 +154,12 @@ public final class CompareRunner {
         let (arms, lrSweep) = CompareSummary.analyse(
             options: options, curves: curves, runs: runs, best: best, budget: n, bitsPerNat: bitsPerNat,
             tokensPerStep: c.tokensPerStep)
+        // The noise of one evaluation: the median standard error of the runs' final evaluations.
+        let errors = curves.values.compactMap(\.standardErrors.last).filter(\.isFinite).sorted()
         let summary = CompareSummary(
-            bitsPerNat: bitsPerNat, budgetSteps: n, tokensPerStep: c.tokensPerStep, tokensSeen: n * c.tokensPerStep,
+            bitsPerNat: bitsPerNat, evaluationTokens: windows.count * windows.context,
+            evaluationStandardError: errors.isEmpty ? .nan : errors[errors.count / 2], budgetSteps: n,
+            tokensPerStep: c.tokensPerStep, tokensSeen: n * c.tokensPerStep,
             seeds: options.seeds, baseline: options.baseline.name, arms: arms, lrSweep: lrSweep,
             secondsTotal: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9,
             machine: "\(ProcessInfo.processInfo.activeProcessorCount) cores; "
