@@ -6,9 +6,10 @@ import Foundation
 /// (Shakespeare holds 1.6M training tokens). Fetched with `apt-get download` (nothing is installed), unpacked with
 /// `dpkg-deb -x`, and prepared into `<root>/debian-docs/data/texts/` (`collect` says how the files are named so
 /// that every package is in the validation split): plain-text sources are kept as they are (gzip-compressed ones
-/// too: the corpus reader reads gzip), dictionaries are cut into pieces, HTML is reduced to its text. Each package's version, the SHA-256 of its .deb and its licence are recorded in
-/// `texts/.complete` and described in corpora/debian-docs/README.md. Debian revises packages, so a later fetch may
-/// get newer versions: the recorded hashes say which text a cache was built from.
+/// too: the corpus reader reads gzip), dictionaries are cut into pieces, HTML is reduced to its text. Each
+/// package's version, the SHA-256 of its .deb and its licence are recorded in `texts/.complete` and described in
+/// corpora/debian-docs/README.md. Debian revises packages, so a later fetch may get newer versions: the recorded
+/// hashes say which text a cache was built from.
 public enum DebianDocsCorpus {
     public static let name = "debian-docs"
 
