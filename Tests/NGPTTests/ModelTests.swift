@@ -12,17 +12,19 @@ struct Fixture {
     let batch: Int
     let inputs: [Int32], targets: [Int32]
 
-    init(_ kind: ModelKind) throws {
-        guard let url = Bundle.module.url(forResource: "Fixtures/\(kind.rawValue)", withExtension: "safetensors") else {
-            throw UserError("fixture \(kind.rawValue).safetensors missing from the test bundle")
+    /// `variant`: "ngpt", "gpt" or "ngpt-nu" (nGPT with the νGPT parameterization), the fixture's file name.
+    init(_ variant: String) throws {
+        guard let url = Bundle.module.url(forResource: "Fixtures/\(variant)", withExtension: "safetensors") else {
+            throw UserError("fixture \(variant).safetensors missing from the test bundle")
         }
         file = try SafeTensors(path: url.path)
         let meta =
             try JSONSerialization.jsonObject(with: Data((file.metadata["config"] ?? "{}").utf8)) as? [String: Int]
             ?? [:]
         config = ModelConfig(
-            kind: kind, vocabSize: meta["vocab"] ?? 0, dim: meta["dim"] ?? 0, layers: meta["layers"] ?? 0,
-            heads: meta["heads"] ?? 0, mlpHidden: meta["mlp_hidden"] ?? 0, context: meta["context"] ?? 0)
+            kind: variant == "gpt" ? .gpt : .ngpt, vocabSize: meta["vocab"] ?? 0, dim: meta["dim"] ?? 0,
+            layers: meta["layers"] ?? 0, heads: meta["heads"] ?? 0, mlpHidden: meta["mlp_hidden"] ?? 0,
+            context: meta["context"] ?? 0, parameterization: variant == "ngpt-nu" ? .nu : .paper)
         batch = meta["batch"] ?? 0
         inputs = try file.integers("inputs").map { Int32($0) }
         targets = try file.integers("targets").map { Int32($0) }
@@ -53,8 +55,8 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
     /// (the worst seen is reported by the test name's issue if it fails).
     static let tolerance = 1e-4
 
-    @Test(arguments: [ModelKind.ngpt, .gpt])
-    func logitsLossAndEveryGradientMatchPyTorch(kind: ModelKind) throws {
+    @Test(arguments: ["ngpt", "gpt", "ngpt-nu"])
+    func logitsLossAndEveryGradientMatchPyTorch(kind: String) throws {
         let fx = try Fixture(kind)
         let model = try fx.model()
         let loss = model.forward(inputs: fx.inputs, targets: fx.targets, batch: fx.batch)
@@ -71,16 +73,19 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
             #expect(err < Self.tolerance, "gradient of \(t.name): \(err)")
         }
         print(
-            "\(kind.rawValue) vs PyTorch: loss \(loss) (ref \(refLoss)), logits \(logitErr), worst gradient "
+            "\(kind) vs PyTorch: loss \(loss) (ref \(refLoss)), logits \(logitErr), worst gradient "
                 + "\(worst.name) \(worst.error)"
         )
     }
 
-    @Test(arguments: [ModelKind.ngpt, .gpt])
-    func fiveOptimiserStepsMatchPyTorch(kind: ModelKind) throws {
+    /// Five steps at lr 1e-2 (νGPT: times each group's width multiplier, as the trainer applies them).
+    @Test(arguments: ["ngpt", "gpt", "ngpt-nu"])
+    func fiveOptimiserStepsMatchPyTorch(kind: String) throws {
         let fx = try Fixture(kind)
         let model = try fx.model()
-        let opt = AdamW(layout: model.layout, settings: .init(weightDecay: kind == .gpt ? 0.1 : 0))
+        let opt = AdamW(
+            layout: model.layout, settings: .init(weightDecay: kind == "gpt" ? 0.1 : 0),
+            multipliers: fx.config.recipe.multipliers(model.layout, dim: fx.config.dim))
         let reference = try fx.file.doubles("losses5")
         var losses: [Double] = []
         for _ in 0..<5 {
@@ -99,7 +104,7 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
         // Adam divides by √v: entries with tiny gradients amplify rounding, so the weights after five steps get a
         // looser, still tight, bound: 1e-3 of the tensor's largest entry (an lr-sized step is 1e-2).
         #expect(worst < 1e-3, "final weights \(worst)")
-        print("\(kind.rawValue) 5 steps: losses \(losses.map { String(format: "%.6f", $0) }), final weights \(worst)")
+        print("\(kind) 5 steps: losses \(losses.map { String(format: "%.6f", $0) }), final weights \(worst)")
     }
 }
 

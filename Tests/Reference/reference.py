@@ -14,6 +14,25 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "NGPTTests", "Fixtures")
 
 CFG = dict(vocab=64, dim=32, layers=2, heads=2, mlp_hidden=40, context=16, batch=3)
+# νGPT (design §4.5): base sizes, the constant scale of α, s_qk and s_z, and the per-group learning-rate exponents.
+NU = dict(base_dim=256, base_layers=4, scale=0.03, exponents={"embedding": -0.5, "matrix": -0.75, "unembedding": -0.75})
+
+
+def scales(variant):
+    """(α factor, s_qk factor, s_z factor, raw init of α/s_qk/s_z): effective = raw · factor."""
+    d, L = CFG["dim"], CFG["layers"]
+    if variant == "ngpt-nu":
+        s = NU["scale"]
+        return 0.05 * NU["base_layers"] / L / s, 1 / s, math.sqrt(d / NU["base_dim"]) / s, s
+    return 0.05 * math.sqrt(d), math.sqrt(d), math.sqrt(d), 1 / math.sqrt(d)
+
+
+def group(name, tensor):
+    if name == "tok_embeddings.weight":
+        return "embedding"
+    if name == "output.weight":
+        return "unembedding"
+    return "matrix" if tensor.dim() == 2 else "vector"
 
 
 def unit_rows(w):
@@ -59,17 +78,19 @@ def names(kind, L):
     return out
 
 
-def init_params(kind, gen):
+def init_params(variant, gen):
+    kind = "gpt" if variant == "gpt" else "ngpt"
     V, d, L, F = CFG["vocab"], CFG["dim"], CFG["layers"], CFG["mlp_hidden"]
+    raw = scales(variant)[3]
     P = {}
     for n in names(kind, L):
         if n.endswith(("s_u", "s_v")):
             P[n] = 1.0 + 0.3 * torch.randn(F, generator=gen)
         elif n.endswith("s_qk") or n == "s_z":
             size = V if n == "s_z" else d
-            P[n] = (1 / math.sqrt(d)) * (1.0 + 0.3 * torch.randn(size, generator=gen))
+            P[n] = raw * (1.0 + 0.3 * torch.randn(size, generator=gen))
         elif "alpha" in n:
-            a = (1 / math.sqrt(d)) * (1.0 + 0.5 * torch.randn(d, generator=gen))
+            a = raw * (1.0 + 0.5 * torch.randn(d, generator=gen))
             a[:3] = -a[:3]  # negative raw α: the forward uses |α|
             P[n] = a
         elif n.endswith(".weight") and ("norm" in n):
@@ -83,17 +104,17 @@ def init_params(kind, gen):
     return {n: t.float().double() for n, t in P.items()}
 
 
-def ngpt_forward(P, tokens):
+def ngpt_forward(P, tokens, variant="ngpt"):
     d, L, H = CFG["dim"], CFG["layers"], CFG["heads"]
     dk = d // H
     B, T = tokens.shape
     norm = unit_rows
-    ca, cu = 0.05 * math.sqrt(d), math.sqrt(d)
+    ca, cqk, cz, _ = scales(variant)
     h = P["tok_embeddings.weight"][tokens]
     for l in range(L):
         p = f"layers.{l}."
         A = norm(h)
-        sqk = (P[p + "attn.s_qk"] * cu).reshape(H, dk)
+        sqk = (P[p + "attn.s_qk"] * cqk).reshape(H, dk)
         q = rope((h @ P[p + "attn.wq"].T).reshape(B, T, H, dk))
         k = rope((h @ P[p + "attn.wk"].T).reshape(B, T, H, dk))
         v = (h @ P[p + "attn.wv"].T).reshape(B, T, H, dk)
@@ -109,7 +130,7 @@ def ngpt_forward(P, tokens):
         hM = norm(x @ P[p + "mlp.w_down"])
         alpha = (P[p + "alpha_mlp"] * ca).abs()
         h = norm(A + alpha * (hM - A))
-    return (P["s_z"] * cu) * (h @ P["output.weight"].T)
+    return (P["s_z"] * cz) * (h @ P["output.weight"].T)
 
 
 def rmsnorm(x, g, eps=1e-6):
@@ -133,21 +154,27 @@ def gpt_forward(P, tokens):
     return rmsnorm(h, P["norm.weight"]) @ P["output.weight"].T
 
 
-def loss_of(kind, P, tokens, targets):
-    logits = (ngpt_forward if kind == "ngpt" else gpt_forward)(P, tokens)
+def loss_of(variant, P, tokens, targets):
+    logits = gpt_forward(P, tokens) if variant == "gpt" else ngpt_forward(P, tokens, variant)
     return logits, torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
-def train5(kind, P0, tokens, targets):
+def train5(variant, P0, tokens, targets):
+    """Five steps at lr 1e-2 (νGPT: times each group's width multiplier; the run-length factor is not part of it)."""
+    kind = "gpt" if variant == "gpt" else "ngpt"
     P = {n: t.clone().requires_grad_(True) for n, t in P0.items()}
-    decay = [t for n, t in P.items() if kind == "gpt" and t.dim() == 2]
-    no_decay = [t for n, t in P.items() if not (kind == "gpt" and t.dim() == 2)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=1e-2, betas=(0.9, 0.95), eps=1e-8)
+    groups = []
+    for n, t in P.items():
+        g = group(n, t)
+        mult = 1.0
+        if variant == "ngpt-nu" and g in NU["exponents"]:
+            mult = (CFG["dim"] / NU["base_dim"]) ** NU["exponents"][g]
+        groups.append({"params": [t], "lr": 1e-2 * mult, "weight_decay": 0.1 if kind == "gpt" and t.dim() == 2 else 0.0})
+    opt = torch.optim.AdamW(groups, lr=1e-2, betas=(0.9, 0.95), eps=1e-8)
     losses = []
     for _ in range(5):
         opt.zero_grad()
-        _, loss = loss_of(kind, P, tokens, targets)
+        _, loss = loss_of(variant, P, tokens, targets)
         losses.append(loss.item())
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(P.values()), 1.0)
@@ -162,7 +189,7 @@ def train5(kind, P0, tokens, targets):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for kind, seed in (("ngpt", 1), ("gpt", 2)):
+    for kind, seed in (("ngpt", 1), ("gpt", 2), ("ngpt-nu", 3)):
         gen = torch.Generator().manual_seed(seed)
         P = init_params(kind, gen)
         B, T, V = CFG["batch"], CFG["context"], CFG["vocab"]
