@@ -13,45 +13,28 @@ import Foundation
 public enum DebianDocsCorpus {
     public static let name = "debian-docs"
 
-    /// One package and the files of it that are text.
+    /// One package, the folder inside it and the file endings taken from it, and its licence (corpora/debian-docs's
+    /// README says more).
     struct Source {
-        let package: String
-        /// The folder inside the package, and the file endings taken from it.
-        let folder: String
-        let suffixes: [String]
-        let licence: String
+        let package: String, folder: String, suffixes: [String], licence: String
+        init(_ package: String, _ folder: String, _ suffix: String, _ licence: String) {
+            self.package = package; self.folder = folder; suffixes = [suffix]; self.licence = licence
+        }
         var isHTML: Bool { suffixes == [".html"] }
     }
 
-    static let sources: [Source] = [
-        Source(
-            package: "dict-gcide", folder: "usr/share/dictd", suffixes: [".dict.dz"],
-            licence: "GPL-3+ (GNU Collaborative International Dictionary of English: Webster's 1913 and WordNet)"),
-        Source(
-            package: "dict-wn", folder: "usr/share/dictd", suffixes: [".dict.dz"],
-            licence: "WordNet 3.0 licence (Princeton; free to use, copy and distribute)"),
-        Source(
-            package: "dict-foldoc", folder: "usr/share/dictd", suffixes: [".dict.dz"],
-            licence: "GPL-2+ (Free On-line Dictionary of Computing)"),
-        Source(
-            package: "dict-jargon", folder: "usr/share/dictd", suffixes: [".dict.dz"],
-            licence: "public domain (The Jargon File 4.4.7)"),
-        Source(
-            package: "linux-doc-6.1", folder: "usr/share/doc/linux-doc-6.1/Documentation", suffixes: [".rst.gz"],
-            licence: "GPL-2.0 (the Linux kernel's documentation)"),
-        Source(
-            package: "python3.11-doc", folder: "usr/share/doc/python3.11/html/_sources", suffixes: [".rst.txt"],
-            licence: "PSF-2.0 (Python 3.11's documentation)"),
-        Source(
-            package: "perl-doc", folder: "usr/share/perl", suffixes: [".pod"],
-            licence: "Artistic-1.0 or GPL-1+ (Perl 5.36's documentation)"),
-        Source(
-            package: "postgresql-doc-15", folder: "usr/share/doc/postgresql-doc-15/html", suffixes: [".html"],
-            licence: "PostgreSQL licence (PostgreSQL 15's documentation)"),
-        Source(
-            package: "git-doc", folder: "usr/share/doc/git-doc", suffixes: [".txt"],
-            licence: "GPL-2.0 (Git's documentation)"),
-    ]
+    static let sources: [Source] =
+        [
+            ("dict-gcide", "GPL-3+"), ("dict-wn", "WordNet 3.0"), ("dict-foldoc", "GPL-2+"),
+            ("dict-jargon", "public domain"),
+        ]
+        .map { Source($0.0, "usr/share/dictd", ".dict.dz", $0.1) } + [
+            Source("linux-doc-6.1", "usr/share/doc/linux-doc-6.1/Documentation", ".rst.gz", "GPL-2.0"),
+            Source("python3.11-doc", "usr/share/doc/python3.11/html/_sources", ".rst.txt", "PSF-2.0"),
+            Source("perl-doc", "usr/share/perl", ".pod", "Artistic-1.0 or GPL-1+"),
+            Source("postgresql-doc-15", "usr/share/doc/postgresql-doc-15/html", ".html", "PostgreSQL"),
+            Source("git-doc", "usr/share/doc/git-doc", ".txt", "GPL-2.0"),
+        ]
 
     public static func textsDirectory(root: String) -> String { root + "/debian-docs/data/texts" }
 

@@ -65,25 +65,21 @@ struct NGPTCompare: Tool {
     var training: [String] = []
 
     func run() throws {
-        var presetSettings: Settings
-        var seedList: [Int], grids: [String: [Double]]
+        var presetSettings: Settings = ["heads": 2, "sample-tokens": 0]
+        var seedList = [1, 2], grids: [String: [Double]]
         switch preset {
         case "default":
-            presetSettings = [
-                "dim": 128, "layers": 4, "heads": 2, "mlp-hidden": 512, "context": 256, "batch-size": 8,
-                "vocab-size": 4096, "steps": 1200, "eval-every": 100, "eval-windows": 64, "sample-tokens": 0,
-                "log-every": 100,
-            ]
-            seedList = [1, 2]
+            presetSettings = presetSettings.merging([
+                "dim": 128, "layers": 4, "mlp-hidden": 512, "context": 256, "batch-size": 8, "vocab-size": 4096,
+                "steps": 1200, "eval-every": 100, "eval-windows": 64, "log-every": 100,
+            ])
             grids = ["gpt": [1.5e-3, 3e-3, 6e-3], "ngpt": [6e-3, 1.2e-2, 2.4e-2], "ngpt-nu": [2.5e-3, 5e-3, 1e-2]]
-        case "tiny":
-            presetSettings = [
-                "dim": 32, "layers": 2, "heads": 2, "mlp-hidden": 48, "context": 32, "batch-size": 4,
-                "vocab-size": 512, "steps": 30, "eval-every": 10, "eval-windows": 8, "sample-tokens": 0,
-                "log-every": 10,
-            ]
-            seedList = [1, 2]
-            grids = ["gpt": [1.2e-2], "ngpt": [6.4e-2], "ngpt-nu": [5e-3]]  // the default rules at d 32
+        case "tiny":  // the grids are the default rules at d 32
+            presetSettings = presetSettings.merging([
+                "dim": 32, "layers": 2, "mlp-hidden": 48, "context": 32, "batch-size": 4, "vocab-size": 512,
+                "steps": 30, "eval-every": 10, "eval-windows": 8, "log-every": 10,
+            ])
+            grids = ["gpt": [1.2e-2], "ngpt": [6.4e-2], "ngpt-nu": [5e-3]]
         default:
             throw ValidationError("--preset must be default or tiny, got \(preset)")
         }

@@ -286,8 +286,7 @@ import Tokenizer
             }
         }
         for package in ["a-doc", "b-doc"] {
-            let source = DebianDocsCorpus.Source(
-                package: package, folder: "usr/share/doc", suffixes: [".txt"], licence: "test")
+            let source = DebianDocsCorpus.Source(package, "usr/share/doc", ".txt", "test")
             _ = try DebianDocsCorpus.collect(source, from: root + "/\(package)/usr/share/doc", into: root + "/texts")
         }
         let names = try FileManager.default.contentsOfDirectory(atPath: root + "/texts").sorted()
