@@ -122,6 +122,7 @@ struct NGPTCompare: Tool {
         printer.line(Threads.startupLine)
         let s = try runner.run()
         printer.line("")
+        for arm in s.arms { if let edge = arm.gridEdge { printer.line("note: \(edge)") } }
         let base = s.arms[0].displayName
         for arm in s.contenders {
             printer.line("\(arm.displayName): \(arm.verdict ?? "-")")

@@ -94,6 +94,8 @@ import Testing
             summary.arms.count == 2 && summary.baseline == "gpt" && ngpt.perSeed.count == 2
                 && summary.lrSweep.count == 3 && summary.arms.map(\.runs.count) == [2, 2] && ngpt.ladder.count == 2)
         #expect(summary.budgetSteps == 12 && summary.tokensSeen == 12 * 4 * 32)
+        // two rates: the kept one is at an end of the grid, and the report says so; one rate is no grid
+        #expect(summary.arms[0].gridEdge?.contains("of its grid") == true && summary.arms[1].gridEdge == nil)
         for file in ["report.md", "summary.json", "loss-vs-step.svg", "loss-vs-time.svg"] {
             #expect(FileManager.default.fileExists(atPath: dir + "/" + file), "\(file)")
         }
@@ -115,6 +117,7 @@ import Testing
         #expect(perSeed?.first?["baselineFinal"] is Double && perSeed?.first?["seed"] as? Int == 1)
         let report = try String(contentsOfFile: dir + "/report.md", encoding: .utf8)
         #expect(report.contains("**Verdict (nGPT):**") && report.contains("| seed | GPT final | nGPT final"))
+        #expect(report.contains("**Not bracketed:** GPT's best learning rate"))
         // Repeating the command reuses every finished run (nothing is retrained: metrics files are untouched).
         let metrics = dir + "/runs/gpt-lr0.003-seed1/metrics.jsonl"
         let before = try Data(contentsOf: URL(fileURLWithPath: metrics))

@@ -14,21 +14,44 @@ bin=${NGPT_COMPARE:-.build/release/ngpt-compare}
 [ -x "$bin" ] || swift build -c release --product ngpt-compare
 
 # Grids: five rates ×√2 apart around each arm's default rule at that width (GPT 1.5e-3·256/d, nGPT 8e-3·256/d;
-# νGPT's rate is given at its base sizes, 5e-3 at every width and length).
+# νGPT's rate is given at its base sizes, 5e-3 at every width and length), extended by ×√2 steps (up to two) while
+# an arm's best rate is at an end of its grid.
 grid() { python3 -c "import sys; c=float(sys.argv[1]); print(','.join('%.3g' % (c*f) for f in (0.5, 0.7071, 1, 1.4142, 2)))" "$1"; }
+
+# After a point has run, the arms whose best rate is at an end of their grid, each with its grid extended by one
+# ×√2 step past that end ("gpt=1.5e-3,2.1e-3,…"); nothing when every optimum is bracketed.
+extend() {
+  python3 - "$1" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+for arm in s["arms"]:
+    rates = sorted(arm["learningRates"])
+    if len(rates) > 1 and arm["lr"] in (rates[0], rates[-1]):
+        edge = rates[0] / 2 ** 0.5 if arm["lr"] == rates[0] else rates[-1] * 2 ** 0.5
+        print("%s=%s" % (arm["name"], ",".join("%.3g" % r for r in sorted(rates + [edge]))))
+PY
+}
 
 point() {  # name dim steps seeds
   local name=$1 d=$2 steps=$3 seeds=$4
-  local heads=$((d / 64)) mlp=$(python3 -c "print(round($2 * 8 / 3))")
-  local gpt ngpt nu
-  gpt=$(grid "$(python3 -c "print(1.5e-3 * 256 / $d)")")
-  ngpt=$(grid "$(python3 -c "print(8e-3 * 256 / $d)")")
-  nu=$(grid 5e-3)
-  echo "== $name: d $d, $steps steps, seeds $seeds"
-  "$bin" --dir "checkpoints/lr-transfer/$name" --seeds "$seeds" --arms gpt,ngpt,ngpt-nu \
-    --arm-lr "gpt=$gpt" --arm-lr "ngpt=$ngpt" --arm-lr "ngpt-nu=$nu" \
-    --corpus debian-docs --dim "$d" --heads "$heads" --mlp-hidden "$mlp" --layers 4 --context 256 \
-    --batch-size 8 --steps "$steps" --eval-every $((steps / 12)) --eval-windows 256 --log-every 100
+  local heads=$((d / 64)) mlp
+  mlp=$(python3 -c "print(round($2 * 8 / 3))")
+  local -A grids=(
+    [gpt]=$(grid "$(python3 -c "print(1.5e-3 * 256 / $d)")")
+    [ngpt]=$(grid "$(python3 -c "print(8e-3 * 256 / $d)")")
+    [ngpt-nu]=$(grid 5e-3)
+  )
+  for round in 1 2 3; do
+    echo "== $name: d $d, $steps steps, seeds $seeds (round $round)"
+    "$bin" --dir "checkpoints/lr-transfer/$name" --seeds "$seeds" --arms gpt,ngpt,ngpt-nu \
+      --arm-lr "gpt=${grids[gpt]}" --arm-lr "ngpt=${grids[ngpt]}" --arm-lr "ngpt-nu=${grids[ngpt-nu]}" \
+      --corpus debian-docs --dim "$d" --heads "$heads" --mlp-hidden "$mlp" --layers 4 --context 256 \
+      --batch-size 8 --steps "$steps" --eval-every $((steps / 12)) --eval-windows 256 --log-every 100
+    local wider
+    wider=$(extend "checkpoints/lr-transfer/$name/summary.json")
+    [ -z "$wider" ] && break
+    while IFS== read -r arm rates; do grids[$arm]=$rates; echo "   $arm's best is at an end of its grid: $rates"; done <<< "$wider"
+  done
   mkdir -p "docs/lr-transfer/$name"
   cp "checkpoints/lr-transfer/$name"/{report.md,summary.json} "docs/lr-transfer/$name/"
   cp "checkpoints/lr-transfer/$name"/*.svg "docs/lr-transfer/$name/"

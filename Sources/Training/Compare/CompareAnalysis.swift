@@ -187,6 +187,15 @@ public struct CompareSummary: Codable, Sendable {
         public var verdict: String?
         public var ladder: [Run]
         public var ladderSpeedup: Double?
+
+        /// When the kept rate is the lowest or highest of several: the optimum may lie outside the grid.
+        public var gridEdge: String? {
+            guard learningRates.count > 1, let low = learningRates.min(), let high = learningRates.max(),
+                lr == low || lr == high
+            else { return nil }
+            return "\(displayName)'s best learning rate \(lr) is the \(lr == low ? "lowest" : "highest") of its grid; "
+                + "its optimum may lie \(lr == low ? "below" : "above") it (extend the grid with --arm-lr \(name)=…)"
+        }
     }
 
     /// Bits per byte for one nat per token on the comparison's validation windows (the same for every run).

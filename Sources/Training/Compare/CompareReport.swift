@@ -99,6 +99,7 @@ struct CompareReport {
         r +=
             "- Learning rates (best final validation loss on seed \(s.seeds[0])): "
             + s.arms.map { "\($0.displayName) \($0.lr)" }.joined(separator: ", ") + ".\n"
+        for arm in s.arms { if let edge = arm.gridEdge { r += "- **Not bracketed:** \(edge).\n" } }
         for arm in s.contenders {
             r +=
                 "- \(arm.displayName): speedup N/s* (steps it needs to reach the \(base.displayName)'s final "
