@@ -24,8 +24,8 @@ struct NGPTCompare: Tool {
             the step after which a curve stays below the target, and the evaluation's noise), DIR/summary.json and \
             the plots DIR/loss-vs-step.{svg,png}, DIR/loss-vs-time.{svg,png}.
 
-            Presets: default (about 45 minutes on 2 cores: d 128, 4 layers, 2 heads of 64, SwiGLU 512, context 256, \
-            batch 8, 1200 steps, seeds 1 and 2, learning rates GPT 1.5e-3/3e-3/6e-3, nGPT 6e-3/1.2e-2/2.4e-2 and \
+            Presets: default (about 50 minutes on 2 cores: d 128, 4 layers, 2 heads of 64, SwiGLU 512, context 256, \
+            batch 8, 1200 steps, 256 validation windows, seeds 1 and 2, learning rates GPT 1.5e-3/3e-3/6e-3, nGPT 6e-3/1.2e-2/2.4e-2 and \
             νGPT 2.5e-3/5e-3/1e-2, around each model's default rule); tiny (a seconds-long smoke test). Explicit \
             flags override the preset.
             """)
@@ -71,7 +71,7 @@ struct NGPTCompare: Tool {
         case "default":
             presetSettings = presetSettings.merging([
                 "dim": 128, "layers": 4, "mlp-hidden": 512, "context": 256, "batch-size": 8, "vocab-size": 4096,
-                "steps": 1200, "eval-every": 100, "eval-windows": 64, "log-every": 100,
+                "steps": 1200, "eval-every": 100, "eval-windows": 256, "log-every": 100,
             ])
             grids = ["gpt": [1.5e-3, 3e-3, 6e-3], "ngpt": [6e-3, 1.2e-2, 2.4e-2], "ngpt-nu": [2.5e-3, 5e-3, 1e-2]]
         case "tiny":  // the grids are the default rules at d 32
