@@ -178,7 +178,8 @@ struct CompareReport {
         r +=
             "- Evaluation noise: each evaluation predicts \(s.evaluationTokens) tokens (fixed windows); the standard "
             + "error of its mean loss, from the spread of its batches, is \(f(s.evaluationStandardError, 4)) nats "
-            + "(median over the runs' final evaluations)"
+            + "(median over the runs' final evaluations; a bound on how much another draw of windows would move one "
+            + "loss: every run is scored on the same windows, so the differences between runs vary less)"
             + (gaps.isEmpty
                 ? ".\n"
                 : String(
