@@ -61,6 +61,7 @@ def slope(xs, ys):
 
 def main():
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -114,6 +115,7 @@ def main():
             if runs:
                 ax.plot([r["lr"] for r in runs], [r["finalValLoss"] for r in runs], "o-", label=name)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(point)
         ax.set_xlabel("learning rate")
     axes[0][0].set_ylabel("final validation loss")
@@ -143,11 +145,13 @@ def main():
                 ax.plot(xs, ys, "o-", label=name)
     for ax, xl, yl in ((a1, "width d", "optimum lr"), (a2, "steps (d 128)", "optimum lr"), (a3, "width d", "step speedup over GPT")):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         if yl == "optimum lr":
             ax.set_yscale("log")
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(HERE, "optimum-and-speedup.png"), dpi=110)
     print("wrote results.md, loss-vs-lr.png, optimum-and-speedup.png in", HERE)
