@@ -7,7 +7,8 @@
 # Each point's report.md, summary.json and plots are copied into docs/lr-transfer/<point>/; analyse.py then fits
 # the optima and exponents.
 #
-#   docs/lr-transfer/run.sh [POINT ...]      (default: every point, in the order below)
+#   docs/lr-transfer/run.sh [POINT ...]      (default: every point, in the order below; a point whose results are
+#                                            in docs/lr-transfer/ is skipped unless REDO=1)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${NGPT_COMPARE:-.build/release/ngpt-compare}
@@ -34,6 +35,10 @@ PY
 
 point() {  # name dim steps seeds
   local name=$1 d=$2 steps=$3 seeds=$4
+  if [ -f "docs/lr-transfer/$name/summary.json" ] && [ -z "${REDO:-}" ]; then
+    echo "== $name: done (docs/lr-transfer/$name; REDO=1 to run it again)"
+    return
+  fi
   local heads=$((d / 64)) mlp
   mlp=$(python3 -c "print(round($2 * 8 / 3))")
   local -A grids=(
