@@ -26,6 +26,7 @@ let package = Package(
         .executable(name: "ngpt-sample", targets: ["ngpt-sample"]),
         .executable(name: "ngpt-compare", targets: ["ngpt-compare"]),
         .executable(name: "ngpt-inspect", targets: ["ngpt-inspect"]),
+        .executable(name: "ngpt-export", targets: ["ngpt-export"]),
         .executable(name: "ngpt-plot", targets: ["ngpt-plot"]),
         .executable(name: "ngpt-train", targets: ["ngpt-train"]),
         .executable(name: "ngpt-bench", targets: ["ngpt-bench"]),
@@ -90,6 +91,11 @@ let package = Package(
             "Common", "DataPipeline", "Kernels", "Runs", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .target(name: "Export", dependencies: ["Common", "NGPT", "Runs", "Tokenizer"]),
+        .executableTarget(name: "ngpt-export", dependencies: [
+            "Export", "Runs", "ToolSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "ngpt-inspect", dependencies: [
             "Common", "DataPipeline", "Kernels", "Tokenizer", "Runs", "Inspect", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -110,6 +116,7 @@ let package = Package(
         .testTarget(name: "InspectTests", dependencies: ["Common", "Inspect", "Runs", "NGPT", "Kernels"]),
         .testTarget(name: "SamplingTests", dependencies: ["TestSupport", "Common", "Sampling", "Runs", "Training", "NGPT", "Tokenizer", "DataPipeline", "Kernels"],
                     exclude: ["README.md"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ExportTests", dependencies: ["Export"]),
         .testTarget(name: "ToolTests", dependencies: ["TestSupport", "Common", "Training", "NGPT", "Kernels"], exclude: ["Snapshots"]),
     ],
     cxxLanguageStandard: .cxx17

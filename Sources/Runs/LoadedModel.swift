@@ -12,6 +12,9 @@ public struct LoadedModel {
     public let checkpointPath: String
     public let tokenizerPath: String
     public let step: Int
+    /// The checkpoint's state (step, tokens, losses) and its `__metadata__` (the run's `ngpt.config` among them).
+    public let state: CheckpointState
+    public let metadata: [String: String]
     /// Set when the tokenizer's hash differs from the one recorded in the checkpoint (same vocab size).
     public let tokenizerWarning: String?
 
@@ -61,6 +64,6 @@ public struct LoadedModel {
             : "warning: \(tokPath) is not the tokenizer this model was trained with (same vocab size, different model)"
         return LoadedModel(
             model: model, tokenizer: tokenizer, checkpointPath: file, tokenizerPath: tokPath, step: state.step,
-            tokenizerWarning: warning)
+            state: state, metadata: tensors.metadata, tokenizerWarning: warning)
     }
 }

@@ -15,7 +15,7 @@ import Training
     ).path
     static let commands: [[String]] = [
         ["ngpt-train"], ["ngpt-train", "train"], ["ngpt-train", "prepare"], ["ngpt-sample"], ["ngpt-compare"],
-        ["ngpt-inspect"], ["ngpt-plot"],
+        ["ngpt-inspect"], ["ngpt-plot"], ["ngpt-export"],
         ["ngpt-bench"], ["ngpt-bench", "kernels"], ["ngpt-bench", "train"], ["ngpt-bench", "sample"],
     ]
 
@@ -92,6 +92,7 @@ import Training
         ["ngpt-train", "--steps", "0", "--out", "/tmp/ngpt-help-test-never-created"],
         ["ngpt-sample", "--checkpoint", "/nonexistent/run"],
         ["ngpt-inspect", "/nonexistent/run"],
+        ["ngpt-export", "/nonexistent/run", "--out", "/tmp/ngpt-help-test-never-created"],
         ["ngpt-plot", "/nonexistent/run", "--out", "/tmp/ngpt-help-test-never-created"],
         ["ngpt-compare", "--preset", "tiny", "--lr", "0.1", "--dir", "/tmp/ngpt-help-test-compare"],
         ["ngpt-compare", "--preset", "tiny", "--dir", "/etc/passwd"],
