@@ -87,7 +87,7 @@ struct NGPTSample: Tool {
             print(
                 String(
                     format:
-                        "mean loss %.4f nats/token | perplexity %.2f | %.4f bits/byte | %d tokens, %d bytes, %d "
+                        "mean loss %.6f nats/token | perplexity %.2f | %.4f bits/byte | %d tokens, %d bytes, %d "
                         + "windows of %d",
                     r.meanLoss, r.perplexity, r.bitsPerByte, r.tokens, r.bytes, r.windows, loaded.model.config.context))
             return
