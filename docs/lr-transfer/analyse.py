@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WIDTHS = [("d64", 64), ("d128", 128), ("d256", 256), ("d384", 384)]
 HORIZONS = [("d128-s300", 300), ("d128", 1200), ("d128-s4800", 4800)]
 ARMS = [("gpt", "GPT"), ("ngpt", "nGPT"), ("ngpt-nu", "νGPT")]
+COLORS = {"gpt": "#1f77b4", "ngpt": "#ff7f0e", "ngpt-nu": "#2ca02c"}  # one color per arm in every plot
 
 
 def load(point):
@@ -113,7 +114,7 @@ def main():
         for arm, name in ARMS:
             runs = sorted((r for r in s["lrSweep"] if r["arm"] == arm), key=lambda r: r["lr"])
             if runs:
-                ax.plot([r["lr"] for r in runs], [r["finalValLoss"] for r in runs], "o-", label=name)
+                ax.plot([r["lr"] for r in runs], [r["finalValLoss"] for r in runs], "o-", label=name, color=COLORS[arm])
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(point)
@@ -129,9 +130,9 @@ def main():
         w = [(d, opt[(p, arm)][0]) for p, d in WIDTHS if (p, arm) in opt]
         h = [(n, opt[(p, arm)][0]) for p, n in HORIZONS if (p, arm) in opt]
         if w:
-            a1.plot(*zip(*w), "o-", label=name)
+            a1.plot(*zip(*w), "o-", label=name, color=COLORS[arm])
         if h:
-            a2.plot(*zip(*h), "o-", label=name)
+            a2.plot(*zip(*h), "o-", label=name, color=COLORS[arm])
     for point_list, ax in ((WIDTHS, a3),):
         for arm_index, (arm, name) in enumerate(ARMS[1:], start=1):
             xs, ys = [], []
@@ -142,7 +143,7 @@ def main():
                     xs.append(d)
                     ys.append(sp["mean"])
             if xs:
-                ax.plot(xs, ys, "o-", label=name)
+                ax.plot(xs, ys, "o-", label=name, color=COLORS[arm])
     for ax, xl, yl in ((a1, "width d", "optimum lr"), (a2, "steps (d 128)", "optimum lr"), (a3, "width d", "step speedup over GPT")):
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
