@@ -63,23 +63,21 @@ enum LlamaExport {
     /// Each head's rows reordered from interleaved RoPE pairs to Hugging Face's halves: row h·d_k + j of the result
     /// is row h·d_k + 2j (j < d_k/2) or h·d_k + 2(j − d_k/2) + 1 of `w` ([heads·d_k, cols]).
     static func ropeRowsForHF(_ w: [Float], heads: Int, headDim dk: Int, cols: Int) -> [Float] {
-        var out = w
-        for h in 0..<heads {
-            for j in 0..<dk {
-                let source = h * dk + (j < dk / 2 ? 2 * j : 2 * (j - dk / 2) + 1)
-                for c in 0..<cols { out[(h * dk + j) * cols + c] = w[source * cols + c] }
-            }
-        }
-        return out
+        reorderRopeRows(w, heads: heads, headDim: dk, cols: cols, toHF: true)
     }
 
     /// The inverse of `ropeRowsForHF`.
     static func ropeRowsFromHF(_ w: [Float], heads: Int, headDim dk: Int, cols: Int) -> [Float] {
+        reorderRopeRows(w, heads: heads, headDim: dk, cols: cols, toHF: false)
+    }
+
+    private static func reorderRopeRows(_ w: [Float], heads: Int, headDim dk: Int, cols: Int, toHF: Bool) -> [Float] {
         var out = w
         for h in 0..<heads {
             for j in 0..<dk {
-                let source = h * dk + (j < dk / 2 ? 2 * j : 2 * (j - dk / 2) + 1)
-                for c in 0..<cols { out[source * cols + c] = w[(h * dk + j) * cols + c] }
+                let hf = h * dk + j, ours = h * dk + (j < dk / 2 ? 2 * j : 2 * (j - dk / 2) + 1)
+                let (to, from) = toHF ? (hf, ours) : (ours, hf)
+                for c in 0..<cols { out[to * cols + c] = w[from * cols + c] }
             }
         }
         return out
