@@ -25,8 +25,15 @@ public enum HuggingFaceExport {
                 "exporting an nGPT to Hugging Face is not supported yet (it needs its own modeling code); a GPT "
                     + "exports as a Llama")
         }
-        let parent = (out as NSString).deletingLastPathComponent
-        let staging = (parent.isEmpty ? "." : parent) + "/.\((out as NSString).lastPathComponent).partial-\(getpid())"
+        let parent = (out as NSString).deletingLastPathComponent, folder = parent.isEmpty ? "." : parent
+        let prefix = ".\((out as NSString).lastPathComponent).partial-"
+        // An export killed mid-write leaves its staging folder: remove those whose process is gone.
+        for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(prefix) {
+            if let pid = Int32(name.dropFirst(prefix.count)), kill(pid, 0) != 0, errno == ESRCH {
+                try? fm.removeItem(atPath: folder + "/" + name)
+            }
+        }
+        let staging = folder + "/" + prefix + "\(getpid())"
         try? fm.removeItem(atPath: staging)
         try Directories.create(staging, fix: "choose a writable --out")
         do {
