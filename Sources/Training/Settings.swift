@@ -69,7 +69,6 @@ public struct Settings: Equatable, Sendable, ExpressibleByDictionaryLiteral {
         set { values[name] = newValue }
     }
 
-    public var isEmpty: Bool { values.isEmpty }
     public var names: [String] { values.keys.sorted() }
 
     /// These settings with `other`'s on top.
