@@ -116,7 +116,8 @@ let package = Package(
         .testTarget(name: "InspectTests", dependencies: ["Common", "Inspect", "Runs", "NGPT", "Kernels"]),
         .testTarget(name: "SamplingTests", dependencies: ["TestSupport", "Common", "Sampling", "Runs", "Training", "NGPT", "Tokenizer", "DataPipeline", "Kernels"],
                     exclude: ["README.md"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ExportTests", dependencies: ["Export"]),
+        .testTarget(name: "ExportTests", dependencies: ["TestSupport", "Common", "Export", "Runs", "Sampling", "NGPT", "Tokenizer"],
+                    exclude: ["hf_check.py"]),
         .testTarget(name: "ToolTests", dependencies: ["TestSupport", "Common", "Training", "NGPT", "Kernels"], exclude: ["Snapshots"]),
     ],
     cxxLanguageStandard: .cxx17

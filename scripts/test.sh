@@ -4,11 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-# Python packages the interop tests use (small wheels): SentencePiece ids and safetensors files must agree with
-# the reference implementations.
-PY_TEST_PACKAGES=(sentencepiece safetensors numpy)
-for p in "${PY_TEST_PACKAGES[@]}"; do
-  python3 -c "import $p" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "$p"
+# Python packages the interop tests use: SentencePiece ids and safetensors files must agree with the reference
+# implementations, and exported models must compute in transformers what they compute here (torch is PyPI's
+# large CUDA build, a few GB: installed only when missing; protobuf lets transformers read tokenizer.model).
+PY_TEST_PACKAGES=(sentencepiece safetensors numpy google.protobuf:protobuf torch transformers)
+for entry in "${PY_TEST_PACKAGES[@]}"; do
+  module=${entry%%:*} package=${entry#*:}
+  python3 -c "import $module" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "$package"
 done
 # House style: the checked-in .swift-format (4-space indent, 120 columns), enforced.
 swift format lint --strict --recursive Sources Tests

@@ -3,25 +3,25 @@ import Kernels
 
 /// One of nGPT's learnable scale vectors (design §4.1, §4.5): stored raw, starting at `scale`, and used as
 /// raw · init/scale, so that it starts at `initial` and Adam moves it `1/scale` times slower than a raw value.
-struct ScaleVector {
-    let initial: Float, scale: Float
+public struct ScaleVector: Sendable {
+    public let initial: Float, scale: Float
     /// raw → effective.
-    var factor: Float { initial / scale }
+    public var factor: Float { initial / scale }
 
     /// α_A, α_M: init 0.05, scale 1/√d (paper); init 0.05·L_base/L, scale 0.03 (νGPT).
-    static func alpha(_ c: ModelConfig) -> ScaleVector {
+    public static func alpha(_ c: ModelConfig) -> ScaleVector {
         c.parameterization == .nu
             ? ScaleVector(initial: 0.05 * Float(NuGPT.baseLayers) / Float(c.layers), scale: NuGPT.scale)
             : ScaleVector(initial: 0.05, scale: 1 / Float(c.dim).squareRoot())
     }
 
     /// s_qk: init 1, scale 1/√d (paper) or 0.03 (νGPT).
-    static func qk(_ c: ModelConfig) -> ScaleVector {
+    public static func qk(_ c: ModelConfig) -> ScaleVector {
         ScaleVector(initial: 1, scale: c.parameterization == .nu ? NuGPT.scale : 1 / Float(c.dim).squareRoot())
     }
 
     /// s_z: init 1, scale 1/√d (paper); init √(d/d_base), scale 0.03 (νGPT).
-    static func z(_ c: ModelConfig) -> ScaleVector {
+    public static func z(_ c: ModelConfig) -> ScaleVector {
         c.parameterization == .nu
             ? ScaleVector(initial: (Float(c.dim) / Float(NuGPT.baseDim)).squareRoot(), scale: NuGPT.scale)
             : ScaleVector(initial: 1, scale: 1 / Float(c.dim).squareRoot())

@@ -28,6 +28,11 @@ public struct LoadedModel {
             throw UserError(
                 "checkpoint not found: \(path) (pass a run directory from ngpt-train or a .safetensors file)")
         }
+        if HuggingFaceFormat.isDirectory(path) {
+            let (file, tokenizer) = try HuggingFaceFormat.read(path)
+            return try load(
+                file, path: path, tokenizer: tokenizerPath ?? tokenizer, tokenizerFlag: tokenizerFlag)
+        }
         let missing = UserError(
             "\(path) holds no best.safetensors or latest.safetensors; train first with ngpt-train --out \(path)")
         return try Checkpoint.reading(path, missing: missing) { file in
@@ -41,6 +46,16 @@ public struct LoadedModel {
             throw UserError(
                 "cannot load the checkpoint: \(e.message) (corrupt or truncated; try the run's other checkpoint)")
         }
+        return try load(tensors, path: file, tokenizer: tokenizerPath, tokenizerFlag: tokenizerFlag)
+    }
+
+    /// A model from checkpoint tensors read from `file` (a checkpoint file, or a Hugging Face directory converted);
+    /// the tokenizer is `tokenizerPath`, else the one beside `file`.
+    static func load(
+        _ tensors: SafeTensors, path file: String, tokenizer tokenizerPath: String?, tokenizerFlag: String?
+    )
+        throws -> LoadedModel
+    {
         let state = try Checkpoint.read(tensors, path: file)
         let model: LanguageModel
         do { model = try makeModel(state.model) } catch let e as UserError { throw UserError("\(file): \(e.message)") }

@@ -6,8 +6,9 @@ import Runs
 import Tokenizer
 
 /// The run a fine-tuning run starts from (`--init-from`): a run directory (its best checkpoint, else its latest) or
-/// a .safetensors checkpoint, with the tokenizer.model beside it. Its weights initialise the new model; its
-/// architecture and tokenizer are the new run's; its optimiser state and schedule are not carried over.
+/// a .safetensors checkpoint, with the tokenizer.model beside it, or a Hugging Face directory (design §8). Its
+/// weights initialise the new model; its architecture and tokenizer are the new run's; its optimiser state and
+/// schedule are not carried over.
 public struct BaseRun: @unchecked Sendable {
     public let path: String
     public let checkpointPath: String
@@ -21,6 +22,17 @@ public struct BaseRun: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: path) else {
             throw UserError(
                 "--init-from \(path): not found (pass a run directory from ngpt-train or a .safetensors checkpoint)")
+        }
+        if HuggingFaceFormat.isDirectory(path) {
+            let (file, tokenizer) = try HuggingFaceFormat.read(path)
+            self.path = path
+            checkpointPath = path
+            self.file = file
+            state = try Checkpoint.read(file, path: path)
+            tokenizerPath = tokenizer
+            tokenizerBytes = try InputFile.read(
+                tokenizer, what: "tokenizer model", limit: SentencePieceModel.maxModelBytes)
+            return
         }
         let missing = UserError(
             "--init-from \(path) holds no best.safetensors or latest.safetensors; pass a trained run's directory")

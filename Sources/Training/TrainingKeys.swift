@@ -141,8 +141,9 @@ public struct TrainingKey: Sendable {
             .within(1...countLimit)),
         key(
             "init-from", \.initFrom, .data,
-            "Fine-tune: start from this run directory's (or .safetensors checkpoint's) weights, with its "
-                + "architecture and tokenizer and a fresh optimiser.",
+            "Fine-tune: start from this run directory's (or .safetensors checkpoint's, or Hugging Face directory's: a "
+                + "Llama, or an nGPT from ngpt-export) weights, with its architecture and tokenizer and a fresh "
+                + "optimiser.",
             default: "none"),
 
         key("batch-size", \.schedule.batchSize, .schedule, "Sequences per micro-batch.", .within(1...(1 << 20))),

@@ -8,12 +8,14 @@ import ToolSupport
 struct NGPTExport: Tool {
     static let configuration = CommandConfiguration(
         commandName: "ngpt-export",
-        abstract: "Export a trained model for other tools: a GPT as a Hugging Face Llama directory.",
+        abstract: "Export a trained model as a Hugging Face transformers directory (a GPT as a Llama).",
         discussion: """
-            The directory loads with transformers' AutoModelForCausalLM and AutoTokenizer, no custom code: \
-            config.json, model.safetensors (Hugging Face's names and layouts), the SentencePiece tokenizer set to give \
-            ngpt's ids, generation_config.json and a model card (README.md). It is written under a temporary name and \
-            renamed when complete.
+            The directory loads with transformers' AutoModelForCausalLM and AutoTokenizer: config.json, \
+            model.safetensors (Hugging Face's names and layouts), the SentencePiece tokenizer set to give ngpt's ids, \
+            generation_config.json and a model card (README.md). A GPT is a Llama and needs no custom code; an nGPT \
+            carries its modeling code (configuration_ngpt.py, modeling_ngpt.py; load with trust_remote_code=True). \
+            The directory is written under a temporary name and renamed when complete. ngpt-sample --checkpoint DIR \
+            and ngpt-train --init-from DIR read it back, as they read a Llama saved by transformers.
             """)
 
     @Argument(help: "A run directory (its best checkpoint) or a .safetensors checkpoint.") var checkpoint: String
@@ -24,6 +26,7 @@ struct NGPTExport: Tool {
         guard format == "hf" else { throw ValidationError("--format must be hf, got \(format)") }
         let loaded = try LoadedModel.load(checkpoint: checkpoint)
         try HuggingFaceExport.write(loaded, to: out)
-        print("exported \(loaded.checkpointPath) (step \(loaded.step)) to \(out)/ as a Llama")
+        let what = loaded.model.config.kind == .gpt ? "a Llama" : "an nGPT with its modeling code"
+        print("exported \(loaded.checkpointPath) (step \(loaded.step)) to \(out)/ as \(what)")
     }
 }

@@ -22,7 +22,10 @@ struct NGPTSample: Tool {
             and bits per byte of FILE instead.
             """)
 
-    @Option(help: "A run directory (its best.safetensors, else latest.safetensors) or a .safetensors checkpoint file.")
+    @Option(
+        help: ArgumentHelp(
+            "A run directory (its best.safetensors, else latest.safetensors), a .safetensors checkpoint file, or a "
+                + "Hugging Face directory (a Llama with tokenizer.model, or an nGPT from ngpt-export)."))
     var checkpoint: String
 
     @Option(help: "SentencePiece model. (default: tokenizer.model next to the checkpoint)") var tokenizer: String?
