@@ -108,6 +108,27 @@ final class ExportFixture: Sendable {
         }
     }
 
+    /// ngpt-export's bad input: one line naming the problem, exit 1, nothing written.
+    @Test func ngptExportRefusesBadInputInOneLine() throws {
+        let f = try ExportFixture.shared.get()
+        let dir = try temporaryDirectory("hf-bad")
+        try FileManager.default.createDirectory(atPath: dir + "/no-tokenizer", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            atPath: f.run("gpt") + "/best.safetensors", toPath: dir + "/no-tokenizer/best.safetensors")
+        for (arguments, expected) in [
+            ([f.run("gpt"), "--out", f.export("gpt")], "exists"),
+            ([f.run("gpt"), "--out", dir + "/x", "--format", "onnx"], "--format"),
+            ([dir + "/no-tokenizer", "--out", dir + "/y"], "tokenizer"),
+            ([dir + "/missing", "--out", dir + "/z"], "not found"),
+        ] {
+            let (status, out, err) = try runProcess([productsDirectory() + "/ngpt-export"] + arguments)
+            #expect(status == 1 && out.isEmpty, "\(arguments)")
+            let lines = err.split(separator: "\n").filter { !$0.isEmpty }
+            #expect(lines.count == 1 && lines[0].contains(expected), "\(err)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["no-tokenizer"])
+    }
+
     /// The row reordering maps this project's RoPE (pairs 2i, 2i+1) onto Hugging Face's (pairs i, i + d_k/2):
     /// rotating the reordered vector the Hugging Face way gives the reordered rotation, for every position.
     @Test func reorderedRowsTurnInterleavedRoPEIntoHalves() {
