@@ -14,10 +14,15 @@ cd "$(dirname "$0")/../.."
 bin=${NGPT_COMPARE:-.build/release/ngpt-compare}
 [ -x "$bin" ] || swift build -c release --product ngpt-compare
 
-# Grids: five rates ×√2 apart around each arm's default rule at that width (GPT 1.5e-3·256/d, nGPT 8e-3·256/d;
-# νGPT's rate is given at its base sizes, 5e-3 at every width and length), extended by ×√2 steps (up to two) while
-# an arm's best rate is at an end of its grid.
-grid() { python3 -c "import sys; c=float(sys.argv[1]); print(','.join('%.3g' % (c*f) for f in (0.5, 0.7071, 1, 1.4142, 2)))" "$1"; }
+# Grids: rates ×√2 apart around a centre per arm, extended by ×√2 steps (up to two) while an arm's best rate is at
+# an end of its grid. The first points (d64, d128, d128-s300, d256) use five rates around each arm's default rule
+# at that width (GPT 1.5e-3·256/d, nGPT 8e-3·256/d; νGPT's rate is given at its base sizes, 5e-3 everywhere). The
+# last two (d384, d128-s4800) use three rates around the optimum the earlier points predict (results.md: GPT
+# 3e-3·(d/128)^0.34, nGPT 1.4e-2 at 1,200 steps falling as steps^-0.17, νGPT 6.2e-3), since each of their runs
+# costs 8–14 minutes; the extension still moves a grid whose best rate is at an end.
+grid() {  # centre, points (5 or 3)
+  python3 -c "import sys; c=float(sys.argv[1]); f=(0.5, 0.7071, 1, 1.4142, 2) if sys.argv[2]=='5' else (0.7071, 1, 1.4142); print(','.join('%.3g' % (c*x) for x in f))" "$1" "${2:-5}"
+}
 
 # After a point has run, the arms whose best rate is at an end of their grid, each with its grid extended by one
 # ×√2 step past that end ("gpt=1.5e-3,2.1e-3,…"); nothing when every optimum is bracketed.
@@ -33,7 +38,7 @@ for arm in s["arms"]:
 PY
 }
 
-point() {  # name dim steps seeds
+point() {  # name dim steps seeds [gpt-centre ngpt-centre nu-centre points]
   local name=$1 d=$2 steps=$3 seeds=$4
   if [ -f "docs/lr-transfer/$name/summary.json" ] && [ -z "${REDO:-}" ]; then
     echo "== $name: done (docs/lr-transfer/$name; REDO=1 to run it again)"
@@ -42,9 +47,9 @@ point() {  # name dim steps seeds
   local heads=$((d / 64)) mlp
   mlp=$(python3 -c "print(round($2 * 8 / 3))")
   local -A grids=(
-    [gpt]=$(grid "$(python3 -c "print(1.5e-3 * 256 / $d)")")
-    [ngpt]=$(grid "$(python3 -c "print(8e-3 * 256 / $d)")")
-    [ngpt-nu]=$(grid 5e-3)
+    [gpt]=$(grid "${5:-$(python3 -c "print(1.5e-3 * 256 / $d)")}" "${8:-5}")
+    [ngpt]=$(grid "${6:-$(python3 -c "print(8e-3 * 256 / $d)")}" "${8:-5}")
+    [ngpt-nu]=$(grid "${7:-5e-3}" "${8:-5}")
   )
   for round in 1 2 3; do
     echo "== $name: d $d, $steps steps, seeds $seeds (round $round)"
@@ -60,6 +65,24 @@ point() {  # name dim steps seeds
   mkdir -p "docs/lr-transfer/$name"
   cp "checkpoints/lr-transfer/$name"/{report.md,summary.json} "docs/lr-transfer/$name/"
   cp "checkpoints/lr-transfer/$name"/*.svg "docs/lr-transfer/$name/"
+  [ -n "${SEED2:-}" ] && seeds "$name" "$d" "$steps"
+  return 0
+}
+
+# A second seed at each arm's best rate of the grid (seed 1's runs are reused): the speedup's seed range at a
+# point whose grid ran with one seed. Its report and summary go to docs/lr-transfer/<point>/seeds/.
+seeds() {  # name dim steps
+  local name=$1 d=$2 steps=$3 heads=$(($2 / 64)) mlp rates
+  mlp=$(python3 -c "print(round($2 * 8 / 3))")
+  rates=$(python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(' '.join('--arm-lr %s=%.3g' % (a['name'], a['lr']) for a in s['arms']))" "docs/lr-transfer/$name/summary.json")
+  echo "== $name: seeds 1,2 at the best rates ($rates)"
+  # shellcheck disable=SC2086
+  "$bin" --dir "checkpoints/lr-transfer/$name" --seeds 1,2 --arms gpt,ngpt,ngpt-nu $rates \
+    --corpus debian-docs --dim "$d" --heads "$heads" --mlp-hidden "$mlp" --layers 4 --context 256 \
+    --batch-size 8 --steps "$steps" --eval-every $((steps / 12)) --eval-windows 256 --log-every 100
+  mkdir -p "docs/lr-transfer/$name/seeds"
+  cp "checkpoints/lr-transfer/$name"/{report.md,summary.json} "checkpoints/lr-transfer/$name"/*.svg \
+    "docs/lr-transfer/$name/seeds/"
 }
 
 all=(d64 d128 d128-s300 d256 d384 d128-s4800)
@@ -68,9 +91,9 @@ for p in "${@:-${all[@]}}"; do
     d64) point d64 64 1200 1,2 ;;
     d128) point d128 128 1200 1 ;;
     d256) point d256 256 1200 1 ;;
-    d384) point d384 384 1200 1,2 ;;
+    d384) SEED2=1 point d384 384 1200 1 4.3e-3 1.4e-2 6.2e-3 3 ;;
     d128-s300) point d128-s300 128 300 1 ;;
-    d128-s4800) point d128-s4800 128 4800 1 ;;
+    d128-s4800) point d128-s4800 128 4800 1 3e-3 1.1e-2 6.2e-3 3 ;;
     *) echo "unknown point $p (${all[*]})" >&2; exit 2 ;;
   esac
 done
