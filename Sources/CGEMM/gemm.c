@@ -35,7 +35,7 @@ static int detect_features(void) {
   __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
   if ((lo & 0xE6) != 0xE6) return 0;  // the OS saves SSE, AVX, opmask and all 32 zmm registers
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((b >> 16) & 1)) return 0;  // AVX512F
-  int features = NGPT_GEMM_AVX512F;
+  int features = NGPT_GEMM_AVX512F | (((b >> 30) & 1) ? NGPT_GEMM_AVX512BW : 0);
   if (__get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1)) features |= NGPT_GEMM_AVX512BF16;
   return features;
 }

@@ -59,10 +59,13 @@ public enum Threads {
     /// Runs `body` over contiguous chunks of `0..<count`, in parallel when `count * workPerItem` is at least
     /// `minParallelWork`. `body` gets (chunk index, range); chunk indices are below `Threads.count`.
     /// Nested calls run serially.
+    /// `minWork` lowers the bar for kernels measured to gain below it (the decoder's matrix–vector products).
     @inline(__always)
-    public static func parallelFor(_ count: Int, workPerItem: Int, _ body: (Int, Range<Int>) -> Void) {
+    public static func parallelFor(
+        _ count: Int, workPerItem: Int, minWork: Int = minParallelWork, _ body: (Int, Range<Int>) -> Void
+    ) {
         let workers = min(budget, count)
-        if workers <= 1 || insideParallelRegion || count * workPerItem < minParallelWork {
+        if workers <= 1 || insideParallelRegion || count * workPerItem < minWork {
             body(0, 0..<count)
             return
         }

@@ -20,12 +20,15 @@ public protocol TokenDecoder: AnyObject {
 public enum DecodePrecision: String, Sendable, CaseIterable {
     /// The model's Float weights: logits equal the training forward's (to rounding).
     case fp32
-    /// bfloat16 copies of every matrix: half the bytes streamed per token (decoding is bound by that), at
-    /// ~3 significant digits per weight; activations, attention and the KV cache stay Float.
+    /// bfloat16 copies of every matrix: half the bytes streamed per token, at ~3 significant digits per weight.
+    /// With AVX512_BF16 the vector entering each product is rounded to bfloat16 too (one vdpbf16ps per 32
+    /// weights, like a bf16 training GEMM); sums, attention, normalisations and the KV cache stay Float.
     case bf16
 }
 
-/// A weight matrix as the decoder reads it: the Float original, or a bfloat16 copy.
+/// A weight matrix as the decoder reads it: the Float original, or a bfloat16 copy. The copy is stored as the
+/// product uses it, [outputs, inputs] (transposed when the decoder multiplies by Aᵀ), so every bf16 product is a
+/// dot product per row: one vdpbf16ps per 32 weights (`GEMM.gemvBF16`).
 struct DecodeMatrix {
     let f32: UnsafePointer<Float>
     let b16: UnsafeMutablePointer<UInt16>?
@@ -37,7 +40,8 @@ struct DecodeMatrix {
         transpose: Bool = false, _ x: UnsafePointer<Float>, beta: Float = 0, _ y: UnsafeMutablePointer<Float>
     ) {
         if let b = b16 {
-            GEMM.gemv(transpose: transpose, rows: rows, cols: cols, b, lda: cols, x, beta: beta, y, scratch: scratch)
+            let (outputs, inputs) = transpose ? (cols, rows) : (rows, cols)
+            GEMM.gemvBF16(rows: outputs, cols: inputs, b, x, beta: beta, y, scratch: scratch)
         } else {
             GEMM.gemv(transpose: transpose, rows: rows, cols: cols, f32, lda: cols, x, beta: beta, y)
         }
@@ -54,12 +58,17 @@ final class DecodeWeights {
         scratch = .allocate(capacity: 2 * maxDimension + 64)
     }
 
-    func matrix(_ p: UnsafePointer<Float>, rows: Int, cols: Int) -> DecodeMatrix {
+    /// `p` is [rows, cols]; `transposed` when the decoder multiplies by its transpose (W_o, W_down).
+    func matrix(_ p: UnsafePointer<Float>, rows: Int, cols: Int, transposed: Bool = false) -> DecodeMatrix {
         guard precision == .bf16 else {
             return DecodeMatrix(f32: p, b16: nil, rows: rows, cols: cols, scratch: scratch)
         }
         let b = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * cols)
-        BFloat16.convert(p, b, count: rows * cols)
+        if transposed {
+            for r in 0..<rows { for c in 0..<cols { b[c * rows + r] = BFloat16.round(p[r * cols + c]) } }
+        } else {
+            BFloat16.convert(p, b, count: rows * cols)
+        }
         buffers.append(b)
         return DecodeMatrix(f32: p, b16: b, rows: rows, cols: cols, scratch: scratch)
     }
@@ -115,8 +124,8 @@ extension DecodeWeights {
         let d = c.dim, f = c.mlpHidden
         return DecodeLayer(
             wq: matrix(wq, rows: d, cols: d), wk: matrix(wk, rows: d, cols: d), wv: matrix(wv, rows: d, cols: d),
-            wo: matrix(wo, rows: d, cols: d), up: matrix(up, rows: f, cols: d), gate: matrix(gate, rows: f, cols: d),
-            down: matrix(down, rows: f, cols: d))
+            wo: matrix(wo, rows: d, cols: d, transposed: true), up: matrix(up, rows: f, cols: d),
+            gate: matrix(gate, rows: f, cols: d), down: matrix(down, rows: f, cols: d, transposed: true))
     }
 }
 

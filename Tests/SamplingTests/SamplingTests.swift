@@ -83,6 +83,47 @@ func fixture(_ name: String) throws -> String {
         }
     }
 
+    /// The vdpbf16ps kernel (x rounded to bf16) against the Float-x loop it replaces given the same rounded x:
+    /// equal up to the order of the sums; tails of a row (cols mod 32), rows in fours and beta covered.
+    @Test(.enabled(if: GEMM.hasBF16Gemv), arguments: [(7, 33), (64, 256), (5, 70), (683, 256), (256, 683), (1, 1)])
+    func bf16KernelMatchesTheLoopItReplaces(rows: Int, cols: Int) {
+        var rng = SplitMix64(seed: UInt64(rows * 1000 + cols))
+        let a = (0..<(rows * cols)).map { _ in BFloat16.round(Float(rng.normal())) }
+        let x = (0..<cols).map { _ in Float(rng.normal()) }
+        let rounded = x.map { BFloat16.float(BFloat16.round($0)) }
+        var scratch = [Float](repeating: 0, count: 2 * max(rows, cols) + 64)
+        for beta: Float in [0, 0.5] {
+            var kernel = [Float](repeating: 1, count: rows), loop = kernel
+            GEMM.gemvBF16(rows: rows, cols: cols, a, x, beta: beta, &kernel, scratch: &scratch)
+            GEMM.gemv(
+                transpose: false, rows: rows, cols: cols, a, lda: cols, rounded, beta: beta, &loop, scratch: &scratch)
+            for r in 0..<rows {
+                let magnitude = (0..<cols).reduce(Float(beta)) {
+                    $0 + abs(BFloat16.float(a[r * cols + $1]) * rounded[$1])
+                }
+                #expect(abs(kernel[r] - loop[r]) <= 1e-5 * max(1, magnitude), "\(rows)×\(cols) [\(r)] β \(beta)")
+            }
+        }
+    }
+
+    /// Rows split over the workers: the same bits on one thread and on two.
+    @Test(.enabled(if: GEMM.hasBF16Gemv)) func bf16KernelDoesNotDependOnTheThreadCount() {
+        var rng = SplitMix64(seed: 12)
+        let rows = 683, cols = 256
+        let a = (0..<(rows * cols)).map { _ in BFloat16.round(Float(rng.normal())) }
+        let x = (0..<cols).map { _ in Float(rng.normal()) }
+        var scratch = [Float](repeating: 0, count: 2 * rows + 64)
+        var results: [[UInt32]] = []
+        for threads in [1, 2] {
+            Threads.configure(threads: threads)
+            var y = [Float](repeating: 0, count: rows)
+            GEMM.gemvBF16(rows: rows, cols: cols, a, x, &y, scratch: &scratch)
+            results.append(y.map(\.bitPattern))
+        }
+        Threads.configure()
+        #expect(results[0] == results[1])
+    }
+
     /// bf16 weights keep ~3 significant digits: logits stay within 2 % of the fp32 path's scale.
     @Test(arguments: [ModelKind.ngpt, .gpt])
     func bf16LogitsAreCloseToFP32(kind: ModelKind) throws {

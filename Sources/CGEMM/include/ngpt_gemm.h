@@ -6,6 +6,7 @@
 #define NGPT_GEMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -14,6 +15,7 @@ extern "C" {
 enum {
   NGPT_GEMM_AVX512F = 1,     // the fp32 kernel can run (CPU and OS support AVX-512 state)
   NGPT_GEMM_AVX512BF16 = 2,  // the bf16 kernel can run
+  NGPT_GEMM_AVX512BW = 4,    // 16-bit lane masks (the bf16 matrix–vector product's row tails)
 };
 
 // The kernels this CPU and OS can run (NGPT_GEMM_* bits); 0 on other CPUs.
@@ -33,6 +35,14 @@ int ngpt_gemm_thread_precision(void);
 
 // A buffer of at least `floats` floats owned by the calling thread (kept and grown across calls; 64-byte aligned).
 float *ngpt_gemm_scratch(size_t floats);
+
+// xb[i] = x[i] rounded to bfloat16 (to nearest even; a NaN stays a quiet NaN), for i < n.
+void ngpt_bf16_round(const float *x, uint16_t *xb, long n);
+
+// y[r] = Σ_c A[r, c]·xb[c] (+ beta·y[r]) for r < rows, with A [rows, cols] and xb in bfloat16 (A row-major, lda),
+// products accumulated in fp32 with vdpbf16ps (gemv.c): the decoder's matrix–vector product with bf16 weights.
+// Requires NGPT_GEMM_AVX512BF16 and NGPT_GEMM_AVX512BW; beta == 0 never reads y.
+void ngpt_gemv_bf16(long rows, long cols, const uint16_t *A, long lda, const uint16_t *xb, float beta, float *y);
 
 // Runs `iterations` rounds of 24 independent 512-bit multiply-adds (vfmadd231ps, or vdpbf16ps with bf16 != 0) on
 // the calling thread: timing it measures the core's peak rate for the benchmarks' "% of peak".
