@@ -2,7 +2,8 @@
 // reads every weight once per token; the Swift loop this replaces widened each bf16 weight to fp32 (a shift or a
 // mask) and did two fp32 multiply-adds per 32 weights, four vector operations where vdpbf16ps needs one. Here x is
 // rounded to bfloat16 once per product (ngpt_bf16_round) and each row is a dot product of bf16 pairs accumulated
-// in fp32 lanes. The caller splits the rows over its threads: each row's sum is the same on any split.
+// in fp32 lanes. Several streams (a batch of x) share each load of a weight row. The caller splits the rows over
+// its threads: each row's sum is the same on any split and in any batch.
 #include <immintrin.h>
 #include <stdint.h>
 
@@ -21,11 +22,56 @@ static inline uint16_t round_to_bf16(float x) {
 // The mask of the first `n` of 32 16-bit lanes (all when n ≥ 32).
 static inline __mmask32 first_lanes(long n) { return n >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << n) - 1); }
 
-// Four rows at a time share each load of x; the last (cols mod 32) weights of a row are loaded under a mask, so
-// nothing past a row's end is read.
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void gemv_rows(long rows, long cols, const uint16_t *A,
-                                                                             long lda, const uint16_t *xb, float beta,
-                                                                             float *y) {
+// Y[b, r] = Σ_c A[r, c]·X[b, c] (+ beta·Y[b, r]) for a block of up to 4 rows and NB streams (NB = 1, 2 or 4):
+// 4·NB fp32 accumulators, each fed by one vdpbf16ps per 32 columns in column order, then the masked tail, then a
+// horizontal sum. Every (row, stream) pair sees exactly that sequence whatever the block around it, so a stream's
+// result is the same bits alone or in a batch. Missing rows repeat the last real one (computed, not stored).
+#define DEFINE_BLOCK(NB)                                                                                              \
+  __attribute__((target("avx512f,avx512bw,avx512bf16"), always_inline)) static inline void block4x##NB(               \
+      long nr, long cols, const uint16_t *A, long lda, const uint16_t *X, long ldx, float beta, float *Y, long ldy) { \
+    const long full = cols / 32 * 32;                                                                                 \
+    const __mmask32 tail = first_lanes(cols - full);                                                                  \
+    const uint16_t *a[4];                                                                                             \
+    for (int i = 0; i < 4; ++i) a[i] = A + (i < nr ? i : nr - 1) * lda;                                               \
+    __m512 s[4][NB];                                                                                                  \
+    for (int i = 0; i < 4; ++i)                                                                                       \
+      for (int b = 0; b < NB; ++b) s[i][b] = _mm512_setzero_ps();                                                     \
+    for (long c = 0; c < full; c += 32) {                                                                             \
+      __m512bh av[4], xv[NB];                                                                                         \
+      for (int i = 0; i < 4; ++i) av[i] = (__m512bh)_mm512_loadu_si512(a[i] + c);                                     \
+      for (int b = 0; b < NB; ++b) xv[b] = (__m512bh)_mm512_loadu_si512(X + b * ldx + c);                             \
+      for (int i = 0; i < 4; ++i)                                                                                     \
+        for (int b = 0; b < NB; ++b) s[i][b] = _mm512_dpbf16_ps(s[i][b], av[i], xv[b]);                               \
+    }                                                                                                                 \
+    if (full < cols) {                                                                                                \
+      __m512bh av[4], xv[NB];                                                                                         \
+      for (int i = 0; i < 4; ++i) av[i] = (__m512bh)_mm512_maskz_loadu_epi16(tail, a[i] + full);                      \
+      for (int b = 0; b < NB; ++b) xv[b] = (__m512bh)_mm512_maskz_loadu_epi16(tail, X + b * ldx + full);              \
+      for (int i = 0; i < 4; ++i)                                                                                     \
+        for (int b = 0; b < NB; ++b) s[i][b] = _mm512_dpbf16_ps(s[i][b], av[i], xv[b]);                               \
+    }                                                                                                                 \
+    for (int b = 0; b < NB; ++b)                                                                                      \
+      for (int i = 0; i < nr; ++i) {                                                                                  \
+        const float t = _mm512_reduce_add_ps(s[i][b]);                                                                \
+        float *y = Y + b * ldy + i;                                                                                   \
+        *y = beta == 0 ? t : t + beta * *y;                                                                           \
+      }                                                                                                               \
+  }
+
+DEFINE_BLOCK(1)
+DEFINE_BLOCK(2)
+DEFINE_BLOCK(4)
+
+void ngpt_bf16_round(const float *x, uint16_t *xb, long n) {
+  for (long c = 0; c < n; ++c) xb[c] = round_to_bf16(x[c]);
+}
+
+// One stream: four rows at a time share each load of x, then the remaining rows one by one. Each row's sum is
+// the sequence block4xNB gives it (vdpbf16ps per 32 columns in order, the masked tail, a horizontal sum), so a
+// stream's result is the same bits alone or in a batch; this loop only avoids a batch's block set-up per row.
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void gemv_one(long rows, long cols, const uint16_t *A,
+                                                                            long lda, const uint16_t *x, float beta,
+                                                                            float *y) {
   const long full = cols / 32 * 32;
   const __mmask32 tail = first_lanes(cols - full);
   long r = 0;
@@ -33,40 +79,46 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void gemv_rows(lon
     const uint16_t *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
     for (long c = 0; c < full; c += 32) {
-      const __m512bh x = (__m512bh)_mm512_loadu_si512(xb + c);
-      s0 = _mm512_dpbf16_ps(s0, (__m512bh)_mm512_loadu_si512(a0 + c), x);
-      s1 = _mm512_dpbf16_ps(s1, (__m512bh)_mm512_loadu_si512(a1 + c), x);
-      s2 = _mm512_dpbf16_ps(s2, (__m512bh)_mm512_loadu_si512(a2 + c), x);
-      s3 = _mm512_dpbf16_ps(s3, (__m512bh)_mm512_loadu_si512(a3 + c), x);
+      const __m512bh xv = (__m512bh)_mm512_loadu_si512(x + c);
+      s0 = _mm512_dpbf16_ps(s0, (__m512bh)_mm512_loadu_si512(a0 + c), xv);
+      s1 = _mm512_dpbf16_ps(s1, (__m512bh)_mm512_loadu_si512(a1 + c), xv);
+      s2 = _mm512_dpbf16_ps(s2, (__m512bh)_mm512_loadu_si512(a2 + c), xv);
+      s3 = _mm512_dpbf16_ps(s3, (__m512bh)_mm512_loadu_si512(a3 + c), xv);
     }
     if (full < cols) {
-      const __m512bh x = (__m512bh)_mm512_maskz_loadu_epi16(tail, xb + full);
-      s0 = _mm512_dpbf16_ps(s0, (__m512bh)_mm512_maskz_loadu_epi16(tail, a0 + full), x);
-      s1 = _mm512_dpbf16_ps(s1, (__m512bh)_mm512_maskz_loadu_epi16(tail, a1 + full), x);
-      s2 = _mm512_dpbf16_ps(s2, (__m512bh)_mm512_maskz_loadu_epi16(tail, a2 + full), x);
-      s3 = _mm512_dpbf16_ps(s3, (__m512bh)_mm512_maskz_loadu_epi16(tail, a3 + full), x);
+      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(tail, x + full);
+      s0 = _mm512_dpbf16_ps(s0, (__m512bh)_mm512_maskz_loadu_epi16(tail, a0 + full), xv);
+      s1 = _mm512_dpbf16_ps(s1, (__m512bh)_mm512_maskz_loadu_epi16(tail, a1 + full), xv);
+      s2 = _mm512_dpbf16_ps(s2, (__m512bh)_mm512_maskz_loadu_epi16(tail, a2 + full), xv);
+      s3 = _mm512_dpbf16_ps(s3, (__m512bh)_mm512_maskz_loadu_epi16(tail, a3 + full), xv);
     }
     const float t[4] = {_mm512_reduce_add_ps(s0), _mm512_reduce_add_ps(s1), _mm512_reduce_add_ps(s2),
                         _mm512_reduce_add_ps(s3)};
     for (int i = 0; i < 4; ++i) y[r + i] = beta == 0 ? t[i] : t[i] + beta * y[r + i];
   }
-  for (; r < rows; ++r) {
-    const uint16_t *a = A + r * lda;
-    __m512 s = _mm512_setzero_ps();
-    for (long c = 0; c < full; c += 32)
-      s = _mm512_dpbf16_ps(s, (__m512bh)_mm512_loadu_si512(a + c), (__m512bh)_mm512_loadu_si512(xb + c));
-    if (full < cols)
-      s = _mm512_dpbf16_ps(s, (__m512bh)_mm512_maskz_loadu_epi16(tail, a + full),
-                           (__m512bh)_mm512_maskz_loadu_epi16(tail, xb + full));
-    const float t = _mm512_reduce_add_ps(s);
-    y[r] = beta == 0 ? t : t + beta * y[r];
+  if (r < rows) block4x1(rows - r, cols, A + r * lda, lda, x, 0, beta, y + r, 0);
+}
+
+// Every 4-row block of A against every stream, 4, 2 or 1 streams at a time (the block functions inline here, so
+// their set-up is hoisted out of the loops). The 4 rows stay in L1 while the streams pass over them.
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void gemv_blocks(long rows, long cols, const uint16_t *A,
+                                                                               long lda, long n, const uint16_t *X,
+                                                                               long ldx, float beta, float *Y,
+                                                                               long ldy) {
+  for (long r = 0; r < rows; r += 4) {
+    const long nr = rows - r < 4 ? rows - r : 4;
+    long b = 0;
+    for (; b + 4 <= n; b += 4) block4x4(nr, cols, A + r * lda, lda, X + b * ldx, ldx, beta, Y + b * ldy + r, ldy);
+    for (; b + 2 <= n; b += 2) block4x2(nr, cols, A + r * lda, lda, X + b * ldx, ldx, beta, Y + b * ldy + r, ldy);
+    for (; b < n; ++b) block4x1(nr, cols, A + r * lda, lda, X + b * ldx, ldx, beta, Y + b * ldy + r, ldy);
   }
 }
 
-void ngpt_bf16_round(const float *x, uint16_t *xb, long n) {
-  for (long c = 0; c < n; ++c) xb[c] = round_to_bf16(x[c]);
-}
-
-void ngpt_gemv_bf16(long rows, long cols, const uint16_t *A, long lda, const uint16_t *xb, float beta, float *y) {
-  if (rows > 0 && cols > 0) gemv_rows(rows, cols, A, lda, xb, beta, y);
+void ngpt_gemv_bf16(long rows, long cols, const uint16_t *A, long lda, long n, const uint16_t *X, long ldx, float beta,
+                    float *Y, long ldy) {
+  if (rows <= 0 || cols <= 0 || n <= 0) return;
+  if (n == 1)
+    gemv_one(rows, cols, A, lda, X, beta, Y);
+  else
+    gemv_blocks(rows, cols, A, lda, n, X, ldx, beta, Y, ldy);
 }

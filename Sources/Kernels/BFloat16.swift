@@ -30,28 +30,35 @@ extension GEMM {
     /// Where `gemvBF16` runs CGEMM's vdpbf16ps kernel (AVX512_BF16, with AVX512BW for its row tails).
     public static var hasBF16Gemv: Bool { hasBF16 && features & Int(NGPT_GEMM_AVX512BW) != 0 }
 
-    /// y = A·x (+ beta·y) with A [rows, cols] in bfloat16 (row-major, contiguous): the decoder's product with bf16
-    /// weights. Where `hasBF16Gemv`, x is rounded to bfloat16 too and each row is a vdpbf16ps dot product (CGEMM's
-    /// gemv.c), the rows split over the workers; elsewhere the Float-x loop below, on the calling thread.
-    /// `scratch` as for `gemv`.
+    /// y = A·x (+ beta·y) with A [rows, cols] in bfloat16 (row-major, contiguous), for each of `vectors` x
+    /// ([vectors, cols]) and y ([vectors, rows]): the decoder's product with bf16 weights, one stream or a batch.
+    /// Where `hasBF16Gemv`, x is rounded to bfloat16 too and each row is a vdpbf16ps dot product (CGEMM's gemv.c),
+    /// a batch sharing each load of a weight row, the rows split over the workers; elsewhere the Float-x loop
+    /// below, vector by vector on the calling thread. Either way a vector's result does not depend on the others
+    /// or on the thread count. `scratch`: at least vectors·(cols/2 + 32) and 2·max(rows, cols) + 32 floats.
     ///
-    /// Measured (`ngpt-bench sample`, config S, AMD EPYC Zen 4, 2 threads): nGPT 7,250–7,900 tokens/s, GPT
-    /// 7,400–8,240, against 5,200–5,550 and 5,500–5,770 for the same kernel on one thread and ~3,500 for the
-    /// Float-x loop. One token streams ~8.5 MB of bf16 weights from the caches; the split pays from products of
-    /// 32 KB up (a fork costs about a microsecond with the pool's workers spinning).
+    /// Measured (`ngpt-bench sample`, config S, AMD EPYC Zen 4, 2 threads, one stream): nGPT 7,250–7,900
+    /// tokens/s, GPT 7,400–8,240, against 5,200–5,550 and 5,500–5,770 for the same kernel on one thread and
+    /// ~3,500 for the Float-x loop. One token streams ~8.5 MB of bf16 weights from the caches; the split pays from
+    /// products of 32 KB up (a fork costs about a microsecond with the pool's workers spinning).
     @inline(__always)
     public static func gemvBF16(
-        rows: Int, cols: Int, _ a: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, beta: Float = 0,
-        _ y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+        rows: Int, cols: Int, _ a: UnsafePointer<UInt16>, vectors n: Int = 1, _ x: UnsafePointer<Float>,
+        beta: Float = 0, _ y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
     ) {
         guard hasBF16Gemv else {
-            gemv(transpose: false, rows: rows, cols: cols, a, lda: cols, x, beta: beta, y, scratch: scratch)
+            for v in 0..<n {
+                gemv(
+                    transpose: false, rows: rows, cols: cols, a, lda: cols, x + v * cols, beta: beta, y + v * rows,
+                    scratch: scratch)
+            }
             return
         }
+        let ldx = (cols + 31) / 32 * 32  // each rounded vector starts 64-byte aligned
         let xb = UnsafeMutableRawPointer(scratch).assumingMemoryBound(to: UInt16.self)
-        ngpt_bf16_round(x, xb, cols)
-        Threads.parallelFor(rows, workPerItem: 2 * cols, minWork: gemvParallelWork) { _, r in
-            ngpt_gemv_bf16(r.count, cols, a + r.lowerBound * cols, cols, xb, beta, y + r.lowerBound)
+        for v in 0..<n { ngpt_bf16_round(x + v * cols, xb + v * ldx, cols) }
+        Threads.parallelFor(rows, workPerItem: 2 * cols * n, minWork: gemvParallelWork) { _, r in
+            ngpt_gemv_bf16(r.count, cols, a + r.lowerBound * cols, cols, n, xb, ldx, beta, y + r.lowerBound, rows)
         }
     }
 

@@ -16,6 +16,31 @@ public protocol TokenDecoder: AnyObject {
     func step(_ token: Int32) -> UnsafeMutablePointer<Float>
 }
 
+/// Several independent streams decoded together (`LanguageModel.makeBatchDecoder`): each slot has its own KV
+/// cache and position, and one step runs every row given to it through each weight matrix once (the weights are
+/// read once per step, not once per stream). A stream's logits are the same bits alone or in any batch, and the
+/// same as `TokenDecoder`'s: every row goes through the same arithmetic.
+public protocol BatchDecoder: AnyObject {
+    var config: ModelConfig { get }
+    /// Streams this decoder holds caches for.
+    var slots: Int { get }
+    /// Rows one step takes at most.
+    var maxRows: Int { get }
+    /// Tokens in `slot`'s cache.
+    func position(of slot: Int) -> Int
+    /// Empties `slot`'s cache (a new stream starts there).
+    func reset(slot: Int)
+    /// Appends each row's token to its slot's cache, in order (a slot may take several rows: consecutive
+    /// positions, as in a prompt), and returns the logits after each row, [rows.count, vocab].
+    func step(_ rows: [DecodeRow]) -> UnsafeMutablePointer<Float>
+}
+
+/// One token of one stream in a batched step.
+public struct DecodeRow: Sendable, Equatable {
+    public var slot: Int, token: Int32
+    public init(slot: Int, token: Int32) { self.slot = slot; self.token = token }
+}
+
 /// Weight precision of the single-token path.
 public enum DecodePrecision: String, Sendable, CaseIterable {
     /// The model's Float weights: logits equal the training forward's (to rounding).
@@ -35,15 +60,21 @@ struct DecodeMatrix {
     let rows: Int, cols: Int
     let scratch: UnsafeMutablePointer<Float>
 
-    /// y = W·x (or Wᵀ·x), + beta·y.
+    /// For each of `n` vectors (x and y rows of `inputs` and `outputs` floats): y = W·x (or Wᵀ·x), + beta·y.
     @inline(__always) func apply(
-        transpose: Bool = false, _ x: UnsafePointer<Float>, beta: Float = 0, _ y: UnsafeMutablePointer<Float>
+        transpose: Bool = false, n: Int = 1, _ x: UnsafePointer<Float>, beta: Float = 0,
+        _ y: UnsafeMutablePointer<Float>
     ) {
+        let (outputs, inputs) = transpose ? (cols, rows) : (rows, cols)
         if let b = b16 {
-            let (outputs, inputs) = transpose ? (cols, rows) : (rows, cols)
-            GEMM.gemvBF16(rows: outputs, cols: inputs, b, x, beta: beta, y, scratch: scratch)
+            GEMM.gemvBF16(rows: outputs, cols: inputs, b, vectors: n, x, beta: beta, y, scratch: scratch)
         } else {
-            GEMM.gemv(transpose: transpose, rows: rows, cols: cols, f32, lda: cols, x, beta: beta, y)
+            // Vector by vector: each stream's arithmetic is the single-stream one.
+            for v in 0..<n {
+                GEMM.gemv(
+                    transpose: transpose, rows: rows, cols: cols, f32, lda: cols, x + v * inputs, beta: beta,
+                    y + v * outputs)
+            }
         }
     }
 }
@@ -53,9 +84,10 @@ final class DecodeWeights {
     let precision: DecodePrecision
     private var buffers: [UnsafeMutablePointer<UInt16>] = []
     private let scratch: UnsafeMutablePointer<Float>
-    init(_ precision: DecodePrecision, maxDimension: Int) {
+    /// `maxDimension`: the longest input of any product; `maxRows`: the vectors of one product.
+    init(_ precision: DecodePrecision, maxDimension: Int, maxRows: Int) {
         self.precision = precision
-        scratch = .allocate(capacity: 2 * maxDimension + 64)
+        scratch = .allocate(capacity: max(2 * maxDimension + 64, maxRows * (maxDimension / 2 + 32)))
     }
 
     /// `p` is [rows, cols]; `transposed` when the decoder multiplies by its transpose (W_o, W_down).
@@ -77,35 +109,97 @@ final class DecodeWeights {
     deinit { clear(); scratch.deallocate() }
 }
 
-/// Buffers shared by both decoders: the cache and one token's activations.
-class DecoderState {
+/// Buffers shared by both decoders: a KV cache per slot and the activations of up to `maxRows` rows.
+final class DecoderState {
     let config: ModelConfig
+    let slots: Int, maxRows: Int
     let arena = Arena()
-    let kCache: [UnsafeMutablePointer<Float>], vCache: [UnsafeMutablePointer<Float>]  // per layer [T, d]
-    let x, a, q, k, v, y, o: UnsafeMutablePointer<Float>  // [d]
-    let u, g: UnsafeMutablePointer<Float>  // [F]
-    let scores: UnsafeMutablePointer<Float>  // [H, T]
-    let logits: UnsafeMutablePointer<Float>  // [V]
-    var position = 0
+    let kCache: [[UnsafeMutablePointer<Float>]], vCache: [[UnsafeMutablePointer<Float>]]  // [slot][layer]: [T, d]
+    let x, a, q, k, v, y, o: UnsafeMutablePointer<Float>  // [rows, d]
+    let u, g: UnsafeMutablePointer<Float>  // [rows, F]
+    let scores: UnsafeMutablePointer<Float>  // [workers, H, T]
+    let logits: UnsafeMutablePointer<Float>  // [rows, V]
+    let rstd: UnsafeMutablePointer<Float>  // [rows]
+    var positions: [Int]
+    /// The current step's rows: slot, position and token of each.
+    var rowSlots: [Int] = [], rowPositions: [Int] = [], rowTokens: [Int32] = []
 
-    init(_ c: ModelConfig) {
+    init(_ c: ModelConfig, slots: Int, maxRows: Int) {
         config = c
-        let d = c.dim
-        kCache = (0..<c.layers).map { [arena] _ in arena.floats(c.context * d) }
-        vCache = (0..<c.layers).map { [arena] _ in arena.floats(c.context * d) }
-        x = arena.floats(d); a = arena.floats(d); q = arena.floats(d); k = arena.floats(d); v = arena.floats(d)
-        y = arena.floats(d); o = arena.floats(d)
-        u = arena.floats(c.mlpHidden); g = arena.floats(c.mlpHidden)
-        scores = arena.floats(c.heads * c.context)
-        logits = arena.floats(c.vocabSize)
+        self.slots = slots
+        self.maxRows = maxRows
+        let d = c.dim, n = maxRows
+        kCache = (0..<slots).map { [arena] _ in (0..<c.layers).map { _ in arena.floats(c.context * d) } }
+        vCache = (0..<slots).map { [arena] _ in (0..<c.layers).map { _ in arena.floats(c.context * d) } }
+        x = arena.floats(n * d); a = arena.floats(n * d); q = arena.floats(n * d); k = arena.floats(n * d)
+        v = arena.floats(n * d); y = arena.floats(n * d); o = arena.floats(n * d)
+        u = arena.floats(n * c.mlpHidden); g = arena.floats(n * c.mlpHidden)
+        scores = arena.floats(Threads.maxWorkers * c.heads * c.context)
+        logits = arena.floats(n * c.vocabSize)
+        rstd = arena.floats(n)
+        positions = [Int](repeating: 0, count: slots)
     }
 
-    /// y = softmax(scale · q̃·K̃ᵀ)·V over the cached positions 0...position, per head.
+    /// Takes the step's rows: each row's position follows its slot's cache (and the slot's earlier rows).
+    func begin(_ rows: [DecodeRow]) {
+        precondition(!rows.isEmpty && rows.count <= maxRows, "a step takes 1...\(maxRows) rows")
+        rowSlots.removeAll(keepingCapacity: true)
+        rowTokens.removeAll(keepingCapacity: true)
+        rowPositions.removeAll(keepingCapacity: true)
+        for r in rows {
+            precondition(r.slot >= 0 && r.slot < slots, "slot \(r.slot) out of 0..<\(slots)")
+            // the slot's position after its earlier rows in this step
+            let t = positions[r.slot] + rowSlots.reduce(0) { $0 + ($1 == r.slot ? 1 : 0) }
+            precondition(t < config.context, "the KV cache is full; reset or slide the window")
+            rowSlots.append(r.slot)
+            rowTokens.append(r.token)
+            rowPositions.append(t)
+        }
+    }
+
+    /// Ends the step: every slot's position advances by its rows.
+    func end() { for slot in rowSlots { positions[slot] += 1 } }
+
+    /// RoPE on row i of `x` ([rows, d]) at that row's position.
+    func rotate(_ x: UnsafeMutablePointer<Float>, table: RoPETable) {
+        let d = config.dim
+        for (i, t) in rowPositions.enumerated() {
+            RoPE.rotate(x + i * d, ld: d, rows: 1, heads: config.heads, context: 1, positionOffset: t, table: table)
+        }
+    }
+
+    /// Copies each row's k and v ([rows, d]) into its slot's cache of `layer` at its position.
+    func cache(layer l: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>) {
+        let d = config.dim
+        for (i, (slot, t)) in zip(rowSlots, rowPositions).enumerated() {
+            (kCache[slot][l] + t * d).update(from: k + i * d, count: d)
+            (vCache[slot][l] + t * d).update(from: v + i * d, count: d)
+        }
+    }
+
+    /// y = softmax(scale · q̃·K̃ᵀ)·V for each row over its slot's cached positions 0...position, per head; the
+    /// rows of a batch split over the workers (each with its own scores).
     func attend(layer l: Int, scale: Float) {
-        let c = config
-        Attention.decode(
-            q: q, kCache: kCache[l], vCache: vCache[l], ld: c.dim, count: position + 1, heads: c.heads,
-            headDim: c.headDim, scale: scale, scores: scores, y: y)
+        let c = config, d = c.dim, perWorker = c.heads * c.context
+        let bytesPerRow = 8 * c.context * d  // reads of the slot's K and V at the full context
+        rowSlots.withUnsafeBufferPointer { slots in
+            rowPositions.withUnsafeBufferPointer { positions in
+                Threads.parallelFor(slots.count, workPerItem: bytesPerRow, minWork: 1 << 16) { worker, rows in
+                    for i in rows {
+                        Attention.decode(
+                            q: q + i * d, kCache: kCache[slots[i]][l], vCache: vCache[slots[i]][l], ld: d,
+                            count: positions[i] + 1, heads: c.heads, headDim: c.headDim, scale: scale,
+                            scores: scores + worker * perWorker, y: y + i * d)
+                    }
+                }
+            }
+        }
+    }
+
+    /// SwiGLU row by row (so a row's arithmetic does not depend on where it sits in the batch).
+    func swiGLU(rows n: Int) {
+        let f = config.mlpHidden
+        for i in 0..<n { SwiGLU.forward(u: u + i * f, gate: g + i * f, u + i * f, count: f) }
     }
 }
 
@@ -129,8 +223,9 @@ extension DecodeWeights {
     }
 }
 
-/// What both decoders hold: the model, the cache and activations, the (bfloat16) weight copies, per-layer matrices
-/// and the output matrix. Each model's decoder adds `loadWeights` (which matrices it reads) and its `step`.
+/// What both decoders hold: the model, the caches and activations, the (bfloat16) weight copies, per-layer
+/// matrices and the output matrix. Each model's decoder adds `loadWeights` (which matrices it reads) and
+/// `forward` (one step over the rows `s.begin` took). One stream (`TokenDecoder`) is slot 0 of a one-slot decoder.
 class MatrixDecoder<Model: LanguageModel> {
     let model: Model
     let s: DecoderState
@@ -138,19 +233,24 @@ class MatrixDecoder<Model: LanguageModel> {
     var layers: [DecodeLayer] = []
     var output: DecodeMatrix?
     var config: ModelConfig { s.config }
-    var position: Int { s.position }
+    var slots: Int { s.slots }
+    var maxRows: Int { s.maxRows }
+    var position: Int { s.positions[0] }
 
-    init(_ model: Model, precision: DecodePrecision) {
+    init(_ model: Model, precision: DecodePrecision, slots: Int = 1, maxRows: Int = 1) {
         self.model = model
         let c = model.config
-        s = DecoderState(c)
-        weights = DecodeWeights(precision, maxDimension: max(c.vocabSize, c.mlpHidden, c.dim))
+        s = DecoderState(c, slots: slots, maxRows: max(maxRows, 1))
+        weights = DecodeWeights(
+            precision, maxDimension: max(c.vocabSize, c.mlpHidden, c.dim), maxRows: max(maxRows, 1))
         refreshWeights()
     }
 
-    func reset() { s.position = 0 }
+    func position(of slot: Int) -> Int { s.positions[slot] }
+    func reset(slot: Int) { s.positions[slot] = 0 }
+    func reset() { for slot in 0..<s.slots { s.positions[slot] = 0 } }
 
-    /// Re-reads the model's weights (after an optimiser step) and empties the cache.
+    /// Re-reads the model's weights (after an optimiser step) and empties the caches.
     func refreshWeights() {
         reset()
         weights.clear()
@@ -159,9 +259,21 @@ class MatrixDecoder<Model: LanguageModel> {
 
     /// Sets `layers` and `output` from the model's current weights.
     func loadWeights() { preconditionFailure("each decoder loads its model's weights") }
+
+    /// The step over `s`'s current rows, leaving their logits in `s.logits`.
+    func forward(rows n: Int) { preconditionFailure("each decoder has its forward") }
+
+    func step(_ rows: [DecodeRow]) -> UnsafeMutablePointer<Float> {
+        s.begin(rows)
+        forward(rows: rows.count)
+        s.end()
+        return s.logits
+    }
+
+    func step(_ token: Int32) -> UnsafeMutablePointer<Float> { step([DecodeRow(slot: 0, token: token)]) }
 }
 
-final class NGPTDecoder: MatrixDecoder<NGPTModel>, TokenDecoder {
+final class NGPTDecoder: MatrixDecoder<NGPTModel>, TokenDecoder, BatchDecoder {
     override func loadWeights() {
         model.computeEffectiveScales()  // also refolds s_z, s_u, s_ν into the scaled weight copies
         let c = config
@@ -174,54 +286,53 @@ final class NGPTDecoder: MatrixDecoder<NGPTModel>, TokenDecoder {
         output = weights.matrix(model.scaled.output, rows: c.vocabSize, cols: c.dim)
     }
 
-    func step(_ token: Int32) -> UnsafeMutablePointer<Float> {
-        let c = config, d = c.dim, f = c.mlpHidden, H = c.heads, dk = c.headDim, t = s.position
-        precondition(t < c.context, "the KV cache is full; reset or slide the window")
+    /// Rows [n, d] throughout; design §4.1 with the scales folded as in training.
+    override func forward(rows n: Int) {
+        let c = config, d = c.dim, H = c.heads, dk = c.headDim
         let e = model.effective
-        Embedding.forward(table: model.w.tokEmbeddings, ids: [token], count: 1, dim: d, vocab: c.vocabSize, s.x)
+        Embedding.forward(table: model.w.tokEmbeddings, ids: s.rowTokens, count: n, dim: d, vocab: c.vocabSize, s.x)
         for l in 0..<c.layers {
             let w = layers[l]
             // attention: A = Norm(h); q, k, v = W·h; RoPE; per-head Norm × s_qk; cache k̃, v
-            RowNorm.l2Forward(s.x, s.a, invNorm: nil, rows: 1, cols: d)
-            w.wq.apply(s.x, s.q)
-            w.wk.apply(s.x, s.k)
-            w.wv.apply(s.x, s.vCache[l] + t * d)
-            RoPE.rotate(s.q, ld: d, rows: 1, heads: H, context: 1, positionOffset: t, table: model.rope)
-            RoPE.rotate(s.k, ld: d, rows: 1, heads: H, context: 1, positionOffset: t, table: model.rope)
-            RowNorm.l2Forward(s.q, s.q, invNorm: nil, rows: H, cols: dk)
-            RowNorm.l2Forward(s.k, s.k, invNorm: nil, rows: H, cols: dk)
+            RowNorm.l2Forward(s.x, s.a, invNorm: nil, rows: n, cols: d)
+            w.wq.apply(n: n, s.x, s.q)
+            w.wk.apply(n: n, s.x, s.k)
+            w.wv.apply(n: n, s.x, s.v)
+            s.rotate(s.q, table: model.rope)
+            s.rotate(s.k, table: model.rope)
+            RowNorm.l2Forward(s.q, s.q, invNorm: nil, rows: n * H, cols: dk)
+            RowNorm.l2Forward(s.k, s.k, invNorm: nil, rows: n * H, cols: dk)
             e.sqk[l].withUnsafeBufferPointer { sq in
-                Columns.scale(s.q, by: sq.baseAddress.unsafelyUnwrapped, s.q, rows: 1, cols: d)
-                Columns.scale(s.k, by: sq.baseAddress.unsafelyUnwrapped, s.kCache[l] + t * d, rows: 1, cols: d)
+                Columns.scale(s.q, by: sq.baseAddress.unsafelyUnwrapped, s.q, rows: n, cols: d)
+                Columns.scale(s.k, by: sq.baseAddress.unsafelyUnwrapped, s.k, rows: n, cols: d)
             }
+            s.cache(layer: l, k: s.k, v: s.v)
             s.attend(layer: l, scale: Float(dk).squareRoot())
             // h_A = Norm(y·W_o); h ← Norm(A + α_A ⊙ (h_A − A))
-            w.wo.apply(transpose: true, s.y, s.o)
-            RowNorm.l2Forward(s.o, s.o, invNorm: nil, rows: 1, cols: d)
+            w.wo.apply(transpose: true, n: n, s.y, s.o)
+            RowNorm.l2Forward(s.o, s.o, invNorm: nil, rows: n, cols: d)
             e.alphaA[l].withUnsafeBufferPointer {
-                Columns.lerp(s.a, s.o, alpha: $0.baseAddress.unsafelyUnwrapped, s.x, rows: 1, cols: d)
+                Columns.lerp(s.a, s.o, alpha: $0.baseAddress.unsafelyUnwrapped, s.x, rows: n, cols: d)
             }
-            RowNorm.l2Forward(s.x, s.x, invNorm: nil, rows: 1, cols: d)
+            RowNorm.l2Forward(s.x, s.x, invNorm: nil, rows: n, cols: d)
             // MLP with the folded scales: u = (diag(s_u)W_up)·h, ν = (diag(√d·s_ν)W_gate)·h
-            RowNorm.l2Forward(s.x, s.a, invNorm: nil, rows: 1, cols: d)
-            w.up.apply(s.x, s.u)
-            w.gate.apply(s.x, s.g)
-            SwiGLU.forward(u: s.u, gate: s.g, s.u, count: f)
-            w.down.apply(transpose: true, s.u, s.o)
-            RowNorm.l2Forward(s.o, s.o, invNorm: nil, rows: 1, cols: d)
+            RowNorm.l2Forward(s.x, s.a, invNorm: nil, rows: n, cols: d)
+            w.up.apply(n: n, s.x, s.u)
+            w.gate.apply(n: n, s.x, s.g)
+            s.swiGLU(rows: n)
+            w.down.apply(transpose: true, n: n, s.u, s.o)
+            RowNorm.l2Forward(s.o, s.o, invNorm: nil, rows: n, cols: d)
             e.alphaM[l].withUnsafeBufferPointer {
-                Columns.lerp(s.a, s.o, alpha: $0.baseAddress.unsafelyUnwrapped, s.x, rows: 1, cols: d)
+                Columns.lerp(s.a, s.o, alpha: $0.baseAddress.unsafelyUnwrapped, s.x, rows: n, cols: d)
             }
-            RowNorm.l2Forward(s.x, s.x, invNorm: nil, rows: 1, cols: d)
+            RowNorm.l2Forward(s.x, s.x, invNorm: nil, rows: n, cols: d)
         }
         // z = (diag(s_z)E_out)·h
-        output?.apply(s.x, s.logits)
-        s.position += 1
-        return s.logits
+        output?.apply(n: n, s.x, s.logits)
     }
 }
 
-final class GPTDecoder: MatrixDecoder<GPTModel>, TokenDecoder {
+final class GPTDecoder: MatrixDecoder<GPTModel>, TokenDecoder, BatchDecoder {
     override func loadWeights() {
         let c = config
         layers = model.w.blocks.map { b in
@@ -230,32 +341,30 @@ final class GPTDecoder: MatrixDecoder<GPTModel>, TokenDecoder {
         output = weights.matrix(model.w.output, rows: c.vocabSize, cols: c.dim)
     }
 
-    func step(_ token: Int32) -> UnsafeMutablePointer<Float> {
-        let c = config, d = c.dim, f = c.mlpHidden, H = c.heads, dk = c.headDim, t = s.position
-        precondition(t < c.context, "the KV cache is full; reset or slide the window")
-        let p = model.w
-        var rstd: Float = 0
-        Embedding.forward(table: p.tokEmbeddings, ids: [token], count: 1, dim: d, vocab: c.vocabSize, s.x)
+    /// Rows [n, d] throughout; design §4.2.
+    override func forward(rows n: Int) {
+        let c = config, d = c.dim, dk = c.headDim
+        let p = model.w, rstd = s.rstd
+        Embedding.forward(table: p.tokEmbeddings, ids: s.rowTokens, count: n, dim: d, vocab: c.vocabSize, s.x)
         for l in 0..<c.layers {
             let w = layers[l], gains = p.blocks[l]
-            RowNorm.rmsForward(s.x, gain: gains.attnNorm, s.a, rstd: &rstd, rows: 1, cols: d, eps: GPTModel.rmsEps)
-            w.wq.apply(s.a, s.q)
-            w.wk.apply(s.a, s.kCache[l] + t * d)
-            w.wv.apply(s.a, s.vCache[l] + t * d)
-            RoPE.rotate(s.q, ld: d, rows: 1, heads: H, context: 1, positionOffset: t, table: model.rope)
-            RoPE.rotate(s.kCache[l] + t * d, ld: d, rows: 1, heads: H, context: 1, positionOffset: t, table: model.rope)
+            RowNorm.rmsForward(s.x, gain: gains.attnNorm, s.a, rstd: rstd, rows: n, cols: d, eps: GPTModel.rmsEps)
+            w.wq.apply(n: n, s.a, s.q)
+            w.wk.apply(n: n, s.a, s.k)
+            w.wv.apply(n: n, s.a, s.v)
+            s.rotate(s.q, table: model.rope)
+            s.rotate(s.k, table: model.rope)
+            s.cache(layer: l, k: s.k, v: s.v)
             s.attend(layer: l, scale: 1 / Float(dk).squareRoot())
             // h += y·W_o
-            w.wo.apply(transpose: true, s.y, beta: 1, s.x)
-            RowNorm.rmsForward(s.x, gain: gains.mlpNorm, s.a, rstd: &rstd, rows: 1, cols: d, eps: GPTModel.rmsEps)
-            w.up.apply(s.a, s.u)
-            w.gate.apply(s.a, s.g)
-            SwiGLU.forward(u: s.u, gate: s.g, s.u, count: f)
-            w.down.apply(transpose: true, s.u, beta: 1, s.x)
+            w.wo.apply(transpose: true, n: n, s.y, beta: 1, s.x)
+            RowNorm.rmsForward(s.x, gain: gains.mlpNorm, s.a, rstd: rstd, rows: n, cols: d, eps: GPTModel.rmsEps)
+            w.up.apply(n: n, s.a, s.u)
+            w.gate.apply(n: n, s.a, s.g)
+            s.swiGLU(rows: n)
+            w.down.apply(transpose: true, n: n, s.u, beta: 1, s.x)
         }
-        RowNorm.rmsForward(s.x, gain: p.norm, s.a, rstd: &rstd, rows: 1, cols: d, eps: GPTModel.rmsEps)
-        output?.apply(s.a, s.logits)
-        s.position += 1
-        return s.logits
+        RowNorm.rmsForward(s.x, gain: p.norm, s.a, rstd: rstd, rows: n, cols: d, eps: GPTModel.rmsEps)
+        output?.apply(n: n, s.a, s.logits)
     }
 }

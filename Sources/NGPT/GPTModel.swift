@@ -78,6 +78,9 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
     }
 
     public func makeDecoder(precision: DecodePrecision) -> TokenDecoder { GPTDecoder(self, precision: precision) }
+    public func makeBatchDecoder(precision: DecodePrecision, slots: Int, maxRows: Int) -> BatchDecoder {
+        GPTDecoder(self, precision: precision, slots: slots, maxRows: maxRows)
+    }
 
     public func trainingMetrics() -> [String: Metric] { [:] }
 

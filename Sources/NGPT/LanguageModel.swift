@@ -126,6 +126,9 @@ public protocol LanguageModel: AnyObject {
     /// The single-token KV-cache forward of this architecture.
     func makeDecoder(precision: DecodePrecision) -> TokenDecoder
 
+    /// The KV-cache forward over `slots` streams at once, up to `maxRows` tokens per step.
+    func makeBatchDecoder(precision: DecodePrecision, slots: Int, maxRows: Int) -> BatchDecoder
+
     /// Metrics the trainer logs beside the loss (nGPT: its scale vectors and row norms; GPT: none).
     func trainingMetrics() -> [String: Metric]
 

@@ -168,6 +168,9 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
     }
 
     public func makeDecoder(precision: DecodePrecision) -> TokenDecoder { NGPTDecoder(self, precision: precision) }
+    public func makeBatchDecoder(precision: DecodePrecision, slots: Int, maxRows: Int) -> BatchDecoder {
+        NGPTDecoder(self, precision: precision, slots: slots, maxRows: maxRows)
+    }
 
     /// The largest |‖row‖ − 1| over every renormalised tensor (≈1e-7 right after `projectWeights`).
     public func maxRowNormDeviation() -> Float {

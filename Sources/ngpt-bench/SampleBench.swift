@@ -8,18 +8,29 @@ struct SampleBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample",
         abstract:
-            "Single-stream tokens/s with the KV cache (default: config S), and how it changes from a short to a "
-            + "full context.",
+            "Decoding tokens/s with the KV cache (default: config S): one stream from a short to a full context, "
+            + "or --batch N streams together.",
         discussion: ModelSizeOptions.help)
 
     @OptionGroup var common: CommonOptions
     @OptionGroup var sizes: ModelSizeOptions
     @Option(parsing: .unconditional, help: "Weight precisions to run: fp32, bf16 or both (comma-separated).")
     var precisions: String = "fp32,bf16"
+    @Option(
+        help: ArgumentHelp(
+            "Streams decoded together: N > 1 decodes N independent streams from empty to the full context, one step "
+                + "taking one token of every stream (one pass over the weights), and reports aggregate tokens/s.",
+            valueName: "n"))
+    var batch: Int = 1
+
+    func validate() throws {
+        guard batch >= 1 && batch <= 1024 else { throw ValidationError("--batch must be in 1...1024, got \(batch)") }
+    }
 
     func run() throws {
         Threads.configure(threads: common.threads)
         print(Threads.startupLine)
+        if batch > 1 { return try runBatch() }
         let quarters = 4, context = (try sizes.model.context)
         var header = ["model", "weights", "overall tokens/s"]
         for q in 0..<quarters {
@@ -64,5 +75,47 @@ struct SampleBench: ParsableCommand {
         }
         print(table.render())
         print("tokens/s include sampling (temperature 0.8) and grow the KV cache from 0 to the full context")
+    }
+
+    /// `--batch N`: N streams step together through a batch decoder; aggregate tokens/s over the whole context,
+    /// and the time of one step (one token for every stream).
+    func runBatch() throws {
+        var table = Table(header: ["model", "weights", "streams", "aggregate tokens/s", "per stream", "ms per step"])
+        for kind in try sizes.kinds {
+            for precision in precisions.split(separator: ",").compactMap({ DecodePrecision(rawValue: String($0)) }) {
+                let config = try sizes.config(kind)
+                let m = try makeModel(config)
+                m.initialize(seed: 1)
+                let decoder = m.makeBatchDecoder(precision: precision, slots: batch, maxRows: batch)
+                var samplers = (0..<batch).map { Sampler(SamplerSettings(temperature: 0.8, seed: UInt64($0 + 1))) }
+                var rates: [Double] = [], steps: [Double] = []
+                for _ in 0..<(common.repetitions + 1) {
+                    for slot in 0..<batch { decoder.reset(slot: slot) }
+                    var rows = (0..<batch).map { DecodeRow(slot: $0, token: 1) }
+                    var histories = [[Int32]](repeating: [], count: batch)
+                    let start = now()
+                    for _ in 0..<config.context {
+                        let logits = decoder.step(rows)
+                        for b in 0..<batch {
+                            let next = samplers[b].next(
+                                logits + b * config.vocabSize, count: config.vocabSize, history: histories[b][...])
+                            histories[b].append(next)
+                            rows[b].token = next
+                        }
+                    }
+                    let ms = now() - start
+                    rates.append(Double(batch * config.context) / ms * 1000)
+                    steps.append(ms / Double(config.context))
+                }
+                // the first pass warms caches: drop it
+                let rate = median(Array(rates.dropFirst()))
+                table.rows.append([
+                    kind.rawValue, precision.rawValue, "\(batch)", fmt(rate, 0), fmt(rate / Double(batch), 0),
+                    fmt(median(Array(steps.dropFirst())), 3),
+                ])
+            }
+        }
+        print(table.render())
+        print("tokens/s include sampling (temperature 0.8); every stream grows its KV cache from 0 to the full context")
     }
 }

@@ -124,6 +124,44 @@ func fixture(_ name: String) throws -> String {
         #expect(results[0] == results[1])
     }
 
+    /// Streams decoded together (slots at different positions, one of them taking several rows in a step, as a
+    /// prompt does) give each stream the same logits, bit for bit, as decoding it alone.
+    @Test(arguments: [ModelKind.ngpt, .gpt], DecodePrecision.allCases)
+    func aBatchGivesEachStreamItsLogitsAlone(kind: ModelKind, precision: DecodePrecision) throws {
+        let config = ModelConfig(kind: kind, vocabSize: 97, dim: 64, layers: 2, heads: 2, mlpHidden: 90, context: 24)
+        let model = try makeModel(config)
+        model.initialize(seed: 7)
+        var rng = SplitMix64(seed: 8)
+        let streams = (0..<5).map { _ in (0..<20).map { _ in Int32(rng.below(97)) } }
+        // alone
+        var alone: [[[Float]]] = []
+        let single = model.makeDecoder(precision: precision)
+        for tokens in streams {
+            single.reset()
+            alone.append(tokens.map { Array(UnsafeBufferPointer(start: single.step($0), count: 97)) })
+        }
+        // together: stream s starts at step s; stream 0 takes its first 4 tokens in one step
+        let batch = model.makeBatchDecoder(precision: precision, slots: 5, maxRows: 8)
+        var next = [Int](repeating: 0, count: 5)
+        for step in 0..<30 {
+            var rows: [DecodeRow] = []
+            for s in 0..<5 where step >= s && next[s] < 20 {
+                let take = s == 0 && next[s] == 0 ? 4 : 1
+                for _ in 0..<take { rows.append(DecodeRow(slot: s, token: streams[s][next[s]])); next[s] += 1 }
+            }
+            if rows.isEmpty { break }
+            let logits = batch.step(rows)
+            var seen = [Int](repeating: 0, count: 5)
+            for (i, row) in rows.enumerated() {
+                let position = next[row.slot] - rows.filter { $0.slot == row.slot }.count + seen[row.slot]
+                seen[row.slot] += 1
+                let got = Array(UnsafeBufferPointer(start: logits + i * 97, count: 97))
+                #expect(got == alone[row.slot][position], "stream \(row.slot) position \(position)")
+            }
+        }
+        #expect((0..<5).allSatisfy { batch.position(of: $0) == 20 })
+    }
+
     /// bf16 weights keep ~3 significant digits: logits stay within 2 % of the fp32 path's scale.
     @Test(arguments: [ModelKind.ngpt, .gpt])
     func bf16LogitsAreCloseToFP32(kind: ModelKind) throws {

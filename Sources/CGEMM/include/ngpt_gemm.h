@@ -39,10 +39,12 @@ float *ngpt_gemm_scratch(size_t floats);
 // xb[i] = x[i] rounded to bfloat16 (to nearest even; a NaN stays a quiet NaN), for i < n.
 void ngpt_bf16_round(const float *x, uint16_t *xb, long n);
 
-// y[r] = Σ_c A[r, c]·xb[c] (+ beta·y[r]) for r < rows, with A [rows, cols] and xb in bfloat16 (A row-major, lda),
-// products accumulated in fp32 with vdpbf16ps (gemv.c): the decoder's matrix–vector product with bf16 weights.
-// Requires NGPT_GEMM_AVX512BF16 and NGPT_GEMM_AVX512BW; beta == 0 never reads y.
-void ngpt_gemv_bf16(long rows, long cols, const uint16_t *A, long lda, const uint16_t *xb, float beta, float *y);
+// Y[b, r] = Σ_c A[r, c]·X[b, c] (+ beta·Y[b, r]) for r < rows and b < n: n vectors (X's rows, ldx apart) times
+// A [rows, cols], A and X in bfloat16 (row-major), products accumulated in fp32 with vdpbf16ps (gemv.c). The
+// decoder's products with bf16 weights, one stream (n = 1) or a batch: a stream's result is the same bits either
+// way. Requires NGPT_GEMM_AVX512BF16 and NGPT_GEMM_AVX512BW; beta == 0 never reads Y.
+void ngpt_gemv_bf16(long rows, long cols, const uint16_t *A, long lda, long n, const uint16_t *X, long ldx, float beta,
+                    float *Y, long ldy);
 
 // Runs `iterations` rounds of 24 independent 512-bit multiply-adds (vfmadd231ps, or vdpbf16ps with bf16 != 0) on
 // the calling thread: timing it measures the core's peak rate for the benchmarks' "% of peak".
