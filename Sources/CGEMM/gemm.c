@@ -8,8 +8,10 @@
 #include <cpuid.h>
 #include <immintrin.h>
 #include <stdint.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <x86intrin.h>
 
 #define MR 14
 #define NR 32
@@ -329,8 +331,28 @@ __attribute__((target("avx512f"))) static void scale_c(long m, long n, float bet
   }
 }
 
+static _Atomic int profiling;
+static _Atomic unsigned long long profile_pack, profile_kernel, profile_calls;
+
+void ngpt_gemm_profile_enable(int on) { atomic_store(&profiling, on != 0); }
+
+ngpt_gemm_profile ngpt_gemm_profile_read(int reset) {
+  ngpt_gemm_profile p = {atomic_load(&profile_pack), atomic_load(&profile_kernel), atomic_load(&profile_calls)};
+  if (reset) {
+    atomic_store(&profile_pack, 0);
+    atomic_store(&profile_kernel, 0);
+    atomic_store(&profile_calls, 0);
+  }
+  return p;
+}
+
+// Time stamps around the packing calls when profiling (a branch per panel otherwise).
+#define TICK(profile) ((profile) ? __rdtsc() : 0)
+
 void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *A, long lda, const float *B,
                long ldb, float beta, float *C, long ldc, int bf16) {
+  const int profile = atomic_load_explicit(&profiling, memory_order_relaxed);
+  unsigned long long start = TICK(profile), packing = 0;
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == 0) {
     scale_c(m, n, beta, C, ldc);
@@ -343,16 +365,20 @@ void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, cons
     for (long pc = 0; pc < k; pc += bf16 ? KC_BF16 : KC) {
       long kc = min_l(bf16 ? KC_BF16 : KC, k - pc), kq = (kc + 1) / 2;
       float b = pc == 0 ? beta : 1.0f;
+      unsigned long long t = TICK(profile);
       if (bf16)
         pack_b_bf16(transB, B, ldb, pc, kc, jc, nc, (uint32_t *)pb);
       else
         pack_b_f32(transB, B, ldb, pc, kc, jc, nc, (float *)pb);
+      if (profile) packing += __rdtsc() - t;
       for (long ic = 0; ic < m; ic += MC) {
         long mc = min_l(MC, m - ic);
+        unsigned long long ta = TICK(profile);
         if (bf16)
           pack_a_bf16(transA, A, lda, ic, mc, pc, kc, (uint32_t *)pa);
         else
           pack_a_f32(transA, A, lda, ic, mc, pc, kc, (float *)pa);
+        if (profile) packing += __rdtsc() - ta;
         for (long jr = 0; jr < nc; jr += NR) {
           for (long ir = 0; ir < mc; ir += MR) {
             float *c = C + (ic + ir) * ldc + jc + jr;
@@ -365,6 +391,12 @@ void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, cons
         }
       }
     }
+  }
+  if (profile) {
+    unsigned long long total = __rdtsc() - start;
+    atomic_fetch_add_explicit(&profile_pack, packing, memory_order_relaxed);
+    atomic_fetch_add_explicit(&profile_kernel, total - packing, memory_order_relaxed);
+    atomic_fetch_add_explicit(&profile_calls, 1, memory_order_relaxed);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <x86intrin.h>
 
 #define MAX_WORKERS 256
 // Workers spin about 2 ms (a pause is ~65 cycles on Zen) before sleeping: between two parallel kernels the
@@ -25,6 +26,43 @@ static ngpt_task job_task;
 static void *job_context;
 static int job_workers;
 static int started = 1;  // worker 0 is the caller
+
+static _Atomic int profiling;
+static _Atomic unsigned long long profile_busy, profile_wait, profile_span, profile_jobs;
+static unsigned long long job_start;  // ticks when the job was published (profiling only)
+
+unsigned long long ngpt_ticks(void) { return __rdtsc(); }
+
+void ngpt_pool_profile_enable(int on) { atomic_store(&profiling, on != 0); }
+
+ngpt_pool_profile ngpt_pool_profile_read(int reset) {
+  ngpt_pool_profile p = {atomic_load(&profile_busy), atomic_load(&profile_wait), atomic_load(&profile_span),
+                         atomic_load(&profile_jobs)};
+  if (reset) {
+    atomic_store(&profile_busy, 0);
+    atomic_store(&profile_wait, 0);
+    atomic_store(&profile_span, 0);
+    atomic_store(&profile_jobs, 0);
+  }
+  return p;
+}
+
+// Runs share w, adding its ticks to the busy counter when profiling; returns the tick it ended at (0 when not
+// profiling).
+static unsigned long long run_share(int w) {
+  if (!atomic_load_explicit(&profiling, memory_order_relaxed)) {
+    job_task(job_context, w);
+    return 0;
+  }
+  unsigned long long t0 = __rdtsc();
+  job_task(job_context, w);
+  unsigned long long t1 = __rdtsc();
+  atomic_fetch_add_explicit(&profile_busy, t1 - t0, memory_order_relaxed);
+  atomic_fetch_add_explicit(&profile_wait, t0 - job_start, memory_order_relaxed);  // waited to start
+  return t1;
+}
+
+static _Atomic unsigned long long share_ends;  // sum of the shares' end ticks (profiling only)
 
 static inline void relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -56,8 +94,9 @@ static void *worker_main(void *arg) {
     seen = g;
     if (w < job_workers) {
       in_job = 1;
-      job_task(job_context, w);
+      unsigned long long end = run_share(w);
       in_job = 0;
+      if (end) atomic_fetch_add_explicit(&share_ends, end, memory_order_relaxed);
       atomic_fetch_sub_explicit(&remaining, 1, memory_order_acq_rel);
     }
   }
@@ -90,13 +129,17 @@ void ngpt_pool_run(int workers, ngpt_task task, void *context) {
   job_task = task;
   job_context = context;
   job_workers = workers;
+  if (atomic_load_explicit(&profiling, memory_order_relaxed)) {
+    job_start = __rdtsc();
+    atomic_store_explicit(&share_ends, 0, memory_order_relaxed);
+  }
   atomic_store_explicit(&remaining, workers - 1, memory_order_relaxed);
   pthread_mutex_lock(&lock);
   atomic_fetch_add_explicit(&generation, 1, memory_order_release);
   pthread_cond_broadcast(&wake);
   pthread_mutex_unlock(&lock);
   in_job = 1;
-  task(context, 0);
+  unsigned long long end = run_share(0);
   in_job = 0;
   long spins = 0;
   while (atomic_load_explicit(&remaining, memory_order_acquire) > 0) {
@@ -104,6 +147,14 @@ void ngpt_pool_run(int workers, ngpt_task task, void *context) {
       relax();
     else
       sched_yield();
+  }
+  if (end) {
+    // each share waited from its end to the job's end
+    unsigned long long done = __rdtsc();
+    unsigned long long ends = end + atomic_load_explicit(&share_ends, memory_order_relaxed);
+    atomic_fetch_add_explicit(&profile_wait, (unsigned long long)workers * done - ends, memory_order_relaxed);
+    atomic_fetch_add_explicit(&profile_span, done - job_start, memory_order_relaxed);
+    atomic_fetch_add_explicit(&profile_jobs, 1, memory_order_relaxed);
   }
   pthread_mutex_unlock(&busy);
 }

@@ -28,6 +28,9 @@ struct TrainBench: ParsableCommand {
         var table = Table(header: [
             "model", "params", "median ms/step", "tokens/s", "GFLOP/s", "forward ms", "backward ms", "update ms",
         ])
+        var shares = Table(header: [
+            "model", "GEMM kernels", "packing", "waits in jobs", "serial (cores idle)", "row kernels and rest",
+        ])
         for kind in try sizes.kinds {
             let config = try sizes.config(kind)
             let m = try makeModel(config)
@@ -47,6 +50,20 @@ struct TrainBench: ParsableCommand {
                 opt.update(m, lr: 1e-3)
                 upd.append(now() - t)
             }
+            // Where the time goes: the same steps again with the counters on (they cost ~1 % when on).
+            let profile = WorkProfile.measure {
+                for _ in 0..<common.repetitions {
+                    m.grads.zero()
+                    _ = m.forward(inputs: inputs, targets: targets, batch: batchSize)
+                    m.backward(lossScale: 1)
+                    opt.update(m, lr: 1e-3)
+                }
+            }
+            shares.rows.append(
+                [kind.rawValue]
+                    + [profile.gemmKernels, profile.packing, profile.poolWaits, profile.serialIdle, profile.rest].map {
+                        fmt(profile.percent($0), 1) + " %"
+                    })
             let tokensPerSecond = Double(n) / total * 1000
             table.rows.append([
                 kind.rawValue, "\(config.parameterCount)", fmt(total, 1), fmt(tokensPerSecond, 0),
@@ -55,6 +72,11 @@ struct TrainBench: ParsableCommand {
             ])
         }
         print(table.render())
+        print(shares.render())
+        print(
+            "shares of threads × wall time (\(Threads.count) threads): GEMM micro-kernels and operand packing inside "
+                + "ngpt's GEMM (0 with OpenBLAS), threads waiting for the others inside parallel kernels, cores idle "
+                + "while one thread runs serial code, and the rest (row kernels, loss, optimiser)")
         print(
             "GFLOP/s counts 6N + 12·L·d·T per token (nanoGPT/PaLM); tokens per step: "
                 + "\(batchSize * (try sizes.model.context))"

@@ -106,3 +106,26 @@ import Testing
         #expect(results[0].map(\.bitPattern) == results[1].map(\.bitPattern))
     }
 }
+
+/// The profile's counters see the work they claim: products land in GEMM kernels and packing, and the parts never
+/// exceed threads × wall time. (How large each share is depends on what else the machine runs: not asserted.)
+@Suite struct WorkProfileTests {
+    @Test(.enabled(if: GEMM.path == .native)) func partsAddUpAndSeeTheirWork() {
+        var rng = SplitMix64(seed: 3)
+        let m = 256, k = 256, n = 256
+        let a = rng.normals(m * k), b = rng.normals(k * n)
+        var c = [Float](repeating: 0, count: m * n)
+        let profile = WorkProfile.measure {
+            for _ in 0..<20 {
+                GEMM.native(
+                    transA: false, transB: false, m: m, n: n, k: k, a, lda: k, b, ldb: n, beta: 0, &c, ldc: n,
+                    precision: .fp32)
+            }
+        }
+        #expect(profile.gemmKernels > 0 && profile.packing > 0)
+        let parts = profile.gemmKernels + profile.packing + profile.poolWaits + profile.serialIdle
+        #expect(parts <= profile.total * 1.05, "\(parts) of \(profile.total)")
+        let idle = WorkProfile.measure {}
+        #expect(idle.gemmKernels == 0 && idle.packing == 0)
+    }
+}

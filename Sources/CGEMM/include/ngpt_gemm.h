@@ -46,6 +46,14 @@ void ngpt_bf16_round(const float *x, uint16_t *xb, long n);
 void ngpt_gemv_bf16(long rows, long cols, const uint16_t *A, long lda, long n, const uint16_t *X, long ldx, float beta,
                     float *Y, long ldy);
 
+// Profiling (ngpt-bench train): while on, every ngpt_gemm adds the time-stamp-counter ticks its thread spends
+// packing operands and in micro-kernels to these counters (summed over threads). Off by default.
+typedef struct {
+  unsigned long long pack, kernel, calls;
+} ngpt_gemm_profile;
+void ngpt_gemm_profile_enable(int on);
+ngpt_gemm_profile ngpt_gemm_profile_read(int reset);
+
 // Runs `iterations` rounds of 24 independent 512-bit multiply-adds (vfmadd231ps, or vdpbf16ps with bf16 != 0) on
 // the calling thread: timing it measures the core's peak rate for the benchmarks' "% of peak".
 // Returns a value that depends on every operation, so nothing is optimised away.

@@ -14,6 +14,19 @@ typedef void (*ngpt_task)(void *context, int worker);
 // another thread's job runs, or from inside a task, runs every share on the calling thread instead.
 void ngpt_pool_run(int workers, ngpt_task task, void *context);
 
+// Profiling (ngpt-bench train): while on, every parallel job adds to `wait` the time-stamp-counter ticks its
+// threads spent idle inside it (before their share starts and after it ends, until the job's end), to `busy` their
+// ticks in their shares and to `span` the job's own duration (publication to end, on the caller). Off by default;
+// the counters cost two time stamps per share when on.
+typedef struct {
+  unsigned long long busy, wait, span, jobs;
+} ngpt_pool_profile;
+void ngpt_pool_profile_enable(int on);
+// The counters since the last reset; `reset` zeroes them.
+ngpt_pool_profile ngpt_pool_profile_read(int reset);
+// The time-stamp counter (the profiles' unit).
+unsigned long long ngpt_ticks(void);
+
 // Whether the calling thread is running a share of a job (nested parallel work then stays on this thread).
 int ngpt_pool_in_job(void);
 
