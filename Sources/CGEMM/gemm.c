@@ -332,14 +332,16 @@ __attribute__((target("avx512f"))) static void scale_c(long m, long n, float bet
 }
 
 static _Atomic int profiling;
-static _Atomic unsigned long long profile_pack, profile_kernel, profile_calls;
+static _Atomic unsigned long long profile_pack, profile_pack_b, profile_kernel, profile_calls;
 
 void ngpt_gemm_profile_enable(int on) { atomic_store(&profiling, on != 0); }
 
 ngpt_gemm_profile ngpt_gemm_profile_read(int reset) {
-  ngpt_gemm_profile p = {atomic_load(&profile_pack), atomic_load(&profile_kernel), atomic_load(&profile_calls)};
+  ngpt_gemm_profile p = {atomic_load(&profile_pack), atomic_load(&profile_pack_b), atomic_load(&profile_kernel),
+                         atomic_load(&profile_calls)};
   if (reset) {
     atomic_store(&profile_pack, 0);
+    atomic_store(&profile_pack_b, 0);
     atomic_store(&profile_kernel, 0);
     atomic_store(&profile_calls, 0);
   }
@@ -352,7 +354,7 @@ ngpt_gemm_profile ngpt_gemm_profile_read(int reset) {
 void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *A, long lda, const float *B,
                long ldb, float beta, float *C, long ldc, int bf16) {
   const int profile = atomic_load_explicit(&profiling, memory_order_relaxed);
-  unsigned long long start = TICK(profile), packing = 0;
+  unsigned long long start = TICK(profile), packing = 0, packing_b = 0;
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == 0) {
     scale_c(m, n, beta, C, ldc);
@@ -370,7 +372,7 @@ void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, cons
         pack_b_bf16(transB, B, ldb, pc, kc, jc, nc, (uint32_t *)pb);
       else
         pack_b_f32(transB, B, ldb, pc, kc, jc, nc, (float *)pb);
-      if (profile) packing += __rdtsc() - t;
+      if (profile) packing_b += __rdtsc() - t;
       for (long ic = 0; ic < m; ic += MC) {
         long mc = min_l(MC, m - ic);
         unsigned long long ta = TICK(profile);
@@ -394,8 +396,9 @@ void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, cons
   }
   if (profile) {
     unsigned long long total = __rdtsc() - start;
-    atomic_fetch_add_explicit(&profile_pack, packing, memory_order_relaxed);
-    atomic_fetch_add_explicit(&profile_kernel, total - packing, memory_order_relaxed);
+    atomic_fetch_add_explicit(&profile_pack, packing + packing_b, memory_order_relaxed);
+    atomic_fetch_add_explicit(&profile_pack_b, packing_b, memory_order_relaxed);
+    atomic_fetch_add_explicit(&profile_kernel, total - packing - packing_b, memory_order_relaxed);
     atomic_fetch_add_explicit(&profile_calls, 1, memory_order_relaxed);
   }
 }

@@ -12,6 +12,8 @@ public struct WorkProfile: Sendable {
     public var threads = 1
     /// Thread-seconds in each part.
     public var gemmKernels = 0.0, packing = 0.0, poolWaits = 0.0, serialIdle = 0.0
+    /// The part of `packing` spent on op(B), the operand every worker packs whole (the weights, in the forward).
+    public var packingB = 0.0
     public var total: Double { wallSeconds * Double(threads) }
     public var rest: Double { max(0, total - gemmKernels - packing - poolWaits - serialIdle) }
 
@@ -34,6 +36,7 @@ public struct WorkProfile: Sendable {
         p.threads = Threads.count
         p.gemmKernels = Double(gemm.kernel) * secondsPerTick
         p.packing = Double(gemm.pack) * secondsPerTick
+        p.packingB = Double(gemm.pack_b) * secondsPerTick
         p.poolWaits = Double(pool.wait) * secondsPerTick
         let outsideJobs = max(0, Double(t1 - t0) - Double(pool.span)) * secondsPerTick
         p.serialIdle = Double(p.threads - 1) * outsideJobs

@@ -29,7 +29,7 @@ struct TrainBench: ParsableCommand {
             "model", "params", "median ms/step", "tokens/s", "GFLOP/s", "forward ms", "backward ms", "update ms",
         ])
         var shares = Table(header: [
-            "model", "GEMM kernels", "packing", "waits in jobs", "serial (cores idle)", "row kernels and rest",
+            "model", "GEMM kernels", "packing (of B)", "waits in jobs", "serial (cores idle)", "row kernels and rest",
         ])
         for kind in try sizes.kinds {
             let config = try sizes.config(kind)
@@ -59,11 +59,12 @@ struct TrainBench: ParsableCommand {
                     opt.update(m, lr: 1e-3)
                 }
             }
-            shares.rows.append(
-                [kind.rawValue]
-                    + [profile.gemmKernels, profile.packing, profile.poolWaits, profile.serialIdle, profile.rest].map {
-                        fmt(profile.percent($0), 1) + " %"
-                    })
+            let percent = { (part: Double) in fmt(profile.percent(part), 1) + " %" }
+            shares.rows.append([
+                kind.rawValue, percent(profile.gemmKernels),
+                percent(profile.packing) + " (" + percent(profile.packingB) + ")", percent(profile.poolWaits),
+                percent(profile.serialIdle), percent(profile.rest),
+            ])
             let tokensPerSecond = Double(n) / total * 1000
             table.rows.append([
                 kind.rawValue, "\(config.parameterCount)", fmt(total, 1), fmt(tokensPerSecond, 0),

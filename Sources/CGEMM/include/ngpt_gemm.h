@@ -47,9 +47,10 @@ void ngpt_gemv_bf16(long rows, long cols, const uint16_t *A, long lda, long n, c
                     float *Y, long ldy);
 
 // Profiling (ngpt-bench train): while on, every ngpt_gemm adds the time-stamp-counter ticks its thread spends
-// packing operands and in micro-kernels to these counters (summed over threads). Off by default.
+// packing operands (`pack`, of which `pack_b` for op(B)) and in micro-kernels to these counters (summed over
+// threads). Off by default.
 typedef struct {
-  unsigned long long pack, kernel, calls;
+  unsigned long long pack, pack_b, kernel, calls;
 } ngpt_gemm_profile;
 void ngpt_gemm_profile_enable(int on);
 ngpt_gemm_profile ngpt_gemm_profile_read(int reset);
