@@ -9,7 +9,8 @@ docs/lr-transfer/results.md and the plots beside it:
 - per arm, the exponent of the optimum against width (d 64–384 at 1,200 steps) and against run length (d 128,
   300–4,800 steps), from a least-squares line in log–log;
 - per point, each arm's step speedup over GPT at its own best rate (N/s* and the robust N/s_stay, with the seed
-  range where a point has two seeds).
+  range where a point has two seeds: from <point>/seeds/summary.json, a second seed at the best rates, when the
+  point has one), plotted against width and against run length.
 
 Needs numpy and matplotlib (pip install numpy matplotlib); nothing here runs in CI.
 """
@@ -27,12 +28,18 @@ ARMS = [("gpt", "GPT"), ("ngpt", "nGPT"), ("ngpt-nu", "νGPT")]
 COLORS = {"gpt": "#1f77b4", "ngpt": "#ff7f0e", "ngpt-nu": "#2ca02c"}  # one color per arm in every plot
 
 
-def load(point):
-    path = os.path.join(HERE, point, "summary.json")
+def load(point, name="summary.json"):
+    path = os.path.join(HERE, point, name)
     if not os.path.exists(path):
         return None
     with open(path) as f:
         return json.load(f)
+
+
+def speedup_source(point, s):
+    """The summary whose speedups a point reports: its second-seed comparison at the best rates (seeds/) when it
+    has one, else its grid's."""
+    return load(point, os.path.join("seeds", "summary.json")) or s
 
 
 def optimum(runs):
@@ -95,7 +102,8 @@ def main():
             slope([x for x, _ in h], [y for _, y in h]), len(h)))
     lines += ["", "## Step speedup over GPT, each arm at its own best rate", "",
               "| point | arm | N/s* (range over seeds) | N/s_stay | final loss | GPT final |", "|---|---|---|---|---|---|"]
-    for point, s in have.items():
+    for point, grid_summary in have.items():
+        s = speedup_source(point, grid_summary)
         for a in s["arms"][1:]:
             def spread(x):
                 if not x:
@@ -124,8 +132,8 @@ def main():
     fig.tight_layout()
     fig.savefig(os.path.join(HERE, "loss-vs-lr.png"), dpi=110)
 
-    # Optimum against width and against run length; speedup against width.
-    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(13, 3.6))
+    # Optimum against width and against run length; speedup against width and against run length.
+    fig, (a1, a2, a3, a4) = plt.subplots(1, 4, figsize=(17, 3.6))
     for arm, name in ARMS:
         w = [(d, opt[(p, arm)][0]) for p, d in WIDTHS if (p, arm) in opt]
         h = [(n, opt[(p, arm)][0]) for p, n in HORIZONS if (p, arm) in opt]
@@ -133,18 +141,22 @@ def main():
             a1.plot(*zip(*w), "o-", label=name, color=COLORS[arm])
         if h:
             a2.plot(*zip(*h), "o-", label=name, color=COLORS[arm])
-    for point_list, ax in ((WIDTHS, a3),):
+    for point_list, ax in ((WIDTHS, a3), (HORIZONS, a4)):
         for arm_index, (arm, name) in enumerate(ARMS[1:], start=1):
-            xs, ys = [], []
-            for p, d in point_list:
-                s = have.get(p)
+            xs, ys, lo, hi = [], [], [], []
+            for p, x in point_list:
+                s = have.get(p) and speedup_source(p, have[p])
                 sp = s and s["arms"][arm_index].get("speedup")
                 if sp:
-                    xs.append(d)
+                    xs.append(x)
                     ys.append(sp["mean"])
+                    lo.append(sp["mean"] - sp["min"])
+                    hi.append(sp["max"] - sp["mean"])
             if xs:
-                ax.plot(xs, ys, "o-", label=name, color=COLORS[arm])
-    for ax, xl, yl in ((a1, "width d", "optimum lr"), (a2, "steps (d 128)", "optimum lr"), (a3, "width d", "step speedup over GPT")):
+                ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", capsize=3, label=name, color=COLORS[arm])
+    for ax, xl, yl in ((a1, "width d", "optimum lr"), (a2, "steps (d 128)", "optimum lr"),
+                       (a3, "width d (1,200 steps)", "step speedup over GPT"),
+                       (a4, "steps (d 128)", "step speedup over GPT")):
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         if yl == "optimum lr":
