@@ -101,4 +101,20 @@ public enum Directories {
             throw UserError("cannot create directory \(path): \(String(cString: strerror(errno))); \(fix)")
         }
     }
+
+    /// A working folder named `prefix` + this process's id inside `folder` (`folder/.fetch-1234`), emptied and
+    /// created. Working folders of processes that are gone (killed mid-work: nothing removed theirs) are removed
+    /// first, so they never pile up; those of running processes are left alone.
+    public static func working(in folder: String, prefix: String, fix: String) throws -> String {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(prefix) {
+            if let pid = Int32(name.dropFirst(prefix.count)), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH {
+                try? fm.removeItem(atPath: folder + "/" + name)
+            }
+        }
+        let path = folder + "/" + prefix + "\(getpid())"
+        try? fm.removeItem(atPath: path)
+        try create(path, fix: fix)
+        return path
+    }
 }

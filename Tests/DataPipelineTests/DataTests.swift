@@ -297,3 +297,27 @@ import Tokenizer
             ])
     }
 }
+
+/// Working folders (`.fetch-PID`, an export's staging): those of processes that are gone are removed when the next
+/// one is made, those of running processes are left alone, and the new one starts empty.
+@Suite struct WorkingFolderTests {
+    @Test func abandonedFoldersAreRemovedLiveOnesKept() throws {
+        let dir = try temporaryDirectory("working")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/true")
+        try p.run()
+        p.waitUntilExit()
+        let dead = dir + "/.fetch-\(p.processIdentifier)", live = dir + "/.fetch-\(getppid())"
+        let mine = dir + "/.fetch-\(getpid())", other = dir + "/.fetch-notapid"
+        for path in [dead, live, mine, other] {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try AtomicFile.write("x", to: path + "/file")
+        }
+        let made = try Directories.working(in: dir, prefix: ".fetch-", fix: "")
+        #expect(made == mine)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mine).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: dead))
+        #expect(FileManager.default.fileExists(atPath: live + "/file"))
+        #expect(FileManager.default.fileExists(atPath: other + "/file"))
+    }
+}
