@@ -84,47 +84,27 @@ public final class Generator {
 
     /// Generates up to `maxTokens` tokens after `prompt`. `onText` receives text as it completes (never a partial
     /// stop string). When the context fills up, the oldest half of the window is dropped and the cache is rebuilt
-    /// from the kept half, so every token is predicted from between T/2 and T tokens of context, exactly as the
-    /// model computes them on that window.
+    /// from the kept half (`GenerationSession`, which a batched server runs too).
     public func generate(
         prompt: [Int32], maxTokens: Int, sampler: inout Sampler, stop: [String] = [],
         onText: (String) -> Void = { _ in }
     ) throws -> GenerationResult {
         let started = DispatchTime.now().uptimeNanoseconds
-        let V = model.config.vocabSize
-        let tokens = TokenStream(decoder: decoder, prompt: prompt.isEmpty ? [max(0, tokenizer.bosId)] : prompt)
-        var stream = StreamingDetokenizer(tokenizer: tokenizer)
-        var generated: [Int32] = []
-        var text = "", released = 0
-        let stop = stop.filter { !$0.isEmpty }  // an empty stop text would match everywhere: it stops nothing
-        let holdBack = max(0, (stop.map(\.count).max() ?? 1) - 1)
-        var stoppedAt: String?
-
-        func release(upTo end: Int) {
-            guard end > released else { return }
-            let start = text.index(text.startIndex, offsetBy: released),
-                stopIndex = text.index(text.startIndex, offsetBy: end)
-            onText(String(text[start..<stopIndex]))
-            released = end
+        var session = GenerationSession(
+            prompt: prompt, maxTokens: maxTokens, sampler: sampler, stop: stop, tokenizer: tokenizer,
+            config: model.config)
+        while session.finish == nil {
+            let (reset, tokens) = session.take(limit: Int.max)
+            if reset { decoder.reset() }
+            var logits: UnsafeMutablePointer<Float>?
+            for t in tokens { logits = decoder.step(t) }
+            let text = try session.advance(logits: logits.unsafelyUnwrapped)
+            if !text.isEmpty { onText(text) }
         }
-
-        while generated.count < maxTokens {
-            let next = sampler.next(tokens.logits, count: V, history: tokens.window[...])
-            generated.append(next)
-            text += try stream.append(next)
-            if let s = stop.first(where: { !$0.isEmpty && text.contains($0) }), let r = text.range(of: s) {
-                text = String(text[..<r.lowerBound])
-                stoppedAt = s
-                break
-            }
-            release(upTo: max(released, text.count - holdBack))
-            if generated.count == maxTokens { break }
-            tokens.append(next)
-        }
-        if stoppedAt == nil { text += try stream.flush() }
-        release(upTo: text.count)
+        sampler = session.sampler
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        return GenerationResult(text: text, tokens: generated, seconds: seconds, stoppedAt: stoppedAt)
+        return GenerationResult(
+            text: session.text, tokens: session.generated, seconds: seconds, stoppedAt: session.stoppedAt)
     }
 }
 

@@ -303,6 +303,51 @@ func fixture(_ name: String) throws -> String {
         #expect(ids.count == 31 && dropped > 0)
     }
 
+    /// Requests decoded together on one batch decoder (different prompts, seeds, settings, lengths past the
+    /// context so windows slide, a stop string, a prompt fed in chunks) give each the text, tokens and streamed
+    /// pieces `Generator` gives it alone.
+    @Test(arguments: DecodePrecision.allCases) func aBatchGivesEachRequestItsTextAlone(precision: DecodePrecision)
+        throws
+    {
+        let m = try loaded()
+        let g = Generator(model: m.model, tokenizer: m.tokenizer, precision: precision)
+        let requests: [(prompt: String, settings: SamplerSettings, maxTokens: Int, stop: [String])] = [
+            ("the king", SamplerSettings(temperature: 0), 40, ["café"]),
+            ("", SamplerSettings(temperature: 1.2, seed: 3), 90, []),
+            ("the queen speaks", SamplerSettings(temperature: 0.8, topK: 20, seed: 5), 70, []),
+            (String(repeating: "fair lord ", count: 12), SamplerSettings(temperature: 0.9, topP: 0.9, seed: 9), 50, []),
+            ("love", SamplerSettings(temperature: 0.7, repetitionPenalty: 1.3, seed: 11), 1, []),
+        ]
+        var alone: [(GenerationResult, [String])] = []
+        var sessions: [GenerationSession] = []
+        for r in requests {
+            let ids = try g.promptIds(r.prompt).ids
+            var sampler = Sampler(r.settings)
+            var pieces: [String] = []
+            alone.append(
+                (
+                    try g.generate(prompt: ids, maxTokens: r.maxTokens, sampler: &sampler, stop: r.stop) {
+                        pieces.append($0)
+                    }, pieces
+                ))
+            sessions.append(
+                GenerationSession(
+                    prompt: ids, maxTokens: r.maxTokens, sampler: Sampler(r.settings), stop: r.stop,
+                    tokenizer: m.tokenizer, config: m.model.config))
+        }
+        let decoder = m.model.makeBatchDecoder(precision: precision, slots: requests.count, maxRows: 12)
+        var pieces = [[String]](repeating: [], count: requests.count)
+        try runSessions(&sessions, decoder: decoder, prefillChunk: 5) { pieces[$0].append($1) }
+        for (i, session) in sessions.enumerated() {
+            #expect(session.text == alone[i].0.text, "request \(i)")
+            #expect(session.generated == alone[i].0.tokens, "request \(i)")
+            #expect(session.stoppedAt == alone[i].0.stoppedAt)
+            #expect(pieces[i] == alone[i].1, "request \(i)")
+        }
+        #expect(sessions[0].finish == .stop && sessions[1].finish == .length)
+        #expect(sessions[1].generated.count == 90)  // past the context of 32: the window slid
+    }
+
     @Test func streamingReleasesOnlyWholeCharacters() throws {
         let m = try loaded()
         let text = "☃ 新しい café 🙂"
