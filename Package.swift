@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "Runs", targets: ["Runs"]),
         .library(name: "Sampling", targets: ["Sampling"]),
         .library(name: "Inspect", targets: ["Inspect"]),
+        .library(name: "Serving", targets: ["Serving"]),
         .executable(name: "ngpt-sample", targets: ["ngpt-sample"]),
         .executable(name: "ngpt-compare", targets: ["ngpt-compare"]),
         .executable(name: "ngpt-inspect", targets: ["ngpt-inspect"]),
@@ -92,6 +93,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "Export", dependencies: ["Common", "NGPT", "Runs", "Tokenizer"]),
+        .target(name: "Serving", dependencies: ["Common", "NGPT", "Sampling", "Tokenizer"]),
         .executableTarget(name: "ngpt-export", dependencies: [
             "Export", "Runs", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -116,6 +118,7 @@ let package = Package(
         .testTarget(name: "InspectTests", dependencies: ["Common", "Inspect", "Runs", "NGPT", "Kernels"]),
         .testTarget(name: "SamplingTests", dependencies: ["TestSupport", "Common", "Sampling", "Runs", "Training", "NGPT", "Tokenizer", "DataPipeline", "Kernels"],
                     exclude: ["README.md"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ServingTests", dependencies: ["TestSupport", "Common", "Serving", "Sampling", "Runs", "NGPT", "Tokenizer"]),
         .testTarget(name: "ExportTests", dependencies: ["TestSupport", "Common", "Export", "Runs", "Sampling", "NGPT", "Tokenizer"],
                     exclude: ["hf_check.py"]),
         .testTarget(name: "ToolTests", dependencies: ["TestSupport", "Common", "Training", "NGPT", "Kernels"], exclude: ["Snapshots"]),

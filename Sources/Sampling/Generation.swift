@@ -51,6 +51,18 @@ public struct StreamingDetokenizer {
     }
 }
 
+/// The ids a prompt becomes: BOS, then the encoded text (as each training document starts). A prompt longer than
+/// the context keeps its last `context − 1` tokens (`truncated` tells how many were dropped).
+public func promptIds(_ text: String, tokenizer: any TextTokenizer, context: Int) throws -> (
+    ids: [Int32], truncated: Int
+) {
+    var ids: [Int32] = tokenizer.bosId >= 0 ? [tokenizer.bosId] : []
+    ids += try tokenizer.encode(text)
+    let keep = context - 1
+    if ids.count > keep { return (Array(ids.suffix(keep)), ids.count - keep) }
+    return (ids, 0)
+}
+
 /// What a generation produced.
 public struct GenerationResult: Sendable {
     public var text: String
@@ -72,14 +84,9 @@ public final class Generator {
         decoder = model.makeDecoder(precision: precision)
     }
 
-    /// The ids a prompt becomes: BOS, then the encoded text (as each training document starts). A prompt longer
-    /// than the context keeps its last `context − 1` tokens (`truncated` tells how many were dropped).
+    /// The ids a prompt becomes (see the free function `promptIds`).
     public func promptIds(_ text: String) throws -> (ids: [Int32], truncated: Int) {
-        var ids: [Int32] = tokenizer.bosId >= 0 ? [tokenizer.bosId] : []
-        ids += try tokenizer.encode(text)
-        let keep = model.config.context - 1
-        if ids.count > keep { return (Array(ids.suffix(keep)), ids.count - keep) }
-        return (ids, 0)
+        try Sampling.promptIds(text, tokenizer: tokenizer, context: model.config.context)
     }
 
     /// Generates up to `maxTokens` tokens after `prompt`. `onText` receives text as it completes (never a partial

@@ -100,6 +100,9 @@ public struct GenerationSession {
         return out
     }
 
+    /// Ends the session where it is (a failure outside the model, e.g. of the tokenizer): reported as a stop.
+    public mutating func abandon() { if finish == nil { finish = .stop } }
+
     private mutating func release(upTo end: Int) -> String {
         guard end > released else { return "" }
         let start = text.index(text.startIndex, offsetBy: released),
