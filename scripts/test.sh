@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # Python packages the interop tests use: SentencePiece ids and safetensors files must agree with the reference
 # implementations, and exported models must compute in transformers what they compute here (torch is PyPI's
-# large CUDA build, a few GB: installed only when missing; protobuf lets transformers read tokenizer.model).
-PY_TEST_PACKAGES=(sentencepiece safetensors numpy google.protobuf:protobuf torch transformers)
+# large CUDA build, a few GB: installed only when missing; protobuf lets transformers read tokenizer.model), and
+# the official openai client must get from ngpt-serve what ngpt-sample gives.
+PY_TEST_PACKAGES=(sentencepiece safetensors numpy google.protobuf:protobuf torch transformers openai)
 for entry in "${PY_TEST_PACKAGES[@]}"; do
   module=${entry%%:*} package=${entry#*:}
   python3 -c "import $module" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "$package"

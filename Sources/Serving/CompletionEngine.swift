@@ -6,7 +6,7 @@ import Tokenizer
 
 /// A completion request as the engine runs it: the prompt (text), how many tokens, how to sample, where to stop,
 /// and how many choices (each its own stream, seeded `seed`, `seed + 1`, …, as `ngpt-sample --num-samples`).
-public struct CompletionRequest: Sendable {
+public struct CompletionRequest: Sendable, Equatable {
     public var prompt: String
     public var maxTokens: Int
     public var settings: SamplerSettings

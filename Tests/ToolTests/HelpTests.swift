@@ -15,7 +15,7 @@ import Training
     ).path
     static let commands: [[String]] = [
         ["ngpt-train"], ["ngpt-train", "train"], ["ngpt-train", "prepare"], ["ngpt-sample"], ["ngpt-compare"],
-        ["ngpt-inspect"], ["ngpt-plot"], ["ngpt-export"],
+        ["ngpt-inspect"], ["ngpt-plot"], ["ngpt-export"], ["ngpt-serve"],
         ["ngpt-bench"], ["ngpt-bench", "kernels"], ["ngpt-bench", "train"], ["ngpt-bench", "sample"],
     ]
 
@@ -93,6 +93,8 @@ import Training
         ["ngpt-sample", "--checkpoint", "/nonexistent/run"],
         ["ngpt-inspect", "/nonexistent/run"],
         ["ngpt-export", "/nonexistent/run", "--out", "/tmp/ngpt-help-test-never-created"],
+        ["ngpt-serve", "--checkpoint", "/nonexistent/run"],
+        ["ngpt-serve", "--checkpoint", "/nonexistent/run", "--port", "0"],
         ["ngpt-plot", "/nonexistent/run", "--out", "/tmp/ngpt-help-test-never-created"],
         ["ngpt-compare", "--preset", "tiny", "--lr", "0.1", "--dir", "/tmp/ngpt-help-test-compare"],
         ["ngpt-compare", "--preset", "tiny", "--dir", "/etc/passwd"],

@@ -1,0 +1,158 @@
+import Common
+import Foundation
+import Sampling
+
+/// An API error in the OpenAI shape: `{"error": {"message", "type", "param", "code"}}` with its HTTP status.
+public struct APIError: Error, Equatable {
+    public var status: Int
+    public var message: String
+    public var type: String
+    public var param: String?
+    public var retryAfterSeconds: Int?
+
+    public init(status: Int, _ message: String, type: String = "invalid_request_error", param: String? = nil) {
+        self.status = status; self.message = message; self.type = type; self.param = param
+    }
+
+    /// 400 naming the field.
+    public static func field(_ name: String, _ message: String) -> APIError {
+        APIError(status: 400, "\(name): \(message)", param: name)
+    }
+
+    public var body: JSONValue {
+        .object([
+            "error": .object([
+                "message": .string(message), "type": .string(type), "param": param.map(JSONValue.string) ?? .null,
+                "code": .null,
+            ])
+        ])
+    }
+}
+
+/// `POST /v1/completions`, read from its JSON body: the fields this server honours, each checked with the error
+/// naming it (OpenAI's defaults where the field is absent). Fields it does not know are ignored, as OpenAI's
+/// clients send some (`user`, `suffix` null, …); fields it knows but cannot honour (`echo`, `logprobs`,
+/// `best_of` > n) are refused rather than silently ignored.
+public struct CompletionBody: Equatable {
+    public var request: CompletionRequest
+    public var stream: Bool
+    public var includeUsageInStream: Bool
+    public var model: String?
+
+    /// Limits: a prompt's UTF-8 bytes (more is 413), max_tokens, n and stop strings.
+    public static let maxPromptBytes = 256 * 1024, maxTokensLimit = 1 << 20, maxChoices = 16, maxStops = 4
+
+    public init(json: JSONValue) throws {
+        guard let o = json.object else { throw APIError(status: 400, "the body must be a JSON object") }
+        func number(_ key: String, _ fallback: Double, _ valid: (Double) -> Bool, _ rule: String) throws -> Double {
+            guard let v = o[key], v != .null else { return fallback }
+            guard let d = v.double, d.isFinite, valid(d) else { throw APIError.field(key, "must be \(rule)") }
+            return d
+        }
+        func integer(_ key: String, _ fallback: Int, _ range: ClosedRange<Int>) throws -> Int {
+            guard let v = o[key], v != .null else { return fallback }
+            guard let i = v.int, range.contains(i) else {
+                throw APIError.field(key, "must be an integer in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return i
+        }
+        // prompt: a string, or an array holding one string
+        let prompt: String
+        switch o["prompt"] {
+        case .string(let s)?: prompt = s
+        case .array(let a)? where a.count == 1 && a[0].string != nil: prompt = a[0].string ?? ""
+        case nil, .null?: prompt = ""
+        default: throw APIError.field("prompt", "must be a string (or an array of one string)")
+        }
+        guard prompt.utf8.count <= Self.maxPromptBytes else {
+            throw APIError(
+                status: 413,
+                "prompt: \(prompt.utf8.count) bytes, more than this server's limit of "
+                    + "\(Self.maxPromptBytes)", param: "prompt")
+        }
+        let stop: [String]
+        switch o["stop"] {
+        case nil, .null?: stop = []
+        case .string(let s)?: stop = [s]
+        case .array(let a)? where a.count <= Self.maxStops && a.allSatisfy({ $0.string != nil }):
+            stop = a.compactMap(\.string)
+        default: throw APIError.field("stop", "must be a string or an array of up to \(Self.maxStops) strings")
+        }
+        guard stop.allSatisfy({ !$0.isEmpty }) else { throw APIError.field("stop", "must not hold an empty string") }
+        if let echo = o["echo"], echo == .bool(true) {
+            throw APIError.field("echo", "is not supported (the completion is returned without the prompt)")
+        }
+        if let lp = o["logprobs"], lp != .null, lp != .int(0) {
+            throw APIError.field("logprobs", "is not supported by this server")
+        }
+        let n = try integer("n", 1, 1...Self.maxChoices)
+        if let b = o["best_of"], b != .null, b.int != n {
+            throw APIError.field("best_of", "is not supported (other than equal to n)")
+        }
+        let maxTokens = try integer("max_tokens", 16, 1...Self.maxTokensLimit)
+        let temperature = try number("temperature", 1, { $0 >= 0 && $0 <= 100 }, "a number in [0, 100]")
+        let topP = try number("top_p", 1, { $0 > 0 && $0 <= 1 }, "a number in (0, 1]")
+        let topK = try integer("top_k", 0, 0...1_000_000)
+        let minP = try number("min_p", 0, { $0 >= 0 && $0 < 1 }, "a number in [0, 1)")
+        let penalty = try number(
+            "repetition_penalty", 1, { $0 > 0 && $0 <= 100 }, "a number in (0, 100] (1 = off)")
+        let seed: UInt64
+        switch o["seed"] {
+        case nil, .null?: seed = UInt64.random(in: 0...UInt64(Int64.max))
+        case .int(let i)? where i >= 0: seed = UInt64(i)
+        default: throw APIError.field("seed", "must be a non-negative integer")
+        }
+        let stream: Bool
+        switch o["stream"] {
+        case nil, .null?: stream = false
+        case .bool(let b)?: stream = b
+        default: throw APIError.field("stream", "must be true or false")
+        }
+        var includeUsage = false
+        if let options = o["stream_options"], options != .null {
+            guard let fields = options.object else { throw APIError.field("stream_options", "must be an object") }
+            includeUsage = fields["include_usage"] == .bool(true)
+        }
+        let settings = SamplerSettings(
+            temperature: Float(temperature), topK: topK, topP: Float(topP), minP: Float(minP),
+            repetitionPenalty: Float(penalty), seed: seed)
+        request = CompletionRequest(prompt: prompt, maxTokens: maxTokens, settings: settings, stop: stop, n: n)
+        self.stream = stream
+        includeUsageInStream = includeUsage
+        model = o["model"]?.string
+    }
+}
+
+/// The response shapes of `/v1/completions` (OpenAI's `text_completion` object).
+public enum CompletionResponse {
+    public struct Choice {
+        public var text: String
+        public var finish: GenerationSession.Finish?
+        public init(text: String, finish: GenerationSession.Finish?) { self.text = text; self.finish = finish }
+    }
+
+    public static func usage(prompt: Int, completion: Int) -> JSONValue {
+        .object([
+            "prompt_tokens": .int(prompt), "completion_tokens": .int(completion),
+            "total_tokens": .int(prompt + completion),
+        ])
+    }
+
+    /// The whole response, or one streamed chunk (`usage` nil while streaming).
+    public static func object(id: String, created: Int, model: String, choices: [(Int, Choice)], usage: JSONValue?)
+        -> JSONValue
+    {
+        var o: [String: JSONValue] = [
+            "id": .string(id), "object": "text_completion", "created": .int(created), "model": .string(model),
+            "choices": .array(
+                choices.map { index, c in
+                    .object([
+                        "index": .int(index), "text": .string(c.text), "logprobs": .null,
+                        "finish_reason": c.finish.map { .string($0.rawValue) } ?? .null,
+                    ])
+                }),
+        ]
+        if let usage { o["usage"] = usage }
+        return .object(o)
+    }
+}

@@ -1,0 +1,146 @@
+import Common
+import Foundation
+import Hummingbird
+import Sampling
+import Serving
+
+/// The HTTP side: routes, bodies read with a size limit, errors in OpenAI's shape, server-sent events.
+struct CompletionsAPI: Sendable {
+    let engine: CompletionEngine
+    let modelName: String
+    let context: Int
+    let started = Int(Date().timeIntervalSince1970)
+    /// A request body larger than this is refused with 413 before it is read whole.
+    static let maxBodyBytes = 1 << 20
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/health") { _, _ in
+            let load = engine.load
+            return json(
+                200,
+                .object([
+                    "status": "ok", "model": .string(modelName), "running": .int(load.running),
+                    "waiting": .int(load.waiting), "generated_tokens": .int(load.generatedTokens),
+                ]))
+        }
+        router.get("/v1/models") { _, _ in
+            json(
+                200,
+                .object([
+                    "object": "list",
+                    "data": .array([
+                        .object([
+                            "id": .string(modelName), "object": "model", "created": .int(started),
+                            "owned_by": "ngpt", "context_length": .int(context),
+                        ])
+                    ]),
+                ]))
+        }
+        router.post("/v1/completions") { request, _ in
+            do { return try await completions(request) } catch let e as APIError { return error(e) }
+        }
+        return router
+    }
+
+    func completions(_ request: Request) async throws -> Response {
+        var bytes: [UInt8] = []
+        for try await buffer in request.body {
+            guard bytes.count + buffer.readableBytes <= Self.maxBodyBytes else {
+                throw APIError(status: 413, "the request body is larger than \(Self.maxBodyBytes) bytes")
+            }
+            bytes += buffer.readableBytesView
+        }
+        let json: JSONValue
+        do { json = try StrictJSON.parse(bytes, what: "the request body") } catch let e as UserError {
+            throw APIError(status: 400, e.message)
+        }
+        let body = try CompletionBody(json: json)
+        let submitted: (promptTokens: Int, events: AsyncStream<CompletionEvent>)
+        do { submitted = try engine.submit(body.request) } catch EngineRefusal.busy(let waiting) {
+            var e = APIError(
+                status: 503, "the server is busy (\(waiting) streams waiting); retry later", type: "server_error")
+            e.retryAfterSeconds = 1
+            throw e
+        } catch EngineRefusal.stopped {
+            throw APIError(status: 503, "the server is shutting down", type: "server_error")
+        }
+        let id = "cmpl-" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let created = Int(Date().timeIntervalSince1970), n = body.request.n
+        let model = modelName
+        if !body.stream {
+            var texts = [String](repeating: "", count: n)
+            var finishes = [CompletionEvent?](repeating: nil, count: n)
+            var completionTokens = 0
+            for await event in submitted.events {
+                switch event {
+                case .text(let c, let t): texts[c] += t
+                case .finished(let c, _, let tokens):
+                    finishes[c] = event
+                    completionTokens += tokens
+                }
+            }
+            let choices = (0..<n).map { c -> (Int, CompletionResponse.Choice) in
+                var reason: GenerationSession.Finish? = nil
+                if case .finished(_, let r, _)? = finishes[c] { reason = r }
+                return (c, CompletionResponse.Choice(text: texts[c], finish: reason))
+            }
+            return Self.json(
+                200,
+                CompletionResponse.object(
+                    id: id, created: created, model: model, choices: choices,
+                    usage: CompletionResponse.usage(prompt: submitted.promptTokens, completion: completionTokens)))
+        }
+        let promptTokens = submitted.promptTokens, includeUsage = body.includeUsageInStream
+        let events = submitted.events
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                // Ends when every choice has; a write that fails (the client went away) ends the iteration, which
+                // cancels the request and frees its slots.
+                var completionTokens = 0
+                func send(_ value: JSONValue) async throws {
+                    try await writer.write(ByteBuffer(string: "data: " + value.serialized(pretty: false) + "\n\n"))
+                }
+                for await event in events {
+                    let choice: (Int, CompletionResponse.Choice)
+                    switch event {
+                    case .text(let c, let t): choice = (c, .init(text: t, finish: nil))
+                    case .finished(let c, let r, let tokens):
+                        completionTokens += tokens
+                        choice = (c, .init(text: "", finish: r))
+                    }
+                    try await send(
+                        CompletionResponse.object(
+                            id: id, created: created, model: model, choices: [choice], usage: nil))
+                }
+                if includeUsage {
+                    try await send(
+                        CompletionResponse.object(
+                            id: id, created: created, model: model, choices: [],
+                            usage: CompletionResponse.usage(prompt: promptTokens, completion: completionTokens)))
+                }
+                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                try await writer.finish(nil)
+            })
+    }
+
+    func error(_ e: APIError) -> Response {
+        var response = Self.json(e.status, e.body)
+        if let seconds = e.retryAfterSeconds { response.headers[.retryAfter] = "\(seconds)" }
+        return response
+    }
+
+    static func json(_ status: Int, _ value: JSONValue) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(
+            status: HTTPResponse.Status(code: status), headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(string: value.serialized(pretty: false) + "\n")))
+    }
+
+    func json(_ status: Int, _ value: JSONValue) -> Response { Self.json(status, value) }
+}
