@@ -17,9 +17,10 @@ bin=${NGPT_COMPARE:-.build/release/ngpt-compare}
 # Grids: rates ×√2 apart around a centre per arm, extended by ×√2 steps (up to two) while an arm's best rate is at
 # an end of its grid. The first points (d64, d128, d128-s300, d256) use five rates around each arm's default rule
 # at that width (GPT 1.5e-3·256/d, nGPT 8e-3·256/d; νGPT's rate is given at its base sizes, 5e-3 everywhere). The
-# last two (d384, d128-s4800) use three rates around the optimum the earlier points predict (results.md: GPT
-# 3e-3·(d/128)^0.34, nGPT 1.4e-2 at 1,200 steps falling as steps^-0.17, νGPT 6.2e-3), since each of their runs
-# costs 8–14 minutes; the extension still moves a grid whose best rate is at an end.
+# last two (d384, d128-s4800) use three rates around the optimum the earlier points predict (results.md: at d 384
+# the d 128 → 256 trend carried on, GPT 8.5e-4, nGPT 6e-3, νGPT 4.2e-3; at 4,800 steps, d 128's optima moved by the
+# run-length trend, GPT 3e-3, nGPT 1.1e-2, νGPT 6.2e-3), since each of their runs costs 8–14 minutes; the extension
+# still moves a grid whose best rate is at an end.
 grid() {  # centre, points (5 or 3)
   python3 -c "import sys; c=float(sys.argv[1]); f=(0.5, 0.7071, 1, 1.4142, 2) if sys.argv[2]=='5' else (0.7071, 1, 1.4142); print(','.join('%.3g' % (c*x) for x in f))" "$1" "${2:-5}"
 }
@@ -91,7 +92,7 @@ for p in "${@:-${all[@]}}"; do
     d64) point d64 64 1200 1,2 ;;
     d128) point d128 128 1200 1 ;;
     d256) point d256 256 1200 1 ;;
-    d384) SEED2=1 point d384 384 1200 1 4.3e-3 1.4e-2 6.2e-3 3 ;;
+    d384) SEED2=1 point d384 384 1200 1 8.5e-4 6e-3 4.2e-3 3 ;;
     d128-s300) point d128-s300 128 300 1 ;;
     d128-s4800) point d128-s4800 128 4800 1 3e-3 1.1e-2 6.2e-3 3 ;;
     *) echo "unknown point $p (${all[*]})" >&2; exit 2 ;;
