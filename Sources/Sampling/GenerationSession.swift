@@ -68,6 +68,16 @@ public struct GenerationSession {
         return (reset, tokens)
     }
 
+    /// Queues up to `limit` pending tokens as rows of `slot` for one step of `decoder` (emptying the slot first when
+    /// the window restarts); returns the index of the last row when every pending token is now queued: advance
+    /// with that row's logits after the step.
+    public mutating func feed(slot: Int, limit: Int, decoder: BatchDecoder, into rows: inout [DecodeRow]) -> Int? {
+        let (reset, tokens) = take(limit: limit)
+        if reset { decoder.reset(slot: slot) }
+        for t in tokens { rows.append(DecodeRow(slot: slot, token: t)) }
+        return pending.isEmpty && !tokens.isEmpty ? rows.count - 1 : nil
+    }
+
     /// With the logits after the last pending token ([vocab]): chooses the next token and returns the text that
     /// can be released now. Ends the session at `maxTokens` or a stop string; otherwise the chosen token becomes
     /// the pending one (or, when the context is full, the newer half of the window with it).
@@ -127,10 +137,7 @@ public func runSessions(
         for i in sessions.indices where sessions[i].finish == nil {
             let room = decoder.maxRows - rows.count
             guard room > 0 else { break }
-            let (reset, tokens) = sessions[i].take(limit: min(prefillChunk, room))
-            if reset { decoder.reset(slot: i) }
-            for t in tokens { rows.append(DecodeRow(slot: i, token: t)) }
-            if sessions[i].pending.isEmpty && !tokens.isEmpty { lastRow[i] = rows.count - 1 }
+            lastRow[i] = sessions[i].feed(slot: i, limit: min(prefillChunk, room), decoder: decoder, into: &rows)
         }
         guard !rows.isEmpty else { break }  // (never: an unfinished session always has a pending token)
         let logits = decoder.step(rows)

@@ -180,10 +180,9 @@ public final class CompletionEngine: @unchecked Sendable {
             // One step: every running stream's pending tokens (a prompt in chunks), then advance the fed ones.
             var rows: [DecodeRow] = [], last: [(Stream, Int)] = []
             for s in batch {
-                let (reset, tokens) = s.session.take(limit: prefillChunk)
-                if reset { decoder.reset(slot: s.slot) }
-                for t in tokens { rows.append(DecodeRow(slot: s.slot, token: t)) }
-                if s.session.pending.isEmpty && !tokens.isEmpty { last.append((s, rows.count - 1)) }
+                if let row = s.session.feed(slot: s.slot, limit: prefillChunk, decoder: decoder, into: &rows) {
+                    last.append((s, row))
+                }
             }
             if rows.isEmpty { continue }
             let logits = decoder.step(rows)
