@@ -107,25 +107,27 @@ import Testing
     }
 }
 
-/// The profile's counters see the work they claim: products land in GEMM kernels and packing, and the parts never
-/// exceed threads × wall time. (How large each share is depends on what else the machine runs: not asserted.)
+/// The profile's counters see the work they claim (products land in GEMM kernels and packing) and count nothing
+/// while off. The counters are process-wide and other suites run products in parallel with this one, so how large
+/// each share is, and whether the parts fit in threads × wall time, is for the benchmark (nothing else running) to
+/// show, not asserted here.
 @Suite struct WorkProfileTests {
-    @Test(.enabled(if: GEMM.path == .native)) func partsAddUpAndSeeTheirWork() {
+    @Test(.enabled(if: GEMM.path == .native)) func countersSeeTheirWorkAndNothingWhileOff() {
         var rng = SplitMix64(seed: 3)
         let m = 256, k = 256, n = 256
         let a = rng.normals(m * k), b = rng.normals(k * n)
         var c = [Float](repeating: 0, count: m * n)
-        let profile = WorkProfile.measure {
+        func products() {
             for _ in 0..<20 {
                 GEMM.native(
                     transA: false, transB: false, m: m, n: n, k: k, a, lda: k, b, ldb: n, beta: 0, &c, ldc: n,
                     precision: .fp32)
             }
         }
-        #expect(profile.gemmKernels > 0 && profile.packing > 0)
-        let parts = profile.gemmKernels + profile.packing + profile.poolWaits + profile.serialIdle
-        #expect(parts <= profile.total * 1.05, "\(parts) of \(profile.total)")
-        let idle = WorkProfile.measure {}
-        #expect(idle.gemmKernels == 0 && idle.packing == 0)
+        let profile = WorkProfile.measure { products() }
+        #expect(profile.gemmKernels > 0 && profile.packing > 0 && profile.packingB <= profile.packing)
+        products()  // profiling is off again: the counters (reset by `measure`) stay at zero
+        let after = ngpt_gemm_profile_read(0)
+        #expect(after.kernel == 0 && after.pack == 0 && after.calls == 0)
     }
 }
