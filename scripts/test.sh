@@ -7,12 +7,18 @@ scripts/setup.sh
 # Python packages the interop tests use: SentencePiece ids and safetensors files must agree with the reference
 # implementations, and exported models must compute in transformers what they compute here (torch is PyPI's
 # large CUDA build, a few GB: installed only when missing; protobuf lets transformers read tokenizer.model), and
-# the official openai client must get from ngpt-serve what ngpt-sample gives.
-PY_TEST_PACKAGES=(sentencepiece safetensors numpy google.protobuf:protobuf torch transformers openai)
+# the official openai client must get from ngpt-serve what ngpt-sample gives; Playwright drives Chromium on the
+# server's playground page.
+PY_TEST_PACKAGES=(sentencepiece safetensors numpy google.protobuf:protobuf torch transformers openai playwright)
 for entry in "${PY_TEST_PACKAGES[@]}"; do
   module=${entry%%:*} package=${entry#*:}
   python3 -c "import $module" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "$package"
 done
+# Debian's Chromium, for the playground test (test-only, so not in setup.sh).
+if ! command -v chromium >/dev/null; then
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
 # House style: the checked-in .swift-format (4-space indent, 120 columns), enforced.
 swift format lint --strict --recursive Sources Tests
 # The C and C++ sources: the checked-in .clang-format.

@@ -15,6 +15,12 @@ struct CompletionsAPI: Sendable {
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
+        router.get("/") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/html; charset=utf-8"
+            return Response(
+                status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: Playground.html)))
+        }
         router.get("/health") { _, _ in
             let load = engine.load
             return json(

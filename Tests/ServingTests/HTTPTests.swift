@@ -6,15 +6,20 @@ import Sampling
 import TestSupport
 import Testing
 
-/// ngpt-serve on a loopback port, driven by the official `openai` Python client (openai_check.py beside this
-/// file): what it returns is what ngpt-sample's generator returns for the same request and seed.
+/// ngpt-serve on a loopback port, driven by real clients: the official `openai` Python package (openai_check.py),
+/// Chromium through Playwright on the playground page (playground_check.py), and raw sockets sending what no client
+/// should (hostile_check.py). What the server returns is what ngpt-sample's generator returns for the same request.
 @Suite struct HTTPTests {
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/openai_check.py"
+    static let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
     static let fixture =
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path
         + "/SamplingTests/Fixtures/tiny-ngpt.safetensors"
 
-    @Test func theOpenAIClientGetsWhatNgptSampleGives() throws {
+    /// Starts ngpt-serve on the fixture at a random loopback port, runs `script` with `arguments(port)`, stops the
+    /// server, and returns what the script printed (one JSON object) and whether the server was still running.
+    func check(_ script: String, _ arguments: (Int) -> [String], needs: String) throws -> (
+        seen: [String: JSONValue], serverSurvived: Bool
+    ) {
         let port = Int.random(in: 20000..<60000)
         let server = Process()
         server.executableURL = URL(fileURLWithPath: productsDirectory() + "/ngpt-serve")
@@ -26,31 +31,44 @@ import Testing
             server.terminate()
             server.waitUntilExit()
         }
-        let (status, out, err) = try runProcess(["python3", Self.script, "http://127.0.0.1:\(port)/v1"])
-        try #require(status == 0, "openai_check.py failed (pip install openai): \(err)")
-        let seen = try #require(try StrictJSON.parse(Array(out.utf8), what: "openai_check output").object)
+        let (status, out, err) = try runProcess(["python3", Self.here + "/" + script] + arguments(port))
+        try #require(status == 0, "\(script) failed (\(needs)): \(err)")
+        let seen = try #require(try StrictJSON.parse(Array(out.utf8), what: "\(script)'s output").object)
+        return (seen, server.isRunning)
+    }
 
-        let m = try LoadedModel.load(checkpoint: Self.fixture)
-        let g = Generator(model: m.model, tokenizer: m.tokenizer, precision: .bf16)
-        func alone(_ prompt: String, _ settings: SamplerSettings, _ maxTokens: Int, stop: [String] = []) throws
+    /// The generator ngpt-sample runs, on the same fixture: what each request must give.
+    struct Reference {
+        let g: Generator
+        init() throws {
+            let m = try LoadedModel.load(checkpoint: HTTPTests.fixture)
+            g = Generator(model: m.model, tokenizer: m.tokenizer, precision: .bf16)
+        }
+        func text(_ prompt: String, _ settings: SamplerSettings, _ maxTokens: Int, stop: [String] = []) throws
             -> GenerationResult
         {
             var sampler = Sampler(settings)
             return try g.generate(
                 prompt: try g.promptIds(prompt).ids, maxTokens: maxTokens, sampler: &sampler, stop: stop)
         }
-        let greedy = try alone("the king", SamplerSettings(temperature: 0), 20)
+    }
+
+    @Test func theOpenAIClientGetsWhatNgptSampleGives() throws {
+        let (seen, survived) = try check(
+            "openai_check.py", { ["http://127.0.0.1:\($0)/v1"] }, needs: "pip install openai")
+        let reference = try Reference(), g = reference.g
+        let greedy = try reference.text("the king", SamplerSettings(temperature: 0), 20)
         #expect(seen["models"] == .array(["tiny-ngpt"]))
         #expect(seen["greedy"]?.string == greedy.text)
         #expect(seen["greedy_finish"]?.string == "length")
         let promptTokens = try g.promptIds("the king").ids.count
         #expect(seen["usage"] == .array([.int(promptTokens), 20, .int(promptTokens + 20)]))
         let choices = (0..<3).map { c in
-            try? alone("the", SamplerSettings(temperature: 1, seed: 7 + UInt64(c)), 30).text
+            try? reference.text("the", SamplerSettings(temperature: 1, seed: 7 + UInt64(c)), 30).text
         }
         #expect(seen["n"] == .array(choices.map { .string($0 ?? "?") }))
         #expect(seen["seeded_again"]?.string == choices[0])
-        let stopped = try alone("the king", SamplerSettings(temperature: 0), 40, stop: ["café"])
+        let stopped = try reference.text("the king", SamplerSettings(temperature: 0), 40, stop: ["café"])
         #expect(seen["stop"] == .array([.string(stopped.text), "stop"]))
         #expect(seen["stream"]?.array?.first?.string == greedy.text)
         #expect(seen["stream"]?.array?.last?.string == "length")
@@ -59,6 +77,51 @@ import Testing
         #expect(errors["temperature"] == .array([400, "temperature"]))
         #expect(errors["n"] == .array([400, "n"]))
         #expect(errors["too_long"] == .array([413, "prompt"]))
-        #expect(server.isRunning)  // bad requests did not take it down
+        #expect(survived)  // bad requests did not take it down
+    }
+
+    @Test func thePlaygroundPageStreamsInAHeadlessBrowser() throws {
+        let (seen, survived) = try check(
+            "playground_check.py", { ["http://127.0.0.1:\($0)"] },
+            needs: "apt-get install chromium; pip install playwright")
+        let reference = try Reference()
+        #expect(seen["title"]?.string == "ngpt playground")
+        #expect(seen["model"]?.string == "tiny-ngpt · context 32 tokens")
+        #expect(seen["greedy"]?.string == (try reference.text("the king", SamplerSettings(temperature: 0), 20).text))
+        #expect(seen["greedy_stats"]?.string?.hasPrefix("20 tokens · ") == true)
+        #expect(seen["greedy_stats"]?.string?.hasSuffix("prompt 8 tokens · finished: length") == true)
+        let stopped = try reference.text("the king", SamplerSettings(temperature: 0), 40, stop: ["café"])
+        #expect(seen["stop"]?.array?.first?.string == stopped.text)
+        #expect(seen["stop"]?.array?.last?.string?.hasSuffix("finished: stop") == true)
+        // the Stop button aborts the stream; the server frees the slot
+        #expect(seen["running_while_streaming"] == 1)
+        #expect(seen["stopped_stats"]?.string?.hasPrefix("stopped after ") == true)
+        #expect(seen["running_after_stop"] == 0)
+        #expect(seen["error"] == .array(["temperature: must be a number in [0, 100]", "error"]))
+        #expect(seen["page_errors"] == .array([]))
+        #expect(survived)
+    }
+
+    @Test func hostileInputNeverCrashesOrStallsTheServer() throws {
+        let (seen, survived) = try check("hostile_check.py", { ["127.0.0.1", "\($0)"] }, needs: "python3")
+        func status(_ name: String) -> JSONValue? { seen[name]?.array?.first }
+        func param(_ name: String) -> JSONValue? { seen[name]?.array.map { $0[1] } }
+        for name in [
+            "malformed_json", "not_an_object", "invalid_utf8", "lone_surrogate", "nan_temperature", "deep_nesting",
+        ] {
+            #expect(status(name) == 400, "\(name)")
+        }
+        #expect(status("negative_max_tokens") == 400 && param("negative_max_tokens") == "max_tokens")
+        #expect(status("absurd_max_tokens") == 400 && param("absurd_max_tokens") == "max_tokens")
+        #expect(status("huge_integer") == 400 && param("huge_integer") == "seed")
+        #expect(status("string_temperature") == 400 && param("string_temperature") == "temperature")
+        #expect(status("huge_body") == 413)
+        #expect(status("wrong_method_path") == 404)
+        // a body that never arrives and a stream nobody reads hold up no one; disconnected streams free their slots
+        #expect(seen["ordinary_beside_stalled_clients"]?.array?.first == 200)
+        #expect((seen["ordinary_beside_stalled_clients"]?.array?.last?.double ?? 99) < 5)
+        #expect(seen["running_after_disconnects"] == 0)
+        #expect(seen["ordinary_at_the_end"]?.array?.first == 200)
+        #expect(survived)
     }
 }
