@@ -128,13 +128,14 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=128, help="tokens per request (default 128)")
     ap.add_argument("--single", type=int, default=4, help="requests of the single-stream baseline (default 4)")
     ap.add_argument("--slots", type=int, default=8, help="the server's --slots (default 8)")
+    ap.add_argument("--threads", type=int, default=0, help="the server's --threads (default 0: its default, all cores but one)")
     ap.add_argument("--port", type=int, default=18123, help="loopback port (default 18123)")
     ap.add_argument("--server", default=".build/release/ngpt-serve", help="the ngpt-serve binary")
     ap.add_argument("--json", action="store_true", help="print the results as one JSON object")
     a = ap.parse_args()
 
     server = subprocess.Popen([a.server, "--checkpoint", a.checkpoint, "--port", str(a.port), "--slots",
-                               str(a.slots), "--max-waiting", str(max(64, a.clients))],
+                               str(a.slots), "--max-waiting", str(max(64, a.clients)), "--threads", str(a.threads)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(600):
@@ -163,7 +164,7 @@ def main():
         print()
         return
     cpu = os.popen("grep -m1 'model name' /proc/cpuinfo").read().split(":")[-1].strip()
-    print(f"ngpt-serve load test: {a.checkpoint}, --slots {a.slots}, {a.max_tokens} tokens per request, "
+    print(f"ngpt-serve load test: {a.checkpoint}, --slots {a.slots} --threads {a.threads}, {a.max_tokens} tokens per request, "
           f"temperature 0.8; {cpu}, {os.cpu_count()} cores")
     print(f"{'':22} {'requests':>8} {'failed':>6} {'tokens':>7} {'tok/s':>8} {'per stream':>10} "
           f"{'TTFT p50':>9} {'p99':>7} {'token p50':>9} {'p99':>7}")
