@@ -36,6 +36,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),  // Hummingbird's; NIOCore's Channel
     ],
     targets: [
         // System libraries
@@ -100,6 +101,7 @@ let package = Package(
             "Common", "Kernels", "NGPT", "Runs", "Sampling", "Serving", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .executableTarget(name: "ngpt-export", dependencies: [
             "Export", "Runs", "ToolSupport",

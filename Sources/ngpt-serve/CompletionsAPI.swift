@@ -1,8 +1,39 @@
 import Common
 import Foundation
 import Hummingbird
+import NIOCore
 import Sampling
 import Serving
+
+/// Hummingbird's basic context with the connection kept: a non-streaming request watches it to stop generating for a
+/// client that went away.
+struct ServeContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+}
+
+/// Calls `hungUp` when the client closes its side of the connection. Hummingbird allows half-closed connections, so
+/// a client that hangs up is seen as an `inputClosed` event, not a closed channel; the handler sits at the front of
+/// the pipeline only while a non-streaming request is generated (a streaming one learns it from a failed write).
+final class HangUpWatcher: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = NIOAny
+    let hungUp: @Sendable () -> Void
+    init(_ hungUp: @escaping @Sendable () -> Void) { self.hungUp = hungUp }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed? = event as? ChannelEvent { hungUp() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        hungUp()
+        context.fireChannelInactive()
+    }
+}
 
 /// The HTTP side: routes, bodies read with a size limit, errors in OpenAI's shape, server-sent events.
 struct CompletionsAPI: Sendable {
@@ -13,8 +44,8 @@ struct CompletionsAPI: Sendable {
     /// A request body larger than this is refused with 413 before it is read whole.
     static let maxBodyBytes = 1 << 20
 
-    func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    func router() -> Router<ServeContext> {
+        let router = Router(context: ServeContext.self)
         router.get("/") { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "text/html; charset=utf-8"
@@ -43,13 +74,15 @@ struct CompletionsAPI: Sendable {
                     ]),
                 ]))
         }
-        router.post("/v1/completions") { request, _ in
-            do { return try await completions(request) } catch let e as APIError { return error(e) }
+        router.post("/v1/completions") { request, context in
+            do { return try await completions(request, connection: context.channel) } catch let e as APIError {
+                return error(e)
+            }
         }
         return router
     }
 
-    func completions(_ request: Request) async throws -> Response {
+    func completions(_ request: Request, connection: any Channel) async throws -> Response {
         var bytes: [UInt8] = []
         for try await buffer in request.body {
             guard bytes.count + buffer.readableBytes <= Self.maxBodyBytes else {
@@ -75,17 +108,27 @@ struct CompletionsAPI: Sendable {
         let created = Int(Date().timeIntervalSince1970), n = body.request.n
         let model = modelName
         if !body.stream {
-            var texts = [String](repeating: "", count: n)
-            var finishes = [CompletionEvent?](repeating: nil, count: n)
-            var completionTokens = 0
-            for await event in submitted.events {
-                switch event {
-                case .text(let c, let t): texts[c] += t
-                case .finished(let c, _, let tokens):
-                    finishes[c] = event
-                    completionTokens += tokens
+            // Collected in a task that the connection's closing cancels: a client that hangs up frees its slots at
+            // once instead of when its max_tokens are generated.
+            let events = submitted.events
+            let collect = Task {
+                var texts = [String](repeating: "", count: n)
+                var finishes = [CompletionEvent?](repeating: nil, count: n)
+                var completionTokens = 0
+                for await event in events {
+                    switch event {
+                    case .text(let c, let t): texts[c] += t
+                    case .finished(let c, _, let tokens):
+                        finishes[c] = event
+                        completionTokens += tokens
+                    }
                 }
+                return (texts, finishes, completionTokens)
             }
+            let watcher = HangUpWatcher { collect.cancel() }
+            try? await connection.pipeline.addHandler(watcher, position: .first).get()
+            let (texts, finishes, completionTokens) = await collect.value
+            try? await connection.pipeline.removeHandler(watcher).get()
             let choices = (0..<n).map { c -> (Int, CompletionResponse.Choice) in
                 var reason: GenerationSession.Finish? = nil
                 if case .finished(_, let r, _)? = finishes[c] { reason = r }

@@ -120,7 +120,9 @@ import Testing
         // a body that never arrives and a stream nobody reads hold up no one; disconnected streams free their slots
         #expect(seen["ordinary_beside_stalled_clients"]?.array?.first == 200)
         #expect((seen["ordinary_beside_stalled_clients"]?.array?.last?.double ?? 99) < 5)
+        #expect(seen["running_with_quitter"] == 1)
         #expect(seen["running_after_disconnects"] == 0)
+        #expect((seen["seconds_to_free_slots"]?.double ?? 99) < 2)  // not the 100,000 tokens they asked for
         #expect(seen["ordinary_at_the_end"]?.array?.first == 200)
         #expect(survived)
     }

@@ -107,16 +107,25 @@ def main():
     sleeper.close()
     stalled.close()
 
-    # A streaming client that reads a little and disconnects: its slot is freed.
+    # A streaming client that reads a little and disconnects: its slot is freed ...
     leaver = socket.create_connection((host, port))
     leaver.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
                    f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     leaver.recv(1024)
     leaver.close()
-    deadline = time.monotonic() + 10
-    while health(host, port)["running"] and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # ... and one that asked for the whole text at once and hangs up while it is made.
+    quitter = socket.create_connection((host, port))
+    whole = json.dumps({"prompt": "the", "max_tokens": 100000}).encode()
+    quitter.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(whole)}\r\n\r\n".encode() + whole)
+    time.sleep(0.3)
+    out["running_with_quitter"] = health(host, port)["running"]
+    quitter.close()
+    closed = time.monotonic()
+    while health(host, port)["running"] and time.monotonic() < closed + 10:
+        time.sleep(0.02)
     out["running_after_disconnects"] = health(host, port)["running"]
+    out["seconds_to_free_slots"] = time.monotonic() - closed
     out["ordinary_at_the_end"] = ordinary(host, port)
     json.dump(out, sys.stdout)
     print()
