@@ -41,9 +41,18 @@ public struct CompletionBody: Equatable {
 
     /// Limits: a prompt's UTF-8 bytes (more is 413), max_tokens, n and stop strings.
     public static let maxPromptBytes = 256 * 1024, maxTokensLimit = 1 << 20, maxChoices = 16, maxStops = 4
+    /// A chat reply's max_tokens when the request gives none (OpenAI's is the context; a base model may never end
+    /// its turn, so a bound).
+    public static let chatMaxTokens = 256
 
-    public init(json: JSONValue) throws {
-        guard let o = json.object else { throw APIError(status: 400, "the body must be a JSON object") }
+    /// `chat`: the body of `/v1/chat/completions`, whose `messages` become the prompt through `ChatTemplate` and
+    /// whose `max_completion_tokens` is another name for `max_tokens`.
+    public init(json: JSONValue, chat: Bool = false) throws {
+        guard var o = json.object else { throw APIError(status: 400, "the body must be a JSON object") }
+        if chat {
+            o["prompt"] = .string(try ChatTemplate.prompt(o["messages"]))
+            if let m = o["max_completion_tokens"], m != .null { o["max_tokens"] = m }
+        }
         func number(_ key: String, _ fallback: Double, _ valid: (Double) -> Bool, _ rule: String) throws -> Double {
             guard let v = o[key], v != .null else { return fallback }
             guard let d = v.double, d.isFinite, valid(d) else { throw APIError.field(key, "must be \(rule)") }
@@ -70,7 +79,7 @@ public struct CompletionBody: Equatable {
                 "prompt: \(prompt.utf8.count) bytes, more than this server's limit of "
                     + "\(Self.maxPromptBytes)", param: "prompt")
         }
-        let stop: [String]
+        var stop: [String]
         switch o["stop"] {
         case nil, .null?: stop = []
         case .string(let s)?: stop = [s]
@@ -79,6 +88,7 @@ public struct CompletionBody: Equatable {
         default: throw APIError.field("stop", "must be a string or an array of up to \(Self.maxStops) strings")
         }
         guard stop.allSatisfy({ !$0.isEmpty }) else { throw APIError.field("stop", "must not hold an empty string") }
+        if chat { stop.append(ChatTemplate.endOfTurn) }
         if let echo = o["echo"], echo == .bool(true) {
             throw APIError.field("echo", "is not supported (the completion is returned without the prompt)")
         }
@@ -89,7 +99,7 @@ public struct CompletionBody: Equatable {
         if let b = o["best_of"], b != .null, b.int != n {
             throw APIError.field("best_of", "is not supported (other than equal to n)")
         }
-        let maxTokens = try integer("max_tokens", 16, 1...Self.maxTokensLimit)
+        let maxTokens = try integer("max_tokens", chat ? Self.chatMaxTokens : 16, 1...Self.maxTokensLimit)
         let temperature = try number("temperature", 1, { $0 >= 0 && $0 <= 100 }, "a number in [0, 100]")
         let topP = try number("top_p", 1, { $0 > 0 && $0 <= 1 }, "a number in (0, 1]")
         let topK = try integer("top_k", 0, 0...1_000_000)
@@ -123,7 +133,61 @@ public struct CompletionBody: Equatable {
     }
 }
 
-/// The response shapes of `/v1/completions` (OpenAI's `text_completion` object).
+/// The plain template that turns chat messages into a base model's prompt, one line per turn:
+///
+///     {system}\n\n            (each system or developer message, as written)
+///     User: {content}\n
+///     Assistant: {content}\n
+///     Assistant:               (the model continues from here)
+///
+/// The reply ends at the next "\nUser:" (a stop string added to the request's own) and its one leading space is
+/// dropped. These are base models: the template gives them a dialogue to continue, not instruction tuning.
+public enum ChatTemplate {
+    public static let endOfTurn = "\nUser:"
+
+    public static func prompt(_ messages: JSONValue?) throws -> String {
+        guard let list = messages?.array, !list.isEmpty else {
+            throw APIError.field("messages", "must be a non-empty array of {role, content} objects")
+        }
+        var prompt = ""
+        for (i, message) in list.enumerated() {
+            guard let m = message.object, let role = m["role"]?.string else {
+                throw APIError.field("messages", "message \(i) must be an object with a role")
+            }
+            let content: String
+            switch m["content"] {
+            case .string(let s)?: content = s
+            case .array(let parts)?:  // [{"type": "text", "text": …}, …]
+                let texts = parts.compactMap { $0.object?["type"] == "text" ? $0.object?["text"]?.string : nil }
+                guard texts.count == parts.count else {
+                    throw APIError.field("messages", "message \(i): only text content parts are supported")
+                }
+                content = texts.joined()
+            default: throw APIError.field("messages", "message \(i) must have a string content")
+            }
+            switch role {
+            case "system", "developer": prompt += content + "\n\n"
+            case "user": prompt += "User: " + content + "\n"
+            case "assistant": prompt += "Assistant: " + content + "\n"
+            default:
+                throw APIError.field(
+                    "messages", "message \(i): role \(role) is not system, developer, user or assistant")
+            }
+        }
+        return prompt + "Assistant:"
+    }
+}
+
+/// Which API a request came through: text completions or chat completions, which differ only in their shapes.
+public enum CompletionAPI: Sendable {
+    case text, chat
+
+    /// The prefix of a response's id, as OpenAI's.
+    public var idPrefix: String { self == .text ? "cmpl-" : "chatcmpl-" }
+}
+
+/// The response shapes of `/v1/completions` (OpenAI's `text_completion` object) and `/v1/chat/completions`
+/// (`chat.completion`, streamed as `chat.completion.chunk`s whose first carries the role).
 public enum CompletionResponse {
     public struct Choice {
         public var text: String
@@ -138,19 +202,37 @@ public enum CompletionResponse {
         ])
     }
 
-    /// The whole response, or one streamed chunk (`usage` nil while streaming).
-    public static func object(id: String, created: Int, model: String, choices: [(Int, Choice)], usage: JSONValue?)
-        -> JSONValue
-    {
+    /// The whole response (`chunk` false), or one streamed chunk (`usage` nil but in the last). A chat chunk with
+    /// no text and no finish is the one that opens a choice with the assistant's role.
+    public static func object(
+        _ api: CompletionAPI, id: String, created: Int, model: String, choices: [(Int, Choice)], usage: JSONValue?,
+        chunk: Bool
+    ) -> JSONValue {
+        let finish = { (c: Choice) -> JSONValue in c.finish.map { .string($0.rawValue) } ?? .null }
+        let shaped: [JSONValue] = choices.map { index, c in
+            switch (api, chunk) {
+            case (.text, _):
+                return .object([
+                    "index": .int(index), "text": .string(c.text), "logprobs": .null, "finish_reason": finish(c),
+                ])
+            case (.chat, false):
+                return .object([
+                    "index": .int(index), "message": .object(["role": "assistant", "content": .string(c.text)]),
+                    "logprobs": .null, "finish_reason": finish(c),
+                ])
+            case (.chat, true):
+                let delta: JSONValue =
+                    c.finish != nil
+                    ? .object([:])
+                    : c.text.isEmpty
+                        ? .object(["role": "assistant", "content": ""]) : .object(["content": .string(c.text)])
+                return .object(["index": .int(index), "delta": delta, "logprobs": .null, "finish_reason": finish(c)])
+            }
+        }
+        let object = api == .text ? "text_completion" : chunk ? "chat.completion.chunk" : "chat.completion"
         var o: [String: JSONValue] = [
-            "id": .string(id), "object": "text_completion", "created": .int(created), "model": .string(model),
-            "choices": .array(
-                choices.map { index, c in
-                    .object([
-                        "index": .int(index), "text": .string(c.text), "logprobs": .null,
-                        "finish_reason": c.finish.map { .string($0.rawValue) } ?? .null,
-                    ])
-                }),
+            "id": .string(id), "object": .string(object), "created": .int(created), "model": .string(model),
+            "choices": .array(shaped),
         ]
         if let usage { o["usage"] = usage }
         return .object(o)

@@ -75,14 +75,20 @@ struct CompletionsAPI: Sendable {
                 ]))
         }
         router.post("/v1/completions") { request, context in
-            do { return try await completions(request, connection: context.channel) } catch let e as APIError {
+            do { return try await completions(request, .text, connection: context.channel) } catch let e as APIError {
+                return error(e)
+            }
+        }
+        router.post("/v1/chat/completions") { request, context in
+            do { return try await completions(request, .chat, connection: context.channel) } catch let e as APIError {
                 return error(e)
             }
         }
         return router
     }
 
-    func completions(_ request: Request, connection: any Channel) async throws -> Response {
+    /// Both APIs: read and check the body, submit it, then answer whole or as server-sent events.
+    func completions(_ request: Request, _ api: CompletionAPI, connection: any Channel) async throws -> Response {
         var bytes: [UInt8] = []
         for try await buffer in request.body {
             guard bytes.count + buffer.readableBytes <= Self.maxBodyBytes else {
@@ -94,7 +100,7 @@ struct CompletionsAPI: Sendable {
         do { json = try StrictJSON.parse(bytes, what: "the request body") } catch let e as UserError {
             throw APIError(status: 400, e.message)
         }
-        let body = try CompletionBody(json: json)
+        let body = try CompletionBody(json: json, chat: api == .chat)
         let submitted: (promptTokens: Int, events: AsyncStream<CompletionEvent>)
         do { submitted = try engine.submit(body.request) } catch EngineRefusal.busy(let waiting) {
             var e = APIError(
@@ -104,13 +110,13 @@ struct CompletionsAPI: Sendable {
         } catch EngineRefusal.stopped {
             throw APIError(status: 503, "the server is shutting down", type: "server_error")
         }
-        let id = "cmpl-" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let id = api.idPrefix + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let created = Int(Date().timeIntervalSince1970), n = body.request.n
         let model = modelName
         if !body.stream {
             // Collected in a task that the connection's closing cancels: a client that hangs up frees its slots at
             // once instead of when its max_tokens are generated.
-            let events = submitted.events
+            let events = Self.replies(submitted.events, api, choices: n)
             let collect = Task {
                 var texts = [String](repeating: "", count: n)
                 var finishes = [CompletionEvent?](repeating: nil, count: n)
@@ -137,11 +143,12 @@ struct CompletionsAPI: Sendable {
             return Self.json(
                 200,
                 CompletionResponse.object(
-                    id: id, created: created, model: model, choices: choices,
-                    usage: CompletionResponse.usage(prompt: submitted.promptTokens, completion: completionTokens)))
+                    api, id: id, created: created, model: model, choices: choices,
+                    usage: CompletionResponse.usage(prompt: submitted.promptTokens, completion: completionTokens),
+                    chunk: false))
         }
         let promptTokens = submitted.promptTokens, includeUsage = body.includeUsageInStream
-        let events = submitted.events
+        let events = Self.replies(submitted.events, api, choices: n)
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
@@ -154,6 +161,12 @@ struct CompletionsAPI: Sendable {
                 func send(_ value: JSONValue) async throws {
                     try await writer.write(ByteBuffer(string: "data: " + value.serialized(pretty: false) + "\n\n"))
                 }
+                if api == .chat {  // each choice opens with the assistant's role
+                    try await send(
+                        CompletionResponse.object(
+                            api, id: id, created: created, model: model,
+                            choices: (0..<n).map { ($0, .init(text: "", finish: nil)) }, usage: nil, chunk: true))
+                }
                 for await event in events {
                     let choice: (Int, CompletionResponse.Choice)
                     switch event {
@@ -164,17 +177,41 @@ struct CompletionsAPI: Sendable {
                     }
                     try await send(
                         CompletionResponse.object(
-                            id: id, created: created, model: model, choices: [choice], usage: nil))
+                            api, id: id, created: created, model: model, choices: [choice], usage: nil, chunk: true))
                 }
                 if includeUsage {
                     try await send(
                         CompletionResponse.object(
-                            id: id, created: created, model: model, choices: [],
-                            usage: CompletionResponse.usage(prompt: promptTokens, completion: completionTokens)))
+                            api, id: id, created: created, model: model, choices: [],
+                            usage: CompletionResponse.usage(prompt: promptTokens, completion: completionTokens),
+                            chunk: true))
                 }
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                 try await writer.finish(nil)
             })
+    }
+
+    /// The engine's events as the API gives them: a chat reply drops the one space that follows "Assistant:".
+    static func replies(_ events: AsyncStream<CompletionEvent>, _ api: CompletionAPI, choices: Int)
+        -> AsyncStream<CompletionEvent>
+    {
+        guard api == .chat else { return events }
+        return AsyncStream { continuation in
+            let forward = Task {
+                var started = [Bool](repeating: false, count: choices)
+                for await event in events {
+                    if case .text(let c, var text) = event, !started[c] {
+                        if text.hasPrefix(" ") { text.removeFirst() }
+                        started[c] = true
+                        if !text.isEmpty { continuation.yield(.text(choice: c, text)) }
+                    } else {
+                        continuation.yield(event)
+                    }
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in forward.cancel() }  // the client went away: cancel upstream too
+        }
     }
 
     func error(_ e: APIError) -> Response {

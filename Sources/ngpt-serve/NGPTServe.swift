@@ -15,10 +15,11 @@ struct NGPTServe: Tool {
         abstract: "Serve a trained model over HTTP with OpenAI's completions API, batching concurrent requests.",
         discussion: """
             POST /v1/completions (prompt, max_tokens, temperature, top_p, top_k, min_p, repetition_penalty, seed, \
-            stop, n, stream as server-sent events), GET /v1/models, GET /health. Requests join and leave one running \
-            batch at token boundaries: one pass over the weights decodes every active stream. The same request and \
-            seed give the text ngpt-sample gives. It binds to 127.0.0.1 and has no authentication: put it behind a \
-            reverse proxy for anything beyond this machine.
+            stop, n, stream as server-sent events), POST /v1/chat/completions (messages through a plain \
+            User:/Assistant: template), GET /v1/models, GET /health, and a playground page at /. Requests join and \
+            leave one running batch at token boundaries: one pass over the weights decodes every active stream. The \
+            same request and seed give the text ngpt-sample gives. It binds to 127.0.0.1 and has no authentication: \
+            put it behind a reverse proxy for anything beyond this machine.
             """)
 
     @Option(help: "A run directory, a .safetensors checkpoint or a Hugging Face directory.") var checkpoint: String

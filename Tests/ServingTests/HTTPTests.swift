@@ -3,6 +3,7 @@ import Foundation
 import NGPT
 import Runs
 import Sampling
+import Serving
 import TestSupport
 import Testing
 
@@ -72,7 +73,27 @@ import Testing
         #expect(seen["stop"] == .array([.string(stopped.text), "stop"]))
         #expect(seen["stream"]?.array?.first?.string == greedy.text)
         #expect(seen["stream"]?.array?.last?.string == "length")
+        // chat: the plain template's prompt, stopped at the next user turn, its leading space dropped
+        let chatPrompt = try ChatTemplate.prompt(
+            .array([
+                .object(["role": "system", "content": "A play."]), .object(["role": "user", "content": "the king"]),
+            ]))
+        #expect(chatPrompt == "A play.\n\nUser: the king\nAssistant:")
+        let reply = try reference.text(chatPrompt, SamplerSettings(temperature: 0), 20, stop: [ChatTemplate.endOfTurn])
+        let content = reply.text.hasPrefix(" ") ? String(reply.text.dropFirst()) : reply.text
+        let chatFinish = reply.stoppedAt != nil ? "stop" : "length"
+        #expect(
+            seen["chat"]
+                == .array([
+                    "assistant", .string(content), .string(chatFinish), .int(reply.tokens.count), "chat.completion",
+                    "chatcmpl-",
+                ]))
+        #expect(
+            seen["chat_stream"]
+                == .array([.string(content), .array(["assistant"]), .string(chatFinish), "chat.completion.chunk"]))
         let errors = seen["errors"]?.object ?? [:]
+        #expect(errors["chat_messages"] == .array([400, "messages"]))
+        #expect(errors["chat_role"] == .array([400, "messages"]))
         #expect(errors["max_tokens"] == .array([400, "max_tokens"]))
         #expect(errors["temperature"] == .array([400, "temperature"]))
         #expect(errors["n"] == .array([400, "n"]))

@@ -39,6 +39,18 @@ def main():
             pieces.append(c.text)
             finish = c.finish_reason or finish
     out["stream"] = ["".join(pieces), len(pieces), finish]
+    messages = [{"role": "system", "content": "A play."}, {"role": "user", "content": "the king"}]
+    r = client.chat.completions.create(model="m", messages=messages, max_tokens=20, temperature=0)
+    out["chat"] = [r.choices[0].message.role, r.choices[0].message.content, r.choices[0].finish_reason,
+                   r.usage.completion_tokens, r.object, r.id[:9]]
+    pieces, roles, finish = [], [], None
+    for chunk in client.chat.completions.create(model="m", messages=messages, max_tokens=20, temperature=0,
+                                                stream=True):
+        for c in chunk.choices:
+            roles += [c.delta.role] if c.delta.role else []
+            pieces.append(c.delta.content or "")
+            finish = c.finish_reason or finish
+    out["chat_stream"] = ["".join(pieces), roles, finish, chunk.object]
     errors = {}
     for name, kwargs in [("max_tokens", dict(max_tokens=-1)), ("temperature", dict(temperature=-2)),
                          ("n", dict(n=1000)), ("too_long", dict(prompt="x" * 300000))]:
@@ -49,6 +61,12 @@ def main():
             errors[name] = None
         except openai.APIStatusError as e:
             errors[name] = [e.status_code, (e.body or {}).get("param") if isinstance(e.body, dict) else None]
+    for name, kwargs in [("messages", dict(messages=[])), ("role", dict(messages=[{"role": "robot", "content": "x"}]))]:
+        try:
+            client.chat.completions.create(model="m", **kwargs)
+            errors["chat_" + name] = None
+        except openai.APIStatusError as e:
+            errors["chat_" + name] = [e.status_code, (e.body or {}).get("param") if isinstance(e.body, dict) else None]
     out["errors"] = errors
     json.dump(out, sys.stdout)
     print()
