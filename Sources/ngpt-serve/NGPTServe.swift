@@ -5,6 +5,7 @@ import Hummingbird
 import Kernels
 import NGPT
 import Runs
+import ServiceLifecycle
 import Serving
 import ToolSupport
 
@@ -60,8 +61,15 @@ struct NGPTServe: Tool {
                 + "\(slots) slots; listening on http://\(host):\(port)")
         nonisolated(unsafe) var failure: Error?
         let done = DispatchSemaphore(value: 0)
+        // SIGTERM or SIGINT shuts the services down in reverse order: the engine first, which ends every stream
+        // where it is (its client gets the text so far), so the server's graceful shutdown need not wait for
+        // long generations.
+        let services = ServiceGroup(
+            configuration: .init(
+                services: [app, EngineService(engine: engine)], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: app.logger))
         Task {
-            do { try await app.runService() } catch { failure = error }
+            do { try await services.run() } catch { failure = error }
             done.signal()
         }
         done.wait()
@@ -71,3 +79,12 @@ struct NGPTServe: Tool {
 }
 
 extension DecodePrecision: ExpressibleByArgument {}
+
+/// The engine as a service of the server's group: at a graceful shutdown it stops, ending every stream.
+struct EngineService: Service {
+    let engine: CompletionEngine
+    func run() async throws {
+        try? await gracefulShutdown()
+        engine.shutdown()
+    }
+}

@@ -18,9 +18,10 @@ import Testing
 
     /// Starts ngpt-serve on the fixture at a random loopback port, runs `script` with `arguments(port)`, stops the
     /// server, and returns what the script printed (one JSON object) and whether the server was still running.
-    func check(_ script: String, _ arguments: (Int) -> [String], needs: String) throws -> (
-        seen: [String: JSONValue], serverSurvived: Bool
-    ) {
+    /// `stopsServer`: the script ends by sending the server SIGTERM; wait up to 10 s for it to exit.
+    func check(
+        _ script: String, _ arguments: (_ port: Int, _ pid: Int32) -> [String], needs: String, stopsServer: Bool = false
+    ) throws -> (seen: [String: JSONValue], serverSurvived: Bool) {
         let port = Int.random(in: 20000..<60000)
         let server = Process()
         server.executableURL = URL(fileURLWithPath: productsDirectory() + "/ngpt-serve")
@@ -32,9 +33,13 @@ import Testing
             server.terminate()
             server.waitUntilExit()
         }
-        let (status, out, err) = try runProcess(["python3", Self.here + "/" + script] + arguments(port))
+        let (status, out, err) = try runProcess(
+            ["python3", Self.here + "/" + script] + arguments(port, server.processIdentifier))
         try #require(status == 0, "\(script) failed (\(needs)): \(err)")
         let seen = try #require(try StrictJSON.parse(Array(out.utf8), what: "\(script)'s output").object)
+        let deadline = Date().addingTimeInterval(stopsServer ? 10 : 0)
+        while server.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if stopsServer && !server.isRunning { #expect(server.terminationStatus == 0) }
         return (seen, server.isRunning)
     }
 
@@ -56,7 +61,7 @@ import Testing
 
     @Test func theOpenAIClientGetsWhatNgptSampleGives() throws {
         let (seen, survived) = try check(
-            "openai_check.py", { ["http://127.0.0.1:\($0)/v1"] }, needs: "pip install openai")
+            "openai_check.py", { port, _ in ["http://127.0.0.1:\(port)/v1"] }, needs: "pip install openai")
         let reference = try Reference(), g = reference.g
         let greedy = try reference.text("the king", SamplerSettings(temperature: 0), 20)
         #expect(seen["models"] == .array(["tiny-ngpt"]))
@@ -103,7 +108,7 @@ import Testing
 
     @Test func thePlaygroundPageStreamsInAHeadlessBrowser() throws {
         let (seen, survived) = try check(
-            "playground_check.py", { ["http://127.0.0.1:\($0)"] },
+            "playground_check.py", { port, _ in ["http://127.0.0.1:\(port)"] },
             needs: "apt-get install chromium; pip install playwright")
         let reference = try Reference()
         #expect(seen["title"]?.string == "ngpt playground")
@@ -124,7 +129,9 @@ import Testing
     }
 
     @Test func hostileInputNeverCrashesOrStallsTheServer() throws {
-        let (seen, survived) = try check("hostile_check.py", { ["127.0.0.1", "\($0)"] }, needs: "python3")
+        let (seen, survived) = try check(
+            "hostile_check.py", { port, pid in ["127.0.0.1", "\(port)", "\(pid)"] }, needs: "python3",
+            stopsServer: true)
         func status(_ name: String) -> JSONValue? { seen[name]?.array?.first }
         func param(_ name: String) -> JSONValue? { seen[name]?.array.map { $0[1] } }
         for name in [
@@ -145,6 +152,9 @@ import Testing
         #expect(seen["running_after_disconnects"] == 0)
         #expect((seen["seconds_to_free_slots"]?.double ?? 99) < 2)  // not the 100,000 tokens they asked for
         #expect(seen["ordinary_at_the_end"]?.array?.first == 200)
-        #expect(survived)
+        // SIGTERM in the middle of a 100,000-token stream: the stream ends at once, the server exits
+        #expect((seen["stream_end_after_sigterm_s"]?.double ?? 99) < 5)
+        #expect(seen["stream_ended_with_done"] == true)
+        #expect(!survived)  // and it exited with status 0
     }
 }

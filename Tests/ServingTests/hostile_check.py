@@ -3,9 +3,14 @@ malformed JSON, invalid UTF-8, absurd numbers, a body over the limit, a body tha
 client that never reads and one that disconnects. Meanwhile an ordinary request must still be answered quickly.
 Prints one JSON object of what it saw; the Swift test checks it.
 
-    python3 hostile_check.py HOST PORT
+    python3 hostile_check.py HOST PORT [SERVER_PID]
+
+With the server's pid it ends by sending it SIGTERM in the middle of a long stream: the stream must end at once
+(with the text so far and `data: [DONE]`) and the server exit.
 """
 import json
+import os
+import signal
 import socket
 import sys
 import time
@@ -127,6 +132,19 @@ def main():
     out["running_after_disconnects"] = health(host, port)["running"]
     out["seconds_to_free_slots"] = time.monotonic() - closed
     out["ordinary_at_the_end"] = ordinary(host, port)
+
+    if len(sys.argv) > 3:  # SIGTERM while a long stream runs
+        streamer = socket.create_connection((host, port), timeout=30)
+        streamer.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        received = streamer.recv(65536)
+        os.kill(int(sys.argv[3]), signal.SIGTERM)
+        sent = time.monotonic()
+        while chunk := streamer.recv(65536):
+            received += chunk
+        out["stream_end_after_sigterm_s"] = time.monotonic() - sent
+        out["stream_ended_with_done"] = b"data: [DONE]" in received
+        streamer.close()
     json.dump(out, sys.stdout)
     print()
 
