@@ -201,24 +201,30 @@ struct KernelsBench: ParsableCommand {
             let scale = Float(d / heads).squareRoot()
             // QKᵀ and PV, full square
             let attFlops = 4.0 * Double(shape.batch * heads * context * context * (d / heads))
-            ms = medianMilliseconds(repetitions: reps) {
-                Attention.forward(
-                    q: q.pointer, k: k.pointer, v: vv.pointer, ld: d, y: att.pointer, ldy: d, probs: probs.pointer,
-                    shape: shape, scale: scale)
+            for precision in GEMM.hasBF16 && GEMM.path == .native ? [GEMM.Precision.fp32, .bf16] : [.fp32] {
+                let label = precision == .bf16 ? " (bf16)" : ""
+                ms = GEMM.withPrecision(precision) {
+                    medianMilliseconds(repetitions: reps) {
+                        Attention.forward(
+                            q: q.pointer, k: k.pointer, v: vv.pointer, ld: d, y: att.pointer, ldy: d,
+                            probs: probs.pointer, shape: shape, scale: scale)
+                    }
+                }
+                add(
+                    "attention fwd" + label, "B\(shape.batch) H\(heads) T\(context) dk\(d / heads)", ms,
+                    rate: gflops(attFlops, ms), floor: "full-square FLOPs")
+                ms = GEMM.withPrecision(precision) {
+                    medianMilliseconds(repetitions: reps) {
+                        Attention.backward(
+                            dy: dy.pointer, ldy: d, q: q.pointer, k: k.pointer, v: vv.pointer, ld: d,
+                            probs: probs.pointer, dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, ldg: d,
+                            scratch: scratch.pointer, shape: shape, scale: scale)
+                    }
+                }
+                add(
+                    "attention bwd" + label, "B\(shape.batch) H\(heads) T\(context) dk\(d / heads)", ms,
+                    rate: gflops(2 * attFlops, ms))
             }
-            add(
-                "attention fwd", "B\(shape.batch) H\(heads) T\(context) dk\(d / heads)", ms, rate: gflops(attFlops, ms),
-                floor: "full-square FLOPs")
-            ms = medianMilliseconds(repetitions: reps) {
-                Attention.backward(
-                    dy: dy.pointer, ldy: d, q: q.pointer, k: k.pointer, v: vv.pointer, ld: d, probs: probs.pointer,
-                    dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, ldg: d, scratch: scratch.pointer,
-                    shape: shape, scale: scale)
-            }
-            add(
-                "attention bwd", "B\(shape.batch) H\(heads) T\(context) dk\(d / heads)", ms,
-                rate: gflops(2 * attFlops, ms))
-
         }
         if wanted("rope") {
             let q = Buffer(n * d, seed: 10)
