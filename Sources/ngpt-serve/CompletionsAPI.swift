@@ -35,6 +35,24 @@ final class HangUpWatcher: ChannelInboundHandler, RemovableChannelHandler, Senda
     }
 }
 
+/// Hummingbird's own errors (no such route, a malformed request) in OpenAI's error shape, as a client expects from
+/// every answer of an OpenAI-compatible server.
+struct OpenAIShapedErrors: RouterMiddleware {
+    typealias Context = ServeContext
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        do { return try await next(request, context) } catch let e as HTTPError {
+            let message =
+                e.status == .notFound
+                ? "no route \(request.method.rawValue) \(request.uri.path) (this server has POST /v1/completions, "
+                    + "POST /v1/chat/completions, GET /v1/models, GET /health and GET /)"
+                : e.body ?? e.status.reasonPhrase
+            return CompletionsAPI.error(APIError(status: e.status.code, message))
+        }
+    }
+}
+
 /// The HTTP side: routes, bodies read with a size limit, errors in OpenAI's shape, server-sent events.
 struct CompletionsAPI: Sendable {
     let engine: CompletionEngine
@@ -46,6 +64,7 @@ struct CompletionsAPI: Sendable {
 
     func router() -> Router<ServeContext> {
         let router = Router(context: ServeContext.self)
+        router.add(middleware: OpenAIShapedErrors())
         router.get("/") { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "text/html; charset=utf-8"
@@ -76,12 +95,12 @@ struct CompletionsAPI: Sendable {
         }
         router.post("/v1/completions") { request, context in
             do { return try await completions(request, .text, connection: context.channel) } catch let e as APIError {
-                return error(e)
+                return Self.error(e)
             }
         }
         router.post("/v1/chat/completions") { request, context in
             do { return try await completions(request, .chat, connection: context.channel) } catch let e as APIError {
-                return error(e)
+                return Self.error(e)
             }
         }
         return router
@@ -214,7 +233,7 @@ struct CompletionsAPI: Sendable {
         }
     }
 
-    func error(_ e: APIError) -> Response {
+    static func error(_ e: APIError) -> Response {
         var response = Self.json(e.status, e.body)
         if let seconds = e.retryAfterSeconds { response.headers[.retryAfter] = "\(seconds)" }
         return response

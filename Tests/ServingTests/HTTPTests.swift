@@ -145,6 +145,7 @@ import Testing
         #expect(status("string_temperature") == 400 && param("string_temperature") == "temperature")
         #expect(status("huge_body") == 413)
         #expect(status("wrong_method_path") == 404)
+        #expect(seen["wrong_method_path"]?.array?.last?.string?.hasPrefix("no route POST /v1/nothing") == true)
         // a body that never arrives and a stream nobody reads hold up no one; disconnected streams free their slots
         #expect(seen["ordinary_beside_stalled_clients"]?.array?.first == 200)
         #expect((seen["ordinary_beside_stalled_clients"]?.array?.last?.double ?? 99) < 5)
