@@ -129,15 +129,23 @@ struct KernelsBench: ParsableCommand {
                 GEMM.gemv(transpose: transpose, rows: rows, cols: cols, w.pointer, lda: cols, x.pointer, y.pointer)
             }
             add(name, "\(rows)×\(cols)", t, rate: gbps(Double(rows * cols * 4), t))
-            let wb = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * cols), scratch = Buffer(2 * max(rows, cols))
+            // bf16 weights as the decoder keeps them: every product W·x (W_down stored transposed), through the
+            // vdpbf16ps kernel (GEMM.gemvBF16), one stream and a batch of eight sharing each load of W.
+            let (outputs, inputs) = transpose ? (cols, rows) : (rows, cols)
+            let wb = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * cols)
+            let xs = Buffer(8 * inputs, seed: 32), ys = Buffer(8 * outputs), scratch = Buffer(8 * (inputs / 2 + 32))
             defer { wb.deallocate() }
-            BFloat16.convert(w.pointer, wb, count: rows * cols)
-            let tb = medianMilliseconds(repetitions: reps * 10) {
-                GEMM.gemv(
-                    transpose: transpose, rows: rows, cols: cols, wb, lda: cols, x.pointer, y.pointer,
-                    scratch: scratch.pointer)
+            BFloat16.convert(w.pointer, wb, count: rows * cols)  // read as [outputs, inputs]
+            for batch in [1, 8] {
+                let tb = medianMilliseconds(repetitions: reps * 10) {
+                    GEMM.gemvBF16(
+                        rows: outputs, cols: inputs, wb, vectors: batch, xs.pointer, ys.pointer,
+                        scratch: scratch.pointer)
+                }
+                add(
+                    (transpose ? "gemv W·x  SwiGLU down, stored Wᵀ" : name) + " (bf16\(batch > 1 ? " ×\(batch)" : ""))",
+                    "\(outputs)×\(inputs)", tb, rate: gbps(Double(rows * cols * 2), tb))
             }
-            add(name + " (bf16)", "\(rows)×\(cols)", tb, rate: gbps(Double(rows * cols * 2), tb))
         }
         if wanted("gemv") {
             // How fast weights stream once they no longer stay in cache between uses: the single-token decoder reads
