@@ -22,6 +22,21 @@ static inline uint16_t round_to_bf16(float x) {
 // The mask of the first `n` of 32 16-bit lanes (all when n ≥ 32).
 static inline __mmask32 first_lanes(long n) { return n >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << n) - 1); }
 
+// The sums of four accumulators' 16 lanes, in one vector: the same tree for each as _mm512_reduce_add_ps (lane j
+// plus lane j + 8, then j + 4, j + 2, j + 1), so the bits are its bits, but the four share every shuffle and add
+// (14 operations where four separate reductions take 32).
+__attribute__((target("avx512f"), always_inline)) static inline __m128 sums4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  // j + 8: 128-bit quarters 0+2 and 1+3 of a and b side by side, likewise c and d
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0xEE), _mm512_shuffle_f32x4(a, b, 0x44));
+  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0xEE), _mm512_shuffle_f32x4(c, d, 0x44));
+  // j + 4: quarter 1 + quarter 0 of each: [a, b, c, d], four lanes each
+  const __m512 q = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0xDD), _mm512_shuffle_f32x4(ab, cd, 0x88));
+  const __m512 h = _mm512_add_ps(q, _mm512_permute_ps(q, 0x4E));    // j + 2
+  const __m512 one = _mm512_add_ps(h, _mm512_permute_ps(h, 0xB1));  // j + 1: each sum in its quarter's lane 0
+  const __m512i firsts = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0);
+  return _mm512_castps512_ps128(_mm512_permutexvar_ps(firsts, one));
+}
+
 // Y[b, r] = Σ_c A[r, c]·X[b, c] (+ beta·Y[b, r]) for a block of up to 4 rows and NB streams (NB = 1, 2 or 4):
 // 4·NB fp32 accumulators, each fed by one vdpbf16ps per 32 columns in column order, then the masked tail, then a
 // horizontal sum. Every (row, stream) pair sees exactly that sequence whatever the block around it, so a stream's
@@ -50,12 +65,14 @@ static inline __mmask32 first_lanes(long n) { return n >= 32 ? (__mmask32)0xffff
       for (int i = 0; i < 4; ++i)                                                                                     \
         for (int b = 0; b < NB; ++b) s[i][b] = _mm512_dpbf16_ps(s[i][b], av[i], xv[b]);                               \
     }                                                                                                                 \
-    for (int b = 0; b < NB; ++b)                                                                                      \
+    for (int b = 0; b < NB; ++b) {                                                                                    \
+      float t[4];                                                                                                     \
+      _mm_storeu_ps(t, sums4(s[0][b], s[1][b], s[2][b], s[3][b]));                                                    \
       for (int i = 0; i < nr; ++i) {                                                                                  \
-        const float t = _mm512_reduce_add_ps(s[i][b]);                                                                \
         float *y = Y + b * ldy + i;                                                                                   \
-        *y = beta == 0 ? t : t + beta * *y;                                                                           \
+        *y = beta == 0 ? t[i] : t[i] + beta * *y;                                                                     \
       }                                                                                                               \
+    }                                                                                                                 \
   }
 
 DEFINE_BLOCK(1)
@@ -92,8 +109,8 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void gemv_one(long
       s2 = _mm512_dpbf16_ps(s2, (__m512bh)_mm512_maskz_loadu_epi16(tail, a2 + full), xv);
       s3 = _mm512_dpbf16_ps(s3, (__m512bh)_mm512_maskz_loadu_epi16(tail, a3 + full), xv);
     }
-    const float t[4] = {_mm512_reduce_add_ps(s0), _mm512_reduce_add_ps(s1), _mm512_reduce_add_ps(s2),
-                        _mm512_reduce_add_ps(s3)};
+    float t[4];
+    _mm_storeu_ps(t, sums4(s0, s1, s2, s3));
     for (int i = 0; i < 4; ++i) y[r + i] = beta == 0 ? t[i] : t[i] + beta * y[r + i];
   }
   if (r < rows) block4x1(rows - r, cols, A + r * lda, lda, x, 0, beta, y + r, 0);
