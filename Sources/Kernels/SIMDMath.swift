@@ -69,6 +69,36 @@ public typealias F32x16 = SIMD16<Float>
     return s
 }
 
+/// The sum of v's lanes as a tree (lane j + j + 8, then j + 4, j + 2, j + 1): four dependent adds, where `sum()`
+/// (the standard library's) chains sixteen, one after another, which a short dot product waits on.
+@inline(__always) func treeSum(_ v: F32x16) -> Float {
+    let a = v.lowHalf + v.highHalf
+    let b = a.lowHalf + a.highHalf
+    let c = b.lowHalf + b.highHalf
+    return c[0] + c[1]
+}
+
+/// `dot` summed as a tree at the end (`treeSum`): for the many short dot products of decoding's attention.
+@inline(__always) func dotTree(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc0 = F32x16(), acc1 = F32x16()
+    var i = 0
+    while i + 32 <= n {
+        acc0 += load16(a + i) * load16(b + i)
+        acc1 += load16(a + i + 16) * load16(b + i + 16)
+        i += 32
+    }
+    if i + 16 <= n {
+        acc0 += load16(a + i) * load16(b + i)
+        i += 16
+    }
+    var s = treeSum(acc0 + acc1)
+    while i < n {
+        s += a[i] * b[i]
+        i += 1
+    }
+    return s
+}
+
 /// y[i] = x[i] · s (x may equal y).
 @inline(__always) func scale(_ x: UnsafePointer<Float>, _ s: Float, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
     var i = 0

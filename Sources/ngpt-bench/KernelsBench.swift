@@ -234,6 +234,18 @@ struct KernelsBench: ParsableCommand {
                     rate: gflops(2 * attFlops, ms))
             }
         }
+        if wanted("attention") {
+            // One query against a full cache of `context` positions (single-token decoding), every head.
+            let dk = d / heads
+            let q = Buffer(d, seed: 13), kc = Buffer(context * d, seed: 14), vc = Buffer(context * d, seed: 15)
+            let scores = Buffer(heads * context), y = Buffer(d)
+            ms = medianMilliseconds(repetitions: reps * 20) {
+                Attention.decode(
+                    q: q.pointer, kCache: kc.pointer, vCache: vc.pointer, ld: d, count: context, heads: heads,
+                    headDim: dk, scale: Float(dk).squareRoot(), scores: scores.pointer, y: y.pointer)
+            }
+            add("attention decode", "H\(heads) n\(context) dk\(dk)", ms, rate: gbps(Double(2 * context * d * 4), ms))
+        }
         if wanted("rope") {
             let q = Buffer(n * d, seed: 10)
             // RoPE on q (in place; alternating forward and inverse keeps values bounded).
