@@ -116,7 +116,7 @@ public enum Attention {
     ) {
         for j in 0..<n {
             let kr = kCache + j * ld
-            for h in 0..<heads { scores[h * n + j] = scale * dotTree(q + h * dk, kr + h * dk, dk) }
+            for h in 0..<heads { scores[h * n + j] = scale * dot(q + h * dk, kr + h * dk, dk, laneSum: treeSum) }
         }
         for h in 0..<heads { causalSoftmaxRow(scores + h * n, valid: n, count: n) }
         let d = heads * dk

@@ -48,8 +48,11 @@ public typealias F32x16 = SIMD16<Float>
     1 / (1 + exp16(-x))
 }
 
-/// ⟨a, b⟩ over n floats with two SIMD accumulators.
-@inline(__always) func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+/// ⟨a, b⟩ over n floats with two SIMD accumulators, whose lanes `laneSum` adds up: the standard library's `sum()`
+/// by default, or `treeSum` for the many short dot products of decoding's attention.
+@inline(__always) func dot(
+    _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, laneSum: (F32x16) -> Float = { $0.sum() }
+) -> Float {
     var acc0 = F32x16(), acc1 = F32x16()
     var i = 0
     while i + 32 <= n {
@@ -61,7 +64,7 @@ public typealias F32x16 = SIMD16<Float>
         acc0 += load16(a + i) * load16(b + i)
         i += 16
     }
-    var s = (acc0 + acc1).sum()
+    var s = laneSum(acc0 + acc1)
     while i < n {
         s += a[i] * b[i]
         i += 1
@@ -76,27 +79,6 @@ public typealias F32x16 = SIMD16<Float>
     let b = a.lowHalf + a.highHalf
     let c = b.lowHalf + b.highHalf
     return c[0] + c[1]
-}
-
-/// `dot` summed as a tree at the end (`treeSum`): for the many short dot products of decoding's attention.
-@inline(__always) func dotTree(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc0 = F32x16(), acc1 = F32x16()
-    var i = 0
-    while i + 32 <= n {
-        acc0 += load16(a + i) * load16(b + i)
-        acc1 += load16(a + i + 16) * load16(b + i + 16)
-        i += 32
-    }
-    if i + 16 <= n {
-        acc0 += load16(a + i) * load16(b + i)
-        i += 16
-    }
-    var s = treeSum(acc0 + acc1)
-    while i < n {
-        s += a[i] * b[i]
-        i += 1
-    }
-    return s
 }
 
 /// y[i] = x[i] · s (x may equal y).

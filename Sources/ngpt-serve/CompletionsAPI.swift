@@ -35,14 +35,16 @@ final class HangUpWatcher: ChannelInboundHandler, RemovableChannelHandler, Senda
     }
 }
 
-/// Hummingbird's own errors (no such route, a malformed request) in OpenAI's error shape, as a client expects from
-/// every answer of an OpenAI-compatible server.
+/// Every error in OpenAI's shape, as a client expects from an OpenAI-compatible server: the routes' `APIError`s and
+/// Hummingbird's own (no such route, a malformed request).
 struct OpenAIShapedErrors: RouterMiddleware {
     typealias Context = ServeContext
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
-        do { return try await next(request, context) } catch let e as HTTPError {
+        do { return try await next(request, context) } catch let e as APIError {
+            return CompletionsAPI.error(e)
+        } catch let e as HTTPError {
             let message =
                 e.status == .notFound
                 ? "no route \(request.method.rawValue) \(request.uri.path) (this server has POST /v1/completions, "
@@ -93,15 +95,12 @@ struct CompletionsAPI: Sendable {
                     ]),
                 ]))
         }
+        // An APIError thrown here becomes its response in OpenAIShapedErrors.
         router.post("/v1/completions") { request, context in
-            do { return try await completions(request, .text, connection: context.channel) } catch let e as APIError {
-                return Self.error(e)
-            }
+            try await completions(request, .text, connection: context.channel)
         }
         router.post("/v1/chat/completions") { request, context in
-            do { return try await completions(request, .chat, connection: context.channel) } catch let e as APIError {
-                return Self.error(e)
-            }
+            try await completions(request, .chat, connection: context.channel)
         }
         return router
     }
