@@ -13,10 +13,10 @@
 #include <string.h>
 #include <x86intrin.h>
 
-#define MR 14
-#define NR 32
-#define KC 256       // fp32 slice depth
-#define KC_BF16 512  // bf16 slice depth: the same bytes per packed panel as fp32 (k in pairs)
+#define MR NGPT_GEMM_MR  // 14 rows of C per micro-kernel tile
+#define NR NGPT_GEMM_NR  // 32 columns
+#define KC 256           // fp32 slice depth
+#define KC_BF16 512      // bf16 slice depth: the same bytes per packed panel as fp32 (k in pairs)
 #define MC (MR * 12)
 #define NC 2048  // a multiple of NR
 
@@ -403,15 +403,75 @@ void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, cons
   }
 }
 
-float *ngpt_gemm_scratch(size_t floats) {
-  static _Thread_local float *scratch;
-  static _Thread_local size_t capacity;
-  if (floats > capacity) {
-    free(scratch);
-    if (posix_memalign((void **)&scratch, 64, floats * sizeof(float)) != 0) abort();
-    capacity = floats;
+// ---------------------------------------------------------------------------------------------------------------
+// Operands packed once and multiplied many times (attention: a head's K, V, Q and dY are read by every row tile of
+// its T×T products, so they are packed once per head instead of once per product).
+
+// Rounded up to 16 floats, so that packings placed one after another in a 64-byte aligned buffer each stay aligned
+// (B panels are stored with aligned stores).
+long ngpt_packed_a_floats(long m, long k, int bf16) {
+  const long panels = (m + MR - 1) / MR;
+  return (panels * MR * (bf16 ? (k + 1) / 2 : k) + 15) / 16 * 16;
+}
+
+long ngpt_packed_b_floats(long k, long n, int bf16) {
+  const long panels = (n + NR - 1) / NR;
+  return (panels * NR * (bf16 ? (k + 1) / 2 : k) + 15) / 16 * 16;
+}
+
+void ngpt_pack_a(int transA, const float *A, long lda, long m, long k, void *dst, int bf16) {
+  if (bf16)
+    pack_a_bf16(transA, A, lda, 0, m, 0, k, (uint32_t *)dst);
+  else
+    pack_a_f32(transA, A, lda, 0, m, 0, k, (float *)dst);
+}
+
+void ngpt_pack_b(int transB, const float *B, long ldb, long k, long n, void *dst, int bf16) {
+  if (bf16)
+    pack_b_bf16(transB, B, ldb, 0, k, 0, n, (uint32_t *)dst);
+  else
+    pack_b_f32(transB, B, ldb, 0, k, 0, n, (float *)dst);
+}
+
+void ngpt_gemm_packed(long i0, long i1, long j0, long j1, long depth, float alpha, const void *pa, long ka, long a0,
+                      const void *pb, long kb, long b0, float beta, float *C, long ldc, int bf16) {
+  if (i1 <= i0 || j1 <= j0) return;
+  if (depth <= 0) {
+    for (long i = i0; i < i1; ++i)
+      for (long j = j0; j < j1; ++j) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
+    return;
   }
-  return scratch;
+  // Panel strides and offsets in the packed unit: floats, or k pairs for bf16 (a0 and b0 even: pairs line up).
+  const long sa = bf16 ? (ka + 1) / 2 : ka, sb = bf16 ? (kb + 1) / 2 : kb;
+  const long oa = bf16 ? a0 / 2 : a0, ob = bf16 ? b0 / 2 : b0, steps = bf16 ? (depth + 1) / 2 : depth;
+  for (long jr = j0; jr < j1; jr += NR) {
+    for (long ir = i0; ir < i1; ir += MR) {
+      const long mr = min_l(MR, i1 - ir), nr = min_l(NR, j1 - jr);
+      float *c = C + ir * ldc + jr;
+      if (bf16)
+        kernel_bf16(steps, (const uint32_t *)pa + ir * sa + oa * MR, (const uint32_t *)pb + jr * sb + ob * NR, c, ldc,
+                    alpha, beta, mr, nr);
+      else
+        kernel_f32(steps, (const float *)pa + ir * sa + oa * MR, (const float *)pb + jr * sb + ob * NR, c, ldc, alpha,
+                   beta, mr, nr);
+    }
+  }
+}
+
+void *ngpt_thread_buffer(int slot, size_t bytes) {
+  static _Thread_local void *buffers[NGPT_BUFFER_SLOTS];
+  static _Thread_local size_t capacity[NGPT_BUFFER_SLOTS];
+  if (slot < 0 || slot >= NGPT_BUFFER_SLOTS) abort();
+  if (bytes > capacity[slot]) {
+    free(buffers[slot]);
+    if (posix_memalign(&buffers[slot], 64, bytes) != 0) abort();  // out of memory: nothing sensible to return
+    capacity[slot] = bytes;
+  }
+  return buffers[slot];
+}
+
+float *ngpt_gemm_scratch(size_t floats) {
+  return (float *)ngpt_thread_buffer(NGPT_BUFFER_GEMM, floats * sizeof(float));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,4 +1,7 @@
-// Causal scaled-dot-product attention over (batch, head), built on GEMMs and a fused masked softmax.
+import CGEMM
+
+// Causal scaled-dot-product attention over (batch, head): products tile by tile on operands packed once per head
+// (where ngpt's kernels run) or blocked GEMMs (elsewhere), with a fused masked softmax.
 //
 // Layout: q, k, v are [batch, T, heads·headDim] row-major with row stride `ld` (head h occupies columns
 // h·headDim ..< (h+1)·headDim); y has row stride `ldy`. probs: [batch, heads, T, T], saved for backward
@@ -18,9 +21,10 @@ public struct AttentionShape: Sendable {
 }
 
 public enum Attention {
-    /// Query rows are processed in blocks of this many: a block's scores are computed only against the keys it
-    /// may see (columns < block end), which skips most of the masked upper triangle (62.5 % of the full T×T
-    /// work at T = 256 instead of 100 %), while keeping the GEMMs large enough to run at speed.
+    /// The blocked path (where OpenBLAS runs the products) processes query rows in blocks of this many: a block's
+    /// scores are computed only against the keys it may see (columns < block end), which skips most of the masked
+    /// upper triangle (62.5 % of the full T×T work at T = 256 instead of 100 %), while keeping the GEMMs large
+    /// enough to run at speed.
     public static let defaultBlock = 64
 
     /// Runs `body(worker, pair, row, column)` for every (sequence b, head h) pair, the pairs split across the pool:
@@ -35,12 +39,18 @@ public enum Attention {
     }
 
     /// y = softmax(scale·q·kᵀ + causal mask)·v per (batch, head); probs receives the softmax (entries above the
-    /// diagonal are 0 up to the end of their row block; later columns are never read).
+    /// diagonal are 0 up to the end of their row tile or block; later columns are never read). `block` nil: tile
+    /// by tile on packed operands where ngpt's kernels run, else blocks of `defaultBlock`; a number: blocks of it
+    /// (tests cross many blocks with small ones).
     public static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
         y: UnsafeMutablePointer<Float>, ldy: Int, probs: UnsafeMutablePointer<Float>,
-        shape: AttentionShape, scale: Float, block: Int = defaultBlock
+        shape: AttentionShape, scale: Float, block: Int? = nil
     ) {
+        guard let block = block ?? (GEMM.path == .native ? nil : defaultBlock) else {
+            forwardPacked(q: q, k: k, v: v, ld: ld, y: y, ldy: ldy, probs: probs, shape: shape, scale: scale)
+            return
+        }
         let T = shape.context, dk = shape.headDim
         forEachHead(shape) { _, pair, row, column in
             let qh = q + row * ld + column, kh = k + row * ld + column, vh = v + row * ld + column
@@ -60,7 +70,8 @@ public enum Attention {
         }
     }
 
-    /// Given dy, writes dq, dk, dv (row stride `ldg`) for the forward above (same `block`).
+    /// Given dy, writes dq, dk, dv (row stride `ldg`) for the forward above (same `block`: each path reads only the
+    /// probabilities its own forward wrote).
     ///   dV = Pᵀ·dY,  dP = dY·Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ = scale·dS·K,  dK = scale·dSᵀ·Q,
     /// each restricted to the causal part block by block. scratch: at least `shape.backwardScratchCount` floats.
     public static func backward(
@@ -70,8 +81,14 @@ public enum Attention {
         dq: UnsafeMutablePointer<Float>, dk dkOut: UnsafeMutablePointer<Float>,
         dv: UnsafeMutablePointer<Float>, ldg: Int,
         scratch: UnsafeMutablePointer<Float>, shape: AttentionShape, scale: Float,
-        block: Int = defaultBlock
+        block: Int? = nil
     ) {
+        guard let block = block ?? (GEMM.path == .native ? nil : defaultBlock) else {
+            backwardPacked(
+                dy: dy, ldy: ldy, q: q, k: k, v: v, ld: ld, probs: probs, dq: dq, dk: dkOut, dv: dv, ldg: ldg,
+                scratch: scratch, shape: shape, scale: scale)
+            return
+        }
         let T = shape.context, dk = shape.headDim
         forEachHead(shape) { worker, pair, row, column in
             let dS = scratch + worker * T * T
@@ -101,6 +118,117 @@ public enum Attention {
                     transA: true, transB: false, m: j1 - j0, n: dk, k: T - j0, alpha: scale, dS + j0 * T + j0,
                     lda: T,
                     q + offset + j0 * ld, ldb: ld, dkOut + goff + j0 * ldg, ldc: ldg)
+            }
+        }
+    }
+
+    // MARK: Tile by tile on packed operands (ngpt's kernels)
+    //
+    // A head's K and V (backward: also Q and dY) are each read by every row tile of its T×T products, so they are
+    // packed once per head in the micro-kernel's layout; the blocked path above packs them again for each block's
+    // GEMM. The scores are computed in tiles of 14 query rows (one micro-kernel's height) against the keys up to
+    // the tile's last row, rounded up to a whole 32-key panel: about 56 % of the full T×T at T = 256, against
+    // 62.5 % for 64-row blocks. Each sum runs over the same k, in the same order and pairs, as the blocked path's
+    // (the terms it adds beyond the diagonal are exact zeros), so both give the same bits (tested).
+
+    static let tileRows = Int(NGPT_GEMM_MR), tileKeys = Int(NGPT_GEMM_NR)
+
+    /// Keys a query tile ending at row `end` (exclusive) computes scores for: its causal extent in whole panels.
+    /// Entries of a probs (or dS) row between the diagonal and this extent are written as 0; later ones never are.
+    @inline(__always)
+    static func tileWidth(end: Int, context: Int) -> Int {
+        min(context, (end + tileKeys - 1) / tileKeys * tileKeys)
+    }
+
+    /// Keys a P·V (or dS·K) product of a tile ending at `end` runs over: to the diagonal, in whole bf16 pairs.
+    @inline(__always)
+    static func tileDepth(end: Int, context: Int) -> Int { min(context, end + end % 2) }
+
+    static func forwardPacked(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
+        y: UnsafeMutablePointer<Float>, ldy: Int, probs: UnsafeMutablePointer<Float>,
+        shape: AttentionShape, scale: Float
+    ) {
+        let T = shape.context, dk = shape.headDim
+        let bf16: Int32 = GEMM.precision == .bf16 ? 1 : 0
+        // Per worker: Q [T×dk] as A panels, Kᵀ [dk×T] and V [T×dk] as B panels, one P tile [14×T] as A panels.
+        let qSize = ngpt_packed_a_floats(T, dk, bf16), kSize = ngpt_packed_b_floats(dk, T, bf16)
+        let vSize = ngpt_packed_b_floats(T, dk, bf16), tileSize = ngpt_packed_a_floats(tileRows, T, bf16)
+        let bytes = (qSize + kSize + vSize + tileSize) * MemoryLayout<Float>.stride
+        forEachHead(shape) { _, pair, row, column in
+            let qh = q + row * ld + column, kh = k + row * ld + column, vh = v + row * ld + column
+            let p = probs + pair * T * T, yh = y + row * ldy + column
+            let packedQ = ngpt_thread_buffer(Int32(NGPT_BUFFER_ATTENTION), bytes)!.assumingMemoryBound(to: Float.self)
+            let packedK = packedQ + qSize, packedV = packedK + kSize, packedP = packedV + vSize
+            ngpt_pack_a(0, qh, ld, T, dk, packedQ, bf16)
+            ngpt_pack_b(1, kh, ld, dk, T, packedK, bf16)
+            ngpt_pack_b(0, vh, ld, T, dk, packedV, bf16)
+            for r0 in stride(from: 0, to: T, by: tileRows) {
+                let r1 = min(T, r0 + tileRows)
+                let width = tileWidth(end: r1, context: T), depth = tileDepth(end: r1, context: T)
+                // S[r0..<r1, 0..<width] = scale · Q·Kᵀ, then softmax in place
+                ngpt_gemm_packed(r0, r1, 0, width, dk, scale, packedQ, dk, 0, packedK, dk, 0, 0, p, T, bf16)
+                for i in r0..<r1 { causalSoftmaxRow(p + i * T, valid: i + 1, count: width) }
+                // Y[r0..<r1] = P[r0..<r1, 0..<depth]·V[0..<depth]
+                ngpt_pack_a(0, p + r0 * T, T, r1 - r0, depth, packedP, bf16)
+                ngpt_gemm_packed(
+                    0, r1 - r0, 0, dk, depth, 1, packedP, depth, 0, packedV, T, 0, 0, yh + r0 * ldy, ldy, bf16)
+            }
+        }
+    }
+
+    static func backwardPacked(
+        dy: UnsafePointer<Float>, ldy: Int,
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
+        probs: UnsafePointer<Float>,
+        dq: UnsafeMutablePointer<Float>, dk dkOut: UnsafeMutablePointer<Float>,
+        dv: UnsafeMutablePointer<Float>, ldg: Int,
+        scratch: UnsafeMutablePointer<Float>, shape: AttentionShape, scale: Float
+    ) {
+        let T = shape.context, dk = shape.headDim
+        let bf16: Int32 = GEMM.precision == .bf16 ? 1 : 0
+        // Per worker: dY [T×dk] as A panels (for dP) and as B panels (for dV), Vᵀ [dk×T], K, Q [T×dk] as B panels,
+        // one tile [14×T] of dS, Pᵀ or dSᵀ as A panels.
+        let aSize = ngpt_packed_a_floats(T, dk, bf16), bSize = ngpt_packed_b_floats(T, dk, bf16)
+        let vSize = ngpt_packed_b_floats(dk, T, bf16), tileSize = ngpt_packed_a_floats(tileRows, T, bf16)
+        let bytes = (aSize + 3 * bSize + vSize + tileSize) * MemoryLayout<Float>.stride
+        forEachHead(shape) { worker, pair, row, column in
+            let dS = scratch + worker * T * T
+            let offset = row * ld + column, goff = row * ldg + column
+            let p = probs + pair * T * T, dyh = dy + row * ldy + column
+            let packedDYA = ngpt_thread_buffer(Int32(NGPT_BUFFER_ATTENTION), bytes)!.assumingMemoryBound(to: Float.self)
+            let packedDYB = packedDYA + aSize, packedK = packedDYB + bSize, packedQ = packedK + bSize
+            let packedV = packedQ + bSize, packedTile = packedV + vSize
+            ngpt_pack_a(0, dyh, ldy, T, dk, packedDYA, bf16)
+            ngpt_pack_b(0, dyh, ldy, T, dk, packedDYB, bf16)
+            ngpt_pack_b(0, k + offset, ld, T, dk, packedK, bf16)
+            ngpt_pack_b(0, q + offset, ld, T, dk, packedQ, bf16)
+            ngpt_pack_b(1, v + offset, ld, dk, T, packedV, bf16)
+            for r0 in stride(from: 0, to: T, by: tileRows) {
+                let r1 = min(T, r0 + tileRows)
+                let width = tileWidth(end: r1, context: T), depth = tileDepth(end: r1, context: T)
+                // dP[r0..<r1, 0..<width] = dY·Vᵀ, then dS in place
+                ngpt_gemm_packed(r0, r1, 0, width, dk, 1, packedDYA, dk, 0, packedV, dk, 0, 0, dS, T, bf16)
+                for i in r0..<r1 { softmaxBackwardRow(p + i * T, dS + i * T, valid: i + 1, count: width) }
+                // dQ[r0..<r1] = scale·dS[r0..<r1, 0..<depth]·K[0..<depth]
+                ngpt_pack_a(0, dS + r0 * T, T, r1 - r0, depth, packedTile, bf16)
+                ngpt_gemm_packed(
+                    0, r1 - r0, 0, dk, depth, scale, packedTile, depth, 0, packedK, T, 0, 0, dq + goff + r0 * ldg,
+                    ldg, bf16)
+            }
+            // Key tiles: keys c0..<c1 are seen by queries c0..<T (every earlier query's P and dS there are 0).
+            for c0 in stride(from: 0, to: T, by: tileRows) {
+                let c1 = min(T, c0 + tileRows), seen = T - c0
+                // dV[c0..<c1] = P[c0..<T, c0..<c1]ᵀ·dY[c0..<T]
+                ngpt_pack_a(1, p + c0 * T + c0, T, c1 - c0, seen, packedTile, bf16)
+                ngpt_gemm_packed(
+                    0, c1 - c0, 0, dk, seen, 1, packedTile, seen, 0, packedDYB, T, c0, 0, dv + goff + c0 * ldg, ldg,
+                    bf16)
+                // dK[c0..<c1] = scale·dS[c0..<T, c0..<c1]ᵀ·Q[c0..<T]
+                ngpt_pack_a(1, dS + c0 * T + c0, T, c1 - c0, seen, packedTile, bf16)
+                ngpt_gemm_packed(
+                    0, c1 - c0, 0, dk, seen, scale, packedTile, seen, 0, packedQ, T, c0, 0, dkOut + goff + c0 * ldg,
+                    ldg, bf16)
             }
         }
     }

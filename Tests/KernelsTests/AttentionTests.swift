@@ -40,65 +40,108 @@ func referenceAttention(q: [Float], k: [Float], v: [Float], shape s: AttentionSh
         AttentionShape(batch: 2, context: 17, heads: 2, headDim: 16),
     ]
 
-    /// Small blocks so that the tests cross several row/column blocks with a remainder (the production block is
-    /// 64 rows).
-    static let block = 5
+    /// The two paths: tile by tile on packed operands (ngpt's kernels; the blocked path where they cannot run), and
+    /// blocks of 5 rows, so that the tests cross several row/column blocks with a remainder (the production block
+    /// is 64 rows).
+    enum Path: CaseIterable, CustomTestStringConvertible {
+        case tiles, blocks
+        var block: Int? { self == .tiles ? nil : 5 }
+        var testDescription: String { self == .tiles ? "tiles" : "blocks of 5" }
 
-    func run(_ s: AttentionShape, q: [Float], k: [Float], v: [Float], scale: Float) -> (y: [Float], probs: [Float]) {
+        /// Where row i's probabilities end (entries past the diagonal up to here are written as 0).
+        func rowEnd(_ i: Int, context T: Int) -> Int {
+            guard let block = block ?? (GEMM.path == .native ? nil : Attention.defaultBlock) else {
+                return Attention.tileWidth(end: min(T, (i / Attention.tileRows + 1) * Attention.tileRows), context: T)
+            }
+            return min(T, (i / block + 1) * block)
+        }
+    }
+
+    func run(_ s: AttentionShape, q: [Float], k: [Float], v: [Float], scale: Float, path: Path)
+        -> (y: [Float], probs: [Float])
+    {
         let d = s.heads * s.headDim
         var y = [Float](repeating: 0, count: s.batch * s.context * d)
         var probs = [Float](repeating: 0, count: s.probsCount)
         Attention.forward(
-            q: q, k: k, v: v, ld: d, y: &y, ldy: d, probs: &probs, shape: s, scale: scale, block: Self.block)
+            q: q, k: k, v: v, ld: d, y: &y, ldy: d, probs: &probs, shape: s, scale: scale, block: path.block)
         return (y, probs)
     }
 
-    @Test(arguments: shapes)
-    func forwardMatchesReference(shape s: AttentionShape) {
+    @Test(arguments: shapes, Path.allCases)
+    func forwardMatchesReference(shape s: AttentionShape, path: Path) {
         let n = s.batch * s.context * s.heads * s.headDim
         var rng = SplitMix64(seed: UInt64(n))
         let q = rng.normals(n), k = rng.normals(n), v = rng.normals(n)
         for scale in [1 / Float(s.headDim).squareRoot(), Float(s.headDim).squareRoot()] {
-            let (y, probs) = run(s, q: q, k: k, v: v, scale: scale)
+            let (y, probs) = run(s, q: q, k: k, v: v, scale: scale, path: path)
             // softmax + a T-term weighted sum in Float: 1e-5 relative to the largest output.
             #expect(relativeMaxError(y, referenceAttention(q: q, k: k, v: v, shape: s, scale: Double(scale))) < 1e-5)
-            // rows of P sum to 1 and the upper triangle is exactly 0
+            // rows of P sum to 1 and the upper triangle is exactly 0 as far as the row's tile or block reaches
             let T = s.context
             for pair in 0..<(s.batch * s.heads) {
                 for i in 0..<T {
                     let row = probs[(pair * T + i) * T..<(pair * T + i + 1) * T]
                     #expect(abs(row.reduce(0, +) - 1) < 1e-5)
-                    let blockEnd = min(T, (i / Self.block + 1) * Self.block)
-                    #expect(row.prefix(blockEnd).dropFirst(i + 1).allSatisfy { $0 == 0 })
+                    #expect(row.prefix(path.rowEnd(i, context: T)).dropFirst(i + 1).allSatisfy { $0 == 0 })
                 }
             }
         }
     }
 
-    @Test(arguments: shapes)
-    func backwardMatchesFiniteDifferences(shape s: AttentionShape) {
+    @Test(arguments: shapes, Path.allCases)
+    func backwardMatchesFiniteDifferences(shape s: AttentionShape, path: Path) {
         let n = s.batch * s.context * s.heads * s.headDim, d = s.heads * s.headDim
         var rng = SplitMix64(seed: 77 + UInt64(n))
         let q = rng.normals(n), k = rng.normals(n), v = rng.normals(n), w = rng.normals(n)
         let scale = Float(s.headDim).squareRoot()  // the nGPT temperature: the sharper softmax is the harder case
-        let (_, probs) = run(s, q: q, k: k, v: v, scale: scale)
+        let (_, probs) = run(s, q: q, k: k, v: v, scale: scale, path: path)
         var dq = [Float](repeating: 0, count: n), dk = dq, dv = dq
         var scratch = [Float](repeating: 0, count: s.backwardScratchCount)
         Attention.backward(
             dy: w, ldy: d, q: q, k: k, v: v, ld: d, probs: probs, dq: &dq, dk: &dk, dv: &dv, ldg: d,
-            scratch: &scratch, shape: s, scale: scale, block: Self.block)
+            scratch: &scratch, shape: s, scale: scale, block: path.block)
         let eq = finiteDifferenceError(at: q, h: 3e-3, analytic: dq) {
-            weightedSum(run(s, q: $0, k: k, v: v, scale: scale).y, w)
+            weightedSum(run(s, q: $0, k: k, v: v, scale: scale, path: path).y, w)
         }
         let ek = finiteDifferenceError(at: k, h: 3e-3, analytic: dk) {
-            weightedSum(run(s, q: q, k: $0, v: v, scale: scale).y, w)
+            weightedSum(run(s, q: q, k: $0, v: v, scale: scale, path: path).y, w)
         }
         let ev = finiteDifferenceError(at: v, h: 3e-3, analytic: dv) {
-            weightedSum(run(s, q: q, k: k, v: $0, scale: scale).y, w)
+            weightedSum(run(s, q: q, k: k, v: $0, scale: scale, path: path).y, w)
         }
         #expect(eq < fdTolerance, "dq \(eq)")
         #expect(ek < fdTolerance, "dk \(ek)")
         #expect(ev < fdTolerance, "dv \(ev)")
+    }
+
+    /// The tiles on packed operands replace 64-row blocks of GEMMs where ngpt's kernels run: every sum runs over the
+    /// same terms in the same order and pairs (the blocks' extra terms are exact zeros), so outputs and gradients
+    /// are the same bits, in fp32 and bf16, at config S's head shape and at a context that ends in partial tiles.
+    @Test(arguments: [256, 150, 31])
+    func tilesEqualBlocksBitForBit(context: Int) throws {
+        try #require(GEMM.path == .native, "the tiles run only on ngpt's kernels")
+        let s = AttentionShape(batch: 2, context: context, heads: 2, headDim: 64)
+        let d = s.heads * s.headDim, n = s.batch * s.context * d
+        var rng = SplitMix64(seed: UInt64(context))
+        let q = rng.normals(n), k = rng.normals(n), v = rng.normals(n), w = rng.normals(n)
+        for precision in GEMM.hasBF16 ? [GEMM.Precision.fp32, .bf16] : [.fp32] {
+            var outputs: [[Float]] = []
+            for block in [nil, Attention.defaultBlock] {
+                var y = [Float](repeating: 0, count: n), probs = [Float](repeating: 0, count: s.probsCount)
+                var dq = y, dk = y, dv = y, scratch = [Float](repeating: 0, count: s.backwardScratchCount)
+                GEMM.withPrecision(precision) {
+                    Attention.forward(
+                        q: q, k: k, v: v, ld: d, y: &y, ldy: d, probs: &probs, shape: s, scale: 8, block: block)
+                    Attention.backward(
+                        dy: w, ldy: d, q: q, k: k, v: v, ld: d, probs: probs, dq: &dq, dk: &dk, dv: &dv, ldg: d,
+                        scratch: &scratch, shape: s, scale: 8, block: block)
+                }
+                outputs.append(y + dq + dk + dv)
+            }
+            #expect(outputs[0] == outputs[1], "\(precision)")
+            #expect(outputs[0].allSatisfy { $0.isFinite })
+        }
     }
 
     @Test func largeBatchUsesWorkersAndAgreesWithSerial() {
@@ -107,12 +150,14 @@ func referenceAttention(q: [Float], k: [Float], v: [Float], shape s: AttentionSh
         let n = s.batch * s.context * s.heads * s.headDim
         var rng = SplitMix64(seed: 8)
         let q = rng.normals(n), k = rng.normals(n), v = rng.normals(n)
-        let (y, _) = run(s, q: q, k: k, v: v, scale: 0.2)
-        #expect(relativeMaxError(y, referenceAttention(q: q, k: k, v: v, shape: s, scale: 0.2)) < 1e-5)
+        for path in Path.allCases {
+            let (y, _) = run(s, q: q, k: k, v: v, scale: 0.2, path: path)
+            #expect(relativeMaxError(y, referenceAttention(q: q, k: k, v: v, shape: s, scale: 0.2)) < 1e-5)
+        }
     }
 
-    /// The production block (64) over a context that is not a multiple of it: forward against the reference and
-    /// backward against the small-block backward (itself checked by finite differences above).
+    /// The production paths (tiles; blocks of 64) over a context that is not a multiple of either: forward against
+    /// the reference and backward against the small-block backward (itself checked by finite differences above).
     @Test func productionBlockSizeAgrees() {
         let s = AttentionShape(batch: 1, context: 150, heads: 2, headDim: 8)
         let d = s.heads * s.headDim, n = s.batch * s.context * d
@@ -122,7 +167,7 @@ func referenceAttention(q: [Float], k: [Float], v: [Float], shape s: AttentionSh
         Attention.forward(q: q, k: k, v: v, ld: d, y: &y, ldy: d, probs: &probs, shape: s, scale: 2)
         #expect(relativeMaxError(y, referenceAttention(q: q, k: k, v: v, shape: s, scale: 2)) < 1e-5)
         var grads: [[Float]] = []
-        for block in [Attention.defaultBlock, Self.block] {
+        for block in [nil, Attention.defaultBlock, 5] {
             var p = [Float](repeating: 0, count: s.probsCount), yy = y
             Attention.forward(q: q, k: k, v: v, ld: d, y: &yy, ldy: d, probs: &p, shape: s, scale: 2, block: block)
             var dq = [Float](repeating: 0, count: n), dk = dq, dv = dq
@@ -132,7 +177,8 @@ func referenceAttention(q: [Float], k: [Float], v: [Float], shape s: AttentionSh
                 scratch: &scratch, shape: s, scale: 2, block: block)
             grads.append(dq + dk + dv)
         }
-        #expect(relativeMaxError(grads[0], grads[1]) < 1e-5)
+        #expect(relativeMaxError(grads[0], grads[2]) < 1e-5)
+        #expect(relativeMaxError(grads[1], grads[2]) < 1e-5)
     }
 }
 

@@ -33,8 +33,32 @@ void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, cons
 void ngpt_gemm_set_thread_precision(int bf16);
 int ngpt_gemm_thread_precision(void);
 
-// A buffer of at least `floats` floats owned by the calling thread (kept and grown across calls; 64-byte aligned).
+// A buffer of at least `bytes` owned by the calling thread, one per slot (kept and grown across calls; 64-byte
+// aligned; its contents are not kept when it grows). One slot per user, so that nested users never share one.
+enum { NGPT_BUFFER_GEMM = 0, NGPT_BUFFER_ATTENTION = 1, NGPT_BUFFER_SLOTS = 2 };
+void *ngpt_thread_buffer(int slot, size_t bytes);
+
+// The weight-gradient split's second half of C (ngpt_thread_buffer's NGPT_BUFFER_GEMM slot, in floats).
 float *ngpt_gemm_scratch(size_t floats);
+
+// Operands packed once, multiplied many times (attention packs each head's K, V, Q and dY once and multiplies
+// them tile by tile). ngpt_pack_a packs op(A) [m×k] (A stored k×m when transA) into MR-row panels, ngpt_pack_b
+// op(B) [k×n] (B stored n×k when transB) into NR-column panels, in the micro-kernel's layout for `bf16`;
+// ngpt_packed_*_floats give their sizes in floats (bf16 packs two k per float), rounded up to 16 so that
+// packings placed one after another in a 64-byte aligned buffer stay aligned (op(B) must be).
+long ngpt_packed_a_floats(long m, long k, int bf16);
+long ngpt_packed_b_floats(long k, long n, int bf16);
+void ngpt_pack_a(int transA, const float *A, long lda, long m, long k, void *dst, int bf16);
+void ngpt_pack_b(int transB, const float *B, long ldb, long k, long n, void *dst, int bf16);
+
+// C[i, j] = alpha · Σ_{p < depth} A'[i, a0 + p]·B'[b0 + p, j] + beta · C[i, j] for i0 ≤ i < i1, j0 ≤ j < j1, from
+// A' and B' packed above with depths ka and kb. i0 is a multiple of the panel height (NGPT_GEMM_MR), j0 of the
+// panel width (NGPT_GEMM_NR); for bf16 a0 and b0 are even and depth even or reaching the end of both packings
+// (the kernel reads whole pairs). C points at element (0, 0). The sum runs over p in order as ngpt_gemm's does
+// when k fits one slice (k ≤ 256 fp32, 512 bf16), so the two give the same bits there.
+enum { NGPT_GEMM_MR = 14, NGPT_GEMM_NR = 32 };
+void ngpt_gemm_packed(long i0, long i1, long j0, long j1, long depth, float alpha, const void *pa, long ka, long a0,
+                      const void *pb, long kb, long b0, float beta, float *C, long ldc, int bf16);
 
 // xb[i] = x[i] rounded to bfloat16 (to nearest even; a NaN stays a quiet NaN), for i < n.
 void ngpt_bf16_round(const float *x, uint16_t *xb, long n);
