@@ -27,14 +27,16 @@ public enum ModelKind: String, Codable, Sendable, CaseIterable {
 /// A model's training recipe defaults (design §6); a run may override each.
 public struct Recipe: Sendable, Equatable {
     /// Peak learning rate of the cosine schedule at width `referenceDim` and `baseSteps` steps (measured:
-    /// docs/lr-sweeps/, docs/lr-transfer/).
+    /// docs/lr-transfer/).
     public var learningRate: Double
-    /// How the default learning rate follows the model's width d: learningRate × (referenceDim / d)^widthExponent.
+    /// The default learning rate's rule, fitted to the optima of docs/lr-transfer/ (a given --lr is taken as it
+    /// is): learningRate × (referenceDim / d)^widthExponent × (steps / baseSteps)^defaultHorizonExponent.
     public var referenceDim = 256
     public var widthExponent = 0.0
-    /// How the learning rate follows the run length: × (steps / baseSteps)^horizonExponent. Unlike the width rule
-    /// this applies to a given --lr as well (νGPT: --lr is the rate at the base run length).
     public var baseSteps = 600
+    public var defaultHorizonExponent = 0.0
+    /// A run-length factor that is part of the parameterization, (steps / baseSteps)^horizonExponent: unlike the
+    /// rule above it applies to a given --lr as well (νGPT: --lr is the rate at the base run length).
     public var horizonExponent = 0.0
     /// Per-group learning-rate multipliers (d / referenceDim)^exponent, on top of the global rate (νGPT); a group
     /// not listed has multiplier 1.
@@ -46,12 +48,13 @@ public struct Recipe: Sendable, Equatable {
     /// The end of the cosine decay as a fraction of the peak (the default --min-lr).
     public var minLRFraction = 0.0
 
-    /// The default peak learning rate of a model of width `dim` (before the run-length factor).
-    public func learningRate(dim: Int) -> Double {
+    /// The default peak learning rate of a model of width `dim` trained `steps` steps (before `horizonFactor`).
+    public func defaultLearningRate(dim: Int, steps: Int) -> Double {
         learningRate * pow(Double(referenceDim) / Double(dim), widthExponent)
+            * pow(Double(steps) / Double(baseSteps), defaultHorizonExponent)
     }
 
-    /// The factor the run length puts on every learning rate.
+    /// The factor the run length puts on every learning rate, a given --lr included.
     public func horizonFactor(steps: Int) -> Double {
         horizonExponent == 0 ? 1 : pow(Double(steps) / Double(baseSteps), horizonExponent)
     }
@@ -63,7 +66,7 @@ public struct Recipe: Sendable, Equatable {
         }
     }
 
-    /// The rule as help shows it: "0.008 × 256/dim", "0.004 × (steps/600)^-0.333".
+    /// The rule as help shows it: "0.0015 × (256/dim)^0.74 × (steps/600)^-0.41", "0.008 × 256/dim".
     public var learningRateRule: String {
         var rule =
             switch widthExponent {
@@ -71,7 +74,8 @@ public struct Recipe: Sendable, Equatable {
             case 1: "\(learningRate) × \(referenceDim)/dim"
             default: "\(learningRate) × (\(referenceDim)/dim)^\(widthExponent)"
             }
-        if horizonExponent != 0 { rule += String(format: " × (steps/%d)^%.3g", baseSteps, horizonExponent) }
+        let horizon = defaultHorizonExponent + horizonExponent
+        if horizon != 0 { rule += String(format: " × (steps/%d)^%.3g", baseSteps, horizon) }
         return rule
     }
 

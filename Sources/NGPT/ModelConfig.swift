@@ -8,6 +8,10 @@ public enum Parameterization: String, Codable, Sendable, CaseIterable {
     /// νGPT (Shigida, Hanin, Gromov 2026): scale vectors stored at a constant 0.03, per-group learning rates that
     /// follow the width, a global one that follows the run length, α's init following the depth.
     case nu
+
+    /// What a model of `kind` takes unless told otherwise: νGPT for nGPT, measured better at every width from d 128
+    /// to 384 in this project's learning-rate study (docs/lr-transfer/README.md); a GPT has only `.paper`.
+    public static func defaultFor(_ kind: ModelKind) -> Parameterization { kind == .ngpt ? .nu : .paper }
 }
 
 /// The architecture: everything that fixes the parameter shapes and the forward pass.
@@ -19,15 +23,16 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var heads: Int
     public var mlpHidden: Int
     public var context: Int
-    /// nGPT only; `.paper` for a GPT.
+    /// nGPT's (`Parameterization.defaultFor` unless given); `.paper` for a GPT.
     public var parameterization: Parameterization
 
     public init(
         kind: ModelKind = .ngpt, vocabSize: Int = 4096, dim: Int = 256, layers: Int = 4, heads: Int = 4,
-        mlpHidden: Int = 683, context: Int = 256, parameterization: Parameterization = .paper
+        mlpHidden: Int = 683, context: Int = 256, parameterization: Parameterization? = nil
     ) {
         self.kind = kind; self.vocabSize = vocabSize; self.dim = dim; self.layers = layers; self.heads = heads
-        self.mlpHidden = mlpHidden; self.context = context; self.parameterization = parameterization
+        self.mlpHidden = mlpHidden; self.context = context
+        self.parameterization = parameterization ?? .defaultFor(kind)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -46,7 +51,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     }
 
     /// The training recipe of this model and parameterization.
-    public var recipe: Recipe { parameterization == .nu ? NGPTModel.nuRecipe : kind.modelType.recipe }
+    public var recipe: Recipe { kind == .ngpt && parameterization == .nu ? NGPTModel.nuRecipe : kind.modelType.recipe }
 
     /// Config S, the project's reference size.
     public static let s = ModelConfig()

@@ -50,7 +50,8 @@ public struct TrainConfig: Equatable, Sendable {
 
     /// The global peak learning rate: --lr (or the recipe's rule in width) times the recipe's run-length factor.
     public var peakLR: Double {
-        (schedule.lr ?? model.recipe.learningRate(dim: model.dim)) * model.recipe.horizonFactor(steps: schedule.steps)
+        (schedule.lr ?? model.recipe.defaultLearningRate(dim: model.dim, steps: schedule.steps))
+            * model.recipe.horizonFactor(steps: schedule.steps)
     }
     public var minLR: Double { schedule.minLr ?? peakLR * model.recipe.minLRFraction }
     public var warmupSteps: Int { schedule.warmup ?? model.recipe.warmupSteps(totalSteps: schedule.steps) }
@@ -108,6 +109,10 @@ public struct TrainConfig: Equatable, Sendable {
             guard key.set(&self, value) else {
                 throw UserError("\(source): \"\(key.name)\" must be \(key.typeDescription), got \(value)")
             }
+        }
+        // A model chosen without a parameterization takes its own default (νGPT for nGPT, the only one for GPT).
+        if settings["model"] != nil && settings["parameterization"] == nil {
+            model.parameterization = .defaultFor(model.kind)
         }
     }
 
@@ -243,6 +248,8 @@ public struct TrainConfig: Equatable, Sendable {
         }
         var config = TrainConfig()
         if let p = object.removeValue(forKey: "processes")?.int, p >= 1 { config.processes = p }
+        // Runs stored before parameterizations existed have none: theirs is the paper's (as in their checkpoints).
+        if object["parameterization"] == nil { object["parameterization"] = .string(Parameterization.paper.rawValue) }
         try config.apply(Settings(object), source: "stored config")
         return config
     }
@@ -253,7 +260,8 @@ public struct TrainConfig: Equatable, Sendable {
         var text = String(format: "%.4g → %.4g (cosine)", peakLR, minLR)
         if r.horizonExponent != 0 {
             text += String(
-                format: "; %@ × (%d/%d steps)^%.3g", "\(schedule.lr ?? r.learningRate(dim: model.dim))", schedule.steps,
+                format: "; %@ × (%d/%d steps)^%.3g",
+                "\(schedule.lr ?? r.defaultLearningRate(dim: model.dim, steps: schedule.steps))", schedule.steps,
                 r.baseSteps, r.horizonExponent)
         }
         let groups = ParameterGroup.allCases.compactMap { g in
@@ -269,7 +277,7 @@ public struct TrainConfig: Equatable, Sendable {
     public var tableRows: [(String, String)] {
         let m = model, s = schedule, o = output
         return [
-            ("model", m.kind.rawValue + (m.parameterization == .nu ? " (parameterization nu)" : "")),
+            ("model", m.kind.rawValue + (m.kind == .ngpt ? " (parameterization \(m.parameterization.rawValue))" : "")),
             ("layers", "\(m.layers)"), ("dim", "\(m.dim)"),
             ("heads", "\(m.heads) (head size \(m.headDim))"),
             ("mlp-hidden", "\(m.mlpHidden)"), ("context", "\(m.context)"), ("vocab-size", "\(m.vocabSize)"),

@@ -85,11 +85,11 @@ public struct TrainingKey: Sendable {
         static var any: Range { Range { _ in nil } }
     }
 
-    /// "0.008 for ngpt, … for ngpt with --parameterization nu, 0.0015 for gpt": a recipe default per model.
+    /// "… for ngpt (νGPT), … for ngpt with --parameterization paper, … for gpt": a recipe default per model.
     static func perModel(_ value: (Recipe) -> String) -> String {
         let recipes: [(String, Recipe)] = [
-            ("ngpt", ModelKind.ngpt.recipe), ("ngpt with --parameterization nu", NGPTModel.nuRecipe),
-            ("gpt", ModelKind.gpt.recipe),
+            ("ngpt (νGPT)", NGPTModel.nuRecipe), ("ngpt with --parameterization paper", NGPTModel.recipe),
+            ("gpt", GPTModel.recipe),
         ]
         return recipes.map { "\(value($0.1)) for \($0.0)" }.joined(separator: ", ")
     }
@@ -98,8 +98,9 @@ public struct TrainingKey: Sendable {
         key("model", \.model.kind, .architecture, "Model: \(ModelKind.choices)."),
         key(
             "parameterization", \.model.parameterization, .architecture,
-            "nGPT's parameterization: paper (the 2024 paper's) or nu (νGPT: per-group learning rates that follow "
-                + "the width and run length; design §4.5)."),
+            "nGPT's parameterization: nu (νGPT: per-group learning rates that follow the width and run length; "
+                + "design §4.5; the default, measured better than the paper's from d 128 to 384: "
+                + "docs/lr-transfer) or paper (the 2024 paper's). A GPT has only paper."),
         key("layers", \.model.layers, .architecture, "Transformer blocks."),
         key("dim", \.model.dim, .architecture, "Model width d."),
         key("heads", \.model.heads, .architecture, "Attention heads; must divide --dim into an even head size."),
@@ -153,7 +154,9 @@ public struct TrainingKey: Sendable {
         key("steps", \.schedule.steps, .schedule, "Optimiser steps.", .within(1...countLimit)),
         key(
             "lr", \.schedule.lr, .schedule,
-            "Peak learning rate (the defaults follow the width, from sweeps: docs/lr-sweeps/).",
+            "Peak learning rate. The defaults follow the width and run length by rules fitted in docs/lr-transfer/ "
+                + "(batch 8 × context 256, 4 layers); for νGPT a given rate is the one at 600 steps and is scaled by "
+                + "(steps/600)^-1/3 too.",
             .open(0, 1), default: perModel { $0.learningRateRule }),
         key(
             "min-lr", \.schedule.minLr, .schedule, "Learning rate at the end of the cosine decay.", .atLeastZero,

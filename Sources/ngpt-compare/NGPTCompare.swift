@@ -37,7 +37,7 @@ struct NGPTCompare: Tool {
     @Option(
         help: ArgumentHelp(
             "The built-in arms to compare, comma-separated, the first the baseline: gpt, ngpt (the paper's "
-                + "parameterization), ngpt-nu (νGPT). (default: gpt,ngpt)"))
+                + "parameterization), ngpt-nu (νGPT, ngpt-train's default nGPT). (default: gpt,ngpt,ngpt-nu)"))
     var arms: String?
     @Option(
         parsing: .unconditionalSingleValue,
@@ -53,7 +53,8 @@ struct NGPTCompare: Tool {
         parsing: .unconditionalSingleValue,
         help: ArgumentHelp(
             "An arm NAME:KIND:LR[,LR…][:KEY=VALUE,…] (repeatable; the first is the baseline), e.g. "
-                + "ngpt-warm:ngpt:8e-3:warmup=60. Replaces the default GPT and nGPT arms. (default: gpt and ngpt)"))
+                + "ngpt-warm:ngpt:8e-3:warmup=60 (KIND gpt, ngpt or ngpt-nu). Replaces the default arms. "
+                + "(default: gpt, ngpt and ngpt-nu)"))
     var arm: [String] = []
     @Option(
         parsing: .unconditional,
@@ -105,7 +106,7 @@ struct NGPTCompare: Tool {
         for name in names ?? [] where !CompareArm.builtInNames.contains(name) {
             throw UserError("--arms: unknown arm \(name) (\(CompareArm.builtInNames.joined(separator: ", ")))")
         }
-        let builtIn = (names ?? (arm.isEmpty ? ["gpt", "ngpt"] : [])).compactMap {
+        let builtIn = (names ?? (arm.isEmpty ? ["gpt", "ngpt", "ngpt-nu"] : [])).compactMap {
             CompareArm.builtIn($0, learningRates: grids[$0] ?? [])
         }
         let compared = builtIn + (try arm.map(CompareArm.parse))

@@ -46,8 +46,9 @@ import Training
         }
         #expect(
             out.contains(
-                "(default: \(NGPTModel.recipe.learningRateRule) for ngpt, \(NGPTModel.nuRecipe.learningRateRule) "
-                    + "for ngpt with --parameterization nu, \(GPTModel.recipe.learningRateRule) for gpt)")
+                "(default: \(NGPTModel.nuRecipe.learningRateRule) for ngpt (νGPT), "
+                    + "\(NGPTModel.recipe.learningRateRule) for ngpt with --parameterization paper, "
+                    + "\(GPTModel.recipe.learningRateRule) for gpt)")
         )
     }
 

@@ -47,7 +47,7 @@ import Tokenizer
             printer: ProgressPrinter(isTerminal: false))
         let baseConfig = try TrainConfig.fromJSON(String(contentsOfFile: base + "/config.json", encoding: .utf8))
         #expect(trainer.config.model == baseConfig.model)
-        #expect(trainer.config.schedule.steps == 4 && trainer.config.peakLR == 1e-3)
+        #expect(trainer.config.schedule.steps == 4 && trainer.config.schedule.lr == 1e-3)
         // the initial model is the base run's best checkpoint; the optimiser starts fresh
         let (model, optimizer, resumed) = try trainer.makeModel()
         let loaded = try LoadedModel.load(checkpoint: base)

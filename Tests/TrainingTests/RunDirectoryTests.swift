@@ -137,8 +137,7 @@ import Tokenizer
         #expect(kind.modelType.workingFloats(config, batch: batch) == allocated)
 
         var c = TrainConfig()
-        c.model.kind = kind
-        c.model.context = 30_000
+        c.model = ModelConfig(kind: kind, context: 30_000)
         let estimate = MemoryEstimate(c)
         #expect(estimate.totalBytes > 100_000_000_000)
         let error = #expect(throws: UserError.self) { try estimate.check(available: 24_000_000_000) }

@@ -164,25 +164,32 @@ enum Fixture {
             #expect(r["s_z_mean"] is Double)
         }
         var c = TrainConfig()
-        c.model.kind = .ngpt
-        #expect(c.decay == 0 && c.warmupSteps == 0)
-        c.model.kind = .gpt
+        for parameterization in Parameterization.allCases {
+            c.model = ModelConfig(kind: .ngpt, parameterization: parameterization)
+            #expect(c.decay == 0 && c.warmupSteps == 0)
+        }
+        c.model = ModelConfig(kind: .gpt)
         #expect(c.decay == 0.1 && c.warmupSteps == c.schedule.steps / 20)
     }
 
-    /// Default learning rates follow the width by the rules the sweeps support (docs/lr-sweeps/).
-    @Test func defaultLearningRatesFollowTheWidth() {
+    /// Default learning rates follow the width and run length by the rules the study fitted (docs/lr-transfer/).
+    @Test func defaultLearningRatesFollowTheWidthAndRunLength() {
         var c = TrainConfig()
-        c.model.kind = .ngpt
-        #expect(abs(c.peakLR - 8e-3) < 1e-15)  // config S, d 256: the sweep's best
-        c.model.dim = 64
-        #expect(abs(c.peakLR - 3.2e-2) < 1e-12)  // × 256/64
-        c.model.kind = .gpt
+        #expect(c.model.parameterization == .nu)  // ngpt-train's default nGPT
+        #expect(abs(c.peakLR - 5e-3) < 1e-15)  // config S, 600 steps: νGPT's base rate
+        c.schedule.steps = 4800
+        #expect(abs(c.peakLR - 5e-3 / 2) < 1e-12)  // × (4800/600)^(-1/3)
+        c.schedule.lr = 2e-3
+        #expect(abs(c.peakLR - 1e-3) < 1e-12)  // νGPT's run-length factor applies to a given --lr too
+        c = TrainConfig()
+        c.model = ModelConfig(kind: .ngpt, dim: 64, parameterization: .paper)
+        #expect(abs(c.peakLR - 3.2e-2) < 1e-12)  // 8e-3 × 256/64
+        c.model = ModelConfig(kind: .gpt, dim: 64)
         #expect(abs(c.peakLR - 6e-3) < 1e-12)  // 1.5e-3 × 256/64
         c.model.dim = 256
         #expect(abs(c.peakLR - 1.5e-3) < 1e-15)
         c.schedule.lr = 2e-3
-        #expect(c.peakLR == 2e-3)  // an explicit --lr wins
+        #expect(c.peakLR == 2e-3)  // a given --lr is taken as it is
     }
 
     @Test func scheduleShapes() {
@@ -204,7 +211,7 @@ enum Fixture {
         var c = TrainConfig()
         try c.apply(["steps": 1000, "lr": 0.002, "mlp-hidden": 512], source: "--config")
         try c.apply(["steps": 50], source: "flags")
-        #expect(c.schedule.steps == 50 && c.peakLR == 0.002 && c.model.mlpHidden == 512 && c.model.dim == 256)
+        #expect(c.schedule.steps == 50 && c.schedule.lr == 0.002 && c.model.mlpHidden == 512 && c.model.dim == 256)
     }
 
     @Test func unknownKeysAndWrongTypesAreRejected() throws {
@@ -260,7 +267,7 @@ enum Fixture {
 
     @Test func configJSONRoundTrips() throws {
         var c = TrainConfig()
-        c.schedule.lr = 0.01; c.data.corpus = "/x y/z.txt"; c.model.kind = .gpt
+        c.schedule.lr = 0.01; c.data.corpus = "/x y/z.txt"; c.model = ModelConfig(kind: .gpt)
         #expect(try TrainConfig.fromJSON(c.json()) == c)
         let keys = try JSONSerialization.jsonObject(with: Data(c.json().utf8)) as? [String: Any]
         #expect(keys?["mlp-hidden"] as? Int == 683)

@@ -32,7 +32,10 @@ public struct CompareArm: Sendable {
     public static func builtIn(_ name: String, learningRates: [Double] = []) -> CompareArm? {
         switch name {
         case "gpt": CompareArm(kind: .gpt, learningRates: learningRates)
-        case "ngpt": CompareArm(kind: .ngpt, learningRates: learningRates)
+        case "ngpt":
+            CompareArm(
+                kind: .ngpt, learningRates: learningRates,
+                overrides: ["parameterization": .string(Parameterization.paper.rawValue)])
         case "ngpt-nu":
             CompareArm(
                 name: name, kind: .ngpt, learningRates: learningRates,
@@ -111,14 +114,17 @@ public struct CompareOptions: Sendable {
         self.training = training; self.command = command
     }
 
-    /// The two-arm comparison: GPT (the baseline) and nGPT, each with its learning-rate grid.
+    /// The two-arm comparison: GPT (the baseline) and nGPT with the paper's parameterization, each with its
+    /// learning-rate grid.
     public init(
         directory: String, seeds: [Int], gptLRs: [Double], ngptLRs: [Double], ladder: [Double], training: Settings,
         command: String
     ) {
         self.init(
             directory: directory, seeds: seeds,
-            arms: [CompareArm(kind: .gpt, learningRates: gptLRs), CompareArm(kind: .ngpt, learningRates: ngptLRs)],
+            arms: [
+                CompareArm.builtIn("gpt", learningRates: gptLRs)!, CompareArm.builtIn("ngpt", learningRates: ngptLRs)!,
+            ],
             ladder: ladder, training: training, command: command)
     }
 

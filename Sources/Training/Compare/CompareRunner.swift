@@ -29,8 +29,7 @@ public final class CompareRunner {
         self.shared = shared
         for arm in options.arms {
             var probe = shared
-            try probe.apply(arm.overrides, source: "--arm \(arm.name)")
-            probe.model.kind = arm.kind
+            try probe.apply(Settings(["model": arm.kind.json]).merging(arm.overrides), source: "--arm \(arm.name)")
             try probe.validate()
         }
         try Directories.create(options.directory + "/runs", fix: "choose a writable --dir")
