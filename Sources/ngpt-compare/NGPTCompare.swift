@@ -24,7 +24,7 @@ struct NGPTCompare: Tool {
             the step after which a curve stays below the target, and the evaluation's noise), DIR/summary.json and \
             the plots DIR/loss-vs-step.{svg,png}, DIR/loss-vs-time.{svg,png}.
 
-            Presets: default (about 50 minutes on 2 cores: d 128, 4 layers, 2 heads of 64, SwiGLU 512, context 256, \
+            Presets: default (about 75 minutes on 2 cores: d 128, 4 layers, 2 heads of 64, SwiGLU 512, context 256, \
             batch 8, 1200 steps, 256 validation windows, seeds 1 and 2, learning rates GPT 1.5e-3/3e-3/6e-3, \
             nGPT 6e-3/1.2e-2/2.4e-2 and νGPT 2.5e-3/5e-3/1e-2, around each model's default rule); tiny (a \
             seconds-long smoke test). Explicit flags override the preset.
