@@ -265,6 +265,25 @@ enum Fixture {
         #expect(fromFlags == fromJSON && fromJSON.output.evalEvery == 7 && fromJSON.schedule.precision == .fp32)
     }
 
+    /// nGPT defaults to νGPT, a GPT to the only parameterization it has, whichever layer names the model; a stored
+    /// configuration from before parameterizations existed is the paper's.
+    @Test func parameterizationDefaultsPerModel() throws {
+        #expect(TrainConfig().model.parameterization == .nu)
+        var c = TrainConfig()
+        try c.apply(["model": "gpt"], source: "flags")
+        #expect(c.model.parameterization == .paper)
+        try c.validate()
+        try c.apply(["model": "ngpt"], source: "flags")
+        #expect(c.model.parameterization == .nu)
+        try c.apply(["model": "ngpt", "parameterization": "paper"], source: "--config")
+        try c.apply(["steps": 10], source: "flags")
+        #expect(c.model.parameterization == .paper)  // a later layer without "model" keeps it
+        var stored = try #require(try JSONSerialization.jsonObject(with: Data(c.json().utf8)) as? [String: Any])
+        stored["parameterization"] = nil
+        let old = String(decoding: try JSONSerialization.data(withJSONObject: stored), as: UTF8.self)
+        #expect(try TrainConfig.fromJSON(old).model.parameterization == .paper)
+    }
+
     @Test func configJSONRoundTrips() throws {
         var c = TrainConfig()
         c.schedule.lr = 0.01; c.data.corpus = "/x y/z.txt"; c.model = ModelConfig(kind: .gpt)
