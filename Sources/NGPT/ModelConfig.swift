@@ -50,6 +50,15 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             parameterization: try c.decodeIfPresent(Parameterization.self, forKey: .parameterization) ?? .paper)
     }
 
+    /// The same sizes for a model of `kind`, with that kind's default parameterization when the kind changes.
+    public func switched(to kind: ModelKind) -> ModelConfig {
+        guard kind != self.kind else { return self }
+        var c = self
+        c.kind = kind
+        c.parameterization = .defaultFor(kind)
+        return c
+    }
+
     /// The training recipe of this model and parameterization.
     public var recipe: Recipe { kind == .ngpt && parameterization == .nu ? NGPTModel.nuRecipe : kind.modelType.recipe }
 

@@ -59,8 +59,7 @@ struct ModelSizeOptions: ParsableArguments {
     var kinds: [ModelKind] { get throws { both ? ModelKind.allCases : [try model.kind] } }
 
     func config(_ kind: ModelKind) throws -> ModelConfig {
-        var c = try model
-        c.kind = kind
+        let c = try model.switched(to: kind)
         try c.validate()
         return c
     }

@@ -140,6 +140,17 @@ import Training
     }
 
     /// What the messages say, where they used to mislead.
+    /// `--both` runs each model with its own parameterization (a GPT has only the paper's).
+    @Test func benchRunsBothModels() throws {
+        let (status, out, err) = try runProcess([
+            productsDirectory() + "/ngpt-bench", "sample", "--both", "--precisions", "bf16,fp32", "--repetitions", "1",
+            "--dim", "32", "--heads", "2", "--mlp-hidden", "48", "--context", "16", "--vocab-size", "64",
+            "--layers", "1",
+        ])
+        #expect(status == 0, "\(err)")
+        #expect(out.contains("ngpt") && out.contains("gpt"))
+    }
+
     @Test func messagesSayWhatToDo() throws {
         func error(_ args: [String]) throws -> String {
             try runProcess([productsDirectory() + "/" + args[0]] + args.dropFirst()).2
