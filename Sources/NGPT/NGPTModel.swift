@@ -68,9 +68,11 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
         learningRate: 8e-3, referenceDim: 256, widthExponent: 1, weightDecay: 0, warmupPercent: 0)
     /// νGPT's (design §4.5): the rate is given at the base sizes (d 256, 4 layers, 600 steps) and follows the run
     /// length as (steps/600)^(−1/3); embeddings take (d/256)^(−1/2) of it, block matrices and the output
-    /// embedding (d/256)^(−3/4), scale vectors all of it; the cosine ends at 10 % of the peak.
+    /// embedding (d/256)^(−3/4), scale vectors all of it; the cosine ends at 10 % of the peak. The default base rate
+    /// is the study's fit (docs/lr-transfer/): 5.3e-3 at d 256, drifting as (256/d)^0.15 over d 64–384.
     public static let nuRecipe = Recipe(
-        learningRate: 5e-3, referenceDim: NuGPT.baseDim, baseSteps: NuGPT.baseSteps, horizonExponent: -1.0 / 3,
+        learningRate: 5.3e-3, referenceDim: NuGPT.baseDim, widthExponent: 0.15, baseSteps: NuGPT.baseSteps,
+        horizonExponent: -1.0 / 3,
         groupWidthExponents: [.embedding: -0.5, .matrix: -0.75, .unembedding: -0.75], weightDecay: 0,
         warmupPercent: 0, minLRFraction: 0.1)
 

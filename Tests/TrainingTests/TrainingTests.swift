@@ -176,9 +176,12 @@ enum Fixture {
     @Test func defaultLearningRatesFollowTheWidthAndRunLength() {
         var c = TrainConfig()
         #expect(c.model.parameterization == .nu)  // ngpt-train's default nGPT
-        #expect(abs(c.peakLR - 5e-3) < 1e-15)  // config S, 600 steps: νGPT's base rate
+        #expect(abs(c.peakLR - 5.3e-3) < 1e-15)  // config S, 600 steps: νGPT's fitted base rate
+        c.model.dim = 64
+        #expect(abs(c.peakLR - 5.3e-3 * pow(4, 0.15)) < 1e-12)  // × (256/64)^0.15
+        c.model.dim = 256
         c.schedule.steps = 4800
-        #expect(abs(c.peakLR - 5e-3 / 2) < 1e-12)  // × (4800/600)^(-1/3)
+        #expect(abs(c.peakLR - 5.3e-3 / 2) < 1e-12)  // × (4800/600)^(-1/3)
         c.schedule.lr = 2e-3
         #expect(abs(c.peakLR - 1e-3) < 1e-12)  // νGPT's run-length factor applies to a given --lr too
         c = TrainConfig()
