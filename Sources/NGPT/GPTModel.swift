@@ -30,8 +30,11 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
 {
     public static let displayName = "GPT"
     /// AdamW with weight decay 0.1 on matrices and embeddings and a linear warmup over 5 % of the run (design §6).
+    /// The default rate is the learning-rate study's fit (docs/lr-transfer/): 1.2e-3 at d 256 and 600 steps,
+    /// × (256/d)^0.74 × (steps/600)^−0.05.
     public static let recipe = Recipe(
-        learningRate: 1.5e-3, referenceDim: 256, widthExponent: 1, weightDecay: 0.1, warmupPercent: 5)
+        learningRate: 1.2e-3, referenceDim: 256, widthExponent: 0.74, defaultHorizonExponent: -0.05, weightDecay: 0.1,
+        warmupPercent: 5)
     public static let rmsEps: Float = 1e-6
 
     /// N(0, 0.02²) for matrices and embeddings, 0.02/√(2L) for W_o and W_down, gains 1.

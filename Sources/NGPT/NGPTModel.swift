@@ -63,16 +63,20 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
     LanguageModel
 {
     public static let displayName = "nGPT"
-    /// Adam without weight decay or warmup (design §6); every matrix row renormalised after each step.
+    /// Adam without weight decay or warmup (design §6); every matrix row renormalised after each step. The paper's
+    /// parameterization; its default rate is the learning-rate study's fit (docs/lr-transfer/): 9e-3 at d 256 and
+    /// 600 steps, × (256/d)^0.57 × (steps/600)^−0.31.
     public static let recipe = Recipe(
-        learningRate: 8e-3, referenceDim: 256, widthExponent: 1, weightDecay: 0, warmupPercent: 0)
+        learningRate: 9e-3, referenceDim: 256, widthExponent: 0.57, defaultHorizonExponent: -0.31, weightDecay: 0,
+        warmupPercent: 0)
     /// νGPT's (design §4.5): the rate is given at the base sizes (d 256, 4 layers, 600 steps) and follows the run
     /// length as (steps/600)^(−1/3); embeddings take (d/256)^(−1/2) of it, block matrices and the output
     /// embedding (d/256)^(−3/4), scale vectors all of it; the cosine ends at 10 % of the peak. The default base rate
-    /// is the study's fit (docs/lr-transfer/): 5.3e-3 at d 256, drifting as (256/d)^0.15 over d 64–384.
+    /// is the learning-rate study's fit (docs/lr-transfer/): 4.9e-3 at d 256 and 600 steps, × (256/d)^0.15 ×
+    /// (steps/600)^0.07, the drift left over by νGPT's own rules.
     public static let nuRecipe = Recipe(
-        learningRate: 5.3e-3, referenceDim: NuGPT.baseDim, widthExponent: 0.15, baseSteps: NuGPT.baseSteps,
-        horizonExponent: -1.0 / 3,
+        learningRate: 4.9e-3, referenceDim: NuGPT.baseDim, widthExponent: 0.15, baseSteps: NuGPT.baseSteps,
+        defaultHorizonExponent: 0.07, horizonExponent: -1.0 / 3,
         groupWidthExponents: [.embedding: -0.5, .matrix: -0.75, .unembedding: -0.75], weightDecay: 0,
         warmupPercent: 0, minLRFraction: 0.1)
 

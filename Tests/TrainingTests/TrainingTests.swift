@@ -176,21 +176,23 @@ enum Fixture {
     @Test func defaultLearningRatesFollowTheWidthAndRunLength() {
         var c = TrainConfig()
         #expect(c.model.parameterization == .nu)  // ngpt-train's default nGPT
-        #expect(abs(c.peakLR - 5.3e-3) < 1e-15)  // config S, 600 steps: νGPT's fitted base rate
+        #expect(abs(c.peakLR - 4.9e-3) < 1e-15)  // config S, 600 steps: νGPT's fitted base rate
         c.model.dim = 64
-        #expect(abs(c.peakLR - 5.3e-3 * pow(4, 0.15)) < 1e-12)  // × (256/64)^0.15
+        #expect(abs(c.peakLR - 4.9e-3 * pow(4, 0.15)) < 1e-12)  // × (256/64)^0.15
         c.model.dim = 256
         c.schedule.steps = 4800
-        #expect(abs(c.peakLR - 5.3e-3 / 2) < 1e-12)  // × (4800/600)^(-1/3)
+        #expect(abs(c.peakLR - 4.9e-3 * pow(8, 0.07) / 2) < 1e-12)  // × 8^0.07 (the fit) × 8^(-1/3) (νGPT's rule)
         c.schedule.lr = 2e-3
-        #expect(abs(c.peakLR - 1e-3) < 1e-12)  // νGPT's run-length factor applies to a given --lr too
+        #expect(abs(c.peakLR - 1e-3) < 1e-12)  // νGPT's own run-length factor applies to a given --lr too
         c = TrainConfig()
         c.model = ModelConfig(kind: .ngpt, dim: 64, parameterization: .paper)
-        #expect(abs(c.peakLR - 3.2e-2) < 1e-12)  // 8e-3 × 256/64
+        c.schedule.steps = 1200
+        #expect(abs(c.peakLR - 9e-3 * pow(4, 0.57) * pow(2, -0.31)) < 1e-12)
         c.model = ModelConfig(kind: .gpt, dim: 64)
-        #expect(abs(c.peakLR - 6e-3) < 1e-12)  // 1.5e-3 × 256/64
+        #expect(abs(c.peakLR - 1.2e-3 * pow(4, 0.74) * pow(2, -0.05)) < 1e-12)
         c.model.dim = 256
-        #expect(abs(c.peakLR - 1.5e-3) < 1e-15)
+        c.schedule.steps = 600
+        #expect(abs(c.peakLR - 1.2e-3) < 1e-15)
         c.schedule.lr = 2e-3
         #expect(c.peakLR == 2e-3)  // a given --lr is taken as it is
     }
