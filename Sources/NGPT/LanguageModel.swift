@@ -66,7 +66,7 @@ public struct Recipe: Sendable, Equatable {
         }
     }
 
-    /// The rule as help shows it: "0.0015 × (256/dim)^0.74 × (steps/600)^-0.41", "0.008 × 256/dim".
+    /// The rule as help shows it: "0.0012 × (256/dim)^0.74 × (steps/600)^-0.05", "0.008 × 256/dim".
     public var learningRateRule: String {
         var rule =
             switch widthExponent {

@@ -75,7 +75,7 @@ struct NGPTCompare: Tool {
                 "steps": 1200, "eval-every": 100, "eval-windows": 256, "log-every": 100,
             ])
             grids = ["gpt": [1.5e-3, 3e-3, 6e-3], "ngpt": [6e-3, 1.2e-2, 2.4e-2], "ngpt-nu": [2.5e-3, 5e-3, 1e-2]]
-        case "tiny":  // the grids are the default rules at d 32
+        case "tiny":  // the grids are the earlier 1/d default rules at d 32 (docs/lr-sweeps/), seconds-long smoke runs
             presetSettings = presetSettings.merging([
                 "dim": 32, "layers": 2, "mlp-hidden": 48, "context": 32, "batch-size": 4, "vocab-size": 512,
                 "steps": 30, "eval-every": 10, "eval-windows": 8, "log-every": 10,
