@@ -437,8 +437,7 @@ void ngpt_gemm_packed(long i0, long i1, long j0, long j1, long depth, float alph
                       const void *pb, long kb, long b0, float beta, float *C, long ldc, int bf16) {
   if (i1 <= i0 || j1 <= j0) return;
   if (depth <= 0) {
-    for (long i = i0; i < i1; ++i)
-      for (long j = j0; j < j1; ++j) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
+    scale_c(i1 - i0, j1 - j0, beta, C + i0 * ldc + j0, ldc);
     return;
   }
   // Panel strides and offsets in the packed unit: floats, or k pairs for bf16 (a0 and b0 even: pairs line up).

@@ -27,6 +27,10 @@ public enum Attention {
     /// enough to run at speed.
     public static let defaultBlock = 64
 
+    /// The rows per block of the blocked path for a `block` argument, or nil for the tiles on packed operands:
+    /// a given block always means blocks; nil means tiles where ngpt's kernels run, else `defaultBlock`.
+    public static func blockedPath(_ block: Int?) -> Int? { block ?? (GEMM.path == .native ? nil : defaultBlock) }
+
     /// Runs `body(worker, pair, row, column)` for every (sequence b, head h) pair, the pairs split across the pool:
     /// `row` = b·T is the pair's first row, `column` = h·headDim its first column.
     @inline(__always)
@@ -47,7 +51,7 @@ public enum Attention {
         y: UnsafeMutablePointer<Float>, ldy: Int, probs: UnsafeMutablePointer<Float>,
         shape: AttentionShape, scale: Float, block: Int? = nil
     ) {
-        guard let block = block ?? (GEMM.path == .native ? nil : defaultBlock) else {
+        guard let block = blockedPath(block) else {
             forwardPacked(q: q, k: k, v: v, ld: ld, y: y, ldy: ldy, probs: probs, shape: shape, scale: scale)
             return
         }
@@ -83,7 +87,7 @@ public enum Attention {
         scratch: UnsafeMutablePointer<Float>, shape: AttentionShape, scale: Float,
         block: Int? = nil
     ) {
-        guard let block = block ?? (GEMM.path == .native ? nil : defaultBlock) else {
+        guard let block = blockedPath(block) else {
             backwardPacked(
                 dy: dy, ldy: ldy, q: q, k: k, v: v, ld: ld, probs: probs, dq: dq, dk: dkOut, dv: dv, ldg: ldg,
                 scratch: scratch, shape: shape, scale: scale)

@@ -50,7 +50,7 @@ func referenceAttention(q: [Float], k: [Float], v: [Float], shape s: AttentionSh
 
         /// Where row i's probabilities end (entries past the diagonal up to here are written as 0).
         func rowEnd(_ i: Int, context T: Int) -> Int {
-            guard let block = block ?? (GEMM.path == .native ? nil : Attention.defaultBlock) else {
+            guard let block = Attention.blockedPath(block) else {
                 return Attention.tileWidth(end: min(T, (i / Attention.tileRows + 1) * Attention.tileRows), context: T)
             }
             return min(T, (i / block + 1) * block)

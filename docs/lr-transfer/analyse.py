@@ -82,6 +82,12 @@ def optimum(runs):
     return math.exp(xs), a * xs * xs + b * xs + c, ""
 
 
+def optima(opt, arm):
+    """An arm's fitted optima against width (at 1,200 steps) and against run length (d 128): two lists of (x, lr*)."""
+    return ([(d, opt[(p, arm)][0]) for p, d in WIDTHS if (p, arm) in opt],
+            [(n, opt[(p, arm)][0]) for p, n in HORIZONS if (p, arm) in opt])
+
+
 def slope(xs, ys):
     """Least-squares exponent of y against x in log–log, or nan."""
     ok = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y) and y > 0]
@@ -118,8 +124,7 @@ def main():
               "a = b = 0 is transfer; for GPT and nGPT lr is the rate itself.", "",
               "| arm | a (width) | widths | b (run length) | lengths |", "|---|---|---|---|---|"]
     for arm, name in ARMS:
-        w = [(d, opt[(p, arm)][0]) for p, d in WIDTHS if (p, arm) in opt]
-        h = [(n, opt[(p, arm)][0]) for p, n in HORIZONS if (p, arm) in opt]
+        w, h = optima(opt, arm)
         lines.append("| %s | %.2f | %s | %.2f | %s |" % (
             name, slope([x for x, _ in w], [y for _, y in w]), len(w),
             slope([x for x, _ in h], [y for _, y in h]), len(h)))
@@ -129,8 +134,7 @@ def main():
               "the rate at its base sizes, on top of which its own (steps/600)^−1/3 and per-group factors apply.", "",
               "| arm | C (d 256, 600 steps) | w | h |", "|---|---|---|---|"]
     for arm, name in ARMS:
-        w = [(d, opt[(p, arm)][0]) for p, d in WIDTHS if (p, arm) in opt]
-        h = [(n, opt[(p, arm)][0]) for p, n in HORIZONS if (p, arm) in opt]
+        w, h = optima(opt, arm)
         if len(w) < 2:
             continue
         a, c0 = np.polyfit(np.log([x for x, _ in w]), np.log([y for _, y in w]), 1)
@@ -177,8 +181,7 @@ def main():
     # Optimum against width and against run length; speedup against width and against run length.
     fig, (a1, a2, a3, a4, a5) = plt.subplots(1, 5, figsize=(21, 3.6))
     for arm, name in ARMS:
-        w = [(d, opt[(p, arm)][0]) for p, d in WIDTHS if (p, arm) in opt]
-        h = [(n, opt[(p, arm)][0]) for p, n in HORIZONS if (p, arm) in opt]
+        w, h = optima(opt, arm)
         if w:
             a1.plot(*zip(*w), "o-", label=name, color=COLORS[arm])
         if h:
