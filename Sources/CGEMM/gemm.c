@@ -30,6 +30,15 @@ static inline __mmask16 lanes_mask(long lanes) {
 // ---------------------------------------------------------------------------------------------------------------
 // CPU features
 
+// Packing reads its source rows from L3 or memory (the activations of a step do not fit in L2), and each row's
+// stretch is too short for the hardware prefetcher to lock on: without help the loads stall, and packing is
+// memory-latency bound. So each packer asks for the lines it will read a little ahead: the same stretch of the next
+// panel's rows (rows along k), or the rows PREFETCH_PAIRS pairs of k ahead (rows across k).
+#define PREFETCH_PAIRS 4
+static inline void prefetch_stretch(const float *p, long floats) {
+  for (long f = 0; f < floats; f += 16) _mm_prefetch((const char *)(p + f), _MM_HINT_T0);
+}
+
 static int detect_features(void) {
   unsigned a, b, c, d;
   if (!__get_cpuid_count(1, 0, &a, &b, &c, &d) || !((c >> 27) & 1)) return 0;  // OSXSAVE
@@ -101,8 +110,10 @@ __attribute__((target("avx512f"))) static void pack_panel_f32(const float *src, 
     const __mmask16 store = lanes_mask(here);
     for (long p = 0; p < full; p += 16) {
       __m512i r[16];
-      for (long l = 0; l < 16; ++l)
+      for (long l = 0; l < 16; ++l) {
+        _mm_prefetch((const char *)(src + (g + l + width) * ld + p), _MM_HINT_T0);  // the next panel, same stretch
         r[l] = l < live ? _mm512_loadu_si512((const void *)(src + (g + l) * ld + p)) : _mm512_setzero_si512();
+      }
       transpose16(r);
       for (long t = 0; t < 16; ++t) _mm512_mask_storeu_epi32(dst + (p + t) * width + g, store, r[t]);
     }
@@ -125,6 +136,7 @@ __attribute__((target("avx512f"))) static void pack_a_f32(int transA, const floa
   // op(A) = Aᵀ: each stored row of A holds one k for every i, so read it once, contiguously, into all the panels.
   for (long p = 0; p < kc; ++p) {
     const float *src = A + (p0 + p) * lda + i0;
+    if (p + 2 * PREFETCH_PAIRS < kc) prefetch_stretch(src + 2 * PREFETCH_PAIRS * lda, mc);
     for (long r = 0; r < mc; r += MR) {
       const long rows = min_l(MR, mc - r);
       _mm512_mask_storeu_ps(dst + r * kc + p * MR, lanes_mask(MR), _mm512_maskz_loadu_ps(lanes_mask(rows), src + r));
@@ -142,6 +154,7 @@ __attribute__((target("avx512f"))) static void pack_b_f32(int transB, const floa
   // Each stored row of B holds one k for every j: read it once, contiguously, into all the panels.
   for (long p = 0; p < kc; ++p) {
     const float *src = B + (p0 + p) * ldb + j0;
+    if (p + 2 * PREFETCH_PAIRS < kc) prefetch_stretch(src + 2 * PREFETCH_PAIRS * ldb, nc);
     for (long c = 0; c < nc; c += NR) {
       const long cols = min_l(NR, nc - c);
       float *d = dst + c * kc + p * NR;
@@ -209,6 +222,8 @@ __attribute__((target("avx512f"))) static void pack_panel_along(const float *src
       __m512i r[16];
       for (long l = 0; l < 16; ++l) {
         const float *row = src + (g + l) * ld + 2 * q;
+        _mm_prefetch((const char *)(row + width * ld), _MM_HINT_T0);  // the next panel, same stretch
+        _mm_prefetch((const char *)(row + width * ld + 16), _MM_HINT_T0);
         r[l] = l < live ? pairs_along(_mm512_loadu_ps(row), _mm512_loadu_ps(row + 16)) : _mm512_setzero_si512();
       }
       transpose16(r);
@@ -234,6 +249,10 @@ __attribute__((target("avx512f"))) static void pack_a_bf16(int transA, const flo
   // op(A) = Aᵀ: two stored rows of A hold a pair of k for every i; read them once, contiguously, into all the panels.
   for (long q = 0; q < kq; ++q) {
     const float *even = A + (p0 + 2 * q) * lda + i0, *odd = 2 * q + 1 < kc ? even + lda : NULL;
+    if (2 * (q + PREFETCH_PAIRS) + 1 < kc) {
+      prefetch_stretch(even + 2 * PREFETCH_PAIRS * lda, mc);
+      prefetch_stretch(even + (2 * PREFETCH_PAIRS + 1) * lda, mc);
+    }
     for (long r = 0; r < mc; r += MR) {
       _mm512_mask_storeu_epi32(dst + r * kq + q * MR, lanes_mask(MR),
                                pairs_of_rows(even + r, odd ? odd + r : NULL, min_l(MR, mc - r)));
@@ -252,6 +271,10 @@ __attribute__((target("avx512f"))) static void pack_b_bf16(int transB, const flo
   // Two stored rows of B hold a pair of k for every j: read them once, contiguously, into all the panels.
   for (long q = 0; q < kq; ++q) {
     const float *even = B + (p0 + 2 * q) * ldb + j0, *odd = 2 * q + 1 < kc ? even + ldb : NULL;
+    if (2 * (q + PREFETCH_PAIRS) + 1 < kc) {
+      prefetch_stretch(even + 2 * PREFETCH_PAIRS * ldb, nc);
+      prefetch_stretch(even + (2 * PREFETCH_PAIRS + 1) * ldb, nc);
+    }
     for (long c = 0; c < nc; c += NR) {
       const long cols = min_l(NR, nc - c);
       uint32_t *d = dst + c * kq + q * NR;
