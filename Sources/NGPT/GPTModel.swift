@@ -100,6 +100,44 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
     public func projectWeights() -> Float { 0 }
 
     public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Double {
+        let a = forwardBlocks(inputs: inputs, targets: targets, batch: batch)
+        let n = a.n, V = config.vocabSize
+        // z = RMSNorm_f(h_L)·E_outᵀ   [N, V]
+        GEMM.xwT(a.hf, w.output, a.z, m: n, k: config.dim, n: V)
+        return CrossEntropy.forwardBackward(logits: a.z, targets: targets, rows: n, vocab: V) / Double(n)
+    }
+
+    public func backward(lossScale: Float) {
+        guard let a = activations.current else { preconditionFailure("backward before forward") }
+        _ = headLossAndGradient(a, logits: a.z, lossScale: lossScale)
+        backwardBlocks(a)
+    }
+
+    public func forwardBackward(
+        inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int, lossScale: Float
+    ) -> Double {
+        let a = forwardBlocks(inputs: inputs, targets: targets, batch: batch)
+        let loss = headLossAndGradient(a, logits: nil, lossScale: lossScale)
+        backwardBlocks(a)
+        return loss / Double(a.n)
+    }
+
+    /// The head's loss (summed over rows) and backward, from the forward's logits or chunk by chunk (`OutputHead`):
+    /// dz = (softmax − onehot)·lossScale/N, dE_out += dzᵀ·RMSNorm_f(h_L), then through the final norm into a.gh.
+    private func headLossAndGradient(_ a: GPTActivations, logits: UnsafePointer<Float>?, lossScale: Float) -> Double {
+        let c = config, n = a.n
+        let loss = OutputHead.lossAndGradient(
+            x: a.hf, weight: w.output, rows: n, dim: c.dim, vocab: c.vocabSize, targets: a.targets, logits: logits,
+            chunk: a.headChunk, gradScale: lossScale / Float(n), dx: a.ga, weightGrad: g.output, beta: 1)
+        RowNorm.rmsBackward(
+            a.ga, x: a.h[c.layers], gain: w.norm, rstd: a.rstdF, a.gh, dgain: g.norm, rows: n, cols: c.dim)
+        return loss
+    }
+
+    /// Embeddings, blocks and the final norm: everything before the output matrix (saving what backward reads).
+    private func forwardBlocks(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int)
+        -> GPTActivations
+    {
         let a = activations.use(batch: batch) { GPTActivations(config: config, batch: batch) }
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         a.inputs.update(from: inputs, count: n)
@@ -130,25 +168,14 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
             GEMM.xw(s.x, wl.wDown, a.h[l + 1], m: n, k: f, n: d)
             Columns.add(a.h[l + 1], s.hMid, a.h[l + 1], count: n * d)
         }
-        // z = RMSNorm_f(h_L)·E_outᵀ   [N, V]
         RowNorm.rmsForward(a.h[c.layers], gain: w.norm, a.hf, rstd: a.rstdF, rows: n, cols: d, eps: Self.rmsEps)
-        GEMM.xwT(a.hf, w.output, a.z, m: n, k: d, n: V)
-        return CrossEntropy.forwardBackward(logits: a.z, targets: targets, rows: n, vocab: V) / Double(n)
+        return a
     }
 
-    public func backward(lossScale: Float) {
-        guard let a = activations.current else { preconditionFailure("backward before forward") }
+    /// The blocks' backward, from dh_L in a.gh down to the embeddings.
+    private func backwardBlocks(_ a: GPTActivations) {
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         let shape = AttentionShape(batch: a.batch, context: c.context, heads: H, headDim: dk)
-
-        _ = CrossEntropy.forwardBackward(
-            logits: a.z, targets: a.targets, rows: n, vocab: V, dlogits: a.gz,
-            gradScale: lossScale / Float(n))
-        GEMM.xTy(a.gz, a.hf, g.output, m: n, k: V, n: d, beta: 1)
-        GEMM.xw(a.gz, w.output, a.ga, m: n, k: V, n: d)
-        RowNorm.rmsBackward(
-            a.ga, x: a.h[c.layers], gain: w.norm, rstd: a.rstdF, a.gh,
-            dgain: g.norm, rows: n, cols: d)
         var gh = a.gh, ghNext = a.ghNext
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let s = a.layers[l], wl = w.blocks[l], gl = g.blocks[l]

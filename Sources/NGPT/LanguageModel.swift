@@ -117,6 +117,13 @@ public protocol LanguageModel: AnyObject {
     /// accumulate; zero `grads` before the first).
     func backward(lossScale: Float)
 
+    /// A training micro-step: `forward` and `backward(lossScale:)` in one pass, the same gradients up to rounding
+    /// order (the head's weight gradient is summed chunk by chunk). Returns the mean loss. The output head runs in
+    /// row chunks whose logits become their gradient while still in cache (`OutputHead`), so `logits` keeps
+    /// nothing of this batch; call `forward` to see them.
+    func forwardBackward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int, lossScale: Float)
+        -> Double
+
     /// nGPT: renormalise every matrix and embedding row (before step 1 and after every optimiser step).
     /// GPT: nothing. Returns the largest |‖row‖ − 1| seen before the projection (0 for GPT).
     @discardableResult func projectWeights() -> Float
@@ -210,11 +217,12 @@ public class StreamActivations {
     let z: UnsafeMutablePointer<Float>  // [n, V] logits
     let inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>  // [n]
     // backward scratch: the stream's gradient ([n, d], two for the block-to-block swap), the q/k/v gradients
-    // ([n, d]), the MLP's ([n, F]), the logits' ([n, V]) and attention's own
+    // ([n, d]), the MLP's ([n, F]), one chunk of the output head's logits and their gradient ([chunk rows, V]) and
+    // attention's own
     let gh: UnsafeMutablePointer<Float>, ghNext: UnsafeMutablePointer<Float>
     let gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePointer<Float>, gv: UnsafeMutablePointer<Float>
     let gu: UnsafeMutablePointer<Float>, gnu: UnsafeMutablePointer<Float>, gx: UnsafeMutablePointer<Float>
-    let gz: UnsafeMutablePointer<Float>, attnScratch: UnsafeMutablePointer<Float>
+    let headChunk: UnsafeMutablePointer<Float>, attnScratch: UnsafeMutablePointer<Float>
 
     init(config c: ModelConfig, batch: Int, arena: Arena) {
         self.arena = arena
@@ -229,7 +237,7 @@ public class StreamActivations {
         gh = arena.floats(nd); ghNext = arena.floats(nd)
         gq = arena.floats(nd); gk = arena.floats(nd); gv = arena.floats(nd)
         gu = arena.floats(nf); gnu = arena.floats(nf); gx = arena.floats(nf)
-        gz = arena.floats(n * c.vocabSize)
+        headChunk = arena.floats(OutputHead.chunkRows(rows: n, vocab: c.vocabSize) * c.vocabSize)
         attnScratch = arena.floats(attention.backwardScratchCount)
     }
 

@@ -220,6 +220,48 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
     }
 
     public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Double {
+        let a = forwardBlocks(inputs: inputs, targets: targets, batch: batch)
+        let n = a.n, d = config.dim, V = config.vocabSize
+        // z = s_z ⊙ (h_L·E_outᵀ) = h_L·(diag(s_z)E_out)ᵀ   [N, V]; no final norm
+        GEMM.xwT(a.h[config.layers], scaled.output, a.z, m: n, k: d, n: V)
+        return CrossEntropy.forwardBackward(logits: a.z, targets: targets, rows: n, vocab: V) / Double(n)
+    }
+
+    public func backward(lossScale: Float) {
+        guard let a = activations.current else { preconditionFailure("backward before forward") }
+        _ = headLossAndGradient(a, logits: a.z, lossScale: lossScale)
+        backwardBlocks(a)
+    }
+
+    public func forwardBackward(
+        inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int, lossScale: Float
+    ) -> Double {
+        let a = forwardBlocks(inputs: inputs, targets: targets, batch: batch)
+        let loss = headLossAndGradient(a, logits: nil, lossScale: lossScale)
+        backwardBlocks(a)
+        return loss / Double(a.n)
+    }
+
+    /// The head's loss (summed over rows) and backward, from the forward's logits or chunk by chunk (`OutputHead`).
+    /// G = dzᵀ·h_L is the gradient of E_s = diag(s_z)·E_out   [V, d]:
+    ///   dE_out[v] += s_z[v]·G[v],  ds_z,raw[v] += √d·⟨G[v], E_out[v]⟩,  dh_L = dz·E_s   (into a.gh)
+    private func headLossAndGradient(_ a: NGPTActivations, logits: UnsafePointer<Float>?, lossScale: Float) -> Double {
+        let c = config, n = a.n
+        // dz = (softmax − onehot) · lossScale / N
+        let loss = OutputHead.lossAndGradient(
+            x: a.h[c.layers], weight: scaled.output, rows: n, dim: c.dim, vocab: c.vocabSize, targets: a.targets,
+            logits: logits, chunk: a.headChunk, gradScale: lossScale / Float(n), dx: a.gh, weightGrad: scaled.gradOut,
+            beta: 0)
+        unfoldScaleGradient(
+            scaled.gradOut, weight: w.output, weightGrad: g.output, scale: effective.sz, factor: 1, scaleGrad: g.sZ,
+            rawFactor: ScaleVector.z(c).factor, rows: c.vocabSize)
+        return loss
+    }
+
+    /// Embeddings and blocks: everything before the head (saving what the backward reads).
+    private func forwardBlocks(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int)
+        -> NGPTActivations
+    {
         let a = activations.use(batch: batch) { NGPTActivations(config: config, batch: batch) }
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         a.inputs.update(from: inputs, count: n)
@@ -273,28 +315,14 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
             }
             RowNorm.l2Forward(a.h[l + 1], a.h[l + 1], invNorm: s.invRho2, rows: n, cols: d)
         }
-        // z = s_z ⊙ (h_L·E_outᵀ) = h_L·(diag(s_z)E_out)ᵀ   [N, V]; no final norm
-        GEMM.xwT(a.h[c.layers], scaled.output, a.z, m: n, k: d, n: V)
-        return CrossEntropy.forwardBackward(logits: a.z, targets: targets, rows: n, vocab: V) / Double(n)
+        return a
     }
 
-    public func backward(lossScale: Float) {
-        guard let a = activations.current else { preconditionFailure("backward before forward") }
+    /// The blocks' backward, from dh_L in a.gh down to the embeddings.
+    private func backwardBlocks(_ a: NGPTActivations) {
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         let shape = AttentionShape(batch: a.batch, context: c.context, heads: H, headDim: dk)
-        let sqrtD = Float(d).squareRoot(), cqk = ScaleVector.qk(c).factor, cz = ScaleVector.z(c).factor
-
-        // dz = (softmax − onehot) · lossScale / N
-        _ = CrossEntropy.forwardBackward(
-            logits: a.z, targets: a.targets, rows: n, vocab: V, dlogits: a.gz,
-            gradScale: lossScale / Float(n))
-        // G = dzᵀ·h_L is the gradient of E_s = diag(s_z)·E_out   [V, d]:
-        //   dE_out[v] += s_z[v]·G[v],  ds_z,raw[v] += √d·⟨G[v], E_out[v]⟩,  dh_L = dz·E_s
-        GEMM.xTy(a.gz, a.h[c.layers], scaled.gradOut, m: n, k: V, n: d)
-        unfoldScaleGradient(
-            scaled.gradOut, weight: w.output, weightGrad: g.output, scale: effective.sz, factor: 1, scaleGrad: g.sZ,
-            rawFactor: cz, rows: V)
-        GEMM.xw(a.gz, scaled.output, a.gh, m: n, k: V, n: d)
+        let sqrtD = Float(d).squareRoot(), cqk = ScaleVector.qk(c).factor
 
         var gh = a.gh, ghNext = a.ghNext
         for l in stride(from: c.layers - 1, through: 0, by: -1) {

@@ -182,11 +182,11 @@ public final class Trainer {
             var loss = 0.0
             for micro in 0..<config.schedule.gradAccum {
                 batches.fill(step: state.step, micro: micro)
+                // gradients summed over micro-batches and processes: the global mean's
                 loss +=
-                    model.forward(inputs: batches.inputs, targets: batches.targets, batch: config.schedule.batchSize)
-                    / Double(config.schedule.gradAccum)
-                // summed over processes: the global mean
-                model.backward(lossScale: 1 / Float(config.globalMicroBatches))
+                    model.forwardBackward(
+                        inputs: batches.inputs, targets: batches.targets, batch: config.schedule.batchSize,
+                        lossScale: 1 / Float(config.globalMicroBatches)) / Double(config.schedule.gradAccum)
             }
             gradientSync.synchronize(gradients: model.grads, loss: &loss)
             guard loss.isFinite else {

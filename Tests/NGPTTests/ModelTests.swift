@@ -275,3 +275,68 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
         )
     }
 }
+
+@Suite struct FusedTrainingStepTests {
+    /// The trainer's fused step against forward then backward. With one head chunk (these sizes) every product has
+    /// the same shapes in the same order, so the loss and every gradient agree bit for bit, in fp32 and bf16.
+    @Test(arguments: [(ModelKind.ngpt, GEMM.Precision.fp32), (.gpt, .fp32), (.ngpt, .bf16), (.gpt, .bf16)])
+    func fusedStepEqualsForwardThenBackward(kind: ModelKind, precision: GEMM.Precision) throws {
+        if precision == .bf16 && (try? GEMM.check(.bf16)) == nil { return }  // no AVX512_BF16 here
+        let config = ModelConfig(kind: kind, vocabSize: 97, dim: 32, layers: 2, heads: 2, mlpHidden: 40, context: 16)
+        let model = try makeModel(config)
+        model.initialize(seed: 3)
+        var rng = SplitMix64(seed: 4)
+        let batch = 3, n = batch * config.context
+        let inputs = (0..<n).map { _ in Int32(rng.below(97)) }, targets = (0..<n).map { _ in Int32(rng.below(97)) }
+        try GEMM.withPrecision(precision) {
+            model.grads.zero()
+            let loss = model.forward(inputs: inputs, targets: targets, batch: batch)
+            model.backward(lossScale: 0.5)
+            let separate = model.grads.array
+            model.grads.zero()
+            let fusedLoss = model.forwardBackward(inputs: inputs, targets: targets, batch: batch, lossScale: 0.5)
+            #expect(fusedLoss == loss)
+            #expect(model.grads.array == separate)
+        }
+    }
+
+    /// Several chunks (a vocabulary large enough that a chunk is 256 rows; 600 rows make two full chunks and a
+    /// partial one) against the head computed whole in Double.
+    @Test func chunkedHeadMatchesTheWholeHead() {
+        let n = 600, d = 16, V = 16_384
+        #expect(OutputHead.chunkRows(rows: n, vocab: V) == 256)
+        var rng = SplitMix64(seed: 8)
+        let x = (0..<n * d).map { _ in Float(rng.normal()) },
+            weight = (0..<V * d).map { _ in Float(0.5 * rng.normal()) }
+        let targets = (0..<n).map { _ in Int32(rng.below(V)) }
+        var chunk = [Float](repeating: 0, count: 256 * V), dx = [Float](repeating: 0, count: n * d)
+        var weightGrad = [Float](repeating: 1, count: V * d)  // beta 1 adds to it
+        let scale: Float = 1 / Float(n)
+        let loss = OutputHead.lossAndGradient(
+            x: x, weight: weight, rows: n, dim: d, vocab: V, targets: targets, logits: nil, chunk: &chunk,
+            gradScale: scale, dx: &dx, weightGrad: &weightGrad, beta: 1)
+        // The same in Double, row by row: z, softmax, dz; dx = dz·W, G = 1 + Σ dzᵀx.
+        var refLoss = 0.0, refDx = [Double](repeating: 0, count: n * d), refG = [Double](repeating: 1, count: V * d)
+        var z = [Double](repeating: 0, count: V)
+        for r in 0..<n {
+            for v in 0..<V {
+                var dot = 0.0
+                for j in 0..<d { dot += Double(x[r * d + j]) * Double(weight[v * d + j]) }
+                z[v] = dot
+            }
+            let m = z.max()!, s = z.reduce(0.0) { $0 + exp($1 - m) }
+            refLoss += log(s) + m - z[Int(targets[r])]
+            for v in 0..<V {
+                let dz = (exp(z[v] - m) / s - (v == Int(targets[r]) ? 1 : 0)) * Double(scale)
+                for j in 0..<d {
+                    refDx[r * d + j] += dz * Double(weight[v * d + j])
+                    refG[v * d + j] += dz * Double(x[r * d + j])
+                }
+            }
+        }
+        #expect(abs(loss - refLoss) / refLoss < 1e-6, "loss \(loss) vs \(refLoss)")
+        #expect(normwiseError(dx, refDx) < 1e-5, "dx \(normwiseError(dx, refDx))")
+        let gradError = normwiseError(weightGrad, refG)
+        #expect(gradError < 1e-5, "weight gradient \(gradError)")
+    }
+}
