@@ -75,6 +75,37 @@ import Testing
         }
     }
 
+    /// The packers' rounding to bf16 is BFloat16.round (what the decoder's weights and vectors use), bit for bit,
+    /// on ties, near-ties, large and tiny normal values and signs (infinities would turn the identity's zeros into
+    /// NaN, so they are not in it). A times the identity (exact in bf16, one non-zero product per entry) gives
+    /// round(A) itself, through every packer: A along and across k, the identity as B along and across k, the
+    /// 32-wide blocks and the scalar tail (k = 40), a partial row tile (m = 20).
+    @Test(.enabled(if: GEMM.hasBF16, "no AVX512_BF16 on this CPU")) func bf16RoundingIsBFloat16Round() {
+        let m = 20, k = 40
+        var rng = SplitMix64(seed: 12)
+        let specials: [Float] = [
+            1 + 0x1p-8, 1 + 3 * 0x1p-8, -(1 + 0x1p-8), 1 + 0x1p-8 + 0x1p-20, 1 + 0x1p-8 - 0x1p-20, 0x1.fe7p127,
+            -0x1.fffep-100, 0x1p-126, 0, 65_504, 1e-30, -3e30,
+        ]
+        var values = rng.normals(m * k, std: 100)
+        for (i, v) in specials.enumerated() { values[i * 37 % (m * k)] = v }
+        let expected = values.map { BFloat16.float(BFloat16.round($0)) }
+        let identity = (0..<k * k).map { $0 / k == $0 % k ? Float(1) : 0 }
+        let transposed = (0..<k * m).map { values[($0 % m) * k + $0 / m] }  // Aᵀ stored [k, m]
+        for transA in [false, true] {
+            for transB in [false, true] {
+                var c = [Float](repeating: 0, count: m * k)
+                GEMM.native(
+                    transA: transA, transB: transB, m: m, n: k, k: k, transA ? transposed : values,
+                    lda: transA ? m : k, identity, ldb: k, &c, ldc: k, precision: .bf16)
+                let wrong = c.indices.filter { c[$0].bitPattern != expected[$0].bitPattern }
+                #expect(
+                    wrong.isEmpty,
+                    "tA \(transA) tB \(transB): \(wrong.count) differ, first \(wrong.first.map { values[$0] } ?? 0)")
+            }
+        }
+    }
+
     /// beta = 0 never reads C (a NaN there must not leak); k = 0 and alpha = 0 scale C by beta.
     @Test func betaZeroIgnoresCAndDegenerateShapes() {
         var c = [Float](repeating: .nan, count: 15 * 33)
