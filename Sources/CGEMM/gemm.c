@@ -289,6 +289,16 @@ __attribute__((target("avx512f"))) static void pack_b_bf16(int transB, const flo
 // ---------------------------------------------------------------------------------------------------------------
 // Micro-kernels: C[0:mr, 0:nr] = alpha · (A panel · B panel) + beta · C (C is not read when beta == 0).
 
+// The tile's C lines are asked for before the loop over k: a step's outputs are fresh lines in memory, and
+// without this every one of the 28 stores (or loads, with beta) at the end waits for its line.
+#define PREFETCH_TILE                                                           \
+  do {                                                                          \
+    for (long i = 0; i < mr; ++i) {                                             \
+      _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                   \
+      if (nr > 16) _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0); \
+    }                                                                           \
+  } while (0)
+
 #define STORE_TILE                                                                   \
   do {                                                                               \
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);              \
@@ -312,6 +322,7 @@ __attribute__((target("avx512f"))) static void kernel_f32(long kc, const float *
                                                           long nr) {
   __m512 acc[MR][2];
   _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  PREFETCH_TILE;
   for (long p = 0; p < kc; ++p) {
     const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
     _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) {
@@ -330,6 +341,7 @@ __attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16(long kq, c
                                                                       float alpha, float beta, long mr, long nr) {
   __m512 acc[MR][2];
   _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  PREFETCH_TILE;
   for (long q = 0; q < kq; ++q) {
     const __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)b),
                    b1 = (__m512bh)_mm512_load_si512((const void *)(b + 16));
