@@ -134,7 +134,8 @@ import Testing
             results.append(c)
         }
         Threads.configure()
-        #expect(results[0].map(\.bitPattern) == results[1].map(\.bitPattern))
+        // a count, not the arrays: a failing == of 96,000-element arrays makes the test library diff them (minutes)
+        #expect(zip(results[0], results[1]).filter { $0.bitPattern != $1.bitPattern }.count == 0)
     }
 }
 

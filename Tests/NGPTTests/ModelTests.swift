@@ -296,7 +296,8 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
             model.grads.zero()
             let fusedLoss = model.forwardBackward(inputs: inputs, targets: targets, batch: batch, lossScale: 0.5)
             #expect(fusedLoss == loss)
-            #expect(model.grads.array == separate)
+            let fused = model.grads.array  // a count, not the arrays: a failing == of large arrays is diffed (slow)
+            #expect(zip(fused, separate).filter { $0.bitPattern != $1.bitPattern }.count == 0)
         }
     }
 
