@@ -454,18 +454,28 @@ long ngpt_packed_b_floats(long k, long n, int bf16) {
   return (panels * NR * (bf16 ? (k + 1) / 2 : k) + 15) / 16 * 16;
 }
 
+// While profiling, the ticks since `start` go to `counter` (attention's packing and tiles count as packing and
+// micro-kernel time like ngpt_gemm's own).
+static void profile_since(_Atomic unsigned long long *counter, unsigned long long start) {
+  if (start) atomic_fetch_add_explicit(counter, __rdtsc() - start, memory_order_relaxed);
+}
+
 void ngpt_pack_a(int transA, const float *A, long lda, long m, long k, void *dst, int bf16) {
+  const unsigned long long start = TICK(atomic_load_explicit(&profiling, memory_order_relaxed));
   if (bf16)
     pack_a_bf16(transA, A, lda, 0, m, 0, k, (uint32_t *)dst);
   else
     pack_a_f32(transA, A, lda, 0, m, 0, k, (float *)dst);
+  profile_since(&profile_pack, start);
 }
 
 void ngpt_pack_b(int transB, const float *B, long ldb, long k, long n, void *dst, int bf16) {
+  const unsigned long long start = TICK(atomic_load_explicit(&profiling, memory_order_relaxed));
   if (bf16)
     pack_b_bf16(transB, B, ldb, 0, k, 0, n, (uint32_t *)dst);
   else
     pack_b_f32(transB, B, ldb, 0, k, 0, n, (float *)dst);
+  profile_since(&profile_pack, start);
 }
 
 void ngpt_gemm_packed(long i0, long i1, long j0, long j1, long depth, float alpha, const void *pa, long ka, long a0,
@@ -475,6 +485,7 @@ void ngpt_gemm_packed(long i0, long i1, long j0, long j1, long depth, float alph
     scale_c(i1 - i0, j1 - j0, beta, C + i0 * ldc + j0, ldc);
     return;
   }
+  const unsigned long long start = TICK(atomic_load_explicit(&profiling, memory_order_relaxed));
   // Panel strides and offsets in the packed unit: floats, or k pairs for bf16 (a0 and b0 even: pairs line up).
   const long sa = bf16 ? (ka + 1) / 2 : ka, sb = bf16 ? (kb + 1) / 2 : kb;
   const long oa = bf16 ? a0 / 2 : a0, ob = bf16 ? b0 / 2 : b0, steps = bf16 ? (depth + 1) / 2 : depth;
@@ -490,6 +501,7 @@ void ngpt_gemm_packed(long i0, long i1, long j0, long j1, long depth, float alph
                    beta, mr, nr);
     }
   }
+  profile_since(&profile_kernel, start);
 }
 
 void *ngpt_thread_buffer(int slot, size_t bytes) {

@@ -3,11 +3,12 @@ import CThreadPool
 import Foundation
 
 /// Where a stretch of work spends its threads' time (`ngpt-bench train`), as shares of threads × wall time:
-/// GEMM micro-kernels and operand packing (counted inside ngpt's GEMM), waits inside parallel jobs (a thread done
-/// with its share before the others), cores idle while one thread runs serial code (outside any job), and the
-/// rest: row kernels, the loss, the optimiser. Counted with the time-stamp counter by CGEMM and CThreadPool while
-/// profiling is on; off, they cost one branch per packed panel and per share. The counters are process-wide: they
-/// describe a stretch in which nothing else in the process runs products (a benchmark).
+/// GEMM micro-kernels and operand packing (counted inside ngpt's GEMM, attention's tiles included), waits inside
+/// parallel jobs (a thread done with its share before the others), cores idle while one thread runs serial code
+/// (outside any job), and the rest: row kernels, attention's softmax, the loss, the optimiser. Counted with the
+/// time-stamp counter by CGEMM and CThreadPool while profiling is on; off, they cost one branch per packed panel and
+/// per share. The counters are process-wide: they describe a stretch in which nothing else in the process runs
+/// products (a benchmark).
 public struct WorkProfile: Sendable {
     public var wallSeconds = 0.0
     public var threads = 1

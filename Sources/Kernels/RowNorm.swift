@@ -23,6 +23,42 @@ public enum RowNorm {
         }
     }
 
+    /// nGPT's residual update after a block's output b, fused row by row (each row stays in L1 between the steps,
+    /// where the separate kernels stream the [rows, cols] matrices through memory four times):
+    ///   b ← b / ‖b‖   (invB);   out = a + α ⊙ (b − a);   out ← out / ‖out‖   (invOut);
+    ///   and, when given, next = out / ‖out‖   (invNext: the following sub-block's input normalisation).
+    /// The same arithmetic as l2Forward, Columns.lerp, l2Forward (and l2Forward into next): the same bits.
+    /// a, b, out, next: [rows, cols]; alpha: [cols]; invB, invOut, invNext: [rows].
+    public static func residualUpdate(
+        a: UnsafePointer<Float>, b: UnsafeMutablePointer<Float>, invB: UnsafeMutablePointer<Float>,
+        alpha: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, invOut: UnsafeMutablePointer<Float>,
+        next: UnsafeMutablePointer<Float>?, invNext: UnsafeMutablePointer<Float>?, rows: Int, cols: Int
+    ) {
+        Threads.parallelFor(rows, workPerItem: 28 * cols) { _, range in
+            for r in range {
+                let ar = a + r * cols, br = b + r * cols, o = out + r * cols
+                let ib = 1 / max(dot(br, br, cols).squareRoot(), l2Floor)
+                scale(br, ib, br, cols)
+                invB[r] = ib
+                var j = 0
+                while j + 16 <= cols {
+                    let av = load16(ar + j)
+                    store16(av + load16(alpha + j) * (load16(br + j) - av), o + j)
+                    j += 16
+                }
+                while j < cols { o[j] = ar[j] + alpha[j] * (br[j] - ar[j]); j += 1 }
+                let io = 1 / max(dot(o, o, cols).squareRoot(), l2Floor)
+                scale(o, io, o, cols)
+                invOut[r] = io
+                if let next {
+                    let inx = 1 / max(dot(o, o, cols).squareRoot(), l2Floor)
+                    scale(o, inx, next + r * cols, cols)
+                    invNext?[r] = inx
+                }
+            }
+        }
+    }
+
     /// dx = (dy − y·⟨y, dy⟩) · invNorm   (or dx += … when `accumulate`).
     /// dy, y, dx: [rows, cols] (dx may be dy); invNorm: [rows].
     public static func l2Backward(

@@ -274,8 +274,9 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
         for l in 0..<c.layers {
             let s = a.layers[l], h = a.h[l], wl = w.blocks[l]
             // --- attention sub-block ---
-            // A = Norm(h) [N, d] (equal to h in value; its Jacobian matters, design §4.1)
-            RowNorm.l2Forward(h, s.a1, invNorm: s.invA1, rows: n, cols: d)
+            // A = Norm(h) [N, d] (equal to h in value; its Jacobian matters, design §4.1); after the first block,
+            // the previous block's fused update has written it
+            if l == 0 { RowNorm.l2Forward(h, s.a1, invNorm: s.invA1, rows: n, cols: d) }
             // q, k, v = h·Wᵀ [N, d]; RoPE on q, k; per-head Norm over d_k; × s_qk
             GEMM.xwT(h, wl.wq, s.q, m: n, k: d, n: d)
             GEMM.xwT(h, wl.wk, s.k, m: n, k: d, n: d)
@@ -292,28 +293,29 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
             Attention.forward(
                 q: s.qs, k: s.ks, v: s.v, ld: d, y: s.y, ldy: d, probs: s.probs, shape: shape,
                 scale: Float(dk).squareRoot())
-            // h_A = Norm(y·W_o)   [N, d]  (h_att is staged in hA, normalised in place)
+            // h_A = Norm(y·W_o)   [N, d]  (h_att is staged in hA, normalised in place);
+            // h ← Norm(A + α_A ⊙ (h_A − A)) into hMid; the MLP's A = Norm(h) into a2   (one fused pass)
             GEMM.xw(s.y, wl.wo, s.hA, m: n, k: d, n: d)
-            RowNorm.l2Forward(s.hA, s.hA, invNorm: s.invHA, rows: n, cols: d)
-            // h ← Norm(A + α_A ⊙ (h_A − A))   (ρ staged in hMid)
             effective.alphaA[l].withUnsafeBufferPointer { al in
-                Columns.lerp(s.a1, s.hA, alpha: al.baseAddress.unsafelyUnwrapped, s.hMid, rows: n, cols: d)
+                RowNorm.residualUpdate(
+                    a: s.a1, b: s.hA, invB: s.invHA, alpha: al.baseAddress.unsafelyUnwrapped, out: s.hMid,
+                    invOut: s.invRho1, next: s.a2, invNext: s.invA2, rows: n, cols: d)
             }
-            RowNorm.l2Forward(s.hMid, s.hMid, invNorm: s.invRho1, rows: n, cols: d)
 
             // --- MLP sub-block ---
-            RowNorm.l2Forward(s.hMid, s.a2, invNorm: s.invA2, rows: n, cols: d)
             // u = s_u ⊙ (h·W_upᵀ) = h·(diag(s_u)W_up)ᵀ, ν = √d·s_ν ⊙ (h·W_gateᵀ)   [N, F]
             GEMM.xwT(s.hMid, scaled.up[l], s.u, m: n, k: d, n: f)
             GEMM.xwT(s.hMid, scaled.gate[l], s.nu, m: n, k: d, n: f)
             SwiGLU.forward(u: s.u, gate: s.nu, s.x, count: n * f)
-            // h_M = Norm(x·W_down)   [N, d]
+            // h_M = Norm(x·W_down)   [N, d];  h_{l+1} = Norm(A + α_M ⊙ (h_M − A)), and the next block's
+            // A = Norm(h_{l+1})   (one fused pass)
             GEMM.xw(s.x, wl.wDown, s.hM, m: n, k: f, n: d)
-            RowNorm.l2Forward(s.hM, s.hM, invNorm: s.invHM, rows: n, cols: d)
+            let nextA = l + 1 < c.layers ? a.layers[l + 1] : nil
             effective.alphaM[l].withUnsafeBufferPointer { al in
-                Columns.lerp(s.a2, s.hM, alpha: al.baseAddress.unsafelyUnwrapped, a.h[l + 1], rows: n, cols: d)
+                RowNorm.residualUpdate(
+                    a: s.a2, b: s.hM, invB: s.invHM, alpha: al.baseAddress.unsafelyUnwrapped, out: a.h[l + 1],
+                    invOut: s.invRho2, next: nextA?.a1, invNext: nextA?.invA1, rows: n, cols: d)
             }
-            RowNorm.l2Forward(a.h[l + 1], a.h[l + 1], invNorm: s.invRho2, rows: n, cols: d)
         }
         return a
     }

@@ -74,8 +74,9 @@ struct TrainBench: ParsableCommand {
         print(shares.render())
         print(
             "shares of threads × wall time (\(Threads.count) threads): GEMM micro-kernels and operand packing inside "
-                + "ngpt's GEMM (0 with OpenBLAS), threads waiting for the others inside parallel kernels, cores idle "
-                + "while one thread runs serial code, and the rest (row kernels, loss, optimiser)")
+                + "ngpt's GEMM, attention's products included (0 with OpenBLAS), threads waiting for the others inside "
+                + "parallel kernels, cores idle while one thread runs serial code, and the rest (row kernels, "
+                + "attention's softmax, loss, optimiser)")
         print(
             "GFLOP/s counts 6N + 12·L·d·T per token (nanoGPT/PaLM); tokens per step: "
                 + "\(batchSize * (try sizes.model.context))"

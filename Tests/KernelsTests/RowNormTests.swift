@@ -23,6 +23,42 @@ import Testing
         #expect(relativeMaxError(y, ref) < Self.forwardTolerance)
     }
 
+    /// The fused residual update gives the bits of the kernels it replaces (l2Forward in place, Columns.lerp,
+    /// l2Forward in place, l2Forward into the next input), with and without the next input, over enough rows to be
+    /// split over the workers (its backward is theirs: the model's finite-difference and PyTorch tests cover it).
+    @Test(arguments: [(1000, 256), (600, 40), (7, 17)])
+    func residualUpdateIsTheSeparateKernels(rows: Int, cols: Int) {
+        var rng = SplitMix64(seed: UInt64(rows + cols))
+        let a = rng.normals(rows * cols), b = rng.normals(rows * cols, std: 2), alpha = rng.normals(cols, std: 0.3)
+        // separately
+        var bSeparate = b, out = [Float](repeating: 0, count: rows * cols), next = out
+        var invB = [Float](repeating: 0, count: rows), invOut = invB, invNext = invB
+        RowNorm.l2Forward(bSeparate, &bSeparate, invNorm: &invB, rows: rows, cols: cols)
+        Columns.lerp(a, bSeparate, alpha: alpha, &out, rows: rows, cols: cols)
+        RowNorm.l2Forward(out, &out, invNorm: &invOut, rows: rows, cols: cols)
+        RowNorm.l2Forward(out, &next, invNorm: &invNext, rows: rows, cols: cols)
+        for withNext in [true, false] {
+            var bFused = b, outFused = [Float](repeating: 0, count: rows * cols), nextFused = outFused
+            var invBFused = [Float](repeating: 0, count: rows), invOutFused = invBFused, invNextFused = invBFused
+            bFused.withUnsafeMutableBufferPointer { bp in
+                nextFused.withUnsafeMutableBufferPointer { np in
+                    invNextFused.withUnsafeMutableBufferPointer { ip in
+                        RowNorm.residualUpdate(
+                            a: a, b: bp.baseAddress!, invB: &invBFused, alpha: alpha, out: &outFused,
+                            invOut: &invOutFused, next: withNext ? np.baseAddress! : nil,
+                            invNext: withNext ? ip.baseAddress! : nil, rows: rows, cols: cols)
+                    }
+                }
+            }
+            func same(_ x: [Float], _ y: [Float]) -> Bool {
+                x.count == y.count && zip(x, y).allSatisfy { $0.bitPattern == $1.bitPattern }
+            }
+            #expect(same(bFused, bSeparate) && same(invBFused, invB))
+            #expect(same(outFused, out) && same(invOutFused, invOut))
+            if withNext { #expect(same(nextFused, next) && same(invNextFused, invNext)) }
+        }
+    }
+
     @Test(arguments: oddSizes)
     func l2BackwardMatchesFiniteDifferences(cols: Int) {
         let rows = 3

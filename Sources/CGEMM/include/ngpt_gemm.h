@@ -72,7 +72,7 @@ void ngpt_gemv_bf16(long rows, long cols, const uint16_t *A, long lda, long n, c
 
 // Profiling (ngpt-bench train): while on, every ngpt_gemm adds the time-stamp-counter ticks its thread spends
 // packing operands (`pack`, of which `pack_b` for op(B)) and in micro-kernels to these counters (summed over
-// threads). Off by default.
+// threads); ngpt_pack_a/b add to `pack` and ngpt_gemm_packed to `kernel` (attention's products). Off by default.
 typedef struct {
   unsigned long long pack, pack_b, kernel, calls;
 } ngpt_gemm_profile;
