@@ -67,23 +67,72 @@ public enum RowNorm {
     ) {
         Threads.parallelFor(rows, workPerItem: 12 * cols) { _, range in
             for r in range {
-                let dyr = dy + r * cols, yr = y + r * cols, dxr = dx + r * cols
-                let inv = invNorm[r]
-                let proj = dot(yr, dyr, cols)
-                let vinv = F32x16(repeating: inv), vproj = F32x16(repeating: proj)
-                var i = 0
-                if accumulate {
-                    while i + 16 <= cols {
-                        store16(load16(dxr + i) + (load16(dyr + i) - load16(yr + i) * vproj) * vinv, dxr + i)
-                        i += 16
+                l2BackwardRow(
+                    dy + r * cols, y: y + r * cols, inv: invNorm[r], dx + r * cols, cols: cols, accumulate: accumulate)
+            }
+        }
+    }
+
+    /// One row of `l2Backward`.
+    @inline(__always)
+    static func l2BackwardRow(
+        _ dyr: UnsafePointer<Float>, y yr: UnsafePointer<Float>, inv: Float, _ dxr: UnsafeMutablePointer<Float>,
+        cols: Int, accumulate: Bool
+    ) {
+        let proj = dot(yr, dyr, cols)
+        let vinv = F32x16(repeating: inv), vproj = F32x16(repeating: proj)
+        var i = 0
+        if accumulate {
+            while i + 16 <= cols {
+                store16(load16(dxr + i) + (load16(dyr + i) - load16(yr + i) * vproj) * vinv, dxr + i)
+                i += 16
+            }
+            while i < cols { dxr[i] += (dyr[i] - yr[i] * proj) * inv; i += 1 }
+        } else {
+            while i + 16 <= cols {
+                store16((load16(dyr + i) - load16(yr + i) * vproj) * vinv, dxr + i)
+                i += 16
+            }
+            while i < cols { dxr[i] = (dyr[i] - yr[i] * proj) * inv; i += 1 }
+        }
+    }
+
+    /// Backward of `residualUpdate` (without its `next`, whose gradient the caller adds through its own
+    /// l2Backward), given g = ∂L/∂out, row by row, each row's ∂L/∂ρ kept in L1 instead of a [rows, cols] pass:
+    ///   gρ = l2Backward(g; out, invOut);   ga = (1 − α) ⊙ gρ;   gb = l2Backward(α ⊙ gρ; b, invB);
+    ///   galpha += Σ_r (b − a) ⊙ gρ   (summed over fixed 256-row blocks, then the blocks in order: the same bits on
+    ///   any number of threads).
+    /// ga and gb are the bits of l2Backward, Columns.lerpBackward, l2Backward; galpha differs from lerpBackward's
+    /// column sums in rounding order only. g, out, a, b (after its normalisation), ga, gb: [rows, cols] (ga may be
+    /// g); alpha, galpha: [cols]; invOut, invB: [rows].
+    public static func residualUpdateBackward(
+        _ g: UnsafePointer<Float>, out: UnsafePointer<Float>, invOut: UnsafePointer<Float>,
+        a: UnsafePointer<Float>, b: UnsafePointer<Float>, invB: UnsafePointer<Float>, alpha: UnsafePointer<Float>,
+        ga: UnsafeMutablePointer<Float>, gb: UnsafeMutablePointer<Float>, galpha: UnsafeMutablePointer<Float>,
+        rows: Int, cols: Int
+    ) {
+        Threads.reduceColumns(rows: rows, cols: cols, workPerItem: 40 * cols, into: galpha) { range, partial in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: cols) { buffer in
+                let grho = buffer.baseAddress.unsafelyUnwrapped
+                for r in range {
+                    let o = r * cols
+                    l2BackwardRow(g + o, y: out + o, inv: invOut[r], grho, cols: cols, accumulate: false)
+                    var j = 0
+                    while j + 16 <= cols {
+                        let gv = load16(grho + j), av = load16(alpha + j)
+                        store16(load16(partial + j) + (load16(b + o + j) - load16(a + o + j)) * gv, partial + j)
+                        store16((1 - av) * gv, ga + o + j)
+                        store16(av * gv, gb + o + j)
+                        j += 16
                     }
-                    while i < cols { dxr[i] += (dyr[i] - yr[i] * proj) * inv; i += 1 }
-                } else {
-                    while i + 16 <= cols {
-                        store16((load16(dyr + i) - load16(yr + i) * vproj) * vinv, dxr + i)
-                        i += 16
+                    while j < cols {
+                        let gv = grho[j]
+                        partial[j] += (b[o + j] - a[o + j]) * gv
+                        ga[o + j] = (1 - alpha[j]) * gv
+                        gb[o + j] = alpha[j] * gv
+                        j += 1
                     }
-                    while i < cols { dxr[i] = (dyr[i] - yr[i] * proj) * inv; i += 1 }
+                    l2BackwardRow(gb + o, y: b + o, inv: invB[r], gb + o, cols: cols, accumulate: false)
                 }
             }
         }

@@ -29,7 +29,7 @@ extension NGPTModel {
 public final class NGPTActivations: StreamActivations {
     let layers: [Layer]
     // backward scratch of nGPT's own: the LERP's and normalisations' gradients ([n, d]) and α's ([d])
-    let gA: UnsafeMutablePointer<Float>, gB: UnsafeMutablePointer<Float>, grho: UnsafeMutablePointer<Float>,
+    let gA: UnsafeMutablePointer<Float>, gB: UnsafeMutablePointer<Float>,
         gd1: UnsafeMutablePointer<Float>, gAlpha: UnsafeMutablePointer<Float>
 
     struct Layer {
@@ -52,7 +52,7 @@ public final class NGPTActivations: StreamActivations {
                 a2: A.floats(n * d), invA2: A.floats(n), u: A.floats(n * f), nu: A.floats(n * f),
                 x: A.floats(n * f), hM: A.floats(n * d), invHM: A.floats(n), invRho2: A.floats(n))
         }
-        gA = A.floats(n * d); gB = A.floats(n * d); grho = A.floats(n * d); gd1 = A.floats(n * d)
+        gA = A.floats(n * d); gB = A.floats(n * d); gd1 = A.floats(n * d)
         gAlpha = A.floats(d)
         super.init(config: c, batch: batch, arena: A)
     }

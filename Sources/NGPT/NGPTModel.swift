@@ -392,17 +392,15 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
         alphaGrad: UnsafeMutablePointer<Float>, alphaRaw: UnsafePointer<Float>, acts: NGPTActivations
     ) {
         let n = acts.n, d = config.dim
-        RowNorm.l2Backward(g, y: out, invNorm: invRho, acts.grho, rows: n, cols: d)
         acts.gAlpha.update(repeating: 0, count: d)
         alpha.withUnsafeBufferPointer { al in
-            Columns.lerpBackward(
-                acts.grho, a: a, b: b, alpha: al.baseAddress.unsafelyUnwrapped, ga: acts.gA, gb: acts.gB,
-                galpha: acts.gAlpha, rows: n, cols: d)
+            RowNorm.residualUpdateBackward(
+                g, out: out, invOut: invRho, a: a, b: b, invB: invB, alpha: al.baseAddress.unsafelyUnwrapped,
+                ga: acts.gA, gb: acts.gB, galpha: acts.gAlpha, rows: n, cols: d)
         }
         accumulateAlphaGradient(
             alphaGrad, raw: alphaRaw, effectiveGrad: acts.gAlpha,
             factor: ScaleVector.alpha(config).factor)
-        RowNorm.l2Backward(acts.gB, y: b, invNorm: invB, acts.gB, rows: n, cols: d)
     }
 
     /// Given G, the gradient of diag(factor·s)·W: dW[r] += factor·s[r]·G[r] and ds_raw[r] += rawFactor·⟨G[r], W[r]⟩

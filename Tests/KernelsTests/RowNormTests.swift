@@ -59,6 +59,36 @@ import Testing
         }
     }
 
+    /// The fused residual backward against the kernels it replaces (l2Backward, Columns.lerpBackward, l2Backward):
+    /// ga and gb bit for bit; α's gradient, summed over row blocks instead of whole columns, to rounding.
+    @Test(arguments: [(1000, 256), (600, 40), (7, 17)])
+    func residualUpdateBackwardIsTheSeparateKernels(rows: Int, cols: Int) {
+        var rng = SplitMix64(seed: UInt64(3 * rows + cols))
+        let g = rng.normals(rows * cols), a = rng.normals(rows * cols), alpha = rng.normals(cols, std: 0.3)
+        var b = rng.normals(rows * cols), out = [Float](repeating: 0, count: rows * cols)
+        var invB = [Float](repeating: 0, count: rows), invOut = invB
+        RowNorm.l2Forward(b, &b, invNorm: &invB, rows: rows, cols: cols)
+        Columns.lerp(a, b, alpha: alpha, &out, rows: rows, cols: cols)
+        RowNorm.l2Forward(out, &out, invNorm: &invOut, rows: rows, cols: cols)
+        // separately
+        var grho = [Float](repeating: 0, count: rows * cols), ga = grho, gb = grho
+        var galpha = [Float](repeating: 0.5, count: cols)
+        RowNorm.l2Backward(g, y: out, invNorm: invOut, &grho, rows: rows, cols: cols)
+        Columns.lerpBackward(grho, a: a, b: b, alpha: alpha, ga: &ga, gb: &gb, galpha: &galpha, rows: rows, cols: cols)
+        gb.withUnsafeMutableBufferPointer { p in
+            RowNorm.l2Backward(p.baseAddress!, y: b, invNorm: invB, p.baseAddress!, rows: rows, cols: cols)
+        }
+        // fused
+        var gaFused = [Float](repeating: 0, count: rows * cols), gbFused = gaFused
+        var galphaFused = [Float](repeating: 0.5, count: cols)
+        RowNorm.residualUpdateBackward(
+            g, out: out, invOut: invOut, a: a, b: b, invB: invB, alpha: alpha, ga: &gaFused, gb: &gbFused,
+            galpha: &galphaFused, rows: rows, cols: cols)
+        func differing(_ x: [Float], _ y: [Float]) -> Int { zip(x, y).filter { $0.bitPattern != $1.bitPattern }.count }
+        #expect(differing(gaFused, ga) == 0 && differing(gbFused, gb) == 0)
+        #expect(relativeMaxError(galphaFused, galpha.map(Double.init)) < 1e-5)
+    }
+
     @Test(arguments: oddSizes)
     func l2BackwardMatchesFiniteDifferences(cols: Int) {
         let rows = 3
