@@ -81,7 +81,9 @@ public enum Columns {
         }
     }
 
-    /// Backward of `lerp`: ga = (1 − α) ⊙ g, gb = α ⊙ g, and gα += Σ_r (b − a) ⊙ g.
+    /// Backward of `lerp`: ga = (1 − α) ⊙ g, gb = α ⊙ g, and gα += Σ_r (b − a) ⊙ g. nGPT's training uses
+    /// RowNorm.residualUpdateBackward, this fused with its two normalisations; this stays as its readable
+    /// reference (the fused kernel is tested against it).
     public static func lerpBackward(
         _ g: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
         alpha: UnsafePointer<Float>, ga: UnsafeMutablePointer<Float>,
