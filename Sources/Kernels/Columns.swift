@@ -68,17 +68,23 @@ public enum Columns {
         _ out: UnsafeMutablePointer<Float>, rows: Int, cols: Int
     ) {
         Threads.parallelFor(rows, workPerItem: 12 * cols) { _, range in
-            for r in range {
-                let ar = a + r * cols, br = b + r * cols, o = out + r * cols
-                var j = 0
-                while j + 16 <= cols {
-                    let av = load16(ar + j)
-                    store16(av + load16(alpha + j) * (load16(br + j) - av), o + j)
-                    j += 16
-                }
-                while j < cols { o[j] = ar[j] + alpha[j] * (br[j] - ar[j]); j += 1 }
-            }
+            for r in range { lerpRow(a + r * cols, b + r * cols, alpha: alpha, out + r * cols, cols: cols) }
         }
+    }
+
+    /// One row of `lerp` (also RowNorm.residualUpdate's step).
+    @inline(__always)
+    static func lerpRow(
+        _ ar: UnsafePointer<Float>, _ br: UnsafePointer<Float>, alpha: UnsafePointer<Float>,
+        _ o: UnsafeMutablePointer<Float>, cols: Int
+    ) {
+        var j = 0
+        while j + 16 <= cols {
+            let av = load16(ar + j)
+            store16(av + load16(alpha + j) * (load16(br + j) - av), o + j)
+            j += 16
+        }
+        while j < cols { o[j] = ar[j] + alpha[j] * (br[j] - ar[j]); j += 1 }
     }
 
     /// Backward of `lerp`: ga = (1 − α) ⊙ g, gb = α ⊙ g, and gα += Σ_r (b − a) ⊙ g. nGPT's training uses

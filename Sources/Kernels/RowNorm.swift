@@ -40,13 +40,7 @@ public enum RowNorm {
                 let ib = 1 / max(dot(br, br, cols).squareRoot(), l2Floor)
                 scale(br, ib, br, cols)
                 invB[r] = ib
-                var j = 0
-                while j + 16 <= cols {
-                    let av = load16(ar + j)
-                    store16(av + load16(alpha + j) * (load16(br + j) - av), o + j)
-                    j += 16
-                }
-                while j < cols { o[j] = ar[j] + alpha[j] * (br[j] - ar[j]); j += 1 }
+                Columns.lerpRow(ar, br, alpha: alpha, o, cols: cols)
                 let io = 1 / max(dot(o, o, cols).squareRoot(), l2Floor)
                 scale(o, io, o, cols)
                 invOut[r] = io

@@ -99,43 +99,18 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
 
     public func projectWeights() -> Float { 0 }
 
-    public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Double {
-        let a = forwardBlocks(inputs: inputs, targets: targets, batch: batch)
-        let n = a.n, V = config.vocabSize
-        // z = RMSNorm_f(h_L)·E_outᵀ   [N, V]
-        GEMM.xwT(a.hf, w.output, a.z, m: n, k: config.dim, n: V)
-        return CrossEntropy.forwardBackward(logits: a.z, targets: targets, rows: n, vocab: V) / Double(n)
+    /// z = RMSNorm_f(h_L)·E_outᵀ: dz·E_out goes to a.ga, then through the final norm (`finishHeadBackward`).
+    override func head(_ a: GPTActivations) -> HeadOperands {
+        HeadOperands(x: a.hf, weight: w.output, dx: a.ga, weightGrad: g.output, beta: 1)
     }
 
-    public func backward(lossScale: Float) {
-        guard let a = activations.current else { preconditionFailure("backward before forward") }
-        _ = headLossAndGradient(a, logits: a.z, lossScale: lossScale)
-        backwardBlocks(a)
-    }
-
-    public func forwardBackward(
-        inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int, lossScale: Float
-    ) -> Double {
-        let a = forwardBlocks(inputs: inputs, targets: targets, batch: batch)
-        let loss = headLossAndGradient(a, logits: nil, lossScale: lossScale)
-        backwardBlocks(a)
-        return loss / Double(a.n)
-    }
-
-    /// The head's loss (summed over rows) and backward, from the forward's logits or chunk by chunk (`OutputHead`):
-    /// dz = (softmax − onehot)·lossScale/N, dE_out += dzᵀ·RMSNorm_f(h_L), then through the final norm into a.gh.
-    private func headLossAndGradient(_ a: GPTActivations, logits: UnsafePointer<Float>?, lossScale: Float) -> Double {
-        let c = config, n = a.n
-        let loss = OutputHead.lossAndGradient(
-            x: a.hf, weight: w.output, rows: n, dim: c.dim, vocab: c.vocabSize, targets: a.targets, logits: logits,
-            chunk: a.headChunk, gradScale: lossScale / Float(n), dx: a.ga, weightGrad: g.output, beta: 1)
+    override func finishHeadBackward(_ a: GPTActivations) {
         RowNorm.rmsBackward(
-            a.ga, x: a.h[c.layers], gain: w.norm, rstd: a.rstdF, a.gh, dgain: g.norm, rows: n, cols: c.dim)
-        return loss
+            a.ga, x: a.h[config.layers], gain: w.norm, rstd: a.rstdF, a.gh, dgain: g.norm, rows: a.n, cols: config.dim)
     }
 
     /// Embeddings, blocks and the final norm: everything before the output matrix (saving what backward reads).
-    private func forwardBlocks(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int)
+    override func forwardBlocks(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int)
         -> GPTActivations
     {
         let a = activations.use(batch: batch) { GPTActivations(config: config, batch: batch) }
@@ -172,8 +147,7 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
         return a
     }
 
-    /// The blocks' backward, from dh_L in a.gh down to the embeddings.
-    private func backwardBlocks(_ a: GPTActivations) {
+    override func backwardBlocks(_ a: GPTActivations) {
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         let shape = AttentionShape(batch: a.batch, context: c.context, heads: H, headDim: dk)
         var gh = a.gh, ghNext = a.ghNext

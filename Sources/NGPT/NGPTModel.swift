@@ -219,47 +219,21 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
         }
     }
 
-    public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int) -> Double {
-        let a = forwardBlocks(inputs: inputs, targets: targets, batch: batch)
-        let n = a.n, d = config.dim, V = config.vocabSize
-        // z = s_z ⊙ (h_L·E_outᵀ) = h_L·(diag(s_z)E_out)ᵀ   [N, V]; no final norm
-        GEMM.xwT(a.h[config.layers], scaled.output, a.z, m: n, k: d, n: V)
-        return CrossEntropy.forwardBackward(logits: a.z, targets: targets, rows: n, vocab: V) / Double(n)
+    /// z = s_z ⊙ (h_L·E_outᵀ) = h_L·(diag(s_z)E_out)ᵀ (no final norm). G = dzᵀ·h_L is the gradient of
+    /// E_s = diag(s_z)·E_out [V, d]: dh_L = dz·E_s goes to a.gh, and `finishHeadBackward` unfolds G:
+    /// dE_out[v] += s_z[v]·G[v],  ds_z,raw[v] += √d·⟨G[v], E_out[v]⟩.
+    override func head(_ a: NGPTActivations) -> HeadOperands {
+        HeadOperands(x: a.h[config.layers], weight: scaled.output, dx: a.gh, weightGrad: scaled.gradOut, beta: 0)
     }
 
-    public func backward(lossScale: Float) {
-        guard let a = activations.current else { preconditionFailure("backward before forward") }
-        _ = headLossAndGradient(a, logits: a.z, lossScale: lossScale)
-        backwardBlocks(a)
-    }
-
-    public func forwardBackward(
-        inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int, lossScale: Float
-    ) -> Double {
-        let a = forwardBlocks(inputs: inputs, targets: targets, batch: batch)
-        let loss = headLossAndGradient(a, logits: nil, lossScale: lossScale)
-        backwardBlocks(a)
-        return loss / Double(a.n)
-    }
-
-    /// The head's loss (summed over rows) and backward, from the forward's logits or chunk by chunk (`OutputHead`).
-    /// G = dzᵀ·h_L is the gradient of E_s = diag(s_z)·E_out   [V, d]:
-    ///   dE_out[v] += s_z[v]·G[v],  ds_z,raw[v] += √d·⟨G[v], E_out[v]⟩,  dh_L = dz·E_s   (into a.gh)
-    private func headLossAndGradient(_ a: NGPTActivations, logits: UnsafePointer<Float>?, lossScale: Float) -> Double {
-        let c = config, n = a.n
-        // dz = (softmax − onehot) · lossScale / N
-        let loss = OutputHead.lossAndGradient(
-            x: a.h[c.layers], weight: scaled.output, rows: n, dim: c.dim, vocab: c.vocabSize, targets: a.targets,
-            logits: logits, chunk: a.headChunk, gradScale: lossScale / Float(n), dx: a.gh, weightGrad: scaled.gradOut,
-            beta: 0)
+    override func finishHeadBackward(_ a: NGPTActivations) {
         unfoldScaleGradient(
             scaled.gradOut, weight: w.output, weightGrad: g.output, scale: effective.sz, factor: 1, scaleGrad: g.sZ,
-            rawFactor: ScaleVector.z(c).factor, rows: c.vocabSize)
-        return loss
+            rawFactor: ScaleVector.z(config).factor, rows: config.vocabSize)
     }
 
-    /// Embeddings and blocks: everything before the head (saving what the backward reads).
-    private func forwardBlocks(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int)
+    /// Embeddings and blocks (the effective scales folded first): everything before the head.
+    override func forwardBlocks(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int)
         -> NGPTActivations
     {
         let a = activations.use(batch: batch) { NGPTActivations(config: config, batch: batch) }
@@ -320,8 +294,7 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
         return a
     }
 
-    /// The blocks' backward, from dh_L in a.gh down to the embeddings.
-    private func backwardBlocks(_ a: NGPTActivations) {
+    override func backwardBlocks(_ a: NGPTActivations) {
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         let shape = AttentionShape(batch: a.batch, context: c.context, heads: H, headDim: dk)
         let sqrtD = Float(d).squareRoot(), cqk = ScaleVector.qk(c).factor
