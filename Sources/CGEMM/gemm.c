@@ -386,56 +386,194 @@ ngpt_gemm_profile ngpt_gemm_profile_read(int reset) {
 // Time stamps around the packing calls when profiling (a branch per panel otherwise).
 #define TICK(profile) ((profile) ? __rdtsc() : 0)
 
+// Packed panels are counted in 4-byte units: floats, or words holding a k pair (bf16).
+static long units(long kc, int bf16) { return bf16 ? (kc + 1) / 2 : kc; }
+static long whole_panels(long n) { return (n + NR - 1) / NR * NR; }
+
+// Ticks spent packing, summed over one call (profiling only).
+struct ticks {
+  unsigned long long packing, packing_b;
+};
+
+static void pack_a_block(int transA, const float *A, long lda, long i0, long mc, long p0, long kc, float *dst, int bf16,
+                         int profile, struct ticks *t) {
+  unsigned long long start = TICK(profile);
+  if (bf16)
+    pack_a_bf16(transA, A, lda, i0, mc, p0, kc, (uint32_t *)dst);
+  else
+    pack_a_f32(transA, A, lda, i0, mc, p0, kc, dst);
+  if (profile) t->packing += __rdtsc() - start;
+}
+
+static void pack_b_block(int transB, const float *B, long ldb, long p0, long kc, long j0, long nc, float *dst, int bf16,
+                         int profile, struct ticks *t) {
+  unsigned long long start = TICK(profile);
+  if (bf16)
+    pack_b_bf16(transB, B, ldb, p0, kc, j0, nc, (uint32_t *)dst);
+  else
+    pack_b_f32(transB, B, ldb, p0, kc, j0, nc, dst);
+  if (profile) t->packing_b += __rdtsc() - start;
+}
+
+// C[0:mc, 0:nc] = alpha · (packed A block · packed B block) + beta · C, tile by tile: NR-wide column panels
+// outside, MR-row panels inside, so that one B panel stays in L1 while the block's A panels stream past it.
+static void multiply_block(long mc, long nc, long kc, const float *pa, const float *pb, float *C, long ldc, float alpha,
+                           float beta, int bf16) {
+  const long u = units(kc, bf16);
+  for (long jr = 0; jr < nc; jr += NR) {
+    for (long ir = 0; ir < mc; ir += MR) {
+      float *c = C + ir * ldc + jr;
+      const long mr = min_l(MR, mc - ir), nr = min_l(NR, nc - jr);
+      if (bf16)
+        kernel_bf16(u, (const uint32_t *)(pa + ir * u), (const uint32_t *)(pb + jr * u), c, ldc, alpha, beta, mr, nr);
+      else
+        kernel_f32(u, pa + ir * u, pb + jr * u, c, ldc, alpha, beta, mr, nr);
+    }
+  }
+}
+
+// The drivers. Each packs a KC-deep slice of op(B) into NR-wide panels for up to NC columns, then for each MC-row
+// block packs op(A)'s slice and runs the micro-kernels; beta applies to the first slice of C's sum. Products that
+// share an operand pack it once for all of them (ngpt_gemm_group). The sum over k runs slice by slice in the same
+// order for every C element in all three, so a group gives the bits of its products run one after another.
+
+// Products sharing op(B) (one product is this with count 1): NC column blocks, KC slices, each product's MC row
+// blocks.
+static void gemm_shared_b(int transA, int transB, const ngpt_gemm_part *parts, int count, float alpha, float beta,
+                          int bf16, int profile, struct ticks *t) {
+  const long n = parts[0].n, k = parts[0].k, depth = bf16 ? KC_BF16 : KC;
+  float *pa = buffer(&packed_a, sizeof(float) * MC * KC), *pb = buffer(&packed_b, sizeof(float) * KC * NC);
+  for (long jc = 0; jc < n; jc += NC) {
+    const long nc = min_l(NC, n - jc);
+    for (long pc = 0; pc < k; pc += depth) {
+      const long kc = min_l(depth, k - pc);
+      pack_b_block(transB, parts[0].B, parts[0].ldb, pc, kc, jc, nc, pb, bf16, profile, t);
+      for (int g = 0; g < count; ++g) {
+        const ngpt_gemm_part *p = parts + g;
+        for (long ic = 0; ic < p->m; ic += MC) {
+          const long mc = min_l(MC, p->m - ic);
+          pack_a_block(transA, p->A, p->lda, ic, mc, pc, kc, pa, bf16, profile, t);
+          multiply_block(mc, nc, kc, pa, pb, p->C + ic * p->ldc + jc, p->ldc, alpha, pc == 0 ? beta : 1, bf16);
+        }
+      }
+    }
+  }
+}
+
+// Products sharing op(A) (q, k and v from one input): every product's slice of op(B) is packed side by side, then
+// each MC-row block of op(A) is packed once and multiplied by all of them. The products' columns, each rounded up
+// to whole panels, must fit one block (NC); the caller checks.
+static void gemm_shared_a(int transA, int transB, const ngpt_gemm_part *parts, int count, float alpha, float beta,
+                          int bf16, int profile, struct ticks *t) {
+  const long m = parts[0].m, k = parts[0].k, depth = bf16 ? KC_BF16 : KC;
+  float *pa = buffer(&packed_a, sizeof(float) * MC * KC), *pb = buffer(&packed_b, sizeof(float) * KC * NC);
+  for (long pc = 0; pc < k; pc += depth) {
+    const long kc = min_l(depth, k - pc), u = units(kc, bf16);
+    for (long g = 0, column = 0; g < count; column += whole_panels(parts[g].n), ++g)
+      pack_b_block(transB, parts[g].B, parts[g].ldb, pc, kc, 0, parts[g].n, pb + column * u, bf16, profile, t);
+    for (long ic = 0; ic < m; ic += MC) {
+      const long mc = min_l(MC, m - ic);
+      pack_a_block(transA, parts[0].A, parts[0].lda, ic, mc, pc, kc, pa, bf16, profile, t);
+      for (long g = 0, column = 0; g < count; column += whole_panels(parts[g].n), ++g) {
+        const ngpt_gemm_part *p = parts + g;
+        multiply_block(mc, p->n, kc, pa, pb + column * u, p->C + ic * p->ldc, p->ldc, alpha, pc == 0 ? beta : 1, bf16);
+      }
+    }
+  }
+}
+
+// Products summed into one C (∂L/∂x of q, k and v): for each NC column block every product's every slice of op(B)
+// is packed first, then each MC-row block of C takes all the products' slices while it is in L2. Every packed
+// slice of the block must fit the B buffer (KC × NC floats); the caller checks.
+static void gemm_summed(int transA, int transB, const ngpt_gemm_part *parts, int count, float alpha, float beta,
+                        int bf16, int profile, struct ticks *t) {
+  const long m = parts[0].m, n = parts[0].n, depth = bf16 ? KC_BF16 : KC;
+  float *C = parts[0].C;
+  const long ldc = parts[0].ldc;
+  float *pa = buffer(&packed_a, sizeof(float) * MC * KC), *pb = buffer(&packed_b, sizeof(float) * KC * NC);
+  for (long jc = 0; jc < n; jc += NC) {
+    const long nc = min_l(NC, n - jc), width = whole_panels(nc);
+    float *slice = pb;
+    for (int g = 0; g < count; ++g) {
+      for (long pc = 0; pc < parts[g].k; pc += depth) {
+        const long kc = min_l(depth, parts[g].k - pc);
+        pack_b_block(transB, parts[g].B, parts[g].ldb, pc, kc, jc, nc, slice, bf16, profile, t);
+        slice += units(kc, bf16) * width;
+      }
+    }
+    for (long ic = 0; ic < m; ic += MC) {
+      const long mc = min_l(MC, m - ic);
+      float b = beta;
+      slice = pb;
+      for (int g = 0; g < count; ++g) {
+        for (long pc = 0; pc < parts[g].k; pc += depth) {
+          const long kc = min_l(depth, parts[g].k - pc);
+          pack_a_block(transA, parts[g].A, parts[g].lda, ic, mc, pc, kc, pa, bf16, profile, t);
+          multiply_block(mc, nc, kc, pa, slice, C + ic * ldc + jc, ldc, alpha, b, bf16);
+          slice += units(kc, bf16) * width;
+          b = 1;
+        }
+      }
+    }
+  }
+}
+
+// Whether a group fits its driver's one packed block of op(B) (else its products run one after another).
+static int group_fits(int share, const ngpt_gemm_part *parts, int count, int bf16) {
+  long floats = 0;
+  for (int g = 0; g < count; ++g) {
+    if (share == NGPT_GEMM_SHARE_A) floats += whole_panels(parts[g].n);
+    if (share == NGPT_GEMM_SUM) floats += units(parts[g].k, bf16) * whole_panels(min_l(NC, parts[g].n));
+  }
+  return share == NGPT_GEMM_SHARE_A ? floats <= NC : floats <= (long)KC * NC;
+}
+
+void ngpt_gemm_group(int transA, int transB, int share, const ngpt_gemm_part *parts, int count, float alpha, float beta,
+                     int bf16) {
+  if (count <= 0) return;
+  int live = 0;  // products with something to add
+  for (int g = 0; g < count; ++g) live += parts[g].k > 0 && parts[g].m > 0 && parts[g].n > 0;
+  if (live < count || alpha == 0 || !group_fits(share, parts, count, bf16)) {
+    // Degenerate or too wide: one product at a time (a sum adds each to the previous ones).
+    for (int g = 0; g < count; ++g) {
+      const ngpt_gemm_part *p = parts + g;
+      if (p->m <= 0 || p->n <= 0) continue;
+      const float b = share == NGPT_GEMM_SUM && g > 0 ? 1 : beta;
+      if (p->k <= 0 || alpha == 0) {
+        if (b != 1) scale_c(p->m, p->n, b, p->C, p->ldc);
+      } else {
+        ngpt_gemm(transA, transB, p->m, p->n, p->k, alpha, p->A, p->lda, p->B, p->ldb, b, p->C, p->ldc, bf16);
+      }
+    }
+    return;
+  }
+  const int profile = atomic_load_explicit(&profiling, memory_order_relaxed);
+  const unsigned long long start = TICK(profile);
+  struct ticks t = {0, 0};
+  if (share == NGPT_GEMM_SHARE_A)
+    gemm_shared_a(transA, transB, parts, count, alpha, beta, bf16, profile, &t);
+  else if (share == NGPT_GEMM_SUM)
+    gemm_summed(transA, transB, parts, count, alpha, beta, bf16, profile, &t);
+  else
+    gemm_shared_b(transA, transB, parts, count, alpha, beta, bf16, profile, &t);
+  if (profile) {
+    const unsigned long long total = __rdtsc() - start;
+    atomic_fetch_add_explicit(&profile_pack, t.packing + t.packing_b, memory_order_relaxed);
+    atomic_fetch_add_explicit(&profile_pack_b, t.packing_b, memory_order_relaxed);
+    atomic_fetch_add_explicit(&profile_kernel, total - t.packing - t.packing_b, memory_order_relaxed);
+    atomic_fetch_add_explicit(&profile_calls, 1, memory_order_relaxed);
+  }
+}
+
 void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *A, long lda, const float *B,
                long ldb, float beta, float *C, long ldc, int bf16) {
-  const int profile = atomic_load_explicit(&profiling, memory_order_relaxed);
-  unsigned long long start = TICK(profile), packing = 0, packing_b = 0;
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == 0) {
     scale_c(m, n, beta, C, ldc);
     return;
   }
-  void *pa = buffer(&packed_a, sizeof(float) * MC * KC);
-  void *pb = buffer(&packed_b, sizeof(float) * KC * NC);
-  for (long jc = 0; jc < n; jc += NC) {
-    long nc = min_l(NC, n - jc);
-    for (long pc = 0; pc < k; pc += bf16 ? KC_BF16 : KC) {
-      long kc = min_l(bf16 ? KC_BF16 : KC, k - pc), kq = (kc + 1) / 2;
-      float b = pc == 0 ? beta : 1.0f;
-      unsigned long long t = TICK(profile);
-      if (bf16)
-        pack_b_bf16(transB, B, ldb, pc, kc, jc, nc, (uint32_t *)pb);
-      else
-        pack_b_f32(transB, B, ldb, pc, kc, jc, nc, (float *)pb);
-      if (profile) packing_b += __rdtsc() - t;
-      for (long ic = 0; ic < m; ic += MC) {
-        long mc = min_l(MC, m - ic);
-        unsigned long long ta = TICK(profile);
-        if (bf16)
-          pack_a_bf16(transA, A, lda, ic, mc, pc, kc, (uint32_t *)pa);
-        else
-          pack_a_f32(transA, A, lda, ic, mc, pc, kc, (float *)pa);
-        if (profile) packing += __rdtsc() - ta;
-        for (long jr = 0; jr < nc; jr += NR) {
-          for (long ir = 0; ir < mc; ir += MR) {
-            float *c = C + (ic + ir) * ldc + jc + jr;
-            long mr = min_l(MR, mc - ir), nr = min_l(NR, nc - jr);
-            if (bf16)
-              kernel_bf16(kq, (const uint32_t *)pa + ir * kq, (const uint32_t *)pb + jr * kq, c, ldc, alpha, b, mr, nr);
-            else
-              kernel_f32(kc, (const float *)pa + ir * kc, (const float *)pb + jr * kc, c, ldc, alpha, b, mr, nr);
-          }
-        }
-      }
-    }
-  }
-  if (profile) {
-    unsigned long long total = __rdtsc() - start;
-    atomic_fetch_add_explicit(&profile_pack, packing + packing_b, memory_order_relaxed);
-    atomic_fetch_add_explicit(&profile_pack_b, packing_b, memory_order_relaxed);
-    atomic_fetch_add_explicit(&profile_kernel, total - packing - packing_b, memory_order_relaxed);
-    atomic_fetch_add_explicit(&profile_calls, 1, memory_order_relaxed);
-  }
+  const ngpt_gemm_part part = {A, lda, B, ldb, C, ldc, m, n, k};
+  ngpt_gemm_group(transA, transB, NGPT_GEMM_SHARE_B, &part, 1, alpha, beta, bf16);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

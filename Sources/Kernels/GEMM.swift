@@ -126,24 +126,116 @@ public enum GEMM {
         _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
         _ c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision
     ) {
-        let tile = 14
-        let tiles = (m + tile - 1) / tile
-        let bf16: Int32 = precision == .bf16 ? 1 : 0
-        nonisolated(unsafe) let a = a, b = b, c = c
-        // One share: rows m0..<m1 of C over k0..<k0+depth, into `out` (leading dimension ldo, scaled by beta first).
-        func share(
-            _ m0: Int, _ m1: Int, _ k0: Int, _ depth: Int, _ out: UnsafeMutablePointer<Float>, _ ldo: Int, _ beta: Float
-        ) {
-            let aStart = transA ? a + k0 * lda + m0 : a + m0 * lda + k0
-            let bStart = transB ? b + k0 : b + k0 * ldb
-            ngpt_gemm(
-                transA ? 1 : 0, transB ? 1 : 0, m1 - m0, n, depth, alpha, aStart, lda, bStart, ldb, beta,
-                out + m0 * ldo, ldo, bf16)
+        var part = Product(a, lda: lda, b, ldb: ldb, c, ldc: ldc, m: m, n: n, k: k)
+        withUnsafePointer(to: &part) {
+            native(
+                transA: transA, transB: transB, shared: .b, UnsafeBufferPointer(start: $0, count: 1), alpha: alpha,
+                beta: beta, precision: precision)
         }
-        guard k >= 1024 && k >= 4 * max(m, n) else {
-            Threads.parallelFor(tiles, workPerItem: tile * n * k / 2) { _, range in
-                let m0 = range.lowerBound * tile, m1 = min(m, range.upperBound * tile)
-                if m1 > m0 { share(m0, m1, 0, k, c, ldc, beta) }
+    }
+
+    /// One product of a group (`group`): C = op(A)[m×k] · op(B)[k×n], A stored k×m when transA and B stored n×k
+    /// when transB; row-major with leading dimensions.
+    public struct Product {
+        public var a: UnsafePointer<Float>, lda: Int
+        public var b: UnsafePointer<Float>, ldb: Int
+        public var c: UnsafeMutablePointer<Float>, ldc: Int
+        public var m: Int, n: Int, k: Int
+
+        public init(
+            _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, _ c: UnsafeMutablePointer<Float>,
+            ldc: Int, m: Int, n: Int, k: Int
+        ) {
+            self.a = a; self.lda = lda; self.b = b; self.ldb = ldb; self.c = c; self.ldc = ldc
+            self.m = m; self.n = n; self.k = k
+        }
+    }
+
+    /// What the products of a group have in common, packed once for all of them (CGEMM's ngpt_gemm_group).
+    public enum Shared: Sendable {
+        /// One input, several weights: C_g = op(A)·op(B_g) (q, k and v; SwiGLU's up and gate). Same m and k.
+        case a
+        /// Several inputs, one other operand: C_g = op(A_g)·op(B) (weight gradients of products with one input).
+        /// Same n and k.
+        case b
+        /// One output: C = Σ_g op(A_g)·op(B_g), in order (∂L/∂input of products with one input). Same m and n.
+        case sum
+
+        var code: Int32 {
+            switch self {
+            case .a: Int32(NGPT_GEMM_SHARE_A)
+            case .b: Int32(NGPT_GEMM_SHARE_B)
+            case .sum: Int32(NGPT_GEMM_SUM)
+            }
+        }
+    }
+
+    /// Several products that share an operand: each C_g = alpha · op(A_g) · op(B_g) + beta · C_g, or for `.sum`
+    /// C = alpha · Σ_g op(A_g) · op(B_g) + beta · C. The bits of running them one after another through `gemm`, with
+    /// the shared operand packed once (and for a sum, C passed over once).
+    public static func group(
+        transA: Bool, transB: Bool, shared: Shared, _ products: [Product], alpha: Float = 1, beta: Float = 0
+    ) {
+        guard path == .native else {
+            for (g, p) in products.enumerated() where p.m > 0 && p.n > 0 {
+                cblas_sgemm(
+                    CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(p.m), Int32(p.n), Int32(p.k), alpha, p.a, Int32(p.lda), p.b, Int32(p.ldb),
+                    shared == .sum && g > 0 ? 1 : beta, p.c, Int32(p.ldc))
+            }
+            return
+        }
+        products.withUnsafeBufferPointer {
+            native(transA: transA, transB: transB, shared: shared, $0, alpha: alpha, beta: beta, precision: precision)
+        }
+    }
+
+    /// A group on ngpt's kernel, split over the budget's workers in 14-row tiles of C (for `.b`, the tiles of all
+    /// the products, one product after another).
+    static func native(
+        transA: Bool, transB: Bool, shared: Shared, _ products: UnsafeBufferPointer<Product>, alpha: Float,
+        beta: Float, precision: Precision
+    ) {
+        let tile = 14
+        let bf16: Int32 = precision == .bf16 ? 1 : 0
+        let count = products.count
+        let tiles = products.map { ($0.m + tile - 1) / tile }
+        let tileCount = shared == .b ? tiles.reduce(0, +) : tiles.first ?? 0
+        let n = products.map(\.n).max() ?? 0, k = products.map(\.k).max() ?? 0, m = products.map(\.m).max() ?? 0
+        let work = products.reduce(0) { $0 + $1.n * $1.k } * tile / 2
+        // Rows r0..<r1 of each product (its own rows for `.b`, whose tiles follow one another), over k0..<k0+depth
+        // (the C passed in), as the parts of one call.
+        func run(
+            tiles range: Range<Int>, k0: Int, depth: Int?, into out: ((Int) -> (UnsafeMutablePointer<Float>, Int))?,
+            beta: Float
+        ) {
+            withUnsafeTemporaryAllocation(of: ngpt_gemm_part.self, capacity: count) { parts in
+                var used = 0, first = 0
+                for (g, p) in products.enumerated() {
+                    var lo = range.lowerBound, hi = range.upperBound
+                    if shared == .b {  // this product's tiles are first..<first + tiles[g]
+                        lo = max(lo - first, 0)
+                        hi = min(hi - first, tiles[g])
+                        first += tiles[g]
+                    }
+                    let r0 = lo * tile, r1 = min(p.m, hi * tile)
+                    guard r1 > r0 else { continue }
+                    let a = transA ? p.a + k0 * p.lda + r0 : p.a + r0 * p.lda + k0
+                    let b = transB ? p.b + k0 : p.b + k0 * p.ldb
+                    let (c, ldc) = out?(g) ?? (p.c, p.ldc)
+                    parts[used] = ngpt_gemm_part(
+                        A: a, lda: p.lda, B: b, ldb: p.ldb, C: c + r0 * ldc, ldc: ldc, m: r1 - r0, n: p.n,
+                        k: depth ?? p.k)
+                    used += 1
+                }
+                guard used > 0 else { return }
+                ngpt_gemm_group(
+                    transA ? 1 : 0, transB ? 1 : 0, shared.code, parts.baseAddress, Int32(used), alpha, beta, bf16)
+            }
+        }
+        guard shared == .b && k >= 1024 && k >= 4 * max(m, n) else {
+            Threads.parallelFor(tileCount, workPerItem: work) { _, range in
+                run(tiles: range, k0: 0, depth: nil, into: nil, beta: beta)
             }
             return
         }
@@ -152,26 +244,26 @@ public enum GEMM {
         // the rows packs all of op(B) on every worker. The halves are fixed, so the bits do not depend on the
         // thread count either: C = (beta·C + first half) + second half.
         let firstDepth = k / 2
-        nonisolated(unsafe) let second = ngpt_gemm_scratch(m * n)!
-        Threads.parallelFor(2 * tiles, workPerItem: tile * n * k / 4) { _, range in
-            for half in 0..<2 {
-                let lo = max(range.lowerBound, half * tiles) - half * tiles,
-                    hi = min(range.upperBound, (half + 1) * tiles) - half * tiles
-                let m0 = lo * tile, m1 = min(m, hi * tile)
-                guard m1 > m0 else { continue }
-                if half == 0 {
-                    share(m0, m1, 0, firstDepth, c, ldc, beta)
-                } else {
-                    share(m0, m1, firstDepth, k - firstDepth, second, n, 0)
-                }
-            }
+        var offsets = [0]
+        for p in products { offsets.append(offsets.last! + p.m * p.n) }
+        nonisolated(unsafe) let second = ngpt_gemm_scratch(offsets.last!)!
+        Threads.parallelFor(2 * tileCount, workPerItem: work / 2) { _, range in
+            run(tiles: range.clamped(to: 0..<tileCount), k0: 0, depth: firstDepth, into: nil, beta: beta)
+            let upper = range.clamped(to: tileCount..<2 * tileCount)
+            run(
+                tiles: upper.lowerBound - tileCount..<upper.upperBound - tileCount, k0: firstDepth,
+                depth: k - firstDepth, into: { (second + offsets[$0], products[$0].n) }, beta: 0)
         }
-        Threads.parallelFor(m, workPerItem: 12 * n) { _, rows in
-            for r in rows {
-                let cr = c + r * ldc, sr = second + r * n
-                var j = 0
-                while j + 16 <= n { store16(load16(cr + j) + load16(sr + j), cr + j); j += 16 }
-                while j < n { cr[j] += sr[j]; j += 1 }
+        for (g, p) in products.enumerated() {
+            nonisolated(unsafe) let c = p.c, s = second + offsets[g]
+            let ldc = p.ldc, n = p.n
+            Threads.parallelFor(p.m, workPerItem: 12 * n) { _, rows in
+                for r in rows {
+                    let cr = c + r * ldc, sr = s + r * n
+                    var j = 0
+                    while j + 16 <= n { store16(load16(cr + j) + load16(sr + j), cr + j); j += 16 }
+                    while j < n { cr[j] += sr[j]; j += 1 }
+                }
             }
         }
     }
@@ -201,6 +293,41 @@ public enum GEMM {
         m: Int, k: Int, n: Int, beta: Float = 0
     ) {
         gemm(transA: true, transB: false, m: k, n: n, k: m, x, lda: k, y, ldb: n, beta: beta, g, ldc: n)
+    }
+
+    /// Y_g[M,N_g] = X[M,K] · W_g[N_g,K]ᵀ for weights that share their input (q, k and v; SwiGLU's up and gate):
+    /// X is packed once for all of them. The bits of one `xwT` per weight. (The operands in these tuples are
+    /// typed mutable only because Swift converts pointers in arguments but not inside tuples; they are only read.)
+    public static func xwT(
+        _ x: UnsafePointer<Float>, m: Int, k: Int,
+        _ outputs: [(w: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int)]
+    ) {
+        group(
+            transA: false, transB: true, shared: .a,
+            outputs.map { Product(x, lda: k, $0.w, ldb: k, $0.y, ldc: $0.n, m: m, n: $0.n, k: k) })
+    }
+
+    /// G_g[K_g,N] = X_g[M,K_g]ᵀ · Y[M,N] (+ beta·G_g): the weight gradients of products that share their input Y,
+    /// Y packed once for all of them. The bits of one `xTy` per gradient.
+    public static func xTy(
+        _ terms: [(x: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>, k: Int)], _ y: UnsafePointer<Float>,
+        m: Int, n: Int, beta: Float = 0
+    ) {
+        group(
+            transA: true, transB: false, shared: .b,
+            terms.map { Product($0.x, lda: $0.k, y, ldb: n, $0.g, ldc: n, m: $0.k, n: n, k: m) }, beta: beta)
+    }
+
+    /// Y[M,N] = Σ_g X_g[M,K_g] · W_g[K_g,N] (+ beta·Y), added in order: ∂L/∂input of products that share their
+    /// input, with one pass over Y. The bits of one `xw` per term (the first with beta, the others adding).
+    public static func xw(
+        _ terms: [(x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>, k: Int)],
+        _ y: UnsafeMutablePointer<Float>,
+        m: Int, n: Int, beta: Float = 0
+    ) {
+        group(
+            transA: false, transB: false, shared: .sum,
+            terms.map { Product($0.x, lda: $0.k, $0.w, ldb: n, y, ldc: n, m: m, n: n, k: $0.k) }, beta: beta)
     }
 
     /// y = alpha · op(A) · x + beta · y, with A stored [rows, cols] (lda) and op(A) = A (y has `rows` entries, x

@@ -124,9 +124,7 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
             let s = a.layers[l], h = a.h[l], wl = w.blocks[l]
             // a = RMSNorm₁(h); q, k, v = a·Wᵀ; RoPE(q, k)   [N, d]
             RowNorm.rmsForward(h, gain: wl.attnNorm, s.a1, rstd: s.rstd1, rows: n, cols: d, eps: Self.rmsEps)
-            GEMM.xwT(s.a1, wl.wq, s.q, m: n, k: d, n: d)
-            GEMM.xwT(s.a1, wl.wk, s.k, m: n, k: d, n: d)
-            GEMM.xwT(s.a1, wl.wv, s.v, m: n, k: d, n: d)
+            GEMM.xwT(s.a1, m: n, k: d, [(wl.wq, s.q, d), (wl.wk, s.k, d), (wl.wv, s.v, d)])
             RoPE.rotate(s.q, ld: d, rows: n, heads: H, context: c.context, table: rope)
             RoPE.rotate(s.k, ld: d, rows: n, heads: H, context: c.context, table: rope)
             Attention.forward(
@@ -137,8 +135,7 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
             Columns.add(s.hMid, h, s.hMid, count: n * d)
             // m = RMSNorm₂(h_mid); h_out = h_mid + ((m·W_upᵀ) ⊙ SiLU(m·W_gateᵀ))·W_down
             RowNorm.rmsForward(s.hMid, gain: wl.mlpNorm, s.a2, rstd: s.rstd2, rows: n, cols: d, eps: Self.rmsEps)
-            GEMM.xwT(s.a2, wl.wUp, s.ur, m: n, k: d, n: f)
-            GEMM.xwT(s.a2, wl.wGate, s.vr, m: n, k: d, n: f)
+            GEMM.xwT(s.a2, m: n, k: d, [(wl.wUp, s.ur, f), (wl.wGate, s.vr, f)])
             SwiGLU.forward(u: s.ur, gate: s.vr, s.x, count: n * f)
             GEMM.xw(s.x, wl.wDown, a.h[l + 1], m: n, k: f, n: d)
             Columns.add(a.h[l + 1], s.hMid, a.h[l + 1], count: n * d)
@@ -157,10 +154,8 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
             GEMM.xwT(gh, wl.wDown, a.gx, m: n, k: d, n: f)
             GEMM.xTy(s.x, gh, gl.wDown, m: n, k: f, n: d, beta: 1)
             SwiGLU.backward(a.gx, u: s.ur, gate: s.vr, du: a.gu, dgate: a.gnu, count: n * f)
-            GEMM.xTy(a.gu, s.a2, gl.wUp, m: n, k: f, n: d, beta: 1)
-            GEMM.xTy(a.gnu, s.a2, gl.wGate, m: n, k: f, n: d, beta: 1)
-            GEMM.xw(a.gu, wl.wUp, a.ga, m: n, k: f, n: d)
-            GEMM.xw(a.gnu, wl.wGate, a.ga, m: n, k: f, n: d, beta: 1)
+            GEMM.xTy([(a.gu, gl.wUp, f), (a.gnu, gl.wGate, f)], s.a2, m: n, n: d, beta: 1)
+            GEMM.xw([(a.gu, wl.wUp, f), (a.gnu, wl.wGate, f)], a.ga, m: n, n: d)
             ghNext.update(from: gh, count: n * d)
             RowNorm.rmsBackward(
                 a.ga, x: s.hMid, gain: wl.mlpNorm, rstd: s.rstd2, ghNext,
@@ -174,12 +169,8 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
                 dv: a.gv, ldg: d, scratch: a.attnScratch, shape: shape, scale: 1 / Float(dk).squareRoot())
             RoPE.rotate(a.gq, ld: d, rows: n, heads: H, context: c.context, table: rope, inverse: true)
             RoPE.rotate(a.gk, ld: d, rows: n, heads: H, context: c.context, table: rope, inverse: true)
-            GEMM.xTy(a.gq, s.a1, gl.wq, m: n, k: d, n: d, beta: 1)
-            GEMM.xTy(a.gk, s.a1, gl.wk, m: n, k: d, n: d, beta: 1)
-            GEMM.xTy(a.gv, s.a1, gl.wv, m: n, k: d, n: d, beta: 1)
-            GEMM.xw(a.gq, wl.wq, a.ga, m: n, k: d, n: d)
-            GEMM.xw(a.gk, wl.wk, a.ga, m: n, k: d, n: d, beta: 1)
-            GEMM.xw(a.gv, wl.wv, a.ga, m: n, k: d, n: d, beta: 1)
+            GEMM.xTy([(a.gq, gl.wq, d), (a.gk, gl.wk, d), (a.gv, gl.wv, d)], s.a1, m: n, n: d, beta: 1)
+            GEMM.xw([(a.gq, wl.wq, d), (a.gk, wl.wk, d), (a.gv, wl.wv, d)], a.ga, m: n, n: d)
             ghNext.update(from: gh, count: n * d)
             RowNorm.rmsBackward(
                 a.ga, x: a.h[l], gain: wl.attnNorm, rstd: s.rstd1, ghNext,

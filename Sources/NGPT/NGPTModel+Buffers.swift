@@ -5,13 +5,14 @@ import Kernels
 extension NGPTModel {
     /// Scale vectors that act on a matrix product's outputs are folded into copies of the weights at each
     /// forward (diag(s)·W is [rows, d]; scaling the [tokens, rows] product instead costs a pass over it):
-    /// E_out·diag(s_z), W_up·diag(s_u), W_gate·diag(√d·s_ν). Their gradients come back through `gradOut` and
-    /// `gradMLP` (see `unfoldScaleGradient`).
+    /// E_out·diag(s_z), W_up·diag(s_u), W_gate·diag(√d·s_ν). Their gradients come back through `gradOut`,
+    /// `gradUp` and `gradGate` (see `unfoldScaleGradient`).
     final class ScaledWeights {
         let arena: Arena
         let output: UnsafeMutablePointer<Float>  // [V, d]
         let up: [UnsafeMutablePointer<Float>], gate: [UnsafeMutablePointer<Float>]  // [F, d] per layer
-        let gradOut: UnsafeMutablePointer<Float>, gradMLP: UnsafeMutablePointer<Float>
+        let gradOut: UnsafeMutablePointer<Float>, gradUp: UnsafeMutablePointer<Float>,
+            gradGate: UnsafeMutablePointer<Float>
 
         init(config c: ModelConfig, arena: Arena = Arena()) {
             self.arena = arena
@@ -20,7 +21,8 @@ extension NGPTModel {
             up = (0..<c.layers).map { _ in arena.floats(fd) }
             gate = (0..<c.layers).map { _ in arena.floats(fd) }
             gradOut = arena.floats(vd)
-            gradMLP = arena.floats(fd)
+            gradUp = arena.floats(fd)
+            gradGate = arena.floats(fd)
         }
     }
 }

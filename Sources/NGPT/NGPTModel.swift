@@ -252,16 +252,15 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
             // the previous block's fused update has written it
             if l == 0 { RowNorm.l2Forward(h, s.a1, invNorm: s.invA1, rows: n, cols: d) }
             // q, k, v = h·Wᵀ [N, d]; RoPE on q, k; per-head Norm over d_k; × s_qk
-            GEMM.xwT(h, wl.wq, s.q, m: n, k: d, n: d)
-            GEMM.xwT(h, wl.wk, s.k, m: n, k: d, n: d)
-            GEMM.xwT(h, wl.wv, s.v, m: n, k: d, n: d)
-            RoPE.rotate(s.q, ld: d, rows: n, heads: H, context: c.context, table: rope)
-            RoPE.rotate(s.k, ld: d, rows: n, heads: H, context: c.context, table: rope)
-            RowNorm.l2Forward(s.q, s.qhat, invNorm: s.invQ, rows: n * H, cols: dk)
-            RowNorm.l2Forward(s.k, s.khat, invNorm: s.invK, rows: n * H, cols: dk)
+            GEMM.xwT(h, m: n, k: d, [(wl.wq, s.q, d), (wl.wk, s.k, d), (wl.wv, s.v, d)])
             effective.sqk[l].withUnsafeBufferPointer { sq in
-                Columns.scale(s.qhat, by: sq.baseAddress.unsafelyUnwrapped, s.qs, rows: n, cols: d)
-                Columns.scale(s.khat, by: sq.baseAddress.unsafelyUnwrapped, s.ks, rows: n, cols: d)
+                let sq = sq.baseAddress.unsafelyUnwrapped
+                QKNorm.forward(
+                    s.q, hat: s.qhat, invNorm: s.invQ, scale: sq, scaled: s.qs, rows: n, heads: H, context: c.context,
+                    table: rope)
+                QKNorm.forward(
+                    s.k, hat: s.khat, invNorm: s.invK, scale: sq, scaled: s.ks, rows: n, heads: H, context: c.context,
+                    table: rope)
             }
             // y = softmax(√d_k · q̃k̃ᵀ + mask)·v   [N, d]
             Attention.forward(
@@ -278,8 +277,7 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
 
             // --- MLP sub-block ---
             // u = s_u ⊙ (h·W_upᵀ) = h·(diag(s_u)W_up)ᵀ, ν = √d·s_ν ⊙ (h·W_gateᵀ)   [N, F]
-            GEMM.xwT(s.hMid, scaled.up[l], s.u, m: n, k: d, n: f)
-            GEMM.xwT(s.hMid, scaled.gate[l], s.nu, m: n, k: d, n: f)
+            GEMM.xwT(s.hMid, m: n, k: d, [(scaled.up[l], s.u, f), (scaled.gate[l], s.nu, f)])
             SwiGLU.forward(u: s.u, gate: s.nu, s.x, count: n * f)
             // h_M = Norm(x·W_down)   [N, d];  h_{l+1} = Norm(A + α_M ⊙ (h_M − A)), and the next block's
             // A = Norm(h_{l+1})   (one fused pass)
@@ -310,17 +308,15 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
             GEMM.xTy(s.x, a.gB, gl.wDown, m: n, k: f, n: d, beta: 1)
             SwiGLU.backward(a.gx, u: s.u, gate: s.nu, du: a.gu, dgate: a.gnu, count: n * f)
             // through the folded weights diag(s_u)W_up and diag(√d·s_ν)W_gate (see the head above)
-            GEMM.xTy(a.gu, s.hMid, scaled.gradMLP, m: n, k: f, n: d)
+            GEMM.xTy([(a.gu, scaled.gradUp, f), (a.gnu, scaled.gradGate, f)], s.hMid, m: n, n: d)
             unfoldScaleGradient(
-                scaled.gradMLP, weight: wl.wUp, weightGrad: gl.wUp, scale: effective.su[l], factor: 1,
+                scaled.gradUp, weight: wl.wUp, weightGrad: gl.wUp, scale: effective.su[l], factor: 1,
                 scaleGrad: gl.sU, rawFactor: 1, rows: f)
-            GEMM.xTy(a.gnu, s.hMid, scaled.gradMLP, m: n, k: f, n: d)
             unfoldScaleGradient(
-                scaled.gradMLP, weight: wl.wGate, weightGrad: gl.wGate, scale: effective.sv[l], factor: sqrtD,
+                scaled.gradGate, weight: wl.wGate, weightGrad: gl.wGate, scale: effective.sv[l], factor: sqrtD,
                 scaleGrad: gl.sV, rawFactor: sqrtD, rows: f)
             // ∂L/∂h_mid = du·(diag(s_u)W_up) + dν·(diag(√d·s_ν)W_gate) + Norm'(A)ᵀ dA   (into ghNext)
-            GEMM.xw(a.gu, scaled.up[l], ghNext, m: n, k: f, n: d)
-            GEMM.xw(a.gnu, scaled.gate[l], ghNext, m: n, k: f, n: d, beta: 1)
+            GEMM.xw([(a.gu, scaled.up[l], f), (a.gnu, scaled.gate[l], f)], ghNext, m: n, n: d)
             RowNorm.l2Backward(a.gA, y: s.a2, invNorm: s.invA2, ghNext, rows: n, cols: d, accumulate: true)
             swap(&gh, &ghNext)
 
@@ -333,24 +329,20 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
             Attention.backward(
                 dy: a.gd1, ldy: d, q: s.qs, k: s.ks, v: s.v, ld: d, probs: s.probs, dq: a.gq, dk: a.gk,
                 dv: a.gv, ldg: d, scratch: a.attnScratch, shape: shape, scale: Float(dk).squareRoot())
-            // s_qk feeds both q and k: g_raw += √d · Σ_t (dq̃ ⊙ q̂ + dk̃ ⊙ k̂)
-            Columns.dotAccumulate(a.gq, s.qhat, factor: cqk, into: gl.sQK, rows: n, cols: d)
-            Columns.dotAccumulate(a.gk, s.khat, factor: cqk, into: gl.sQK, rows: n, cols: d)
+            // back through × s_qk, the heads' Norm and RoPE; s_qk feeds both q and k:
+            // g_raw += c · Σ_t (dq̃ ⊙ q̂ + dk̃ ⊙ k̂)
             effective.sqk[l].withUnsafeBufferPointer { sq in
-                Columns.scale(a.gq, by: sq.baseAddress.unsafelyUnwrapped, a.gq, rows: n, cols: d)
-                Columns.scale(a.gk, by: sq.baseAddress.unsafelyUnwrapped, a.gk, rows: n, cols: d)
+                let sq = sq.baseAddress.unsafelyUnwrapped
+                QKNorm.backward(
+                    a.gq, hat: s.qhat, invNorm: s.invQ, scale: sq, scaleGrad: gl.sQK, factor: cqk, rows: n, heads: H,
+                    context: c.context, table: rope)
+                QKNorm.backward(
+                    a.gk, hat: s.khat, invNorm: s.invK, scale: sq, scaleGrad: gl.sQK, factor: cqk, rows: n, heads: H,
+                    context: c.context, table: rope)
             }
-            RowNorm.l2Backward(a.gq, y: s.qhat, invNorm: s.invQ, a.gq, rows: n * H, cols: dk)
-            RowNorm.l2Backward(a.gk, y: s.khat, invNorm: s.invK, a.gk, rows: n * H, cols: dk)
-            RoPE.rotate(a.gq, ld: d, rows: n, heads: H, context: c.context, table: rope, inverse: true)
-            RoPE.rotate(a.gk, ld: d, rows: n, heads: H, context: c.context, table: rope, inverse: true)
             let h = a.h[l]
-            GEMM.xTy(a.gq, h, gl.wq, m: n, k: d, n: d, beta: 1)
-            GEMM.xTy(a.gk, h, gl.wk, m: n, k: d, n: d, beta: 1)
-            GEMM.xTy(a.gv, h, gl.wv, m: n, k: d, n: d, beta: 1)
-            GEMM.xw(a.gq, wl.wq, ghNext, m: n, k: d, n: d)
-            GEMM.xw(a.gk, wl.wk, ghNext, m: n, k: d, n: d, beta: 1)
-            GEMM.xw(a.gv, wl.wv, ghNext, m: n, k: d, n: d, beta: 1)
+            GEMM.xTy([(a.gq, gl.wq, d), (a.gk, gl.wk, d), (a.gv, gl.wv, d)], h, m: n, n: d, beta: 1)
+            GEMM.xw([(a.gq, wl.wq, d), (a.gk, wl.wk, d), (a.gv, wl.wv, d)], ghNext, m: n, n: d)
             RowNorm.l2Backward(a.gA, y: s.a1, invNorm: s.invA1, ghNext, rows: n, cols: d, accumulate: true)
             swap(&gh, &ghNext)
         }

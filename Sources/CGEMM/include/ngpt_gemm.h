@@ -28,6 +28,30 @@ int ngpt_gemm_features(void);
 void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, const float *A, long lda, const float *B,
                long ldb, float beta, float *C, long ldc, int bf16);
 
+// Several products that share an operand, computed with one packing of it: the bits of running them one after
+// another with ngpt_gemm, with less packing (and, for a sum, one pass over C instead of one per product).
+// Each part is C = op(A)[m×k] · op(B)[k×n] with its own pointers and leading dimensions; `share` says what the
+// parts have in common, and the driver reads it from parts[0]:
+// - NGPT_GEMM_SHARE_A: the same A, m and k (q, k and v of one input; SwiGLU's up and gate): C_g = alpha·op(A)·op(B_g)
+//   + beta·C_g. op(A) is packed once per row block for every product.
+// - NGPT_GEMM_SHARE_B: the same B, n and k (weight gradients of products with one input): C_g = alpha·op(A_g)·op(B)
+//   + beta·C_g. op(B) is packed once per slice.
+// - NGPT_GEMM_SUM: the same C, m and n (∂L/∂input of those products): C = alpha·Σ_g op(A_g)·op(B_g) + beta·C, summed
+//   in part order. Each row block of C stays in cache while every product adds to it.
+// A group too wide for one packed block of op(B) runs its products one after another (same bits).
+typedef struct {
+  const float *A;
+  long lda;
+  const float *B;
+  long ldb;
+  float *C;
+  long ldc;
+  long m, n, k;
+} ngpt_gemm_part;
+enum { NGPT_GEMM_SHARE_A = 0, NGPT_GEMM_SHARE_B = 1, NGPT_GEMM_SUM = 2 };
+void ngpt_gemm_group(int transA, int transB, int share, const ngpt_gemm_part *parts, int count, float alpha, float beta,
+                     int bf16);
+
 // The calling thread's GEMM input precision (0 fp32, 1 bf16): a setting per thread, so that concurrent callers
 // (tests, several runs in one process) each keep their own.
 void ngpt_gemm_set_thread_precision(int bf16);
