@@ -43,14 +43,16 @@ public enum Columns {
         _ x: UnsafePointer<Float>, by s: UnsafePointer<Float>, factor: Float = 1,
         _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, accumulate: Bool = false
     ) {
-        for r in 0..<rows {
-            let k = s[r] * factor
-            if !accumulate { Kernels.scale(x + r * cols, k, y + r * cols, cols); continue }
-            let xr = x + r * cols, yr = y + r * cols
-            let vk = F32x16(repeating: k)
-            var j = 0
-            while j + 16 <= cols { store16(load16(yr + j) + load16(xr + j) * vk, yr + j); j += 16 }
-            while j < cols { yr[j] += xr[j] * k; j += 1 }
+        Threads.parallelFor(rows, workPerItem: (accumulate ? 12 : 8) * cols) { _, range in
+            for r in range {
+                let k = s[r] * factor
+                if !accumulate { Kernels.scale(x + r * cols, k, y + r * cols, cols); continue }
+                let xr = x + r * cols, yr = y + r * cols
+                let vk = F32x16(repeating: k)
+                var j = 0
+                while j + 16 <= cols { store16(load16(yr + j) + load16(xr + j) * vk, yr + j); j += 16 }
+                while j < cols { yr[j] += xr[j] * k; j += 1 }
+            }
         }
     }
 
@@ -59,7 +61,9 @@ public enum Columns {
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, factor: Float = 1,
         into g: UnsafeMutablePointer<Float>, rows: Int, cols: Int
     ) {
-        for r in 0..<rows { g[r] += factor * dot(a + r * cols, b + r * cols, cols) }
+        Threads.parallelFor(rows, workPerItem: 8 * cols) { _, range in
+            for r in range { g[r] += factor * dot(a + r * cols, b + r * cols, cols) }
+        }
     }
 
     /// out = a + α ⊙ (b − a), α per column (the nGPT LERP step towards the block output).

@@ -136,14 +136,19 @@ public enum RowNorm {
     /// renormalisation). Returns the largest |‖row‖ − 1| seen before the projection.
     @discardableResult
     public static func renormalizeRows(_ w: UnsafeMutablePointer<Float>, rows: Int, cols: Int) -> Float {
-        var worst: Float = 0
-        for r in 0..<rows {
-            let wr = w + r * cols
-            let norm = dot(wr, wr, cols).squareRoot()
-            worst = max(worst, abs(norm - 1))
-            scale(wr, 1 / max(norm, l2Floor), wr, cols)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: Threads.count) { worstOf in
+            worstOf.initialize(repeating: 0)
+            let worst = worstOf.baseAddress.unsafelyUnwrapped
+            Threads.parallelFor(rows, workPerItem: 8 * cols) { chunk, range in
+                for r in range {
+                    let wr = w + r * cols
+                    let norm = dot(wr, wr, cols).squareRoot()
+                    worst[chunk] = max(worst[chunk], abs(norm - 1))
+                    scale(wr, 1 / max(norm, l2Floor), wr, cols)
+                }
+            }
+            return worstOf.max() ?? 0
         }
-        return worst
     }
 
     /// The largest |‖row‖ − 1| over the rows of a matrix.

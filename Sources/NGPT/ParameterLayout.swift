@@ -110,7 +110,13 @@ public final class FlatTensors: @unchecked Sendable {
     /// The tensor of that checkpoint name (file I/O and tests; nil when the layout has none).
     public subscript(name: String) -> UnsafeMutablePointer<Float>? { layout[name].map { pointer + $0.offset } }
 
-    public func zero() { pointer.update(repeating: 0, count: count) }
+    /// Every value 0, split over the thread budget (a pass over every gradient at each step).
+    public func zero() {
+        let p = pointer
+        Threads.parallelFor(count, workPerItem: 4) { _, range in
+            (p + range.lowerBound).update(repeating: 0, count: range.count)
+        }
+    }
 
     public func copy(from other: FlatTensors) {
         precondition(other.count == count)
