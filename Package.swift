@@ -55,6 +55,8 @@ let package = Package(
 
         // ngpt's own AVX-512 GEMM (fp32 and bf16): per-function target attributes, chosen at run time.
         .target(name: "CGEMM"),
+        // AdamW's vector loop (vsqrtps, which Swift's SIMD square root does not give).
+        .target(name: "CAdamW"),
         // The program's one pool of worker threads.
         .target(name: "CThreadPool"),
         // Stop requests by signal, handled where the sender is visible.
@@ -64,7 +66,9 @@ let package = Package(
         // What every layer uses: the user error, reading and writing files safely, locks, hashing, formatting, strict
         // JSON, the available memory.
         .target(name: "Common"),
-        .target(name: "Kernels", dependencies: ["CBLAS", "CGEMM", "CThreadPool", "Common"], swiftSettings: kernelFlags),
+        .target(
+            name: "Kernels", dependencies: ["CAdamW", "CBLAS", "CGEMM", "CThreadPool", "Common"],
+            swiftSettings: kernelFlags),
         .target(name: "Tokenizer", dependencies: ["CSentencePiece", "Common"]),
         // Corpus files → tokenizer → token shards → batches.
         .target(name: "DataPipeline", dependencies: ["CZlib", "Common", "Kernels", "Tokenizer"]),

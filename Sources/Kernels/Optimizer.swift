@@ -1,3 +1,4 @@
+import CAdamW
 import Foundation
 
 /// AdamW and global gradient-norm clipping over flat parameter buffers.
@@ -26,7 +27,14 @@ public enum Optimizer {
         let invSqrtBias2 = Float(1 / bias2.squareRoot())
         let decay = 1 - lr * weightDecay
         let eps = config.eps
-        Threads.parallelFor(count, workPerItem: 28 * Threads.computeHeavy) { _, range in
+        Threads.parallelFor(count, workPerItem: 28) { _, range in
+            if GEMM.hasAVX512 {  // the same arithmetic, with a vector square root (see CAdamW)
+                let i = range.lowerBound
+                ngpt_adamw_avx512(
+                    param + i, grad + i, m + i, v + i, range.count, b1, b2, decay, stepSize, invSqrtBias2, eps,
+                    gradScale)
+                return
+            }
             let vb1 = F32x16(repeating: b1), vb2 = F32x16(repeating: b2), vdecay = F32x16(repeating: decay)
             let vstep = F32x16(repeating: stepSize), vbias = F32x16(repeating: invSqrtBias2),
                 veps = F32x16(repeating: eps)

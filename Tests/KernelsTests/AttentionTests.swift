@@ -285,6 +285,31 @@ extension AttentionShape: CustomTestStringConvertible {
         #expect(relativeMaxError(m, md) < 1e-5)
     }
 
+    /// The update is the same Float arithmetic, in the same order, as the per-value formula (the AVX-512 loop in
+    /// CAdamW where the CPU has it, and its tail): bit for bit, over a length with a partial vector at the end.
+    @Test func adamWIsThePerValueFormulaBitForBit() {
+        let n = 16 * 40 + 7
+        var rng = SplitMix64(seed: 12)
+        var p = rng.normals(n), m = rng.normals(n, std: 0.01), v = rng.normals(n, std: 0.01).map { $0 * $0 }
+        let g = rng.normals(n)
+        var pr = p, mr = m, vr = v
+        let lr: Float = 3e-3, wd: Float = 0.1, step = 3, clip: Float = 0.7
+        Optimizer.adamW(
+            param: &p, grad: g, m: &m, v: &v, count: n, lr: lr, weightDecay: wd, step: step, gradScale: clip)
+        let bias1 = 1 - Foundation.pow(Double(Float(0.9)), Double(step))
+        let bias2 = 1 - Foundation.pow(Double(Float(0.95)), Double(step))
+        let stepSize = Float(Double(lr) / bias1), invSqrtBias2 = Float(1 / bias2.squareRoot()), decay = 1 - lr * wd
+        let b1: Float = 0.9, b2: Float = 0.95, eps: Float = 1e-8
+        for i in 0..<n {
+            let gi = g[i] * clip
+            mr[i] = b1 * mr[i] + (1 - b1) * gi
+            vr[i] = b2 * vr[i] + (1 - b2) * gi * gi
+            pr[i] = pr[i] * decay - stepSize * mr[i] / (vr[i].squareRoot() * invSqrtBias2 + eps)
+        }
+        func differing(_ x: [Float], _ y: [Float]) -> Int { zip(x, y).filter { $0.bitPattern != $1.bitPattern }.count }
+        #expect(differing(p, pr) == 0 && differing(m, mr) == 0 && differing(v, vr) == 0)
+    }
+
     @Test func noWeightDecayLeavesZeroGradientWeightsAlone() {
         var p: [Float] = [0.5, -1.5], m: [Float] = [0, 0], v: [Float] = [0, 0]
         Optimizer.adamW(param: &p, grad: [0, 0], m: &m, v: &v, count: 2, lr: 0.1, weightDecay: 0, step: 1)
