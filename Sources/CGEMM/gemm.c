@@ -111,7 +111,7 @@ __attribute__((target("avx512f"))) static void pack_panel_f32(const float *src, 
     for (long p = 0; p < full; p += 16) {
       __m512i r[16];
       for (long l = 0; l < 16; ++l) {
-        _mm_prefetch((const char *)(src + (g + l + width) * ld + p), _MM_HINT_T0);  // the next panel, same stretch
+        _mm_prefetch((const char *)(src + (g + l + width) * ld + p), _MM_HINT_T1);  // the next panel, same stretch
         r[l] = l < live ? _mm512_loadu_si512((const void *)(src + (g + l) * ld + p)) : _mm512_setzero_si512();
       }
       transpose16(r);
@@ -222,8 +222,8 @@ __attribute__((target("avx512f"))) static void pack_panel_along(const float *src
       __m512i r[16];
       for (long l = 0; l < 16; ++l) {
         const float *row = src + (g + l) * ld + 2 * q;
-        _mm_prefetch((const char *)(row + width * ld), _MM_HINT_T0);  // the next panel, same stretch
-        _mm_prefetch((const char *)(row + width * ld + 16), _MM_HINT_T0);
+        _mm_prefetch((const char *)(row + width * ld), _MM_HINT_T1);  // the next panel, same stretch
+        _mm_prefetch((const char *)(row + width * ld + 16), _MM_HINT_T1);
         r[l] = l < live ? pairs_along(_mm512_loadu_ps(row), _mm512_loadu_ps(row + 16)) : _mm512_setzero_si512();
       }
       transpose16(r);
