@@ -197,10 +197,12 @@ __attribute__((target("avx512f"))) static inline __m512i pairs_across(__m512 e, 
 }
 
 // Pairs of neighbours along one row: 32 consecutive floats → 16 pairs (x[2l], x[2l+1]).
-__attribute__((target("avx512f"))) static inline __m512i pairs_along(__m512 x0, __m512 x1) {
-  const __m256i lo = _mm512_cvtepi32_epi16(_mm512_srli_epi32(round_bf16(x0), 16));
-  const __m256i hi = _mm512_cvtepi32_epi16(_mm512_srli_epi32(round_bf16(x1), 16));
-  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+// The rounded values' upper halves, picked in order from both vectors by one two-source word permutation (vpermt2w,
+// AVX512BW: the bf16 packers run only where the bf16 kernel does, and every CPU with AVX512_BF16 has AVX512BW).
+__attribute__((target("avx512f,avx512bw"))) static inline __m512i pairs_along(__m512 x0, __m512 x1) {
+  const __m512i upper_halves = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29,
+                                                27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  return _mm512_permutex2var_epi16(round_bf16(x0), upper_halves, round_bf16(x1));
 }
 
 // Two rows' `lanes` values (k even, k odd) as pairs, into 16 words (lanes past `lanes` are 0).
@@ -214,8 +216,8 @@ __attribute__((target("avx512f"))) static inline __m512i pairs_of_rows(const flo
 // A panel from `lines` rows of src (k contiguous, `ld` apart): pair q of line i at [q * width + i]; the lines
 // from `lines` to `width` are zero. Sixteen lines at a time, 16 pairs (32 k) at a time: convert each line's 32
 // values to 16 pairs, transpose the 16×16 words, store 16 contiguous words per pair.
-__attribute__((target("avx512f"))) static void pack_panel_along(const float *src, long ld, long lines, long width,
-                                                                long kc, uint32_t *dst) {
+__attribute__((target("avx512f,avx512bw"))) static void pack_panel_along(const float *src, long ld, long lines,
+                                                                         long width, long kc, uint32_t *dst) {
   const long kq = (kc + 1) / 2, full = kc / 32 * 16;  // pairs handled 16 at a time
   for (long g = 0; g < width; g += 16) {
     const long here = min_l(16, width - g), live = lines - g < 0 ? 0 : min_l(16, lines - g);
@@ -240,8 +242,8 @@ __attribute__((target("avx512f"))) static void pack_panel_along(const float *src
   }
 }
 
-__attribute__((target("avx512f"))) static void pack_a_bf16(int transA, const float *A, long lda, long i0, long mc,
-                                                           long p0, long kc, uint32_t *dst) {
+__attribute__((target("avx512f,avx512bw"))) static void pack_a_bf16(int transA, const float *A, long lda, long i0,
+                                                                    long mc, long p0, long kc, uint32_t *dst) {
   const long kq = (kc + 1) / 2;
   if (!transA) {
     for (long r = 0; r < mc; r += MR, dst += kq * MR)
@@ -262,8 +264,8 @@ __attribute__((target("avx512f"))) static void pack_a_bf16(int transA, const flo
   }
 }
 
-__attribute__((target("avx512f"))) static void pack_b_bf16(int transB, const float *B, long ldb, long p0, long kc,
-                                                           long j0, long nc, uint32_t *dst) {
+__attribute__((target("avx512f,avx512bw"))) static void pack_b_bf16(int transB, const float *B, long ldb, long p0,
+                                                                    long kc, long j0, long nc, uint32_t *dst) {
   const long kq = (kc + 1) / 2;
   if (transB) {
     for (long c = 0; c < nc; c += NR, dst += kq * NR)
