@@ -308,22 +308,26 @@ __attribute__((target("avx512f,avx512bw"))) static void pack_b_bf16(int transB, 
     }                                                                           \
   } while (0)
 
-#define STORE_TILE                                                                   \
-  do {                                                                               \
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);              \
-    const __mmask16 m0 = lanes_mask(nr), m1 = lanes_mask(nr - 16);                   \
-    _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) {                          \
-      if (i < mr) {                                                                  \
-        float *ci = c + i * ldc;                                                     \
-        __m512 r0 = _mm512_mul_ps(acc[i][0], va), r1 = _mm512_mul_ps(acc[i][1], va); \
-        if (beta != 0) {                                                             \
-          r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);               \
-          r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);          \
-        }                                                                            \
-        _mm512_mask_storeu_ps(ci, m0, r0);                                           \
-        _mm512_mask_storeu_ps(ci + 16, m1, r1);                                      \
-      }                                                                              \
-    }                                                                                \
+#define STORE_TILE                                                                  \
+  do {                                                                              \
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);             \
+    const __mmask16 m0 = lanes_mask(nr), m1 = lanes_mask(nr - 16);                  \
+    _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) {                         \
+      if (i < mr) {                                                                 \
+        float *ci = c + i * ldc;                                                    \
+        __m512 r0 = acc[i][0], r1 = acc[i][1]; /* alpha 1 (most products): as is */ \
+        if (alpha != 1) {                                                           \
+          r0 = _mm512_mul_ps(r0, va);                                               \
+          r1 = _mm512_mul_ps(r1, va);                                               \
+        }                                                                           \
+        if (beta != 0) {                                                            \
+          r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);              \
+          r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);         \
+        }                                                                           \
+        _mm512_mask_storeu_ps(ci, m0, r0);                                          \
+        _mm512_mask_storeu_ps(ci + 16, m1, r1);                                     \
+      }                                                                             \
+    }                                                                               \
   } while (0)
 
 __attribute__((target("avx512f"))) static void kernel_f32(long kc, const float *restrict a, const float *restrict b,
