@@ -199,10 +199,13 @@ public enum GEMM {
         let tile = 14
         let bf16: Int32 = precision == .bf16 ? 1 : 0
         let count = products.count
-        let tiles = products.map { ($0.m + tile - 1) / tile }
-        let tileCount = shared == .b ? tiles.reduce(0, +) : tiles.first ?? 0
-        let n = products.map(\.n).max() ?? 0, k = products.map(\.k).max() ?? 0, m = products.map(\.m).max() ?? 0
-        let work = products.reduce(0) { $0 + $1.n * $1.k } * tile / 2
+        func tiles(_ p: Product) -> Int { (p.m + tile - 1) / tile }
+        var tileCount = 0, m = 0, n = 0, k = 0, work = 0
+        for p in products {
+            tileCount = shared == .b ? tileCount + tiles(p) : tiles(p)
+            m = max(m, p.m); n = max(n, p.n); k = max(k, p.k)
+            work += p.n * p.k * tile / 2
+        }
         // Rows r0..<r1 of each product (its own rows for `.b`, whose tiles follow one another), over k0..<k0+depth
         // (the C passed in), as the parts of one call.
         func run(
@@ -213,10 +216,10 @@ public enum GEMM {
                 var used = 0, first = 0
                 for (g, p) in products.enumerated() {
                     var lo = range.lowerBound, hi = range.upperBound
-                    if shared == .b {  // this product's tiles are first..<first + tiles[g]
+                    if shared == .b {  // this product's tiles are first..<first + tiles(p)
                         lo = max(lo - first, 0)
-                        hi = min(hi - first, tiles[g])
-                        first += tiles[g]
+                        hi = min(hi - first, tiles(p))
+                        first += tiles(p)
                     }
                     let r0 = lo * tile, r1 = min(p.m, hi * tile)
                     guard r1 > r0 else { continue }
@@ -244,18 +247,18 @@ public enum GEMM {
         // the rows packs all of op(B) on every worker. The halves are fixed, so the bits do not depend on the
         // thread count either: C = (beta·C + first half) + second half.
         let firstDepth = k / 2
-        var offsets = [0]
-        for p in products { offsets.append(offsets.last! + p.m * p.n) }
-        nonisolated(unsafe) let second = ngpt_gemm_scratch(offsets.last!)!
+        // the second halves' C, product after product: product g's at the sum of the earlier ones' m·n
+        func offset(_ g: Int) -> Int { products[..<g].reduce(0) { $0 + $1.m * $1.n } }
+        nonisolated(unsafe) let second = ngpt_gemm_scratch(offset(count))!
         Threads.parallelFor(2 * tileCount, workPerItem: work / 2) { _, range in
             run(tiles: range.clamped(to: 0..<tileCount), k0: 0, depth: firstDepth, into: nil, beta: beta)
             let upper = range.clamped(to: tileCount..<2 * tileCount)
             run(
                 tiles: upper.lowerBound - tileCount..<upper.upperBound - tileCount, k0: firstDepth,
-                depth: k - firstDepth, into: { (second + offsets[$0], products[$0].n) }, beta: 0)
+                depth: k - firstDepth, into: { (second + offset($0), products[$0].n) }, beta: 0)
         }
         for (g, p) in products.enumerated() {
-            nonisolated(unsafe) let c = p.c, s = second + offsets[g]
+            nonisolated(unsafe) let c = p.c, s = second + offset(g)
             let ldc = p.ldc, n = p.n
             Threads.parallelFor(p.m, workPerItem: 12 * n) { _, rows in
                 for r in rows {
