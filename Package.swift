@@ -134,7 +134,7 @@ let package = Package(
         .testTarget(name: "SamplingTests", dependencies: ["TestSupport", "Common", "Sampling", "Runs", "Training", "NGPT", "Tokenizer", "DataPipeline", "Kernels"],
                     exclude: ["README.md"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ServingTests", dependencies: ["TestSupport", "Common", "Serving", "Sampling", "Runs", "NGPT", "Tokenizer"],
-                    exclude: ["openai_check.py"]),
+                    exclude: ["openai_check.py", "playground_check.py", "hostile_check.py"]),
         .testTarget(name: "ExportTests", dependencies: ["TestSupport", "Common", "Export", "Runs", "Sampling", "NGPT", "Tokenizer"],
                     exclude: ["hf_check.py"]),
         .testTarget(name: "ToolTests", dependencies: ["TestSupport", "Common", "Training", "NGPT", "Kernels"], exclude: ["Snapshots"]),
