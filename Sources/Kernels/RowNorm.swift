@@ -99,18 +99,28 @@ public enum RowNorm {
     /// ga and gb are the bits of l2Backward, Columns.lerpBackward, l2Backward; galpha differs from lerpBackward's
     /// column sums in rounding order only. g, out, a, b (after its normalisation), ga, gb: [rows, cols] (ga may be
     /// g); alpha, galpha: [cols]; invOut, invB: [rows].
+    ///
+    /// `plus`, when given, is a normalisation's backward that g still lacks: each row uses g + l2Backward(plus.dy;
+    /// plus.y, plus.invNorm), the bits `l2Backward(…, accumulate: true)` into g would leave, without that pass over
+    /// g (nGPT's backward: the gradient through the previous sub-block's input normalisation). ga may be plus.dy.
     public static func residualUpdateBackward(
-        _ g: UnsafePointer<Float>, out: UnsafePointer<Float>, invOut: UnsafePointer<Float>,
-        a: UnsafePointer<Float>, b: UnsafePointer<Float>, invB: UnsafePointer<Float>, alpha: UnsafePointer<Float>,
-        ga: UnsafeMutablePointer<Float>, gb: UnsafeMutablePointer<Float>, galpha: UnsafeMutablePointer<Float>,
-        rows: Int, cols: Int
+        _ g: UnsafePointer<Float>, plus pending: PendingL2Backward? = nil, out: UnsafePointer<Float>,
+        invOut: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, invB: UnsafePointer<Float>,
+        alpha: UnsafePointer<Float>, ga: UnsafeMutablePointer<Float>, gb: UnsafeMutablePointer<Float>,
+        galpha: UnsafeMutablePointer<Float>, rows: Int, cols: Int
     ) {
         Threads.reduceColumns(rows: rows, cols: cols, workPerItem: 40 * cols, into: galpha) { range, partial in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: cols) { buffer in
-                let grho = buffer.baseAddress.unsafelyUnwrapped
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * cols) { buffer in
+                let grho = buffer.baseAddress.unsafelyUnwrapped, gTotal = grho + cols
                 for r in range {
                     let o = r * cols
-                    l2BackwardRow(g + o, y: out + o, inv: invOut[r], grho, cols: cols, accumulate: false)
+                    var gr = g + o
+                    if let p = pending {  // read before ga's row is written: ga may be p.dy
+                        gTotal.update(from: gr, count: cols)
+                        l2BackwardRow(p.dy + o, y: p.y + o, inv: p.invNorm[r], gTotal, cols: cols, accumulate: true)
+                        gr = UnsafePointer(gTotal)
+                    }
+                    l2BackwardRow(gr, y: out + o, inv: invOut[r], grho, cols: cols, accumulate: false)
                     var j = 0
                     while j + 16 <= cols {
                         let gv = load16(grho + j), av = load16(alpha + j)
@@ -129,6 +139,15 @@ public enum RowNorm {
                     l2BackwardRow(gb + o, y: b + o, inv: invB[r], gb + o, cols: cols, accumulate: false)
                 }
             }
+        }
+    }
+
+    /// An L2 normalisation's backward not yet added to its gradient (`residualUpdateBackward`'s `plus`): dy, y:
+    /// [rows, cols]; invNorm: [rows], as `l2Backward` takes them.
+    public struct PendingL2Backward {
+        public let dy: UnsafePointer<Float>, y: UnsafePointer<Float>, invNorm: UnsafePointer<Float>
+        public init(dy: UnsafePointer<Float>, y: UnsafePointer<Float>, invNorm: UnsafePointer<Float>) {
+            self.dy = dy; self.y = y; self.invNorm = invNorm
         }
     }
 

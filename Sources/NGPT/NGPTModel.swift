@@ -298,11 +298,15 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
         let sqrtD = Float(d).squareRoot(), cqk = ScaleVector.qk(c).factor
 
         var gh = a.gh, ghNext = a.ghNext
+        // ∂L/∂h through the previous sub-block's input normalisation, added by the next residual backward as it
+        // reads gh (one pass over gh fewer; the same bits)
+        var pending: RowNorm.PendingL2Backward? = nil
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let s = a.layers[l], wl = w.blocks[l], gl = g.blocks[l]
-            // --- MLP sub-block (gh = ∂L/∂h_{l+1}) ---
+            // --- MLP sub-block (gh + pending = ∂L/∂h_{l+1}) ---
             residualBackward(
-                gh, out: a.h[l + 1], invRho: s.invRho2, a: s.a2, b: s.hM, invB: s.invHM, alpha: effective.alphaM[l],
+                gh, plus: pending, out: a.h[l + 1], invRho: s.invRho2, a: s.a2, b: s.hM, invB: s.invHM,
+                alpha: effective.alphaM[l],
                 alphaGrad: gl.alphaMLP, alphaRaw: wl.alphaMLP, acts: a)  // a.gB = d h_mlp
             GEMM.xwT(a.gB, wl.wDown, a.gx, m: n, k: d, n: f)  // dx = dh_mlp·W_downᵀ
             GEMM.xTy(s.x, a.gB, gl.wDown, m: n, k: f, n: d, beta: 1)
@@ -315,14 +319,15 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
             unfoldScaleGradient(
                 scaled.gradGate, weight: wl.wGate, weightGrad: gl.wGate, scale: effective.sv[l], factor: sqrtD,
                 scaleGrad: gl.sV, rawFactor: sqrtD, rows: f)
-            // ∂L/∂h_mid = du·(diag(s_u)W_up) + dν·(diag(√d·s_ν)W_gate) + Norm'(A)ᵀ dA   (into ghNext)
+            // ∂L/∂h_mid = du·(diag(s_u)W_up) + dν·(diag(√d·s_ν)W_gate)   (into ghNext) + Norm'(A)ᵀ dA   (pending)
             GEMM.xw([(a.gu, scaled.up[l], f), (a.gnu, scaled.gate[l], f)], ghNext, m: n, n: d)
-            RowNorm.l2Backward(a.gA, y: s.a2, invNorm: s.invA2, ghNext, rows: n, cols: d, accumulate: true)
+            pending = .init(dy: a.gA, y: s.a2, invNorm: s.invA2)
             swap(&gh, &ghNext)
 
-            // --- attention sub-block (gh = ∂L/∂h_mid) ---
+            // --- attention sub-block (gh + pending = ∂L/∂h_mid) ---
             residualBackward(
-                gh, out: s.hMid, invRho: s.invRho1, a: s.a1, b: s.hA, invB: s.invHA, alpha: effective.alphaA[l],
+                gh, plus: pending, out: s.hMid, invRho: s.invRho1, a: s.a1, b: s.hA, invB: s.invHA,
+                alpha: effective.alphaA[l],
                 alphaGrad: gl.alphaAttn, alphaRaw: wl.alphaAttn, acts: a)  // a.gB = d h_att
             GEMM.xwT(a.gB, wl.wo, a.gd1, m: n, k: d, n: d)  // dy = dh_att·W_oᵀ
             GEMM.xTy(s.y, a.gB, gl.wo, m: n, k: d, n: d, beta: 1)
@@ -343,16 +348,21 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
             let h = a.h[l]
             GEMM.xTy([(a.gq, gl.wq, d), (a.gk, gl.wk, d), (a.gv, gl.wv, d)], h, m: n, n: d, beta: 1)
             GEMM.xw([(a.gq, wl.wq, d), (a.gk, wl.wk, d), (a.gv, wl.wv, d)], ghNext, m: n, n: d)
-            RowNorm.l2Backward(a.gA, y: s.a1, invNorm: s.invA1, ghNext, rows: n, cols: d, accumulate: true)
+            pending = .init(dy: a.gA, y: s.a1, invNorm: s.invA1)
             swap(&gh, &ghNext)
+        }
+        if let p = pending {  // the first block's input normalisation, for the embeddings' gradient
+            RowNorm.l2Backward(p.dy, y: p.y, invNorm: p.invNorm, gh, rows: n, cols: d, accumulate: true)
         }
         Embedding.backward(gh, ids: a.inputs, count: n, dim: d, vocab: V, dtable: g.tokEmbeddings)
     }
 
-    /// Backward of one residual update h' = Norm(A + α ⊙ (Norm(o) − A)) (design §4.1), given g = ∂L/∂h':
-    /// leaves ∂L/∂A in acts.gA and ∂L/∂o (the block's raw output) in acts.gB, and adds α's gradient.
+    /// Backward of one residual update h' = Norm(A + α ⊙ (Norm(o) − A)) (design §4.1), given ∂L/∂h' = g plus the
+    /// pending normalisation backward: leaves ∂L/∂A in acts.gA and ∂L/∂o (the block's raw output) in acts.gB, and
+    /// adds α's gradient.
     private func residualBackward(
-        _ g: UnsafePointer<Float>, out: UnsafePointer<Float>, invRho: UnsafePointer<Float>,
+        _ g: UnsafePointer<Float>, plus pending: RowNorm.PendingL2Backward?, out: UnsafePointer<Float>,
+        invRho: UnsafePointer<Float>,
         a: UnsafePointer<Float>, b: UnsafePointer<Float>, invB: UnsafePointer<Float>, alpha: [Float],
         alphaGrad: UnsafeMutablePointer<Float>, alphaRaw: UnsafePointer<Float>, acts: NGPTActivations
     ) {
@@ -360,7 +370,8 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
         acts.gAlpha.update(repeating: 0, count: d)
         alpha.withUnsafeBufferPointer { al in
             RowNorm.residualUpdateBackward(
-                g, out: out, invOut: invRho, a: a, b: b, invB: invB, alpha: al.baseAddress.unsafelyUnwrapped,
+                g, plus: pending, out: out, invOut: invRho, a: a, b: b, invB: invB,
+                alpha: al.baseAddress.unsafelyUnwrapped,
                 ga: acts.gA, gb: acts.gB, galpha: acts.gAlpha, rows: n, cols: d)
         }
         accumulateAlphaGradient(

@@ -89,6 +89,40 @@ import Testing
         #expect(relativeMaxError(galphaFused, galpha.map(Double.init)) < 1e-5)
     }
 
+    /// A pending normalisation backward (`plus`) gives the bits of adding it into g first with l2Backward, also
+    /// when ga is the pending gradient's own buffer (as in nGPT's backward).
+    @Test(arguments: [(600, 256), (7, 17)])
+    func residualUpdateBackwardAddsThePendingNormBackward(rows: Int, cols: Int) {
+        var rng = SplitMix64(seed: UInt64(5 * rows + cols))
+        let g = rng.normals(rows * cols), a = rng.normals(rows * cols), alpha = rng.normals(cols, std: 0.3)
+        let out = rng.normals(rows * cols), b = rng.normals(rows * cols), y = rng.normals(rows * cols)
+        let invOut = rng.normals(rows).map { abs($0) + 0.5 }, invB = invOut.map { $0 * 0.7 }
+        let invY = invOut.map { $0 * 1.3 }, pendingDy = rng.normals(rows * cols)
+        // first added into g, then the residual backward
+        var gTotal = g, ga = [Float](repeating: 0, count: rows * cols), gb = ga
+        var galpha = [Float](repeating: 0, count: cols)
+        RowNorm.l2Backward(pendingDy, y: y, invNorm: invY, &gTotal, rows: rows, cols: cols, accumulate: true)
+        RowNorm.residualUpdateBackward(
+            gTotal, out: out, invOut: invOut, a: a, b: b, invB: invB, alpha: alpha, ga: &ga, gb: &gb, galpha: &galpha,
+            rows: rows, cols: cols)
+        // pending, with ga written over the pending gradient's buffer
+        var gaFused = pendingDy, gbFused = [Float](repeating: 0, count: rows * cols)
+        var galphaFused = [Float](repeating: 0, count: cols)
+        gaFused.withUnsafeMutableBufferPointer { dy in
+            y.withUnsafeBufferPointer { yp in
+                invY.withUnsafeBufferPointer { ip in
+                    let pending = RowNorm.PendingL2Backward(
+                        dy: dy.baseAddress!, y: yp.baseAddress!, invNorm: ip.baseAddress!)
+                    RowNorm.residualUpdateBackward(
+                        g, plus: pending, out: out, invOut: invOut, a: a, b: b, invB: invB, alpha: alpha,
+                        ga: dy.baseAddress!, gb: &gbFused, galpha: &galphaFused, rows: rows, cols: cols)
+                }
+            }
+        }
+        func differing(_ x: [Float], _ y: [Float]) -> Int { zip(x, y).filter { $0.bitPattern != $1.bitPattern }.count }
+        #expect(differing(gaFused, ga) == 0 && differing(gbFused, gb) == 0 && differing(galphaFused, galpha) == 0)
+    }
+
     @Test(arguments: oddSizes)
     func l2BackwardMatchesFiniteDifferences(cols: Int) {
         let rows = 3
