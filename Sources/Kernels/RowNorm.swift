@@ -159,12 +159,14 @@ public enum RowNorm {
             worstOf.initialize(repeating: 0)
             let worst = worstOf.baseAddress.unsafelyUnwrapped
             Threads.parallelFor(rows, workPerItem: 8 * cols) { chunk, range in
+                var largest: Float = 0  // written once: the chunks' slots share a cache line
                 for r in range {
                     let wr = w + r * cols
                     let norm = dot(wr, wr, cols).squareRoot()
-                    worst[chunk] = max(worst[chunk], abs(norm - 1))
+                    largest = max(largest, abs(norm - 1))
                     scale(wr, 1 / max(norm, l2Floor), wr, cols)
                 }
+                worst[chunk] = largest
             }
             return worstOf.max() ?? 0
         }
