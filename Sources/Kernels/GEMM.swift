@@ -176,12 +176,11 @@ public enum GEMM {
     public static func group(
         transA: Bool, transB: Bool, shared: Shared, _ products: [Product], alpha: Float = 1, beta: Float = 0
     ) {
-        guard path == .native else {
-            for (g, p) in products.enumerated() where p.m > 0 && p.n > 0 {
-                cblas_sgemm(
-                    CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(p.m), Int32(p.n), Int32(p.k), alpha, p.a, Int32(p.lda), p.b, Int32(p.ldb),
-                    shared == .sum && g > 0 ? 1 : beta, p.c, Int32(p.ldc))
+        guard path == .native else {  // OpenBLAS: one product after another
+            for (g, p) in products.enumerated() {
+                gemm(
+                    transA: transA, transB: transB, m: p.m, n: p.n, k: p.k, alpha: alpha, p.a, lda: p.lda, p.b,
+                    ldb: p.ldb, beta: shared == .sum && g > 0 ? 1 : beta, p.c, ldc: p.ldc)
             }
             return
         }

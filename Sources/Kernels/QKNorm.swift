@@ -18,9 +18,7 @@ public enum QKNorm {
                 for h in 0..<heads {
                     let o = r * d + h * dk
                     RoPE.rotateHead(x + o, hat + o, position: t, table: table, inverse: false)
-                    let inv = 1 / max(dot(hat + o, hat + o, dk).squareRoot(), RowNorm.l2Floor)
-                    Kernels.scale(hat + o, inv, hat + o, dk)
-                    invNorm[r * heads + h] = inv
+                    invNorm[r * heads + h] = RowNorm.l2ForwardRow(hat + o, hat + o, cols: dk)
                 }
                 let hr = hat + r * d, yr = scaled + r * d
                 var j = 0

@@ -15,12 +15,18 @@ public enum RowNorm {
     ) {
         Threads.parallelFor(rows, workPerItem: 8 * cols) { _, range in
             for r in range {
-                let xr = x + r * cols
-                let inv = 1 / max(dot(xr, xr, cols).squareRoot(), l2Floor)
-                scale(xr, inv, y + r * cols, cols)
+                let inv = l2ForwardRow(x + r * cols, y + r * cols, cols: cols)
                 invNorm?[r] = inv
             }
         }
+    }
+
+    /// One row of `l2Forward`: y = x / ‖x‖ (y may be x); returns the inverse norm.
+    @inline(__always)
+    static func l2ForwardRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cols: Int) -> Float {
+        let inv = 1 / max(dot(x, x, cols).squareRoot(), l2Floor)
+        scale(x, inv, y, cols)
+        return inv
     }
 
     /// nGPT's residual update after a block's output b, fused row by row (each row stays in L1 between the steps,
@@ -37,16 +43,11 @@ public enum RowNorm {
         Threads.parallelFor(rows, workPerItem: 28 * cols) { _, range in
             for r in range {
                 let ar = a + r * cols, br = b + r * cols, o = out + r * cols
-                let ib = 1 / max(dot(br, br, cols).squareRoot(), l2Floor)
-                scale(br, ib, br, cols)
-                invB[r] = ib
+                invB[r] = l2ForwardRow(br, br, cols: cols)
                 Columns.lerpRow(ar, br, alpha: alpha, o, cols: cols)
-                let io = 1 / max(dot(o, o, cols).squareRoot(), l2Floor)
-                scale(o, io, o, cols)
-                invOut[r] = io
+                invOut[r] = l2ForwardRow(o, o, cols: cols)
                 if let next {
-                    let inx = 1 / max(dot(o, o, cols).squareRoot(), l2Floor)
-                    scale(o, inx, next + r * cols, cols)
+                    let inx = l2ForwardRow(o, next + r * cols, cols: cols)
                     invNext?[r] = inx
                 }
             }
