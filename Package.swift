@@ -55,8 +55,9 @@ let package = Package(
 
         // ngpt's own AVX-512 GEMM (fp32 and bf16): per-function target attributes, chosen at run time.
         .target(name: "CGEMM"),
-        // AdamW's vector loop (vsqrtps, which Swift's SIMD square root does not give).
-        .target(name: "CAdamW"),
+        // Row kernels in C where Swift's SIMD cannot say it: AdamW's vector square root (vsqrtps), SwiGLU's outputs
+        // rounded to bf16 (vcvtneps2bf16).
+        .target(name: "CRowKernels"),
         // The program's one pool of worker threads.
         .target(name: "CThreadPool"),
         // Stop requests by signal, handled where the sender is visible.
@@ -67,7 +68,7 @@ let package = Package(
         // JSON, the available memory.
         .target(name: "Common"),
         .target(
-            name: "Kernels", dependencies: ["CAdamW", "CBLAS", "CGEMM", "CThreadPool", "Common"],
+            name: "Kernels", dependencies: ["CBLAS", "CGEMM", "CRowKernels", "CThreadPool", "Common"],
             swiftSettings: kernelFlags),
         .target(name: "Tokenizer", dependencies: ["CSentencePiece", "Common"]),
         // Corpus files → tokenizer → token shards → batches.

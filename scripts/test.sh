@@ -29,4 +29,7 @@ if long=$(LC_ALL=C.UTF-8 grep -rnP --include='*.swift' '^.{121,}' Sources Tests)
   echo "$long" >&2
   exit 1
 fi
-swift test -c release "$@"
+# The tests' temporary files (a few thousand directories per run) go to one directory, removed afterwards.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/ngpt-tests.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+TMPDIR="$scratch" swift test -c release "$@"

@@ -295,6 +295,64 @@ __attribute__((target("avx512f,avx512bw"))) static void pack_b_bf16(int transB, 
   }
 }
 
+// op(A) from bfloat16 values that its producer stored already rounded (as the packers above would round them: an
+// activation that only products read, in half the bytes). The same panels; nothing to round, so packing is moving
+// words: along k a stored pair is one 32-bit word, across k two rows' values are interleaved.
+
+// A panel from `lines` rows of bf16 values (k contiguous, `ld` apart): the pair q of line i, the 32-bit word at
+// src + 2q, to [q * width + i]; the lines from `lines` to `width` are zero. Sixteen lines × 16 pairs (one 64-byte
+// line each) at a time through `transpose16`.
+__attribute__((target("avx512f"))) static void pack_panel_halves(const uint16_t *src, long ld, long lines, long width,
+                                                                 long kc, uint32_t *dst) {
+  const long kq = (kc + 1) / 2, full = kc / 32 * 16;
+  for (long g = 0; g < width; g += 16) {
+    const long here = min_l(16, width - g), live = lines - g < 0 ? 0 : min_l(16, lines - g);
+    const __mmask16 store = lanes_mask(here);
+    for (long q = 0; q < full; q += 16) {
+      __m512i r[16];
+      for (long l = 0; l < 16; ++l) {
+        const uint16_t *row = src + (g + l) * ld + 2 * q;
+        _mm_prefetch((const char *)(row + width * ld), _MM_HINT_T1);  // the next panel, same stretch
+        r[l] = l < live ? _mm512_loadu_si512((const void *)row) : _mm512_setzero_si512();
+      }
+      transpose16(r);
+      for (long t = 0; t < 16; ++t) _mm512_mask_storeu_epi32(dst + (q + t) * width + g, store, r[t]);
+    }
+    for (long l = 0; l < here; ++l) {
+      const uint16_t *row = src + (g + l) * ld;
+      for (long q = full; q < kq; ++q) {
+        const uint32_t odd = 2 * q + 1 < kc ? row[2 * q + 1] : 0;
+        dst[q * width + g + l] = l < live ? row[2 * q] | odd << 16 : 0;
+      }
+    }
+  }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void pack_a_halves(int transA, const uint16_t *A, long lda,
+                                                                               long i0, long mc, long p0, long kc,
+                                                                               uint32_t *dst) {
+  const long kq = (kc + 1) / 2;
+  if (!transA) {
+    for (long r = 0; r < mc; r += MR, dst += kq * MR)
+      pack_panel_halves(A + (i0 + r) * lda + p0, lda, min_l(MR, mc - r), MR, kc, dst);
+    return;
+  }
+  // Two stored rows hold a pair of k for every i: each 16-bit value widened to a word, the odd row's shifted up.
+  for (long q = 0; q < kq; ++q) {
+    const uint16_t *even = A + (p0 + 2 * q) * lda + i0, *odd = 2 * q + 1 < kc ? even + lda : NULL;
+    if (2 * (q + PREFETCH_PAIRS) + 1 < kc) {
+      prefetch_stretch((const float *)(even + 2 * PREFETCH_PAIRS * lda), (mc + 1) / 2);
+      prefetch_stretch((const float *)(even + (2 * PREFETCH_PAIRS + 1) * lda), (mc + 1) / 2);
+    }
+    for (long r = 0; r < mc; r += MR) {
+      const __mmask16 m = lanes_mask(min_l(MR, mc - r));
+      const __m512i e = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, even + r));
+      const __m512i o = odd ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, odd + r)) : _mm512_setzero_si512();
+      _mm512_mask_storeu_epi32(dst + r * kq + q * MR, lanes_mask(MR), _mm512_or_si512(e, _mm512_slli_epi32(o, 16)));
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Micro-kernels: C[0:mr, 0:nr] = alpha · (A panel · B panel) + beta · C (C is not read when beta == 0).
 
@@ -408,10 +466,12 @@ struct ticks {
   unsigned long long packing, packing_b;
 };
 
-static void pack_a_block(int transA, const float *A, long lda, long i0, long mc, long p0, long kc, float *dst, int bf16,
-                         int profile, struct ticks *t) {
+static void pack_a_block(int transA, const void *A, int a_bf16, long lda, long i0, long mc, long p0, long kc,
+                         float *dst, int bf16, int profile, struct ticks *t) {
   unsigned long long start = TICK(profile);
-  if (bf16)
+  if (a_bf16)
+    pack_a_halves(transA, A, lda, i0, mc, p0, kc, (uint32_t *)dst);
+  else if (bf16)
     pack_a_bf16(transA, A, lda, i0, mc, p0, kc, (uint32_t *)dst);
   else
     pack_a_f32(transA, A, lda, i0, mc, p0, kc, dst);
@@ -465,7 +525,7 @@ static void gemm_shared_b(int transA, int transB, const ngpt_gemm_part *parts, i
         const ngpt_gemm_part *p = parts + g;
         for (long ic = 0; ic < p->m; ic += MC) {
           const long mc = min_l(MC, p->m - ic);
-          pack_a_block(transA, p->A, p->lda, ic, mc, pc, kc, pa, bf16, profile, t);
+          pack_a_block(transA, p->A, p->a_bf16, p->lda, ic, mc, pc, kc, pa, bf16, profile, t);
           multiply_block(mc, nc, kc, pa, pb, p->C + ic * p->ldc + jc, p->ldc, alpha, pc == 0 ? beta : 1, bf16);
         }
       }
@@ -486,7 +546,7 @@ static void gemm_shared_a(int transA, int transB, const ngpt_gemm_part *parts, i
       pack_b_block(transB, parts[g].B, parts[g].ldb, pc, kc, 0, parts[g].n, pb + column * u, bf16, profile, t);
     for (long ic = 0; ic < m; ic += MC) {
       const long mc = min_l(MC, m - ic);
-      pack_a_block(transA, parts[0].A, parts[0].lda, ic, mc, pc, kc, pa, bf16, profile, t);
+      pack_a_block(transA, parts[0].A, parts[0].a_bf16, parts[0].lda, ic, mc, pc, kc, pa, bf16, profile, t);
       for (long g = 0, column = 0; g < count; column += whole_panels(parts[g].n), ++g) {
         const ngpt_gemm_part *p = parts + g;
         multiply_block(mc, p->n, kc, pa, pb + column * u, p->C + ic * p->ldc, p->ldc, alpha, pc == 0 ? beta : 1, bf16);
@@ -521,7 +581,7 @@ static void gemm_summed(int transA, int transB, const ngpt_gemm_part *parts, int
       for (int g = 0; g < count; ++g) {
         for (long pc = 0; pc < parts[g].k; pc += depth) {
           const long kc = min_l(depth, parts[g].k - pc);
-          pack_a_block(transA, parts[g].A, parts[g].lda, ic, mc, pc, kc, pa, bf16, profile, t);
+          pack_a_block(transA, parts[g].A, parts[g].a_bf16, parts[g].lda, ic, mc, pc, kc, pa, bf16, profile, t);
           multiply_block(mc, nc, kc, pa, slice, C + ic * ldc + jc, ldc, alpha, b, bf16);
           slice += units(kc, bf16) * width;
           b = 1;
@@ -555,7 +615,7 @@ void ngpt_gemm_group(int transA, int transB, int share, const ngpt_gemm_part *pa
       if (p->k <= 0 || alpha == 0) {
         if (b != 1) scale_c(p->m, p->n, b, p->C, p->ldc);
       } else {
-        ngpt_gemm(transA, transB, p->m, p->n, p->k, alpha, p->A, p->lda, p->B, p->ldb, b, p->C, p->ldc, bf16);
+        ngpt_gemm_group(transA, transB, NGPT_GEMM_SHARE_B, p, 1, alpha, b, bf16);
       }
     }
     return;
@@ -585,7 +645,7 @@ void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, cons
     scale_c(m, n, beta, C, ldc);
     return;
   }
-  const ngpt_gemm_part part = {A, lda, B, ldb, C, ldc, m, n, k};
+  const ngpt_gemm_part part = {A, lda, B, ldb, C, ldc, m, n, k, 0};
   ngpt_gemm_group(transA, transB, NGPT_GEMM_SHARE_B, &part, 1, alpha, beta, bf16);
 }
 

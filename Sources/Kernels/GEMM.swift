@@ -134,20 +134,55 @@ public enum GEMM {
         }
     }
 
+    /// An activation that only matrix products read, kept in the form they consume it: bfloat16 where the products
+    /// run on ngpt's bf16 kernel (its producer rounds each value exactly as packing would round the Float, so every
+    /// product sees the same bits, from half the bytes to write and to pack), else Float. Its memory has room for
+    /// the Float form either way. (SwiGLU's output and its input gradients: design §5.)
+    public struct Operand {
+        public let address: UnsafeMutableRawPointer
+        /// Whether the values are bfloat16 (UInt16 each) rather than Float.
+        public let isBF16: Bool
+
+        /// The activation at `floats`, for products at `precision`.
+        public init(_ floats: UnsafeMutablePointer<Float>, precision: Precision) {
+            address = UnsafeMutableRawPointer(floats)
+            isBF16 = precision == .bf16 && path == .native
+        }
+
+        /// A Float activation.
+        public init(_ floats: UnsafeMutablePointer<Float>) { self.init(floats, precision: .fp32) }
+
+        /// The values, when they are Floats.
+        public var floats: UnsafeMutablePointer<Float> {
+            precondition(!isBF16, "a bf16 operand read as Float")
+            return address.assumingMemoryBound(to: Float.self)
+        }
+
+        /// Bytes per value.
+        public var stride: Int { isBF16 ? 2 : 4 }
+    }
+
     /// One product of a group (`group`): C = op(A)[m×k] · op(B)[k×n], A stored k×m when transA and B stored n×k
-    /// when transB; row-major with leading dimensions.
+    /// when transB; row-major with leading dimensions (counted in values, Float or bf16 for A).
     public struct Product {
-        public var a: UnsafePointer<Float>, lda: Int
+        public var a: Operand, lda: Int
         public var b: UnsafePointer<Float>, ldb: Int
         public var c: UnsafeMutablePointer<Float>, ldc: Int
         public var m: Int, n: Int, k: Int
 
         public init(
-            _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, _ c: UnsafeMutablePointer<Float>,
-            ldc: Int, m: Int, n: Int, k: Int
+            _ a: Operand, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, _ c: UnsafeMutablePointer<Float>, ldc: Int,
+            m: Int, n: Int, k: Int
         ) {
             self.a = a; self.lda = lda; self.b = b; self.ldb = ldb; self.c = c; self.ldc = ldc
             self.m = m; self.n = n; self.k = k
+        }
+
+        public init(
+            _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, _ c: UnsafeMutablePointer<Float>,
+            ldc: Int, m: Int, n: Int, k: Int
+        ) {
+            self.init(Operand(UnsafeMutablePointer(mutating: a)), lda: lda, b, ldb: ldb, c, ldc: ldc, m: m, n: n, k: k)
         }
     }
 
@@ -179,7 +214,7 @@ public enum GEMM {
         guard path == .native else {  // OpenBLAS: one product after another
             for (g, p) in products.enumerated() {
                 gemm(
-                    transA: transA, transB: transB, m: p.m, n: p.n, k: p.k, alpha: alpha, p.a, lda: p.lda, p.b,
+                    transA: transA, transB: transB, m: p.m, n: p.n, k: p.k, alpha: alpha, p.a.floats, lda: p.lda, p.b,
                     ldb: p.ldb, beta: shared == .sum && g > 0 ? 1 : beta, p.c, ldc: p.ldc)
             }
             return
@@ -201,6 +236,7 @@ public enum GEMM {
         func tiles(_ p: Product) -> Int { (p.m + tile - 1) / tile }
         var tileCount = 0, m = 0, n = 0, k = 0, work = 0
         for p in products {
+            precondition(!p.a.isBF16 || bf16 == 1, "a bf16 operand needs bf16 products")
             tileCount = shared == .b ? tileCount + tiles(p) : tiles(p)
             m = max(m, p.m); n = max(n, p.n); k = max(k, p.k)
             work += p.n * p.k * tile / 2
@@ -222,12 +258,12 @@ public enum GEMM {
                     }
                     let r0 = lo * tile, r1 = min(p.m, hi * tile)
                     guard r1 > r0 else { continue }
-                    let a = transA ? p.a + k0 * p.lda + r0 : p.a + r0 * p.lda + k0
+                    let a = p.a.address + (transA ? k0 * p.lda + r0 : r0 * p.lda + k0) * p.a.stride
                     let b = transB ? p.b + k0 : p.b + k0 * p.ldb
                     let (c, ldc) = out?(g) ?? (p.c, p.ldc)
                     parts[used] = ngpt_gemm_part(
                         A: a, lda: p.lda, B: b, ldb: p.ldb, C: c + r0 * ldc, ldc: ldc, m: r1 - r0, n: p.n,
-                        k: depth ?? p.k)
+                        k: depth ?? p.k, a_bf16: p.a.isBF16 ? 1 : 0)
                     used += 1
                 }
                 guard used > 0 else { return }
@@ -270,6 +306,26 @@ public enum GEMM {
         }
     }
 
+    /// Y[M,N] = X[M,K] · W[K,N]  (+ beta·Y), X as stored for products (`Operand`).
+    public static func xw(
+        _ x: Operand, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int,
+        beta: Float = 0
+    ) {
+        group(
+            transA: false, transB: false, shared: .b, [Product(x, lda: k, w, ldb: n, y, ldc: n, m: m, n: n, k: k)],
+            beta: beta)
+    }
+
+    /// G[K,N] = X[M,K]ᵀ · Y[M,N]  (+ beta·G), X as stored for products (`Operand`).
+    public static func xTy(
+        _ x: Operand, _ y: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int,
+        beta: Float = 0
+    ) {
+        group(
+            transA: true, transB: false, shared: .b, [Product(x, lda: k, y, ldb: n, g, ldc: n, m: k, n: n, k: m)],
+            beta: beta)
+    }
+
     /// Y[M,N] = X[M,K] · W[K,N]  (+ beta·Y). Used for y = x·W layers (W_o, W_oMLP) and P·V.
     @inline(__always)
     public static func xw(
@@ -310,10 +366,10 @@ public enum GEMM {
     }
 
     /// G_g[K_g,N] = X_g[M,K_g]ᵀ · Y[M,N] (+ beta·G_g): the weight gradients of products that share their input Y,
-    /// Y packed once for all of them. The bits of one `xTy` per gradient.
+    /// Y packed once for all of them (each X_g as stored for products). The bits of one `xTy` per gradient.
     public static func xTy(
-        _ terms: [(x: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>, k: Int)], _ y: UnsafePointer<Float>,
-        m: Int, n: Int, beta: Float = 0
+        _ terms: [(x: Operand, g: UnsafeMutablePointer<Float>, k: Int)], _ y: UnsafePointer<Float>, m: Int, n: Int,
+        beta: Float = 0
     ) {
         group(
             transA: true, transB: false, shared: .b,
@@ -321,11 +377,11 @@ public enum GEMM {
     }
 
     /// Y[M,N] = Σ_g X_g[M,K_g] · W_g[K_g,N] (+ beta·Y), added in order: ∂L/∂input of products that share their
-    /// input, with one pass over Y. The bits of one `xw` per term (the first with beta, the others adding).
+    /// input, with one pass over Y (each X_g as stored for products). The bits of one `xw` per term (the first with
+    /// beta, the others adding).
     public static func xw(
-        _ terms: [(x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>, k: Int)],
-        _ y: UnsafeMutablePointer<Float>,
-        m: Int, n: Int, beta: Float = 0
+        _ terms: [(x: Operand, w: UnsafeMutablePointer<Float>, k: Int)], _ y: UnsafeMutablePointer<Float>, m: Int,
+        n: Int, beta: Float = 0
     ) {
         group(
             transA: false, transB: false, shared: .sum,

@@ -1,4 +1,4 @@
-import CAdamW
+import CRowKernels
 import Foundation
 
 /// AdamW and global gradient-norm clipping over flat parameter buffers.
@@ -28,7 +28,7 @@ public enum Optimizer {
         let decay = 1 - lr * weightDecay
         let eps = config.eps
         Threads.parallelFor(count, workPerItem: 28) { _, range in
-            if GEMM.hasAVX512 {  // the same arithmetic, with a vector square root (see CAdamW)
+            if GEMM.hasAVX512 {  // the same arithmetic, with a vector square root (see CRowKernels)
                 let i = range.lowerBound
                 ngpt_adamw_avx512(
                     param + i, grad + i, m + i, v + i, range.count, b1, b2, decay, stepSize, invSqrtBias2, eps,

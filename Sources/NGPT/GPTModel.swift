@@ -117,6 +117,7 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         a.inputs.update(from: inputs, count: n)
         a.targets.update(from: targets, count: n)
+        a.productPrecision = GEMM.precision
         let shape = AttentionShape(batch: batch, context: c.context, heads: H, headDim: dk)
 
         Embedding.forward(table: w.tokEmbeddings, ids: inputs, count: n, dim: d, vocab: V, a.h[0])
@@ -136,8 +137,8 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
             // m = RMSNorm₂(h_mid); h_out = h_mid + ((m·W_upᵀ) ⊙ SiLU(m·W_gateᵀ))·W_down
             RowNorm.rmsForward(s.hMid, gain: wl.mlpNorm, s.a2, rstd: s.rstd2, rows: n, cols: d, eps: Self.rmsEps)
             GEMM.xwT(s.a2, m: n, k: d, [(wl.wUp, s.ur, f), (wl.wGate, s.vr, f)])
-            SwiGLU.forward(u: s.ur, gate: s.vr, s.x, count: n * f)
-            GEMM.xw(s.x, wl.wDown, a.h[l + 1], m: n, k: f, n: d)
+            SwiGLU.forward(u: s.ur, gate: s.vr, a.operand(s.x), count: n * f)
+            GEMM.xw(a.operand(s.x), wl.wDown, a.h[l + 1], m: n, k: f, n: d)
             Columns.add(a.h[l + 1], s.hMid, a.h[l + 1], count: n * d)
         }
         RowNorm.rmsForward(a.h[c.layers], gain: w.norm, a.hf, rstd: a.rstdF, rows: n, cols: d, eps: Self.rmsEps)
@@ -148,14 +149,16 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         let shape = AttentionShape(batch: a.batch, context: c.context, heads: H, headDim: dk)
         var gh = a.gh, ghNext = a.ghNext
+        let gu = a.operand(a.gu), gnu = a.operand(a.gnu)
+        let gq = GEMM.Operand(a.gq), gk = GEMM.Operand(a.gk), gv = GEMM.Operand(a.gv)
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let s = a.layers[l], wl = w.blocks[l], gl = g.blocks[l]
             // MLP: gh = ∂L/∂h_out = ∂L/∂(x·W_down) and the residual part of ∂L/∂h_mid
             GEMM.xwT(gh, wl.wDown, a.gx, m: n, k: d, n: f)
-            GEMM.xTy(s.x, gh, gl.wDown, m: n, k: f, n: d, beta: 1)
-            SwiGLU.backward(a.gx, u: s.ur, gate: s.vr, du: a.gu, dgate: a.gnu, count: n * f)
-            GEMM.xTy([(a.gu, gl.wUp, f), (a.gnu, gl.wGate, f)], s.a2, m: n, n: d, beta: 1)
-            GEMM.xw([(a.gu, wl.wUp, f), (a.gnu, wl.wGate, f)], a.ga, m: n, n: d)
+            GEMM.xTy(a.operand(s.x), gh, gl.wDown, m: n, k: f, n: d, beta: 1)
+            SwiGLU.backward(a.gx, u: s.ur, gate: s.vr, du: gu, dgate: gnu, count: n * f)
+            GEMM.xTy([(gu, gl.wUp, f), (gnu, gl.wGate, f)], s.a2, m: n, n: d, beta: 1)
+            GEMM.xw([(gu, wl.wUp, f), (gnu, wl.wGate, f)], a.ga, m: n, n: d)
             ghNext.update(from: gh, count: n * d)
             RowNorm.rmsBackward(
                 a.ga, x: s.hMid, gain: wl.mlpNorm, rstd: s.rstd2, ghNext,
@@ -169,8 +172,8 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
                 dv: a.gv, ldg: d, scratch: a.attnScratch, shape: shape, scale: 1 / Float(dk).squareRoot())
             RoPE.rotate(a.gq, ld: d, rows: n, heads: H, context: c.context, table: rope, inverse: true)
             RoPE.rotate(a.gk, ld: d, rows: n, heads: H, context: c.context, table: rope, inverse: true)
-            GEMM.xTy([(a.gq, gl.wq, d), (a.gk, gl.wk, d), (a.gv, gl.wv, d)], s.a1, m: n, n: d, beta: 1)
-            GEMM.xw([(a.gq, wl.wq, d), (a.gk, wl.wk, d), (a.gv, wl.wv, d)], a.ga, m: n, n: d)
+            GEMM.xTy([(gq, gl.wq, d), (gk, gl.wk, d), (gv, gl.wv, d)], s.a1, m: n, n: d, beta: 1)
+            GEMM.xw([(gq, wl.wq, d), (gk, wl.wk, d), (gv, wl.wv, d)], a.ga, m: n, n: d)
             ghNext.update(from: gh, count: n * d)
             RowNorm.rmsBackward(
                 a.ga, x: a.h[l], gain: wl.attnNorm, rstd: s.rstd1, ghNext,

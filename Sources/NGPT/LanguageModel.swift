@@ -223,6 +223,14 @@ public class StreamActivations {
     let gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePointer<Float>, gv: UnsafeMutablePointer<Float>
     let gu: UnsafeMutablePointer<Float>, gnu: UnsafeMutablePointer<Float>, gx: UnsafeMutablePointer<Float>
     let headChunk: UnsafeMutablePointer<Float>, attnScratch: UnsafeMutablePointer<Float>
+    /// The products' precision in the forward that filled these activations (set by it): the form of the
+    /// activations that only products read (`operand`), in which the backward reads them back.
+    var productPrecision = GEMM.Precision.fp32
+
+    /// An activation that only products read (SwiGLU's output and its input gradients), as stored for them.
+    func operand(_ floats: UnsafeMutablePointer<Float>) -> GEMM.Operand {
+        GEMM.Operand(floats, precision: productPrecision)
+    }
 
     init(config c: ModelConfig, batch: Int, arena: Arena) {
         self.arena = arena

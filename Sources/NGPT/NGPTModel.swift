@@ -240,6 +240,7 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
         let c = config, n = a.n, d = c.dim, f = c.mlpHidden, V = c.vocabSize, H = c.heads, dk = c.headDim
         a.inputs.update(from: inputs, count: n)
         a.targets.update(from: targets, count: n)
+        a.productPrecision = GEMM.precision
         computeEffectiveScales()
         let shape = AttentionShape(batch: batch, context: c.context, heads: H, headDim: dk)
 
@@ -278,10 +279,10 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
             // --- MLP sub-block ---
             // u = s_u ⊙ (h·W_upᵀ) = h·(diag(s_u)W_up)ᵀ, ν = √d·s_ν ⊙ (h·W_gateᵀ)   [N, F]
             GEMM.xwT(s.hMid, m: n, k: d, [(scaled.up[l], s.u, f), (scaled.gate[l], s.nu, f)])
-            SwiGLU.forward(u: s.u, gate: s.nu, s.x, count: n * f)
+            SwiGLU.forward(u: s.u, gate: s.nu, a.operand(s.x), count: n * f)
             // h_M = Norm(x·W_down)   [N, d];  h_{l+1} = Norm(A + α_M ⊙ (h_M − A)), and the next block's
             // A = Norm(h_{l+1})   (one fused pass)
-            GEMM.xw(s.x, wl.wDown, s.hM, m: n, k: f, n: d)
+            GEMM.xw(a.operand(s.x), wl.wDown, s.hM, m: n, k: f, n: d)
             let nextA = l + 1 < c.layers ? a.layers[l + 1] : nil
             effective.alphaM[l].withUnsafeBufferPointer { al in
                 RowNorm.residualUpdate(
@@ -301,6 +302,7 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
         // ∂L/∂h through the previous sub-block's input normalisation, added by the next residual backward as it
         // reads gh (one pass over gh fewer; the same bits)
         var pending: RowNorm.PendingL2Backward? = nil
+        let gu = a.operand(a.gu), gnu = a.operand(a.gnu)
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let s = a.layers[l], wl = w.blocks[l], gl = g.blocks[l]
             // --- MLP sub-block (gh + pending = ∂L/∂h_{l+1}) ---
@@ -309,10 +311,10 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
                 alpha: effective.alphaM[l],
                 alphaGrad: gl.alphaMLP, alphaRaw: wl.alphaMLP, acts: a)  // a.gB = d h_mlp
             GEMM.xwT(a.gB, wl.wDown, a.gx, m: n, k: d, n: f)  // dx = dh_mlp·W_downᵀ
-            GEMM.xTy(s.x, a.gB, gl.wDown, m: n, k: f, n: d, beta: 1)
-            SwiGLU.backward(a.gx, u: s.u, gate: s.nu, du: a.gu, dgate: a.gnu, count: n * f)
+            GEMM.xTy(a.operand(s.x), a.gB, gl.wDown, m: n, k: f, n: d, beta: 1)
+            SwiGLU.backward(a.gx, u: s.u, gate: s.nu, du: gu, dgate: gnu, count: n * f)
             // through the folded weights diag(s_u)W_up and diag(√d·s_ν)W_gate (see the head above)
-            GEMM.xTy([(a.gu, scaled.gradUp, f), (a.gnu, scaled.gradGate, f)], s.hMid, m: n, n: d)
+            GEMM.xTy([(gu, scaled.gradUp, f), (gnu, scaled.gradGate, f)], s.hMid, m: n, n: d)
             unfoldScaleGradient(
                 scaled.gradUp, weight: wl.wUp, weightGrad: gl.wUp, scale: effective.su[l], factor: 1,
                 scaleGrad: gl.sU, rawFactor: 1, rows: f)
@@ -320,7 +322,7 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
                 scaled.gradGate, weight: wl.wGate, weightGrad: gl.wGate, scale: effective.sv[l], factor: sqrtD,
                 scaleGrad: gl.sV, rawFactor: sqrtD, rows: f)
             // ∂L/∂h_mid = du·(diag(s_u)W_up) + dν·(diag(√d·s_ν)W_gate)   (into ghNext) + Norm'(A)ᵀ dA   (pending)
-            GEMM.xw([(a.gu, scaled.up[l], f), (a.gnu, scaled.gate[l], f)], ghNext, m: n, n: d)
+            GEMM.xw([(gu, scaled.up[l], f), (gnu, scaled.gate[l], f)], ghNext, m: n, n: d)
             pending = .init(dy: a.gA, y: s.a2, invNorm: s.invA2)
             swap(&gh, &ghNext)
 
@@ -346,8 +348,9 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
                     context: c.context, table: rope)
             }
             let h = a.h[l]
-            GEMM.xTy([(a.gq, gl.wq, d), (a.gk, gl.wk, d), (a.gv, gl.wv, d)], h, m: n, n: d, beta: 1)
-            GEMM.xw([(a.gq, wl.wq, d), (a.gk, wl.wk, d), (a.gv, wl.wv, d)], ghNext, m: n, n: d)
+            let gq = GEMM.Operand(a.gq), gk = GEMM.Operand(a.gk), gv = GEMM.Operand(a.gv)
+            GEMM.xTy([(gq, gl.wq, d), (gk, gl.wk, d), (gv, gl.wv, d)], h, m: n, n: d, beta: 1)
+            GEMM.xw([(gq, wl.wq, d), (gk, wl.wk, d), (gv, wl.wv, d)], ghNext, m: n, n: d)
             pending = .init(dy: a.gA, y: s.a1, invNorm: s.invA1)
             swap(&gh, &ghNext)
         }

@@ -39,14 +39,18 @@ void ngpt_gemm(int transA, int transB, long m, long n, long k, float alpha, cons
 // - NGPT_GEMM_SUM: the same C, m and n (∂L/∂input of those products): C = alpha·Σ_g op(A_g)·op(B_g) + beta·C, summed
 //   in part order. Each row block of C stays in cache while every product adds to it.
 // A group too wide for one packed block of op(B) runs its products one after another (same bits).
+// A part's A may hold bfloat16 values instead of floats (a_bf16 != 0; lda counts them), rounded by its producer
+// as the bf16 packing rounds (to nearest even, a NaN kept quiet): the same products from half the bytes, for
+// activations that only products read (CRowKernels' SwiGLU writes them). Only with bf16 != 0.
 typedef struct {
-  const float *A;
+  const void *A;
   long lda;
   const float *B;
   long ldb;
   float *C;
   long ldc;
   long m, n, k;
+  int a_bf16;
 } ngpt_gemm_part;
 enum { NGPT_GEMM_SHARE_A = 0, NGPT_GEMM_SHARE_B = 1, NGPT_GEMM_SUM = 2 };
 void ngpt_gemm_group(int transA, int transB, int share, const ngpt_gemm_part *parts, int count, float alpha, float beta,

@@ -1,0 +1,102 @@
+// See include/ngpt_swiglu.h.
+#include "ngpt_swiglu.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+// Each product and sum rounded on its own, as in the Swift code this matches bit for bit.
+#pragma STDC FP_CONTRACT OFF
+
+// e^x for 16 lanes: Kernels/SIMDMath.swift's exp16, operation for operation (Cody–Waite reduction and Cephes'
+// degree-6 polynomial; inputs clamped to [−87.33654, 88]; NaN propagates).
+__attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x) {
+  const __m512 hi = _mm512_set1_ps(88.0f), lo = _mm512_set1_ps(-87.33654f), magic = _mm512_set1_ps(12582912.0f);
+  __m512 xc = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), x, hi);
+  xc = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xc, lo, _CMP_LT_OQ), xc, lo);
+  const __m512 nb = _mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)), magic);
+  const __m512 k = _mm512_sub_ps(nb, magic);
+  const __m512 r = _mm512_add_ps(_mm512_sub_ps(xc, _mm512_mul_ps(k, _mm512_set1_ps(0.693359375f))),
+                                 _mm512_mul_ps(k, _mm512_set1_ps(2.12194440e-4f)));
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 e = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, _mm512_mul_ps(r, r)), r), _mm512_set1_ps(1.0f));
+  const __m512i bits = _mm512_sub_epi32(_mm512_castps_si512(nb), _mm512_set1_epi32(0x4B400000));
+  const __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(127)), 23));
+  const __m512 result = _mm512_mul_ps(e, scale);
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), result, x);
+}
+
+// σ(x) = 1/(1 + e^−x), as SIMDMath.swift's sigmoid16 (−x by flipping the sign bit, as Swift negates).
+__attribute__((target("avx512f"))) static inline __m512 sigmoid16(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_castsi512_ps(_mm512_xor_si512(
+                                                   _mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000))))));
+}
+
+// bfloat16 bits, rounded as CGEMM's bf16 packing rounds: to nearest even, a NaN kept quiet (the same integer
+// arithmetic, so that a product reading these values sees what packing the floats would have given it).
+static inline uint16_t bf16_rne(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1);
+  return (uint16_t)(u >> 16);
+}
+
+// The same for 16 lanes.
+__attribute__((target("avx512f"))) static inline __m256i bf16_rne16(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
+  r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), u, _mm512_set1_epi32(0x00400000));
+  return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+}
+
+// Sixteen results to out[i ..< i + 16], as floats or rounded to bfloat16.
+__attribute__((target("avx512f"))) static inline void store16(void *out, long i, __m512 x, int bf16) {
+  if (bf16)
+    _mm256_storeu_si256((__m256i *)((uint16_t *)out + i), bf16_rne16(x));
+  else
+    _mm512_storeu_ps((float *)out + i, x);
+}
+
+static inline void store1(void *out, long i, float x, int bf16) {
+  if (bf16)
+    ((uint16_t *)out)[i] = bf16_rne(x);
+  else
+    ((float *)out)[i] = x;
+}
+
+__attribute__((target("avx512f"))) void ngpt_swiglu_forward(const float *u, const float *gate, void *out, long n,
+                                                            int out_bf16) {
+  long i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 g = _mm512_loadu_ps(gate + i);
+    store16(out, i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(u + i), g), sigmoid16(g)), out_bf16);
+  }
+  for (; i < n; ++i) store1(out, i, u[i] * gate[i] / (1 + expf(-gate[i])), out_bf16);
+}
+
+__attribute__((target("avx512f"))) void ngpt_swiglu_backward(const float *dout, const float *u, const float *gate,
+                                                             void *du, void *dgate, long n, int out_bf16) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  long i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 g = _mm512_loadu_ps(gate + i), uu = _mm512_loadu_ps(u + i), d = _mm512_loadu_ps(dout + i);
+    const __m512 sg = sigmoid16(g);
+    store16(du, i, _mm512_mul_ps(_mm512_mul_ps(d, g), sg), out_bf16);
+    const __m512 slope = _mm512_add_ps(one, _mm512_mul_ps(g, _mm512_sub_ps(one, sg)));
+    store16(dgate, i, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d, uu), sg), slope), out_bf16);
+  }
+  for (; i < n; ++i) {
+    const float g = gate[i], uu = u[i], d = dout[i];
+    const float sg = 1 / (1 + expf(-g));
+    store1(du, i, d * g * sg, out_bf16);
+    store1(dgate, i, d * uu * sg * (1 + g * (1 - sg)), out_bf16);
+  }
+}
