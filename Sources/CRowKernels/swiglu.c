@@ -1,9 +1,10 @@
 // See include/ngpt_swiglu.h.
 #include "ngpt_swiglu.h"
 
+#include "bf16_round.h"
+
 #include <immintrin.h>
 #include <math.h>
-#include <string.h>
 
 // Each product and sum rounded on its own, as in the Swift code this matches bit for bit.
 #pragma STDC FP_CONTRACT OFF
@@ -36,25 +37,6 @@ __attribute__((target("avx512f"))) static inline __m512 sigmoid16(__m512 x) {
   const __m512 one = _mm512_set1_ps(1.0f);
   return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_castsi512_ps(_mm512_xor_si512(
                                                    _mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000))))));
-}
-
-// bfloat16 bits, rounded as CGEMM's bf16 packing rounds: to nearest even, a NaN kept quiet (the same integer
-// arithmetic, so that a product reading these values sees what packing the floats would have given it).
-static inline uint16_t bf16_rne(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1);
-  return (uint16_t)(u >> 16);
-}
-
-// The same for 16 lanes.
-__attribute__((target("avx512f"))) static inline __m256i bf16_rne16(__m512 x) {
-  const __m512i u = _mm512_castps_si512(x);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
-  r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), u, _mm512_set1_epi32(0x00400000));
-  return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
 }
 
 // Sixteen results to out[i ..< i + 16], as floats or rounded to bfloat16.

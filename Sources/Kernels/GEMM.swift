@@ -306,24 +306,24 @@ public enum GEMM {
         }
     }
 
-    /// Y[M,N] = X[M,K] · W[K,N]  (+ beta·Y), X as stored for products (`Operand`).
+    /// Y[M,N] = X[M,K] · W[K,N]  (+ beta·Y), X as stored for products (`Operand`; rows `lda` values apart, K
+    /// unless given).
     public static func xw(
-        _ x: Operand, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int,
-        beta: Float = 0
+        _ x: Operand, lda: Int? = nil, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, m: Int, k: Int,
+        n: Int, beta: Float = 0
     ) {
-        group(
-            transA: false, transB: false, shared: .b, [Product(x, lda: k, w, ldb: n, y, ldc: n, m: m, n: n, k: k)],
-            beta: beta)
+        let product = Product(x, lda: lda ?? k, w, ldb: n, y, ldc: n, m: m, n: n, k: k)
+        group(transA: false, transB: false, shared: .b, [product], beta: beta)
     }
 
-    /// G[K,N] = X[M,K]ᵀ · Y[M,N]  (+ beta·G), X as stored for products (`Operand`).
+    /// G[K,N] = X[M,K]ᵀ · Y[M,N]  (+ beta·G), X as stored for products (`Operand`; rows `lda` values apart, K
+    /// unless given).
     public static func xTy(
-        _ x: Operand, _ y: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, m: Int, k: Int, n: Int,
-        beta: Float = 0
+        _ x: Operand, lda: Int? = nil, _ y: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, m: Int, k: Int,
+        n: Int, beta: Float = 0
     ) {
-        group(
-            transA: true, transB: false, shared: .b, [Product(x, lda: k, y, ldb: n, g, ldc: n, m: k, n: n, k: m)],
-            beta: beta)
+        let product = Product(x, lda: lda ?? k, y, ldb: n, g, ldc: n, m: k, n: n, k: m)
+        group(transA: true, transB: false, shared: .b, [product], beta: beta)
     }
 
     /// Y[M,N] = X[M,K] · W[K,N]  (+ beta·Y). Used for y = x·W layers (W_o, W_oMLP) and P·V.

@@ -26,15 +26,17 @@ enum OutputHead {
         gradScale: Float, dx: UnsafeMutablePointer<Float>, weightGrad: UnsafeMutablePointer<Float>, beta: Float
     ) -> Double {
         let step = chunkRows(rows: n, vocab: V)
+        // dz as the products read it (`GEMM.Operand`): in bf16 its rows are the first halves of the chunk's rows
+        let dz = GEMM.Operand(chunk, precision: GEMM.precision), ld = dz.isBF16 ? 2 * V : V
         var loss = 0.0
         for r0 in stride(from: 0, to: n, by: step) {
             let rows = min(step, n - r0), xr = x + r0 * d
             if logits == nil { GEMM.xwT(xr, weight, chunk, m: rows, k: d, n: V) }
             loss += CrossEntropy.forwardBackward(
                 logits: logits.map { $0 + r0 * V } ?? UnsafePointer(chunk), targets: targets + r0, rows: rows,
-                vocab: V, dlogits: chunk, gradScale: gradScale)
-            GEMM.xTy(chunk, xr, weightGrad, m: rows, k: V, n: d, beta: r0 == 0 ? beta : 1)
-            GEMM.xw(chunk, weight, dx + r0 * d, m: rows, k: V, n: d)
+                vocab: V, gradient: dz, gradScale: gradScale)
+            GEMM.xTy(dz, lda: ld, xr, weightGrad, m: rows, k: V, n: d, beta: r0 == 0 ? beta : 1)
+            GEMM.xw(dz, lda: ld, weight, dx + r0 * d, m: rows, k: V, n: d)
         }
         return loss
     }

@@ -20,8 +20,9 @@ import Testing
     /// The values at `floats` rounded to bf16 in place (the first half of the memory), as an operand.
     static func storeBF16(_ values: [Float], _ floats: UnsafeMutablePointer<Float>) -> GEMM.Operand {
         let operand = GEMM.Operand(floats, precision: .bf16)
-        let halves = operand.address.assumingMemoryBound(to: UInt16.self)
-        for (i, v) in values.enumerated() { halves[i] = BFloat16.round(v) }
+        for (i, v) in values.enumerated() {
+            operand.address.storeBytes(of: BFloat16.round(v), toByteOffset: 2 * i, as: UInt16.self)
+        }
         return operand
     }
 
@@ -123,8 +124,35 @@ import Testing
         SwiGLU.forward(u: u, gate: gate, x, count: n)
         SwiGLU.backward(dout, u: u, gate: gate, du: gu, dgate: gnu, count: n)
         for (operand, floats) in [(x, reference), (gu, du), (gnu, dgate)] {
-            let halves = operand.address.assumingMemoryBound(to: UInt16.self)
-            #expect((0..<n).filter { halves[$0] != BFloat16.round(floats[$0]) }.count == 0)
+            let wrong = (0..<n).filter {
+                operand.address.load(fromByteOffset: 2 * $0, as: UInt16.self) != BFloat16.round(floats[$0])
+            }
+            #expect(wrong.isEmpty)
         }
+    }
+
+    /// The cross-entropy's gradient stored in bf16, in place over the logits: each row's values are the Float
+    /// gradient's, rounded (the target entry included), and the loss is the same.
+    @Test func crossEntropyGradientInBF16IsTheFloatGradientRounded() {
+        let rows = 37, vocab = 16 * 9 + 5
+        var rng = SplitMix64(seed: 5)
+        let logits = rng.normals(rows * vocab, std: 3)
+        let targets = (0..<rows).map { Int32(($0 * 17) % vocab) }
+        var floats = [Float](repeating: 0, count: rows * vocab)
+        let lossFloats = CrossEntropy.forwardBackward(
+            logits: logits, targets: targets, rows: rows, vocab: vocab, dlogits: &floats, gradScale: 0.25)
+        let storage = UnsafeMutablePointer<Float>.allocate(capacity: rows * vocab)
+        defer { storage.deallocate() }
+        storage.update(from: logits, count: rows * vocab)
+        let gradient = GEMM.Operand(storage, precision: .bf16)
+        let lossHalves = CrossEntropy.forwardBackward(
+            logits: storage, targets: targets, rows: rows, vocab: vocab, gradient: gradient, gradScale: 0.25)
+        #expect(lossHalves == lossFloats)
+        let wrong = (0..<rows * vocab).filter {
+            let (r, i) = $0.quotientAndRemainder(dividingBy: vocab)
+            let stored = gradient.address.load(fromByteOffset: 4 * r * vocab + 2 * i, as: UInt16.self)
+            return stored != BFloat16.round(floats[$0])
+        }
+        #expect(wrong.isEmpty, "\(wrong.count) differ")
     }
 }
