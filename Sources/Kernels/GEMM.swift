@@ -16,7 +16,8 @@ public enum GEMM {
     }
 
     /// What the products' inputs are rounded to. bf16: each input rounded to bfloat16 (to nearest even) as it is
-    /// packed, products accumulated in fp32; what every caller holds (weights, activations, gradients) stays fp32.
+    /// packed, products accumulated in fp32; what callers hold (weights, activations, gradients) stays fp32, except
+    /// the activations only products read, which their producers store already rounded (`Operand`).
     public enum Precision: String, Sendable, CaseIterable {
         case fp32, bf16
     }
