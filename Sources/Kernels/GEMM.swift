@@ -138,7 +138,8 @@ public enum GEMM {
     /// An activation that only matrix products read, kept in the form they consume it: bfloat16 where the products
     /// run on ngpt's bf16 kernel (its producer rounds each value exactly as packing would round the Float, so every
     /// product sees the same bits, from half the bytes to write and to pack), else Float. Its memory has room for
-    /// the Float form either way. (SwiGLU's output and its input gradients: design §5.)
+    /// the Float form either way. (SwiGLU's output and its input gradients, the output head's logit gradient:
+    /// design §5.)
     public struct Operand {
         public let address: UnsafeMutableRawPointer
         /// Whether the values are bfloat16 (UInt16 each) rather than Float.

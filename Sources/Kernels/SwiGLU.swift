@@ -21,6 +21,7 @@ public enum SwiGLU {
         }
     }
 
+    /// The same into Floats.
     public static func forward(
         u: UnsafePointer<Float>, gate: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int
     ) {
@@ -46,6 +47,7 @@ public enum SwiGLU {
         }
     }
 
+    /// The same into Floats.
     public static func backward(
         _ dout: UnsafePointer<Float>, u: UnsafePointer<Float>, gate: UnsafePointer<Float>,
         du: UnsafeMutablePointer<Float>, dgate: UnsafeMutablePointer<Float>, count n: Int
