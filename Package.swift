@@ -56,8 +56,8 @@ let package = Package(
         // ngpt's own AVX-512 GEMM (fp32 and bf16): per-function target attributes, chosen at run time.
         .target(name: "CGEMM"),
         // Row kernels in C where Swift's SIMD cannot say it: AdamW's vector square root (vsqrtps), SwiGLU's outputs
-        // rounded to bf16 (vcvtneps2bf16).
-        .target(name: "CRowKernels"),
+        // and the logit gradient narrowed to bf16 (rounded by CGEMM's ngpt_bf16.h, as packing rounds).
+        .target(name: "CRowKernels", dependencies: ["CGEMM"]),
         // The program's one pool of worker threads.
         .target(name: "CThreadPool"),
         // Stop requests by signal, handled where the sender is visible.

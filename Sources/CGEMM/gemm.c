@@ -4,6 +4,7 @@
 // panel. fp32: one vfmadd231ps per 16 multiply-adds. bf16: the packing rounds to bfloat16 and interleaves k in
 // pairs, so one vdpbf16ps does 32 multiply-adds (two k at once) into fp32 lanes.
 #include "ngpt_gemm.h"
+#include "ngpt_bf16.h"
 
 #include <cpuid.h>
 #include <immintrin.h>
@@ -175,30 +176,14 @@ __attribute__((target("avx512f"))) static void pack_b_f32(int transB, const floa
 // Packing, bf16: the same panels with k in pairs. A: one 32-bit word per (pair, row) holding (k even, k odd) as
 // (low, high) bf16; B: per pair, NR words each holding (k even, k odd) of one column. An odd kc pads with zero.
 
-static inline uint16_t bf16_rne(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);  // NaN stays a (quiet) NaN
-  u += 0x7fffu + ((u >> 16) & 1);
-  return (uint16_t)(u >> 16);
-}
-
 static inline uint32_t pair(float even, float odd) {
-  return (uint32_t)bf16_rne(even) | ((uint32_t)bf16_rne(odd) << 16);
-}
-
-// bf16 bits of each lane in the upper half of the 32-bit lane, rounded to nearest even (NaN stays a quiet NaN).
-__attribute__((target("avx512f"))) static inline __m512i round_bf16(__m512 x) {
-  const __m512i u = _mm512_castps_si512(x);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
-  return _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), u, _mm512_set1_epi32(0x00400000));
+  return (uint32_t)ngpt_bf16_rne(even) | ((uint32_t)ngpt_bf16_rne(odd) << 16);
 }
 
 // Pairs (e[l], o[l]) lane by lane: k even from one row, k odd from the next.
 __attribute__((target("avx512f"))) static inline __m512i pairs_across(__m512 e, __m512 o) {
-  return _mm512_or_si512(_mm512_srli_epi32(round_bf16(e), 16),
-                         _mm512_and_si512(round_bf16(o), _mm512_set1_epi32((int)0xffff0000)));
+  return _mm512_or_si512(_mm512_srli_epi32(ngpt_bf16_rne_upper(e), 16),
+                         _mm512_and_si512(ngpt_bf16_rne_upper(o), _mm512_set1_epi32((int)0xffff0000)));
 }
 
 // Pairs of neighbours along one row: 32 consecutive floats → 16 pairs (x[2l], x[2l+1]).
@@ -207,7 +192,7 @@ __attribute__((target("avx512f"))) static inline __m512i pairs_across(__m512 e, 
 __attribute__((target("avx512f,avx512bw"))) static inline __m512i pairs_along(__m512 x0, __m512 x1) {
   const __m512i upper_halves = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29,
                                                 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-  return _mm512_permutex2var_epi16(round_bf16(x0), upper_halves, round_bf16(x1));
+  return _mm512_permutex2var_epi16(ngpt_bf16_rne_upper(x0), upper_halves, ngpt_bf16_rne_upper(x1));
 }
 
 // Two rows' `lanes` values (k even, k odd) as pairs, into 16 words (lanes past `lanes` are 0).

@@ -7,17 +7,8 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "ngpt_bf16.h"
 #include "ngpt_gemm.h"
-
-static inline uint16_t round_to_bf16(float x) {
-  union {
-    float f;
-    uint32_t u;
-  } v = {x};
-  if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40);  // NaN stays a quiet NaN
-  v.u += 0x7fffu + ((v.u >> 16) & 1);
-  return (uint16_t)(v.u >> 16);
-}
 
 // The mask of the first `n` of 32 16-bit lanes (all when n ≥ 32).
 static inline __mmask32 first_lanes(long n) { return n >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << n) - 1); }
@@ -80,7 +71,7 @@ DEFINE_BLOCK(2)
 DEFINE_BLOCK(4)
 
 void ngpt_bf16_round(const float *x, uint16_t *xb, long n) {
-  for (long c = 0; c < n; ++c) xb[c] = round_to_bf16(x[c]);
+  for (long c = 0; c < n; ++c) xb[c] = ngpt_bf16_rne(x[c]);
 }
 
 // One stream: four rows at a time share each load of x, then the remaining rows one by one. Each row's sum is

@@ -1,7 +1,7 @@
 // See include/ngpt_swiglu.h.
 #include "ngpt_swiglu.h"
 
-#include "bf16_round.h"
+#include "ngpt_bf16.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -42,14 +42,14 @@ __attribute__((target("avx512f"))) static inline __m512 sigmoid16(__m512 x) {
 // Sixteen results to out[i ..< i + 16], as floats or rounded to bfloat16.
 __attribute__((target("avx512f"))) static inline void store16(void *out, long i, __m512 x, int bf16) {
   if (bf16)
-    _mm256_storeu_si256((__m256i *)((uint16_t *)out + i), bf16_rne16(x));
+    _mm256_storeu_si256((__m256i *)((uint16_t *)out + i), ngpt_bf16_rne16(x));
   else
     _mm512_storeu_ps((float *)out + i, x);
 }
 
 static inline void store1(void *out, long i, float x, int bf16) {
   if (bf16)
-    ((uint16_t *)out)[i] = bf16_rne(x);
+    ((uint16_t *)out)[i] = ngpt_bf16_rne(x);
   else
     ((float *)out)[i] = x;
 }
