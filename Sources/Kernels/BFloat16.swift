@@ -46,19 +46,49 @@ extension GEMM {
         rows: Int, cols: Int, _ a: UnsafePointer<UInt16>, vectors n: Int = 1, _ x: UnsafePointer<Float>,
         beta: Float = 0, _ y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
     ) {
+        withUnsafePointer(to: GemvRows(a, rows: rows, y)) {
+            gemvBF16(UnsafeBufferPointer(start: $0, count: 1), cols: cols, vectors: n, x, beta: beta, scratch: scratch)
+        }
+    }
+
+    /// A bf16 matrix [rows, cols] and where its products go (y: [vectors, rows]), as one part of a `gemvBF16` group.
+    public struct GemvRows {
+        public let a: UnsafePointer<UInt16>
+        public let rows: Int
+        public let y: UnsafeMutablePointer<Float>
+        public init(_ a: UnsafePointer<UInt16>, rows: Int, _ y: UnsafeMutablePointer<Float>) {
+            self.a = a; self.rows = rows; self.y = y
+        }
+    }
+
+    /// `gemvBF16` for several matrices with the same input (q, k and v; SwiGLU's up and gate), as one job over all
+    /// their rows: x rounded once and one fork instead of one per matrix (a fork and its wait cost microseconds,
+    /// a config S token a hundred or so). Each row's sum does not depend on the split: the bits of one call each.
+    public static func gemvBF16(
+        _ parts: UnsafeBufferPointer<GemvRows>, cols: Int, vectors n: Int = 1, _ x: UnsafePointer<Float>,
+        beta: Float = 0, scratch: UnsafeMutablePointer<Float>
+    ) {
         guard hasBF16Gemv else {
-            for v in 0..<n {
-                gemv(
-                    transpose: false, rows: rows, cols: cols, a, lda: cols, x + v * cols, beta: beta, y + v * rows,
-                    scratch: scratch)
+            for p in parts {
+                for v in 0..<n {
+                    gemv(
+                        transpose: false, rows: p.rows, cols: cols, p.a, lda: cols, x + v * cols, beta: beta,
+                        p.y + v * p.rows, scratch: scratch)
+                }
             }
             return
         }
         let ldx = (cols + 31) / 32 * 32  // each rounded vector starts 64-byte aligned
         let xb = UnsafeMutableRawPointer(scratch).assumingMemoryBound(to: UInt16.self)
         for v in 0..<n { ngpt_bf16_round(x + v * cols, xb + v * ldx, cols) }
-        Threads.parallelFor(rows, workPerItem: 2 * cols * n, minWork: gemvParallelWork) { _, r in
-            ngpt_gemv_bf16(r.count, cols, a + r.lowerBound * cols, cols, n, xb, ldx, beta, y + r.lowerBound, rows)
+        let total = parts.reduce(0) { $0 + $1.rows }
+        Threads.parallelFor(total, workPerItem: 2 * cols * n, minWork: gemvParallelWork) { _, range in
+            var first = 0  // the part's first row among all the parts' rows
+            for p in parts {
+                let lo = max(range.lowerBound - first, 0), hi = min(range.upperBound - first, p.rows)
+                if lo < hi { ngpt_gemv_bf16(hi - lo, cols, p.a + lo * cols, cols, n, xb, ldx, beta, p.y + lo, p.rows) }
+                first += p.rows
+            }
         }
     }
 

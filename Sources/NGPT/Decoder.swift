@@ -203,23 +203,59 @@ final class DecoderState {
     }
 }
 
+/// Matrices that read the same input, each into its own output (q, k and v; SwiGLU's up and gate). With bf16
+/// copies they run as one product over all their rows (`GEMM.gemvBF16`'s group: one fork per token instead of
+/// one per matrix); the bits of applying each on its own.
+struct DecodeGroup {
+    let matrices: [DecodeMatrix]
+    let outputs: [UnsafeMutablePointer<Float>]
+    private let parts: [GEMM.GemvRows]?  // every matrix's bf16 rows, or nil when any is Float
+
+    init(_ matrices: [DecodeMatrix], outputs: [UnsafeMutablePointer<Float>]) {
+        self.matrices = matrices
+        self.outputs = outputs
+        let copies = matrices.compactMap(\.b16)
+        parts =
+            copies.count == matrices.count
+            ? zip(zip(copies, matrices), outputs).map { GEMM.GemvRows($0.0, rows: $0.1.rows, $1) } : nil
+    }
+
+    /// For each of `n` input rows x (`cols` floats each): output_g = W_g·x, rows of W_g.rows floats.
+    func apply(n: Int, _ x: UnsafePointer<Float>) {
+        guard let parts, let first = matrices.first else {
+            for (m, y) in zip(matrices, outputs) { m.apply(n: n, x, y) }
+            return
+        }
+        parts.withUnsafeBufferPointer {
+            GEMM.gemvBF16($0, cols: first.cols, vectors: n, x, scratch: first.scratch)
+        }
+    }
+}
+
 /// A layer's matrices as the decoder reads them.
 struct DecodeLayer {
-    let wq, wk, wv, wo: DecodeMatrix  // [d, d]
-    let up, gate, down: DecodeMatrix  // [F, d]
+    let qkv: DecodeGroup  // W_q, W_k, W_v [d, d] into the state's q, k, v
+    let wo: DecodeMatrix  // [d, d]
+    let upGate: DecodeGroup  // W_up, W_gate [F, d] into the state's u, g
+    let down: DecodeMatrix  // [F, d]
 }
 
 extension DecodeWeights {
-    /// A layer's seven matrices (d and F from `c`); the up and gate matrices may be folded copies (nGPT).
+    /// A layer's seven matrices (d and F from `c`), the products that share an input writing into `s`'s buffers;
+    /// the up and gate matrices may be folded copies (nGPT).
     func layer(
-        _ c: ModelConfig, wq: UnsafePointer<Float>, wk: UnsafePointer<Float>, wv: UnsafePointer<Float>,
-        wo: UnsafePointer<Float>, up: UnsafePointer<Float>, gate: UnsafePointer<Float>, down: UnsafePointer<Float>
+        _ c: ModelConfig, _ s: DecoderState, wq: UnsafePointer<Float>, wk: UnsafePointer<Float>,
+        wv: UnsafePointer<Float>, wo: UnsafePointer<Float>, up: UnsafePointer<Float>, gate: UnsafePointer<Float>,
+        down: UnsafePointer<Float>
     ) -> DecodeLayer {
         let d = c.dim, f = c.mlpHidden
         return DecodeLayer(
-            wq: matrix(wq, rows: d, cols: d), wk: matrix(wk, rows: d, cols: d), wv: matrix(wv, rows: d, cols: d),
-            wo: matrix(wo, rows: d, cols: d, transposed: true), up: matrix(up, rows: f, cols: d),
-            gate: matrix(gate, rows: f, cols: d), down: matrix(down, rows: f, cols: d, transposed: true))
+            qkv: DecodeGroup(
+                [matrix(wq, rows: d, cols: d), matrix(wk, rows: d, cols: d), matrix(wv, rows: d, cols: d)],
+                outputs: [s.q, s.k, s.v]),
+            wo: matrix(wo, rows: d, cols: d, transposed: true),
+            upGate: DecodeGroup([matrix(up, rows: f, cols: d), matrix(gate, rows: f, cols: d)], outputs: [s.u, s.g]),
+            down: matrix(down, rows: f, cols: d, transposed: true))
     }
 }
 
@@ -280,7 +316,7 @@ final class NGPTDecoder: MatrixDecoder<NGPTModel>, TokenDecoder, BatchDecoder {
         layers = model.w.blocks.indices.map { l in
             let b = model.w.blocks[l]
             return weights.layer(
-                c, wq: b.wq, wk: b.wk, wv: b.wv, wo: b.wo, up: model.scaled.up[l], gate: model.scaled.gate[l],
+                c, s, wq: b.wq, wk: b.wk, wv: b.wv, wo: b.wo, up: model.scaled.up[l], gate: model.scaled.gate[l],
                 down: b.wDown)
         }
         output = weights.matrix(model.scaled.output, rows: c.vocabSize, cols: c.dim)
@@ -295,9 +331,7 @@ final class NGPTDecoder: MatrixDecoder<NGPTModel>, TokenDecoder, BatchDecoder {
             let w = layers[l]
             // attention: A = Norm(h); q, k, v = W·h; RoPE; per-head Norm × s_qk; cache k̃, v
             RowNorm.l2Forward(s.x, s.a, invNorm: nil, rows: n, cols: d)
-            w.wq.apply(n: n, s.x, s.q)
-            w.wk.apply(n: n, s.x, s.k)
-            w.wv.apply(n: n, s.x, s.v)
+            w.qkv.apply(n: n, s.x)
             s.rotate(s.q, table: model.rope)
             s.rotate(s.k, table: model.rope)
             RowNorm.l2Forward(s.q, s.q, invNorm: nil, rows: n * H, cols: dk)
@@ -317,8 +351,7 @@ final class NGPTDecoder: MatrixDecoder<NGPTModel>, TokenDecoder, BatchDecoder {
             RowNorm.l2Forward(s.x, s.x, invNorm: nil, rows: n, cols: d)
             // MLP with the folded scales: u = (diag(s_u)W_up)·h, ν = (diag(√d·s_ν)W_gate)·h
             RowNorm.l2Forward(s.x, s.a, invNorm: nil, rows: n, cols: d)
-            w.up.apply(n: n, s.x, s.u)
-            w.gate.apply(n: n, s.x, s.g)
+            w.upGate.apply(n: n, s.x)
             s.swiGLU(rows: n)
             w.down.apply(transpose: true, n: n, s.u, s.o)
             RowNorm.l2Forward(s.o, s.o, invNorm: nil, rows: n, cols: d)
@@ -336,7 +369,7 @@ final class GPTDecoder: MatrixDecoder<GPTModel>, TokenDecoder, BatchDecoder {
     override func loadWeights() {
         let c = config
         layers = model.w.blocks.map { b in
-            weights.layer(c, wq: b.wq, wk: b.wk, wv: b.wv, wo: b.wo, up: b.wUp, gate: b.wGate, down: b.wDown)
+            weights.layer(c, s, wq: b.wq, wk: b.wk, wv: b.wv, wo: b.wo, up: b.wUp, gate: b.wGate, down: b.wDown)
         }
         output = weights.matrix(model.w.output, rows: c.vocabSize, cols: c.dim)
     }
@@ -349,9 +382,7 @@ final class GPTDecoder: MatrixDecoder<GPTModel>, TokenDecoder, BatchDecoder {
         for l in 0..<c.layers {
             let w = layers[l], gains = p.blocks[l]
             RowNorm.rmsForward(s.x, gain: gains.attnNorm, s.a, rstd: rstd, rows: n, cols: d, eps: GPTModel.rmsEps)
-            w.wq.apply(n: n, s.a, s.q)
-            w.wk.apply(n: n, s.a, s.k)
-            w.wv.apply(n: n, s.a, s.v)
+            w.qkv.apply(n: n, s.a)
             s.rotate(s.q, table: model.rope)
             s.rotate(s.k, table: model.rope)
             s.cache(layer: l, k: s.k, v: s.v)
@@ -359,8 +390,7 @@ final class GPTDecoder: MatrixDecoder<GPTModel>, TokenDecoder, BatchDecoder {
             // h += y·W_o
             w.wo.apply(transpose: true, n: n, s.y, beta: 1, s.x)
             RowNorm.rmsForward(s.x, gain: gains.mlpNorm, s.a, rstd: rstd, rows: n, cols: d, eps: GPTModel.rmsEps)
-            w.up.apply(n: n, s.a, s.u)
-            w.gate.apply(n: n, s.a, s.g)
+            w.upGate.apply(n: n, s.a)
             s.swiGLU(rows: n)
             w.down.apply(transpose: true, n: n, s.u, beta: 1, s.x)
         }

@@ -124,6 +124,41 @@ func fixture(_ name: String) throws -> String {
         #expect(results[0] == results[1])
     }
 
+    /// Matrices with one input as one job over all their rows (q, k and v; up and gate): the bits of one call per
+    /// matrix, for one vector and a batch, on one thread and two (the split falls inside a matrix or between).
+    @Test(.enabled(if: GEMM.hasBF16Gemv), arguments: [1, 3])
+    func aGroupOfMatricesGivesTheBitsOfOneCallEach(vectors n: Int) {
+        var rng = SplitMix64(seed: UInt64(40 + n))
+        let cols = 96, rows = [64, 37, 131]
+        let matrices = rows.map { r in (0..<(r * cols)).map { _ in BFloat16.round(Float(rng.normal())) } }
+        let x = (0..<(n * cols)).map { _ in Float(rng.normal()) }
+        var scratch = [Float](repeating: 0, count: n * (cols / 2 + 32) + 2 * 256 + 64)
+        var alone: [[Float]] = []
+        for (a, r) in zip(matrices, rows) {
+            var y = [Float](repeating: 0, count: n * r)
+            GEMM.gemvBF16(rows: r, cols: cols, a, vectors: n, x, &y, scratch: &scratch)
+            alone.append(y)
+        }
+        for threads in [1, 2] {
+            Threads.configure(threads: threads)
+            let outputs = rows.map { UnsafeMutablePointer<Float>.allocate(capacity: n * $0) }
+            let copies = matrices.map { m in
+                let p = UnsafeMutablePointer<UInt16>.allocate(capacity: m.count)
+                p.initialize(from: m, count: m.count)
+                return p
+            }
+            let parts = (0..<3).map { GEMM.GemvRows(copies[$0], rows: rows[$0], outputs[$0]) }
+            parts.withUnsafeBufferPointer { GEMM.gemvBF16($0, cols: cols, vectors: n, x, scratch: &scratch) }
+            for g in 0..<3 {
+                let grouped = Array(UnsafeBufferPointer(start: outputs[g], count: n * rows[g]))
+                #expect(grouped.map(\.bitPattern) == alone[g].map(\.bitPattern), "matrix \(g), \(threads) threads")
+            }
+            outputs.forEach { $0.deallocate() }
+            copies.forEach { $0.deallocate() }
+        }
+        Threads.configure()
+    }
+
     /// Streams decoded together (slots at different positions, one of them taking several rows in a step, as a
     /// prompt does) give each stream the same logits, bit for bit, as decoding it alone.
     @Test(arguments: [ModelKind.ngpt, .gpt], DecodePrecision.allCases)
