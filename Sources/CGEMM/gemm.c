@@ -347,6 +347,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static void pack_a_halves(i
   do {                                                                          \
     for (long i = 0; i < mr; ++i) {                                             \
       _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                   \
+      _mm_prefetch((const char *)(c + i * ldc + nr - 1), _MM_HINT_T0);          \
       if (nr > 16) _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0); \
     }                                                                           \
   } while (0)
@@ -373,18 +374,23 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static void pack_a_halves(i
     }                                                                               \
   } while (0)
 
-__attribute__((target("avx512f"))) static void kernel_f32(long kc, const float *restrict a, const float *restrict b,
-                                                          float *c, long ldc, float alpha, float beta, long mr,
-                                                          long nr) {
+// The loops over k, for a tile of `vectors` column vectors: 2 (NR = 32 columns), or 1 where the tile's columns end
+// within the first 16 (a panel at the right edge of C: F = 683 is 21 panels and 11 columns), which then costs
+// half the multiply-adds. Each lane's sum is the same sequence either way. Inlined with a constant `vectors`.
+__attribute__((target("avx512f"), always_inline)) static inline void kernel_f32_loop(const int vectors, long kc,
+                                                                                     const float *restrict a,
+                                                                                     const float *restrict b, float *c,
+                                                                                     long ldc, float alpha, float beta,
+                                                                                     long mr, long nr) {
   __m512 acc[MR][2];
   _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   PREFETCH_TILE;
   for (long p = 0; p < kc; ++p) {
-    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+    const __m512 b0 = _mm512_load_ps(b), b1 = vectors > 1 ? _mm512_load_ps(b + 16) : _mm512_setzero_ps();
     _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i]);
       acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      if (vectors > 1) acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
     }
     a += MR;
     b += NR;
@@ -392,24 +398,45 @@ __attribute__((target("avx512f"))) static void kernel_f32(long kc, const float *
   STORE_TILE;
 }
 
-__attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16(long kq, const uint32_t *restrict a,
-                                                                      const uint32_t *restrict b, float *c, long ldc,
-                                                                      float alpha, float beta, long mr, long nr) {
+__attribute__((target("avx512f,avx512bf16"), always_inline)) static inline void kernel_bf16_loop(
+    const int vectors, long kq, const uint32_t *restrict a, const uint32_t *restrict b, float *c, long ldc, float alpha,
+    float beta, long mr, long nr) {
   __m512 acc[MR][2];
   _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   PREFETCH_TILE;
   for (long q = 0; q < kq; ++q) {
     const __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)b),
-                   b1 = (__m512bh)_mm512_load_si512((const void *)(b + 16));
+                   b1 = vectors > 1 ? (__m512bh)_mm512_load_si512((const void *)(b + 16))
+                                    : (__m512bh)_mm512_setzero_si512();
     _Pragma("GCC unroll 14") for (int i = 0; i < MR; ++i) {
       const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
       acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
-      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
+      if (vectors > 1) acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
     }
     a += MR;
     b += NR;
   }
   STORE_TILE;
+}
+
+// A tile of C (mr ≤ MR rows, nr ≤ NR columns) from one A panel and one B panel, `depth` steps of k (fp32) or of
+// k pairs (bf16).
+__attribute__((target("avx512f"))) static void kernel_f32(long kc, const float *restrict a, const float *restrict b,
+                                                          float *c, long ldc, float alpha, float beta, long mr,
+                                                          long nr) {
+  if (nr > 16)
+    kernel_f32_loop(2, kc, a, b, c, ldc, alpha, beta, mr, nr);
+  else
+    kernel_f32_loop(1, kc, a, b, c, ldc, alpha, beta, mr, nr);
+}
+
+__attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16(long kq, const uint32_t *restrict a,
+                                                                      const uint32_t *restrict b, float *c, long ldc,
+                                                                      float alpha, float beta, long mr, long nr) {
+  if (nr > 16)
+    kernel_bf16_loop(2, kq, a, b, c, ldc, alpha, beta, mr, nr);
+  else
+    kernel_bf16_loop(1, kq, a, b, c, ldc, alpha, beta, mr, nr);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
