@@ -125,7 +125,7 @@ let package = Package(
 
         // Tests
         .target(name: "TestSupport", dependencies: ["Common", "Kernels", "Tokenizer"], path: "Tests/TestSupport"),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CBLAS", "CGEMM"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CBLAS", "CGEMM", "CRowKernels"]),
         .testTarget(name: "CSentencePieceTests", dependencies: ["CSentencePiece"]),
         .testTarget(name: "TokenizerTests", dependencies: ["TestSupport", "Common", "Tokenizer", "Kernels"]),
         .testTarget(name: "DataPipelineTests", dependencies: ["TestSupport", "Common", "DataPipeline", "Tokenizer", "Kernels"]),

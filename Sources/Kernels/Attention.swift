@@ -1,4 +1,5 @@
 import CGEMM
+import CRowKernels
 
 // Causal scaled-dot-product attention over (batch, head): products tile by tile on operands packed once per head
 // (where ngpt's kernels run) or blocked GEMMs (elsewhere), with a fused masked softmax.
@@ -172,7 +173,7 @@ public enum Attention {
                 let width = tileWidth(end: r1, context: T), depth = tileDepth(end: r1, context: T)
                 // S[r0..<r1, 0..<width] = scale · Q·Kᵀ, then softmax in place
                 ngpt_gemm_packed(r0, r1, 0, width, dk, scale, packedQ, dk, 0, packedK, dk, 0, 0, p, T, bf16)
-                for i in r0..<r1 { causalSoftmaxRow(p + i * T, valid: i + 1, count: width) }
+                ngpt_causal_softmax(p + r0 * T, T, r1 - r0, r0 + 1, width)  // causalSoftmaxRow's bits, row by row
                 // Y[r0..<r1] = P[r0..<r1, 0..<depth]·V[0..<depth]
                 ngpt_pack_a(0, p + r0 * T, T, r1 - r0, depth, packedP, bf16)
                 ngpt_gemm_packed(
@@ -213,7 +214,8 @@ public enum Attention {
                 let width = tileWidth(end: r1, context: T), depth = tileDepth(end: r1, context: T)
                 // dP[r0..<r1, 0..<width] = dY·Vᵀ, then dS in place
                 ngpt_gemm_packed(r0, r1, 0, width, dk, 1, packedDYA, dk, 0, packedV, dk, 0, 0, dS, T, bf16)
-                for i in r0..<r1 { softmaxBackwardRow(p + i * T, dS + i * T, valid: i + 1, count: width) }
+                // softmaxBackwardRow's bits, row by row
+                ngpt_causal_softmax_backward(p + r0 * T, dS + r0 * T, T, r1 - r0, r0 + 1, width)
                 // dQ[r0..<r1] = scale·dS[r0..<r1, 0..<depth]·K[0..<depth]
                 ngpt_pack_a(0, dS + r0 * T, T, r1 - r0, depth, packedTile, bf16)
                 ngpt_gemm_packed(

@@ -1,3 +1,4 @@
+import CRowKernels
 import Foundation
 import Testing
 
@@ -326,5 +327,51 @@ extension AttentionShape: CustomTestStringConvertible {
         #expect(abs(norm - (9.0 + 10.0).squareRoot()) < 1e-5)
         #expect(Optimizer.clipFactor(norm: 0.5, maxNorm: 1) == 1)
         #expect(abs(Double(Optimizer.clipFactor(norm: 4, maxNorm: 1)) - 1 / (4 + 1e-6)) < 1e-7)
+    }
+}
+
+/// The packed tiles' softmax and its backward in C against the Swift rows they replace: the same bits, for rows
+/// of every length from 1 to T (partial vectors of every size), tiles of 14 rows with the zeros up to the tile's
+/// width, and scores from flat to far sharper than nGPT's temperature gives.
+@Suite struct SoftmaxRowTests {
+    @Test(arguments: [1.0, 8.0, 60.0] as [Float])
+    func cRowsGiveTheSwiftRowsBits(spread: Float) {
+        var rng = SplitMix64(seed: UInt64(spread * 10))
+        let T = 100, tile = Attention.tileRows
+        let scores = (0..<(T * T)).map { _ in spread * Float(rng.normal(std: 1)) }
+        let dP = (0..<(T * T)).map { _ in Float(rng.normal(std: 1)) }
+        var swiftP = [Float](repeating: .nan, count: T * T), cP = swiftP
+        var swiftDS = swiftP, cDS = swiftP
+        for r0 in stride(from: 0, to: T, by: tile) {
+            let r1 = min(T, r0 + tile), width = Attention.tileWidth(end: r1, context: T)
+            for i in r0..<r1 {
+                for j in 0..<width { swiftP[i * T + j] = scores[i * T + j]; swiftDS[i * T + j] = dP[i * T + j] }
+            }
+            for i in r0..<r1 { Attention.causalSoftmaxRow(&swiftP[i * T], valid: i + 1, count: width) }
+            for i in r0..<r1 {
+                swiftP.withUnsafeBufferPointer { p in
+                    swiftDS.withUnsafeMutableBufferPointer { d in
+                        Attention.softmaxBackwardRow(
+                            p.baseAddress! + i * T, d.baseAddress! + i * T, valid: i + 1, count: width)
+                    }
+                }
+            }
+            for i in r0..<r1 {
+                for j in 0..<width { cP[i * T + j] = scores[i * T + j]; cDS[i * T + j] = dP[i * T + j] }
+            }
+            cP.withUnsafeMutableBufferPointer {
+                ngpt_causal_softmax($0.baseAddress! + r0 * T, T, r1 - r0, r0 + 1, width)
+            }
+            cP.withUnsafeBufferPointer { p in
+                cDS.withUnsafeMutableBufferPointer { d in
+                    ngpt_causal_softmax_backward(
+                        p.baseAddress! + r0 * T, d.baseAddress! + r0 * T, T, r1 - r0, r0 + 1, width)
+                }
+            }
+        }
+        func differing(_ x: [Float], _ y: [Float]) -> Int { zip(x, y).filter { $0.bitPattern != $1.bitPattern }.count }
+        #expect(differing(cP, swiftP) == 0)
+        #expect(differing(cDS, swiftDS) == 0)
+        #expect(swiftP[5 * T + 5] > 0 && swiftP[5 * T + 6] == 0)  // the rows hold what the tiles need
     }
 }
