@@ -337,13 +337,14 @@ public enum GEMM {
         gemm(transA: false, transB: false, m: m, n: n, k: k, x, lda: k, w, ldb: n, beta: beta, y, ldc: n)
     }
 
-    /// Y[M,N] = X[M,K] · W[N,K]ᵀ  (+ beta·Y). Used for y = x·Wᵀ layers (q, k, v, u, ν, logits).
+    /// Y[M,N] = X[M,K] · W[N,K]ᵀ  (+ beta·Y), Y's rows `ldc` apart (N unless given). Used for y = x·Wᵀ layers
+    /// (q, k, v, u, ν, logits).
     @inline(__always)
     public static func xwT(
         _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-        m: Int, k: Int, n: Int, beta: Float = 0
+        m: Int, k: Int, n: Int, beta: Float = 0, ldc: Int? = nil
     ) {
-        gemm(transA: false, transB: true, m: m, n: n, k: k, x, lda: k, w, ldb: k, beta: beta, y, ldc: n)
+        gemm(transA: false, transB: true, m: m, n: n, k: k, x, lda: k, w, ldb: k, beta: beta, y, ldc: ldc ?? n)
     }
 
     /// G[K,N] = X[M,K]ᵀ · Y[M,N]  (+ beta·G). Weight gradients: with beta 1 it accumulates.
@@ -356,38 +357,40 @@ public enum GEMM {
     }
 
     /// Y_g[M,N_g] = X[M,K] · W_g[N_g,K]ᵀ for weights that share their input (q, k and v; SwiGLU's up and gate):
-    /// X is packed once for all of them. The bits of one `xwT` per weight. (The operands in these tuples are
-    /// typed mutable only because Swift converts pointers in arguments but not inside tuples; they are only read.)
+    /// X is packed once for all of them. Each Y_g's rows are `ldc` apart (N_g unless given). The bits of one `xwT`
+    /// per weight. (The operands in these tuples are typed mutable only because Swift converts pointers in
+    /// arguments but not inside tuples; they are only read.)
     public static func xwT(
         _ x: UnsafePointer<Float>, m: Int, k: Int,
-        _ outputs: [(w: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int)]
+        _ outputs: [(w: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int)], ldc: Int? = nil
     ) {
         group(
             transA: false, transB: true, shared: .a,
-            outputs.map { Product(x, lda: k, $0.w, ldb: k, $0.y, ldc: $0.n, m: m, n: $0.n, k: k) })
+            outputs.map { Product(x, lda: k, $0.w, ldb: k, $0.y, ldc: ldc ?? $0.n, m: m, n: $0.n, k: k) })
     }
 
     /// G_g[K_g,N] = X_g[M,K_g]ᵀ · Y[M,N] (+ beta·G_g): the weight gradients of products that share their input Y,
-    /// Y packed once for all of them (each X_g as stored for products). The bits of one `xTy` per gradient.
+    /// Y packed once for all of them (each X_g as stored for products, rows `lda` values apart: K_g unless given).
+    /// The bits of one `xTy` per gradient.
     public static func xTy(
         _ terms: [(x: Operand, g: UnsafeMutablePointer<Float>, k: Int)], _ y: UnsafePointer<Float>, m: Int, n: Int,
-        beta: Float = 0
+        beta: Float = 0, lda: Int? = nil
     ) {
         group(
             transA: true, transB: false, shared: .b,
-            terms.map { Product($0.x, lda: $0.k, y, ldb: n, $0.g, ldc: n, m: $0.k, n: n, k: m) }, beta: beta)
+            terms.map { Product($0.x, lda: lda ?? $0.k, y, ldb: n, $0.g, ldc: n, m: $0.k, n: n, k: m) }, beta: beta)
     }
 
     /// Y[M,N] = Σ_g X_g[M,K_g] · W_g[K_g,N] (+ beta·Y), added in order: ∂L/∂input of products that share their
-    /// input, with one pass over Y (each X_g as stored for products). The bits of one `xw` per term (the first with
-    /// beta, the others adding).
+    /// input, with one pass over Y (each X_g as stored for products, rows `lda` values apart: K_g unless given).
+    /// The bits of one `xw` per term (the first with beta, the others adding).
     public static func xw(
         _ terms: [(x: Operand, w: UnsafeMutablePointer<Float>, k: Int)], _ y: UnsafeMutablePointer<Float>, m: Int,
-        n: Int, beta: Float = 0
+        n: Int, beta: Float = 0, lda: Int? = nil
     ) {
         group(
             transA: false, transB: false, shared: .sum,
-            terms.map { Product($0.x, lda: $0.k, $0.w, ldb: n, y, ldc: n, m: m, n: n, k: $0.k) }, beta: beta)
+            terms.map { Product($0.x, lda: lda ?? $0.k, $0.w, ldb: n, y, ldc: n, m: m, n: n, k: $0.k) }, beta: beta)
     }
 
     /// y = alpha · op(A) · x + beta · y, with A stored [rows, cols] (lda) and op(A) = A (y has `rows` entries, x

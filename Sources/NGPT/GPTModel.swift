@@ -136,9 +136,9 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
             Columns.add(s.hMid, h, s.hMid, count: n * d)
             // m = RMSNorm₂(h_mid); h_out = h_mid + ((m·W_upᵀ) ⊙ SiLU(m·W_gateᵀ))·W_down
             RowNorm.rmsForward(s.hMid, gain: wl.mlpNorm, s.a2, rstd: s.rstd2, rows: n, cols: d, eps: Self.rmsEps)
-            GEMM.xwT(s.a2, m: n, k: d, [(wl.wUp, s.ur, f), (wl.wGate, s.vr, f)])
-            SwiGLU.forward(u: s.ur, gate: s.vr, a.operand(s.x), count: n * f)
-            GEMM.xw(a.operand(s.x), wl.wDown, a.h[l + 1], m: n, k: f, n: d)
+            GEMM.xwT(s.a2, m: n, k: d, [(wl.wUp, s.ur, f), (wl.wGate, s.vr, f)], ldc: a.ldF)
+            SwiGLU.forward(u: s.ur, gate: s.vr, a.operand(s.x), count: n * a.ldF)
+            GEMM.xw(a.operand(s.x), lda: a.ldF, wl.wDown, a.h[l + 1], m: n, k: f, n: d)
             Columns.add(a.h[l + 1], s.hMid, a.h[l + 1], count: n * d)
         }
         RowNorm.rmsForward(a.h[c.layers], gain: w.norm, a.hf, rstd: a.rstdF, rows: n, cols: d, eps: Self.rmsEps)
@@ -154,11 +154,11 @@ public final class GPTModel: TransformerModel<GPTBlock<UnsafeMutablePointer<Floa
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let s = a.layers[l], wl = w.blocks[l], gl = g.blocks[l]
             // MLP: gh = ∂L/∂h_out = ∂L/∂(x·W_down) and the residual part of ∂L/∂h_mid
-            GEMM.xwT(gh, wl.wDown, a.gx, m: n, k: d, n: f)
-            GEMM.xTy(a.operand(s.x), gh, gl.wDown, m: n, k: f, n: d, beta: 1)
-            SwiGLU.backward(a.gx, u: s.ur, gate: s.vr, du: gu, dgate: gnu, count: n * f)
-            GEMM.xTy([(gu, gl.wUp, f), (gnu, gl.wGate, f)], s.a2, m: n, n: d, beta: 1)
-            GEMM.xw([(gu, wl.wUp, f), (gnu, wl.wGate, f)], a.ga, m: n, n: d)
+            GEMM.xwT(gh, wl.wDown, a.gx, m: n, k: d, n: f, ldc: a.ldF)
+            GEMM.xTy(a.operand(s.x), lda: a.ldF, gh, gl.wDown, m: n, k: f, n: d, beta: 1)
+            SwiGLU.backward(a.gx, u: s.ur, gate: s.vr, du: gu, dgate: gnu, count: n * a.ldF)
+            GEMM.xTy([(gu, gl.wUp, f), (gnu, gl.wGate, f)], s.a2, m: n, n: d, beta: 1, lda: a.ldF)
+            GEMM.xw([(gu, wl.wUp, f), (gnu, wl.wGate, f)], a.ga, m: n, n: d, lda: a.ldF)
             ghNext.update(from: gh, count: n * d)
             RowNorm.rmsBackward(
                 a.ga, x: s.hMid, gain: wl.mlpNorm, rstd: s.rstd2, ghNext,
@@ -195,7 +195,7 @@ public final class GPTActivations: StreamActivations {
     }
 
     override init(config c: ModelConfig, batch: Int, arena A: Arena = Arena()) {
-        let n = batch * c.context, d = c.dim, f = c.mlpHidden
+        let n = batch * c.context, d = c.dim, f = Self.mlpStride(c)
         let probs = AttentionShape(batch: batch, context: c.context, heads: c.heads, headDim: c.headDim).probsCount
         layers = (0..<c.layers).map { _ in
             Layer(

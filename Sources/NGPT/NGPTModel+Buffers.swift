@@ -43,7 +43,7 @@ public final class NGPTActivations: StreamActivations {
     }
 
     override init(config c: ModelConfig, batch: Int, arena A: Arena = Arena()) {
-        let n = batch * c.context, d = c.dim, f = c.mlpHidden, nh = n * c.heads
+        let n = batch * c.context, d = c.dim, f = Self.mlpStride(c), nh = n * c.heads
         let probs = AttentionShape(batch: batch, context: c.context, heads: c.heads, headDim: c.headDim).probsCount
         layers = (0..<c.layers).map { _ in
             Layer(

@@ -278,11 +278,11 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
 
             // --- MLP sub-block ---
             // u = s_u ⊙ (h·W_upᵀ) = h·(diag(s_u)W_up)ᵀ, ν = √d·s_ν ⊙ (h·W_gateᵀ)   [N, F]
-            GEMM.xwT(s.hMid, m: n, k: d, [(scaled.up[l], s.u, f), (scaled.gate[l], s.nu, f)])
-            SwiGLU.forward(u: s.u, gate: s.nu, a.operand(s.x), count: n * f)
+            GEMM.xwT(s.hMid, m: n, k: d, [(scaled.up[l], s.u, f), (scaled.gate[l], s.nu, f)], ldc: a.ldF)
+            SwiGLU.forward(u: s.u, gate: s.nu, a.operand(s.x), count: n * a.ldF)  // rows ldF apart, as a whole
             // h_M = Norm(x·W_down)   [N, d];  h_{l+1} = Norm(A + α_M ⊙ (h_M − A)), and the next block's
             // A = Norm(h_{l+1})   (one fused pass)
-            GEMM.xw(a.operand(s.x), wl.wDown, s.hM, m: n, k: f, n: d)
+            GEMM.xw(a.operand(s.x), lda: a.ldF, wl.wDown, s.hM, m: n, k: f, n: d)
             let nextA = l + 1 < c.layers ? a.layers[l + 1] : nil
             effective.alphaM[l].withUnsafeBufferPointer { al in
                 RowNorm.residualUpdate(
@@ -310,11 +310,11 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
                 gh, plus: pending, out: a.h[l + 1], invRho: s.invRho2, a: s.a2, b: s.hM, invB: s.invHM,
                 alpha: effective.alphaM[l],
                 alphaGrad: gl.alphaMLP, alphaRaw: wl.alphaMLP, acts: a)  // a.gB = d h_mlp
-            GEMM.xwT(a.gB, wl.wDown, a.gx, m: n, k: d, n: f)  // dx = dh_mlp·W_downᵀ
-            GEMM.xTy(a.operand(s.x), a.gB, gl.wDown, m: n, k: f, n: d, beta: 1)
-            SwiGLU.backward(a.gx, u: s.u, gate: s.nu, du: gu, dgate: gnu, count: n * f)
+            GEMM.xwT(a.gB, wl.wDown, a.gx, m: n, k: d, n: f, ldc: a.ldF)  // dx = dh_mlp·W_downᵀ
+            GEMM.xTy(a.operand(s.x), lda: a.ldF, a.gB, gl.wDown, m: n, k: f, n: d, beta: 1)
+            SwiGLU.backward(a.gx, u: s.u, gate: s.nu, du: gu, dgate: gnu, count: n * a.ldF)
             // through the folded weights diag(s_u)W_up and diag(√d·s_ν)W_gate (see the head above)
-            GEMM.xTy([(gu, scaled.gradUp, f), (gnu, scaled.gradGate, f)], s.hMid, m: n, n: d)
+            GEMM.xTy([(gu, scaled.gradUp, f), (gnu, scaled.gradGate, f)], s.hMid, m: n, n: d, lda: a.ldF)
             unfoldScaleGradient(
                 scaled.gradUp, weight: wl.wUp, weightGrad: gl.wUp, scale: effective.su[l], factor: 1,
                 scaleGrad: gl.sU, rawFactor: 1, rows: f)
@@ -322,7 +322,7 @@ public final class NGPTModel: TransformerModel<NGPTBlock<UnsafeMutablePointer<Fl
                 scaled.gradGate, weight: wl.wGate, weightGrad: gl.wGate, scale: effective.sv[l], factor: sqrtD,
                 scaleGrad: gl.sV, rawFactor: sqrtD, rows: f)
             // ∂L/∂h_mid = du·(diag(s_u)W_up) + dν·(diag(√d·s_ν)W_gate)   (into ghNext) + Norm'(A)ᵀ dA   (pending)
-            GEMM.xw([(gu, scaled.up[l], f), (gnu, scaled.gate[l], f)], ghNext, m: n, n: d)
+            GEMM.xw([(gu, scaled.up[l], f), (gnu, scaled.gate[l], f)], ghNext, m: n, n: d, lda: a.ldF)
             pending = .init(dy: a.gA, y: s.a2, invNorm: s.invA2)
             swap(&gh, &ghNext)
 
