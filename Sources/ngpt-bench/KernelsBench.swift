@@ -70,20 +70,23 @@ struct KernelsBench: ParsableCommand {
                 "peak (one core's measured multiply-add rate × \(Threads.count) cores): fp32 \(fmt(peak, 0)) GFLOP/s"
                     + (peakBF16.map { ", bf16 \(fmt($0, 0)) GFLOP/s" } ?? ""))
         }
-        let gemmCases: [(String, Bool, Bool, Int, Int, Int)] = [
-            ("X·Wᵀ  q/k/v", false, true, n, d, d),
-            ("X·Wᵀ  SwiGLU up", false, true, n, f, d),
-            ("X·W   SwiGLU down", false, false, n, d, f),
-            ("dY·W  SwiGLU dX", false, false, n, d, f),
-            ("dYᵀ·X SwiGLU dW", true, false, f, d, n),
-            ("X·Wᵀ  logits", false, true, n, v, d),
-            ("dY·W  logits dX", false, false, n, d, v),
-            ("dYᵀ·X logits dW", true, false, v, d, n),
+        // The last field: whether a bf16 training step stores this product's A in bf16 (`GEMM.Operand`: SwiGLU's
+        // output and its input gradients, the logit gradient), measured that way too.
+        let gemmCases: [(String, Bool, Bool, Int, Int, Int, Bool)] = [
+            ("X·Wᵀ  q/k/v", false, true, n, d, d, false),
+            ("X·Wᵀ  SwiGLU up", false, true, n, f, d, false),
+            ("X·W   SwiGLU down", false, false, n, d, f, true),
+            ("dY·W  SwiGLU dX", false, false, n, d, f, true),
+            ("dYᵀ·X SwiGLU dW", true, false, f, d, n, true),
+            ("X·Wᵀ  logits", false, true, n, v, d, false),
+            ("dY·W  logits dX", false, false, n, d, v, true),
+            ("dYᵀ·X logits dW", true, false, v, d, n, true),
         ]
         var gemmTable = Table(header: [
             "gemm", "m×n×k", "OpenBLAS GFLOP/s", "ngpt fp32", "% peak", "ngpt bf16", "% bf16 peak",
+            "A stored bf16", "%",
         ])
-        for (name, ta, tb, m, nn, k) in gemmCases where wanted("gemm") {
+        for (name, ta, tb, m, nn, k, storedBF16) in gemmCases where wanted("gemm") {
             let a = Buffer(m * k, seed: 1), b = Buffer(k * nn, seed: 2), c = Buffer(m * nn, seed: 3)
             let lda = ta ? m : k, ldb = tb ? k : nn
             let flops = 2.0 * Double(m * nn * k)
@@ -109,9 +112,26 @@ struct KernelsBench: ParsableCommand {
                 row += [fmt(rates[0], 1), fmt(rates[1], 1), fmt(100 * rates[1] / (peak ?? .nan), 0) + " %"]
                 row +=
                     GEMM.hasBF16 ? [fmt(rates[2], 1), fmt(100 * rates[2] / (peakBF16 ?? .nan), 0) + " %"] : ["-", "-"]
+                if GEMM.hasBF16 && storedBF16 {
+                    // A's values rounded to bf16 and stored so, as the step's producer writes them
+                    let stored = Buffer(m * k)
+                    let halves = UnsafeMutableRawPointer(stored.pointer).assumingMemoryBound(to: UInt16.self)
+                    BFloat16.convert(a.pointer, halves, count: m * k)
+                    let product = GEMM.Product(
+                        GEMM.Operand(stored.pointer, precision: .bf16), lda: lda, b.pointer, ldb: ldb, c.pointer,
+                        ldc: nn, m: m, n: nn, k: k)
+                    let t = medianMilliseconds(repetitions: reps) {
+                        GEMM.withPrecision(.bf16) {
+                            GEMM.group(transA: ta, transB: tb, shared: .b, [product])
+                        }
+                    }
+                    row += [fmt(flops / t / 1e6, 1), fmt(100 * flops / t / 1e6 / (peakBF16 ?? .nan), 0) + " %"]
+                } else {
+                    row += ["-", "-"]
+                }
             } else {
                 let t = medianMilliseconds(repetitions: reps, blas)
-                row += [fmt(flops / t / 1e6, 1), "-", "-", "-", "-"]
+                row += [fmt(flops / t / 1e6, 1), "-", "-", "-", "-", "-", "-"]
             }
             gemmTable.rows.append(row)
         }
