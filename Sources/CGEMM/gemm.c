@@ -342,7 +342,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static void pack_a_halves(i
 // Micro-kernels: C[0:mr, 0:nr] = alpha · (A panel · B panel) + beta · C (C is not read when beta == 0).
 
 // The tile's C lines are asked for before the loop over k: a step's outputs are fresh lines in memory, and
-// without this every one of the 28 stores (or loads, with beta) at the end waits for its line.
+// without this every one of the 28 stores (or loads, with beta) at the end waits for its line. A row's first,
+// 17th and last column: a row of 32 floats that does not start on a line boundary spans three lines.
 #define PREFETCH_TILE                                                           \
   do {                                                                          \
     for (long i = 0; i < mr; ++i) {                                             \
