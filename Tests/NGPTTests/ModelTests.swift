@@ -288,7 +288,7 @@ func normwiseError(_ a: UnsafePointer<Float>, _ b: [Double]) -> Double {
         var rng = SplitMix64(seed: 4)
         let batch = 3, n = batch * config.context
         let inputs = (0..<n).map { _ in Int32(rng.below(97)) }, targets = (0..<n).map { _ in Int32(rng.below(97)) }
-        try GEMM.withPrecision(precision) {
+        GEMM.withPrecision(precision) {
             model.grads.zero()
             let loss = model.forward(inputs: inputs, targets: targets, batch: batch)
             model.backward(lossScale: 0.5)

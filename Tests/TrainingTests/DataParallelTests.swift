@@ -48,7 +48,7 @@ struct DataParallelTests {
         p.arguments = ["--oversubscribe", "-np", "2", productsDirectory() + "/ngpt-train"] + args
         p.standardOutput = FileHandle.nullDevice
         if let stderr {
-            FileManager.default.createFile(atPath: stderr, contents: nil)
+            _ = FileManager.default.createFile(atPath: stderr, contents: nil)
             p.standardError = FileHandle(forWritingAtPath: stderr)
         } else {
             p.standardError = FileHandle.nullDevice
